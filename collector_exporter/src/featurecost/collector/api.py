@@ -1,0 +1,103 @@
+"""The collector's read side: health, status and the report API.
+
+When the collector embeds chDB it owns the data directory (one process per
+directory), so the CLI and the web page read reports through these endpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from featurecost.collector.pipeline import Pipeline
+from featurecost.collector.reports import Window, feature_costs
+from featurecost.collector.storage import Storage
+from featurecost.collector.wal import WriteAheadLog
+
+
+def _parse_time(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"{name}: not an ISO-8601 time: {value!r}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def window_from_query(params: Any) -> Window:
+    environment = params.get("environment", "production")
+    since = _parse_time(params.get("since"), "since")
+    until = _parse_time(params.get("until"), "until")
+    default = Window.last_days(7, environment)
+    window = Window(since or default.since, until or default.until, environment)
+    if window.since >= window.until:
+        raise ValueError("since must be before until")
+    return window
+
+
+def create_api_app(
+    storage: Storage,
+    wal: WriteAheadLog,
+    pipeline: Pipeline,
+    receiver_stats: Any,
+    ingest_ready: Callable[[], bool] = lambda: True,
+) -> Starlette:
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok")
+
+    async def readyz(request: Request) -> Response:
+        if not pipeline.running:
+            return PlainTextResponse("pipeline not running", status_code=503)
+        if not ingest_ready():
+            return PlainTextResponse("OTLP receiver not listening yet", status_code=503)
+        return PlainTextResponse("ready")
+
+    async def status(request: Request) -> Response:
+        stored = await run_in_threadpool(storage.stored_calls)
+        return JSONResponse(
+            {
+                "stored_calls": stored,
+                "wal": {
+                    "checkpoint": str(wal.checkpoint),
+                    "end": str(wal.end),
+                    "pending_bytes": wal.pending_bytes(),
+                },
+                "pipeline": asdict(pipeline.stats),
+                "receiver": asdict(receiver_stats),
+            }
+        )
+
+    async def report_feature_costs(request: Request) -> Response:
+        try:
+            window = window_from_query(request.query_params)
+        except ValueError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        rows = await run_in_threadpool(feature_costs, storage, window)
+        return JSONResponse(
+            {
+                "window": {
+                    "since": window.since.isoformat(),
+                    "until": window.until.isoformat(),
+                    "environment": window.environment,
+                },
+                "rows": [row.to_json() for row in rows],
+            }
+        )
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/api/v1/status", status),
+            Route("/api/v1/reports/feature-costs", report_feature_costs),
+        ]
+    )

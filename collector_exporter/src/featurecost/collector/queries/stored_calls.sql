@@ -1,0 +1,3 @@
+-- How many distinct calls are stored: what a caller awaits before reading a report.
+SELECT count() AS calls
+FROM calls FINAL

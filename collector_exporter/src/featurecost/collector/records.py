@@ -1,0 +1,56 @@
+"""The one record every pipeline stage passes along: an LLM call."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """One billable LLM call, normalized from whatever instrumentation emitted it.
+
+    Token counts follow GenAI semconv meaning: ``input_tokens`` includes cache reads
+    and writes, ``reasoning_tokens`` is a subset of ``output_tokens``.
+    """
+
+    trace_id: str
+    span_id: str
+    start_time: datetime
+    end_time: datetime
+    environment: str
+    service_name: str
+    feature: str
+    tenant: str
+    user_id: str
+    plan: str
+    root_id: str
+    session_id: str
+    version: str
+    operation: str
+    provider: str
+    request_model: str
+    response_model: str
+    input_tokens: int
+    output_tokens: int
+    cache_read_tokens: int
+    cache_write_tokens: int
+    reasoning_tokens: int
+    usage_source: str
+    status: str
+    error_type: str = ""
+    attributes: dict[str, str] = field(default_factory=dict)
+    # set by the pricing stage
+    cost_usd: Decimal | None = None
+    input_cost_usd: Decimal | None = None
+    output_cost_usd: Decimal | None = None
+    price_source: str = ""
+    price_entry: str = ""
+    price_data_version: str = ""
+    unpriced_reason: str = ""
+
+    @property
+    def model(self) -> str:
+        """The model that served the call: the response model when the provider said."""
+        return self.response_model or self.request_model

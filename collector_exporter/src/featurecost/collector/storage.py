@@ -1,0 +1,117 @@
+"""Store: calls into ClickHouse through ``clickhouse-connect``.
+
+One DSN selects the engine: ``chdb:///path`` runs ClickHouse in-process (chDB, the
+embedded default), ``http(s)://host:8123/db`` talks to a server or cluster. The same
+migrations and named queries run on both.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from importlib import resources
+from typing import Any
+
+import clickhouse_connect
+from clickhouse_connect.driver.client import Client
+
+from featurecost.collector.records import CallRecord
+
+CALL_COLUMNS = (
+    "trace_id", "span_id", "start_time", "end_time", "environment", "service_name", "feature",
+    "tenant", "user_id", "plan", "root_id", "session_id", "version", "operation", "provider",
+    "request_model", "response_model", "input_tokens", "output_tokens", "cache_read_tokens",
+    "cache_write_tokens", "reasoning_tokens", "usage_source", "status", "error_type", "attributes",
+    "cost_usd", "input_cost_usd", "output_cost_usd", "price_source", "price_entry",
+    "price_data_version", "unpriced_reason",
+)  # fmt: skip
+
+_MONEY_COLUMNS = frozenset({"cost_usd", "input_cost_usd", "output_cost_usd"})
+_MONEY_QUANTUM = Decimal("1e-18")  # the Decimal(38, 18) scale of the money columns
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def _money(value: Decimal | None) -> Decimal | None:
+    return None if value is None else value.quantize(_MONEY_QUANTUM)
+
+
+def _column_value(record: CallRecord, column: str) -> object:
+    value = getattr(record, column)
+    return _money(value) if column in _MONEY_COLUMNS else value
+
+
+def load_sql(package: str, name: str) -> str:
+    return resources.files(package).joinpath(name).read_text()
+
+
+def _statements(sql: str) -> list[str]:
+    body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
+    return [stmt.strip() for stmt in body.split(";") if stmt.strip()]
+
+
+class Storage:
+    """A clickhouse-connect client plus featurecost's schema and named queries.
+
+    chDB's in-process engine is not safe for concurrent use from several threads,
+    so every statement goes through one lock (a server does not need it, but the
+    cost is small next to a network round trip).
+    """
+
+    def __init__(self, dsn: str) -> None:
+        self.dsn = dsn
+        self._lock = threading.RLock()
+        self.client: Client = clickhouse_connect.get_client(dsn=dsn)
+
+    # --- schema ---
+    def migrate(self) -> list[str]:
+        """Apply migrations not yet applied, in order; return the names applied now."""
+        with self._lock:
+            self.client.command(
+                "CREATE TABLE IF NOT EXISTS featurecost_migrations "
+                "(version UInt32, name String, applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) "
+                "ENGINE = MergeTree ORDER BY version"
+            )
+            done = {row[0] for row in self.client.query("SELECT version FROM featurecost_migrations").result_rows}
+            applied = []
+            migrations = resources.files("featurecost.collector.migrations")
+            for entry in sorted(migrations.iterdir(), key=lambda e: e.name):
+                match = _MIGRATION_NAME.match(entry.name)
+                if not match or int(match.group(1)) in done:
+                    continue
+                for statement in _statements(entry.read_text()):
+                    self.client.command(statement)
+                self.client.insert(
+                    "featurecost_migrations",
+                    [[int(match.group(1)), entry.name]],
+                    column_names=["version", "name"],
+                )
+                applied.append(entry.name)
+            return applied
+
+    # --- writes ---
+    def insert_calls(self, records: Sequence[CallRecord], dedup_token: str) -> None:
+        """Insert one batch; re-inserting the same batch with the same token is a no-op."""
+        if not records:
+            return
+        rows = [[_column_value(r, column) for column in CALL_COLUMNS] for r in records]
+        with self._lock:
+            self.client.insert(
+                "calls", rows, column_names=CALL_COLUMNS, settings={"insert_deduplication_token": dedup_token}
+            )
+
+    # --- reads ---
+    def query_named(self, package: str, name: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run the query in ``<package>/queries/<name>.sql``; rows as dicts."""
+        sql = load_sql(f"{package}.queries", f"{name}.sql")
+        with self._lock:
+            result = self.client.query(sql, parameters=dict(parameters or {}))
+        return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+    def stored_calls(self) -> int:
+        return int(self.query_named("featurecost.collector", "stored_calls")[0]["calls"])
+
+    def close(self) -> None:
+        with self._lock:
+            self.client.close()

@@ -1,0 +1,272 @@
+"""Segmented write-ahead log: an OTLP request is on disk, fsynced, before it is acknowledged.
+
+Layout: ``<dir>/<segment:016d>.wal`` files of records ``[u32 length][u32 crc32][payload]``
+and a ``checkpoint`` file holding the position up to which records are stored
+downstream. Appends are group-committed: one writer thread writes everything queued
+and fsyncs once, then releases all the waiting appenders, so many concurrent
+requests share one fsync.
+
+A crash can leave a torn record at the tail of the newest segment; it was never
+acknowledged (the ack waits for fsync), so opening the log truncates it away.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import struct
+import threading
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+_HEADER = struct.Struct("<II")
+_SUFFIX = ".wal"
+_CHECKPOINT = "checkpoint"
+
+
+class WalFullError(Exception):
+    """The log holds ``max_bytes`` not yet stored downstream: callers should back off."""
+
+
+class WalClosedError(Exception):
+    """The log is closed; nothing more is accepted."""
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class Position:
+    segment: int
+    offset: int
+
+    def __str__(self) -> str:
+        return f"{self.segment}:{self.offset}"
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    start: Position
+    end: Position
+    payload: bytes
+
+
+def _segment_path(directory: Path, segment: int) -> Path:
+    return directory / f"{segment:016d}{_SUFFIX}"
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _valid_length(path: Path) -> int:
+    """Bytes of ``path`` that hold whole, checksummed records."""
+    valid = 0
+    with path.open("rb") as f:
+        while True:
+            header = f.read(_HEADER.size)
+            if len(header) < _HEADER.size:
+                return valid
+            length, crc = _HEADER.unpack(header)
+            payload = f.read(length)
+            if len(payload) < length or zlib.crc32(payload) != crc:
+                return valid
+            valid += _HEADER.size + length
+
+
+class WriteAheadLog:
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        segment_bytes: int = 64 * 1024 * 1024,
+        max_bytes: int = 2 * 1024 * 1024 * 1024,
+    ) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.segment_bytes = segment_bytes
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._pending: list[tuple[bytes, concurrent.futures.Future[Position]]] = []
+        self._wakeup = threading.Condition(self._lock)
+        self._appended = threading.Condition()
+        self._closed = False
+        self._checkpoint = self._read_checkpoint()
+        segments = self._segments()
+        if segments:
+            self._segment = segments[-1]
+            path = _segment_path(self.directory, self._segment)
+            valid = _valid_length(path)
+            if valid < path.stat().st_size:
+                with path.open("r+b") as f:
+                    f.truncate(valid)
+                    os.fsync(f.fileno())
+        else:
+            self._segment = max(self._checkpoint.segment, 1)
+            _segment_path(self.directory, self._segment).touch()
+            _fsync_dir(self.directory)
+        self._file = _segment_path(self.directory, self._segment).open("ab")
+        self._end = Position(self._segment, self._file.tell())
+        self._writer = threading.Thread(target=self._write_loop, name="featurecost-wal-writer", daemon=True)
+        self._writer.start()
+
+    # --- positions ---
+    def _segments(self) -> list[int]:
+        return sorted(int(p.stem) for p in self.directory.glob(f"*{_SUFFIX}") if p.stem.isdigit())
+
+    def _read_checkpoint(self) -> Position:
+        path = self.directory / _CHECKPOINT
+        if not path.exists():
+            return Position(0, 0)
+        segment, offset = path.read_text().split(":")
+        return Position(int(segment), int(offset))
+
+    @property
+    def checkpoint(self) -> Position:
+        return self._checkpoint
+
+    @property
+    def end(self) -> Position:
+        with self._appended:
+            return self._end
+
+    def pending_bytes(self) -> int:
+        """Bytes written but not yet checkpointed (what backpressure is measured on)."""
+        total = 0
+        end = self.end
+        for segment in self._segments():
+            if segment < self._checkpoint.segment:
+                continue
+            size = end.offset if segment == end.segment else _segment_path(self.directory, segment).stat().st_size
+            start = self._checkpoint.offset if segment == self._checkpoint.segment else 0
+            total += max(size - start, 0)
+        return total
+
+    # --- appending ---
+    def append(self, payload: bytes) -> concurrent.futures.Future[Position]:
+        """Queue ``payload``; the future resolves once it is fsynced (its end position)."""
+        future: concurrent.futures.Future[Position] = concurrent.futures.Future()
+        with self._lock:
+            if self._closed:
+                raise WalClosedError("write-ahead log is closed")
+            if self.pending_bytes() + len(payload) > self.max_bytes:
+                raise WalFullError(f"write-ahead log holds more than {self.max_bytes} unstored bytes")
+            self._pending.append((payload, future))
+            self._wakeup.notify()
+        return future
+
+    def _write_loop(self) -> None:
+        while True:
+            with self._lock:
+                while not self._pending and not self._closed:
+                    self._wakeup.wait()
+                batch, self._pending = self._pending, []
+                if not batch and self._closed:
+                    return
+            try:
+                positions = self._write_batch(batch)
+            except BaseException as exc:  # the disk failed: nobody in this batch is acked
+                for _, future in batch:
+                    future.set_exception(exc)
+                continue
+            for (_, future), position in zip(batch, positions, strict=True):
+                future.set_result(position)
+            with self._appended:
+                self._appended.notify_all()
+
+    def _write_batch(self, batch: list[tuple[bytes, concurrent.futures.Future[Position]]]) -> list[Position]:
+        positions = []
+        for payload, _ in batch:
+            if self._file.tell() >= self.segment_bytes:
+                self._roll()
+            self._file.write(_HEADER.pack(len(payload), zlib.crc32(payload)))
+            self._file.write(payload)
+            positions.append(Position(self._segment, self._file.tell()))
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        with self._appended:
+            self._end = positions[-1]
+        return positions
+
+    def _roll(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._segment += 1
+        self._file = _segment_path(self.directory, self._segment).open("ab")
+        _fsync_dir(self.directory)
+
+    def wait_for_data(self, after: Position, timeout: float) -> bool:
+        """Block until the log ends past ``after`` (or ``timeout``); True if it does."""
+        with self._appended:
+            return self._appended.wait_for(lambda: self._end > after or self._closed, timeout)
+
+    # --- reading ---
+    def read(self, start: Position, max_records: int, max_bytes: int) -> list[Record]:
+        """Up to ``max_records`` durable records from ``start`` (stops at ``max_bytes``)."""
+        end = self.end
+        records: list[Record] = []
+        size = 0
+        segment, offset = start.segment, start.offset
+        segments = [s for s in self._segments() if s >= segment]
+        for seg in segments:
+            if seg > end.segment:
+                break
+            limit = end.offset if seg == end.segment else None
+            pos = offset if seg == segment else 0
+            with _segment_path(self.directory, seg).open("rb") as f:
+                f.seek(pos)
+                while limit is None or pos < limit:
+                    header = f.read(_HEADER.size)
+                    if len(header) < _HEADER.size:
+                        break
+                    length, crc = _HEADER.unpack(header)
+                    payload = f.read(length)
+                    if len(payload) < length or zlib.crc32(payload) != crc:
+                        raise OSError(f"corrupt write-ahead log record at {seg}:{pos}")
+                    begin = Position(seg, pos)
+                    pos += _HEADER.size + length
+                    records.append(Record(begin, Position(seg, pos), payload))
+                    size += length
+                    if len(records) >= max_records or size >= max_bytes:
+                        return records
+            if seg < end.segment and pos >= _segment_path(self.directory, seg).stat().st_size:
+                # a finished segment: the next record starts in the next one
+                continue
+        return records
+
+    def iter_from(self, start: Position) -> Iterator[Record]:
+        position = start
+        while True:
+            batch = self.read(position, 1000, 64 * 1024 * 1024)
+            if not batch:
+                return
+            yield from batch
+            position = batch[-1].end
+
+    def commit(self, position: Position) -> None:
+        """Everything before ``position`` is stored downstream: persist it, drop old segments."""
+        path = self.directory / _CHECKPOINT
+        tmp = path.with_suffix(".tmp")
+        with tmp.open("w") as f:
+            f.write(str(position))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(self.directory)
+        self._checkpoint = position
+        for segment in self._segments():
+            if segment < position.segment:
+                _segment_path(self.directory, segment).unlink(missing_ok=True)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._wakeup.notify()
+        self._writer.join()
+        with self._appended:
+            self._appended.notify_all()
+        self._file.close()

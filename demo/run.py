@@ -1,0 +1,75 @@
+"""``make demo``: the main job end to end on the embedded default.
+
+collector (chDB) ← OTLP ← sample app (real SDKs, instrumented from outside) → provider stand-in,
+then the per-feature cost table, then every process shut down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from demo.harness import (
+    Collector,
+    HarnessError,
+    StandIn,
+    app_environment,
+    run_instrumented,
+    start_collector,
+    start_stand_in,
+)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dir", type=Path, default=Path(".demo"), help="demo state (data, logs)")
+    parser.add_argument("--keep", action="store_true", help="keep data from earlier runs")
+    args = parser.parse_args()
+    if args.dir.exists() and not args.keep:
+        shutil.rmtree(args.dir)
+    data_dir, log_dir = args.dir / "data", args.dir / "logs"
+    collector: Collector | None = None
+    stand_in: StandIn | None = None
+    try:
+        print("starting the collector (embedded chDB) …", flush=True)
+        collector = start_collector(data_dir, log_dir)
+        before = int(collector.status()["stored_calls"])
+        print(f"  OTLP/HTTP {collector.otlp_endpoint}  ·  report API {collector.api_url}  ·  data {data_dir}")
+        stand_in = start_stand_in(log_dir)
+        print(f"starting the LLM provider stand-in … {stand_in.url}")
+        print("running the sample app under opentelemetry-instrument …", flush=True)
+        print("  " + run_instrumented("demo.app", app_environment(collector, stand_in), log_dir).strip())
+        served = len(stand_in.served())
+        print(f"waiting for the {served} LLM calls to be stored …", flush=True)
+        collector.wait_for_calls(before + served)
+        collector.wait_drained()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "featurecost.collector.cli",
+                "report",
+                "features",
+                "--api",
+                collector.api_url,
+            ],
+            check=True,
+        )
+    except HarnessError as exc:
+        print(f"demo failed: {exc}\nlogs: {log_dir}", file=sys.stderr)
+        return 1
+    finally:
+        for process in (stand_in.process if stand_in else None, collector.process if collector else None):
+            if process is not None:
+                code = process.stop()
+                if code not in (0, -15):
+                    print(f"{process.name} exited with {code}; see {process.log_path}", file=sys.stderr)
+    print(f"done: all processes stopped; data kept in {data_dir} (logs in {log_dir})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,19 @@
+"""featurecost: which product feature, tenant and user is eating the LLM bill.
+
+``featurecost`` is a namespace shared by two distributions: ``featurecost-instrumentation``
+(this file, the attribution API and the SDK instrumentors) and ``featurecost-collector``
+(``featurecost.collector``). ``extend_path`` lets both live in separate directories, as
+they do in an editable install.
+"""
+
+from pkgutil import extend_path
+
+__path__ = extend_path(__path__, __name__)
+
+from featurecost.instrumentation.attribution import (
+    Attribution,
+    attribute,
+    current_attribution,
+)
+
+__all__ = ["Attribution", "attribute", "current_attribution"]

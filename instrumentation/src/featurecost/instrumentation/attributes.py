@@ -1,0 +1,51 @@
+"""Names of the span and baggage attributes featurecost reads and writes.
+
+GenAI names follow the OpenTelemetry GenAI semantic conventions. Where the conventions
+have no name yet we use the ``featurecost.*`` prefix; docs/attributes.md lists them.
+The collector imports these too, so producer and consumer cannot drift apart.
+"""
+
+from typing import Final
+
+# --- attribution (baggage keys == span attribute keys) ---
+FEATURE: Final = "featurecost.feature"
+TENANT: Final = "featurecost.tenant"
+USER: Final = "user.id"
+PLAN: Final = "featurecost.plan"
+ROOT_ID: Final = "featurecost.root_id"
+SESSION: Final = "session.id"
+VERSION: Final = "featurecost.version"
+EXTRA_PREFIX: Final = "featurecost."
+
+ATTRIBUTION_KEYS: Final = (FEATURE, TENANT, USER, PLAN, ROOT_ID, SESSION, VERSION)
+DEFAULT_FEATURE: Final = "unattributed"
+
+# --- resource ---
+DEPLOYMENT_ENVIRONMENT: Final = "deployment.environment.name"
+DEPLOYMENT_ENVIRONMENT_OLD: Final = "deployment.environment"
+SERVICE_NAME: Final = "service.name"
+
+# --- GenAI semantic conventions ---
+GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME: Final = "gen_ai.provider.name"
+GEN_AI_SYSTEM: Final = "gen_ai.system"  # deprecated name of gen_ai.provider.name
+GEN_AI_REQUEST_MODEL: Final = "gen_ai.request.model"
+GEN_AI_REQUEST_MAX_TOKENS: Final = "gen_ai.request.max_tokens"
+GEN_AI_RESPONSE_MODEL: Final = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID: Final = "gen_ai.response.id"
+GEN_AI_RESPONSE_FINISH_REASONS: Final = "gen_ai.response.finish_reasons"
+GEN_AI_USAGE_INPUT_TOKENS: Final = "gen_ai.usage.input_tokens"
+GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
+SERVER_ADDRESS: Final = "server.address"
+ERROR_TYPE: Final = "error.type"
+
+# --- featurecost extensions (no semconv name yet) ---
+USAGE_REASONING_TOKENS: Final = "featurecost.usage.reasoning_tokens"
+USAGE_SOURCE: Final = "featurecost.usage.source"  # "reported" | "missing"
+REQUEST_SERVICE_TIER: Final = "featurecost.request.service_tier"
+RESPONSE_SERVICE_TIER: Final = "featurecost.response.service_tier"
+
+USAGE_REPORTED: Final = "reported"
+USAGE_MISSING: Final = "missing"
