@@ -21,10 +21,12 @@ from rich.table import Table
 from featurecost.collector.reports import FeatureCostRow, Window, feature_costs
 from featurecost.collector.server import CollectorConfig, default_storage_dsn, serve
 from featurecost.collector.storage import Storage
+from featurecost.collector.storage_cli import storage_app
 
 app = typer.Typer(help="featurecost: which feature, tenant and user is eating your LLM bill.", no_args_is_help=True)
 report_app = typer.Typer(help="Read costs (through the collector's API, or straight from storage).")
 app.add_typer(report_app, name="report")
+app.add_typer(storage_app, name="storage")
 
 DEFAULT_API = "http://127.0.0.1:8787"
 
