@@ -1,0 +1,1 @@
+"""Grafana dashboards for featurecost (built by ``dashboards.build``)."""
