@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 INSTALL_INPUTS := requirements-dev.txt instrumentation/pyproject.toml collector_exporter/pyproject.toml
 
-.PHONY: demo test lint typecheck unit install clean
+.PHONY: demo test lint typecheck unit install clean browser-deps
 
 install: $(STAMP)
 
@@ -26,10 +26,16 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) browser-deps
 	$(BIN)/python -m pytest
 
 test: lint typecheck unit
+
+# The web page tests drive Debian's chromium headless; install it only when it is missing
+# (CI runs as root on a clean Debian machine with apt available).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -21,6 +21,7 @@ from featurecost.collector.pipeline import Pipeline
 from featurecost.collector.reports import Window, feature_costs
 from featurecost.collector.storage import Storage
 from featurecost.collector.wal import WriteAheadLog
+from featurecost.collector.web import web_routes
 
 
 def _parse_time(value: str | None, name: str) -> datetime | None:
@@ -99,5 +100,6 @@ def create_api_app(
             Route("/readyz", readyz),
             Route("/api/v1/status", status),
             Route("/api/v1/reports/feature-costs", report_feature_costs),
+            *web_routes(),
         ]
     )

@@ -1,0 +1,197 @@
+// featurecost built-in page: reads the collector's report API and draws plain SVG.
+// No libraries and no CDN, so it works on a closed network. Money arrives as decimal
+// strings; it is only turned into floats for chart geometry, never for the numbers shown.
+"use strict";
+
+const SVG = "http://www.w3.org/2000/svg";
+const PALETTE = ["#2f6fde", "#e8833a", "#3aa76d", "#c2417a", "#8e6bd6", "#c9a227", "#2bb3c0", "#7a8794"];
+const DAY_MS = 86400000;
+
+function el(tag, attrs, text) {
+  const node = tag.startsWith("svg:") ? document.createElementNS(SVG, tag.slice(4)) : document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+// Round a non-negative decimal string half-up to `places` digits, without floats.
+function roundDecimal(text, places) {
+  const [whole, frac = ""] = text.split(".");
+  const padded = (frac + "0".repeat(places + 1)).slice(0, places + 1);
+  let scaled = BigInt(whole + padded.slice(0, places));
+  if (Number(padded[places]) >= 5) scaled += 1n;
+  const digits = scaled.toString().padStart(places + 1, "0");
+  return digits.slice(0, digits.length - places) + "." + digits.slice(digits.length - places);
+}
+
+function money(text) {
+  return text === null ? "unpriced" : "$" + roundDecimal(text, 6);
+}
+
+function integer(n) {
+  return Number(n).toLocaleString("en-US");
+}
+
+function percent(share) {
+  return share === null ? "" : roundDecimal((Number(share) * 100).toFixed(3), 1) + "%";
+}
+
+async function featureCosts(since, until, environment) {
+  const params = new URLSearchParams({ since: since.toISOString(), until: until.toISOString(), environment });
+  const response = await fetch("api/v1/reports/feature-costs?" + params.toString());
+  if (!response.ok) throw new Error("report API answered " + response.status + ": " + (await response.text()));
+  return (await response.json()).rows;
+}
+
+function renderKpis(rows) {
+  const box = document.getElementById("kpis");
+  box.replaceChildren();
+  // Sum decimal strings exactly: scale to 18 digits as BigInt.
+  let total = 0n;
+  for (const row of rows) {
+    if (row.cost_usd === null) continue;
+    const [whole, frac = ""] = row.cost_usd.split(".");
+    total += BigInt(whole + (frac + "0".repeat(18)).slice(0, 18));
+  }
+  const digits = total.toString().padStart(19, "0");
+  const totalText = digits.slice(0, -18) + "." + digits.slice(-18);
+  const sum = (key) => rows.reduce((acc, row) => acc + row[key], 0);
+  const kpis = [
+    ["Priced spend", money(totalText), "kpi-spend"],
+    ["Calls", integer(sum("calls")), "kpi-calls"],
+    ["Sessions", integer(sum("sessions")), "kpi-sessions"],
+    ["Unpriced calls", integer(sum("unpriced_calls")), "kpi-unpriced"],
+  ];
+  for (const [label, value, id] of kpis) {
+    const card = el("div", { class: "kpi", id });
+    card.append(el("div", { class: "label" }, label), el("div", { class: "value" }, value));
+    box.append(card);
+  }
+}
+
+function renderFeatureBars(rows, colors) {
+  const width = 560;
+  const barHeight = 22;
+  const labelWidth = 150;
+  const height = Math.max(rows.length, 1) * (barHeight + 8) + 8;
+  const svg = el("svg:svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "Cost by feature" });
+  const max = Math.max(...rows.map((row) => Number(row.cost_usd || 0)), 0);
+  rows.forEach((row, i) => {
+    const y = 8 + i * (barHeight + 8);
+    const value = Number(row.cost_usd || 0);
+    const w = max > 0 ? Math.max(((width - labelWidth - 90) * value) / max, 1) : 1;
+    const label = el("svg:text", { x: 0, y: y + 15 }, row.feature.length > 24 ? row.feature.slice(0, 23) + "…" : row.feature);
+    label.append(el("svg:title", {}, row.feature));
+    svg.append(label);
+    if (row.cost_usd === null) {
+      // unknown price: no bar at all (a zero-length bar would read as $0)
+      svg.append(el("svg:text", { x: labelWidth, y: y + 15, class: "unpriced" }, "unpriced"));
+      return;
+    }
+    svg.append(el("svg:rect", { x: labelWidth, y, width: w, height: barHeight, fill: colors.get(row.feature), "data-feature": row.feature }));
+    svg.append(el("svg:text", { x: labelWidth + w + 6, y: y + 15 }, money(row.cost_usd)));
+  });
+  document.getElementById("chart-features").replaceChildren(svg);
+}
+
+function renderDailyBars(days, colors) {
+  const width = 560;
+  const height = 240;
+  const bottom = 22;
+  const left = 8;
+  const svg = el("svg:svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "Daily cost by feature" });
+  const totals = days.map((day) => day.rows.reduce((acc, row) => acc + Number(row.cost_usd || 0), 0));
+  const max = Math.max(...totals, 0);
+  const slot = (width - left) / days.length;
+  svg.append(el("svg:line", { class: "axis", x1: left, x2: width, y1: height - bottom, y2: height - bottom }));
+  days.forEach((day, i) => {
+    let top = height - bottom;
+    for (const row of day.rows) {
+      const value = Number(row.cost_usd || 0);
+      if (value <= 0 || max <= 0) continue;
+      const h = ((height - bottom - 10) * value) / max;
+      top -= h;
+      svg.append(
+        el("svg:rect", {
+          x: left + i * slot + slot * 0.15,
+          y: top,
+          width: slot * 0.7,
+          height: h,
+          fill: colors.get(row.feature),
+          "data-day": day.label,
+          "data-feature": row.feature,
+        }),
+      );
+    }
+    if (days.length <= 14 || i % Math.ceil(days.length / 10) === 0) {
+      svg.append(el("svg:text", { x: left + i * slot + slot * 0.15, y: height - 6 }, day.label.slice(5)));
+    }
+  });
+  document.getElementById("chart-daily").replaceChildren(svg);
+}
+
+function renderTable(rows, colors) {
+  const body = document.querySelector("#features tbody");
+  body.replaceChildren();
+  const reasons = document.getElementById("unpriced-reasons");
+  reasons.replaceChildren();
+  for (const row of rows) {
+    const tr = el("tr", { "data-feature": row.feature });
+    const name = el("td", { class: "feature" });
+    name.append(el("span", { class: "swatch", style: `background:${colors.get(row.feature)}` }), row.feature);
+    tr.append(name);
+    const cells = [
+      ["calls", integer(row.calls)],
+      ["actions", integer(row.actions)],
+      ["sessions", integer(row.sessions)],
+      ["input_tokens", integer(row.input_tokens)],
+      ["output_tokens", integer(row.output_tokens)],
+      ["cache_read_tokens", integer(row.cache_read_tokens)],
+      ["cost_usd", money(row.cost_usd)],
+      ["share", percent(row.share)],
+      ["unpriced_calls", row.unpriced_calls ? integer(row.unpriced_calls) : ""],
+    ];
+    for (const [key, text] of cells) {
+      tr.append(el("td", { "data-key": key, class: key === "unpriced_calls" ? "unpriced" : "" }, text));
+    }
+    body.append(tr);
+    for (const reason of row.unpriced_reasons) reasons.append(el("li", {}, `unpriced · ${row.feature}: ${reason}`));
+  }
+}
+
+async function main() {
+  const params = new URLSearchParams(location.search);
+  const environment = params.get("environment") || "production";
+  const days = Math.min(Math.max(parseInt(params.get("days") || "7", 10) || 7, 1), 31);
+  document.getElementById("environment").value = environment;
+  document.getElementById("days").value = String(days);
+  // Whole UTC days, the last one being today, so each daily bar is one report call.
+  const now = new Date();
+  const until = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()) + DAY_MS);
+  const since = new Date(until.getTime() - days * DAY_MS);
+  const status = document.getElementById("status");
+  try {
+    const dayStarts = Array.from({ length: days }, (_, i) => new Date(since.getTime() + i * DAY_MS));
+    const [rows, ...daily] = await Promise.all([
+      featureCosts(since, until, environment),
+      ...dayStarts.map((start) => featureCosts(start, new Date(start.getTime() + DAY_MS), environment)),
+    ]);
+    const colors = new Map(rows.map((row, i) => [row.feature, PALETTE[i % PALETTE.length]]));
+    renderKpis(rows);
+    renderFeatureBars(rows, colors);
+    renderDailyBars(
+      daily.map((dayRows, i) => ({ label: dayStarts[i].toISOString().slice(0, 10), rows: dayRows })),
+      colors,
+    );
+    renderTable(rows, colors);
+    status.textContent = rows.length
+      ? `${environment} · ${since.toISOString().slice(0, 10)} → ${until.toISOString().slice(0, 10)} (UTC, end exclusive)`
+      : `No calls stored for ${environment} in the last ${days} days.`;
+    document.body.dataset.ready = "true";
+  } catch (error) {
+    status.textContent = "Could not load the report: " + error.message;
+    document.body.dataset.ready = "error";
+  }
+}
+
+main();

@@ -1,0 +1,151 @@
+"""The built-in web page, rendered by headless Chromium against a real collector.
+
+The collector runs as a subprocess (demo/harness.py) and receives real OTLP spans
+from the OpenTelemetry SDK's exporter. The page is checked twice: its rendered DOM
+must show what the report API answers (features, calls, costs rounded from the API's
+decimal strings here, with Decimal), and its screenshot must actually contain the
+charts (pixels of the bar colours, not a blank page).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import SpanKind
+
+from demo.harness import Collector, start_collector
+from tests.headless import TableRows, decode_png, rendered_dom, screenshot
+
+# feature, tenant, session, model, input tokens, output tokens
+CALLS = [
+    ("support-bot", "acme", "s1", "gpt-4o-mini-2024-07-18", 12_000, 800),
+    ("support-bot", "acme", "s1", "gpt-4o-mini-2024-07-18", 15_000, 900),
+    ("support-bot", "globex", "s2", "gpt-4o-mini-2024-07-18", 9_000, 400),
+    ("draft-email", "acme", "s3", "gpt-4.1-mini-2025-04-14", 3_000, 2_500),
+    ("summarize & <b>rank</b>", "initech", "s4", "gpt-4.1-mini-2025-04-14", 40_000, 1_000),
+    ("private-model", "initech", "s5", "acme-private-llm", 5_000, 500),
+]
+# Bar colours of app.js's palette, in the order features are ranked by cost.
+PALETTE = [(0x2F, 0x6F, 0xDE), (0xE8, 0x83, 0x3A), (0x3A, 0xA7, 0x6D), (0xC2, 0x41, 0x7A)]
+
+
+def send_spans(collector: Collector) -> None:
+    provider = TracerProvider(resource=Resource.create({"deployment.environment.name": "web-test"}))
+    provider.add_span_processor(SimpleSpanProcessor(OTLPSpanExporter(endpoint=f"{collector.otlp_endpoint}/v1/traces")))
+    tracer = provider.get_tracer("web-test")
+    for feature, tenant, session, model, input_tokens, output_tokens in CALLS:
+        with tracer.start_as_current_span(f"chat {model}", kind=SpanKind.CLIENT) as span:
+            span.set_attributes(
+                {
+                    "gen_ai.operation.name": "chat",
+                    "gen_ai.provider.name": "openai",
+                    "gen_ai.request.model": model,
+                    "gen_ai.response.model": model,
+                    "gen_ai.usage.input_tokens": input_tokens,
+                    "gen_ai.usage.output_tokens": output_tokens,
+                    "featurecost.feature": feature,
+                    "featurecost.tenant": tenant,
+                    "session.id": session,
+                }
+            )
+    provider.shutdown()
+
+
+@dataclass
+class Page:
+    collector: Collector
+    report: list[dict[str, Any]]
+
+    @property
+    def url(self) -> str:
+        return f"{self.collector.api_url}/?environment=web-test&days=7"
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
+    base = tmp_path_factory.mktemp("web")
+    collector = start_collector(base / "data", base / "logs")
+    try:
+        send_spans(collector)
+        collector.wait_for_calls(len(CALLS))
+        response = httpx.get(
+            f"{collector.api_url}/api/v1/reports/feature-costs", params={"environment": "web-test"}, timeout=30
+        )
+        response.raise_for_status()
+        yield Page(collector, response.json()["rows"])
+    finally:
+        assert collector.process.stop() == 0, collector.process.log()
+
+
+def usd(text: str | None) -> str:
+    return "unpriced" if text is None else "$" + str(Decimal(text).quantize(Decimal("0.000001"), ROUND_HALF_UP))
+
+
+def test_page_and_assets_are_served(page: Page) -> None:
+    index = httpx.get(f"{page.collector.api_url}/", timeout=10)
+    assert index.status_code == 200
+    assert index.headers["content-type"].startswith("text/html")
+    assert 'src="web/app.js"' in index.text
+    script = httpx.get(f"{page.collector.api_url}/web/app.js", timeout=10)
+    assert script.status_code == 200
+    assert "javascript" in script.headers["content-type"]
+    assert httpx.get(f"{page.collector.api_url}/web/missing.js", timeout=10).status_code == 404
+
+
+def test_rendered_page_shows_the_report(page: Page) -> None:
+    sent = Counter(feature for feature, *_ in CALLS)
+    assert {row["feature"] for row in page.report} == set(sent)
+    dom = rendered_dom(page.url)
+    assert 'data-ready="true"' in dom
+    parser = TableRows()
+    parser.feed(dom)
+    assert set(parser.rows) == set(sent)
+    for row in page.report:
+        cells = parser.rows[row["feature"]]
+        assert cells["feature"] == row["feature"]
+        assert cells["calls"] == f"{sent[row['feature']]:,}"
+        assert cells["sessions"] == f"{row['sessions']:,}"
+        assert cells["input_tokens"] == f"{row['input_tokens']:,}"
+        assert cells["cost_usd"] == usd(row["cost_usd"])
+    # the unknown model is shown as unpriced, never as $0
+    assert parser.rows["private-model"]["cost_usd"] == "unpriced"
+    assert parser.rows["private-model"]["unpriced_calls"] == "1"
+    assert "acme-private-llm" in dom
+    # a feature name is text, never markup
+    assert "<b>rank</b>" not in dom
+    assert "summarize &amp; &lt;b&gt;rank&lt;/b&gt;" in dom
+    total = sum((Decimal(r["cost_usd"]) for r in page.report if r["cost_usd"] is not None), Decimal(0))
+    assert usd(str(total)) in parser.texts_by_id["kpi-spend"]
+    assert parser.texts_by_id["kpi-calls"].endswith(str(len(CALLS)))
+    # both charts drew one bar per priced feature
+    priced = [r for r in page.report if r["cost_usd"] is not None]
+    assert dom.count("<rect ") >= 2 * len(priced)
+
+
+def test_screenshot_shows_the_charts(page: Page, tmp_path: Path) -> None:
+    image = decode_png(screenshot(page.url, tmp_path / "page.png").read_bytes())
+    assert (image.width, image.height) == (1280, 900)
+    colours = Counter(image.rgb(x, y) for y in range(0, image.height, 2) for x in range(0, image.width, 2))
+    assert len(colours) > 50, "the page looks blank"
+    most_common_share = colours.most_common(1)[0][1] / sum(colours.values())
+    assert most_common_share < 0.9, "one colour covers almost the whole page"
+    ranked = [r for r in page.report if r["cost_usd"] is not None]
+    for colour in PALETTE[: min(len(ranked), len(PALETTE))]:
+        assert colours[colour] > 100, f"no bars of colour {colour} in the screenshot"
+
+
+def test_empty_environment_says_so(page: Page) -> None:
+    dom = rendered_dom(f"{page.collector.api_url}/?environment=nothing-here&days=1")
+    assert 'data-ready="true"' in dom
+    assert "No calls stored for nothing-here" in dom
