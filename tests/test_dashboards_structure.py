@@ -1,0 +1,79 @@
+"""The Grafana dashboard JSON and provisioning: structure Grafana relies on."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dashboards import build
+
+PROVISIONING = Path(build.HERE) / "provisioning"
+
+
+def dashboard() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(build.OUTPUT.read_text())
+    return data
+
+
+def test_every_panel_queries_the_provisioned_datasource() -> None:
+    (datasource,) = yaml.safe_load((PROVISIONING / "datasources" / "clickhouse.yaml").read_text())["datasources"]
+    assert datasource["type"] == "grafana-clickhouse-datasource"
+    board = dashboard()
+    assert board["panels"]
+    for panel in board["panels"]:
+        assert panel["datasource"] == {"type": datasource["type"], "uid": datasource["uid"]}, panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == datasource["uid"]
+            assert target["editorType"] == "sql"
+            assert target["rawSql"].strip().upper().startswith(("SELECT", "WITH"))
+            assert target["format"] in (build.FORMAT_TABLE, build.FORMAT_TIME_SERIES)
+            if panel["type"] == "timeseries":
+                assert target["format"] == build.FORMAT_TIME_SERIES
+                assert "$__timeInterval(" in target["rawSql"]
+    for variable in board["templating"]["list"]:
+        assert variable["datasource"]["uid"] == datasource["uid"]
+
+
+def test_variables_are_defined_and_used() -> None:
+    board = dashboard()
+    defined = {v["name"] for v in board["templating"]["list"]}
+    assert defined == {"environment", "feature", "tenant"}
+    sql = [t["rawSql"] for p in board["panels"] for t in p["targets"]] + [v["query"] for v in board["templating"]["list"]]
+    used = {name for text in sql for name in re.findall(r"\$\{(\w+)", text)}
+    assert used == defined
+    for text in sql[: len(board["panels"])]:
+        assert "$__timeFilter(start_time)" in text  # every panel follows the time picker
+        assert "${environment:sqlstring}" in text
+    for variable in board["templating"]["list"]:
+        if variable["multi"]:
+            assert variable["includeAll"] and variable["allValue"] == build.ALL_VALUE
+
+
+def test_layout_ids_and_provisioning() -> None:
+    board = dashboard()
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids))
+    cells: set[tuple[int, int]] = set()
+    for panel in board["panels"]:
+        grid = panel["gridPos"]
+        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, panel["title"]
+        area = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"]) for y in range(grid["y"], grid["y"] + grid["h"])}
+        assert not cells & area, f"{panel['title']} overlaps another panel"
+        cells |= area
+    titles = {p["title"] for p in board["panels"]}
+    assert {
+        "Weekly cost by feature",
+        "Cost over time by feature",
+        "Session cost p50 / p95",
+        "Cache savings",
+        "Top tenants",
+        "Unpriced and unattributed share",
+    } <= titles
+    (provider,) = yaml.safe_load((PROVISIONING / "dashboards" / "featurecost.yaml").read_text())["providers"]
+    assert provider["type"] == "file"
+    assert board["uid"] == build.DASHBOARD_UID
