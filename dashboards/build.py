@@ -62,7 +62,10 @@ PANELS = [
         "stat",
         (0, 0, 12, 4),
         "Priced spend, calls, sessions and calls whose price is unknown (never counted as $0).",
-        options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "textMode": "value_and_name"},
+        options={
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "textMode": "value_and_name",
+        },
         overrides=[_usd("spend_usd")],
     ),
     Panel(
@@ -73,7 +76,10 @@ PANELS = [
         "Share of calls without a price, and of calls and spend without a feature. "
         "Not filtered by the feature variable.",
         unit="percentunit",
-        options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}, "textMode": "value_and_name"},
+        options={
+            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+            "textMode": "value_and_name",
+        },
     ),
     Panel(
         "Weekly cost by feature",

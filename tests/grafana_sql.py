@@ -76,9 +76,7 @@ def expand_macros(sql: str, time_range: TimeRange) -> str:
 
     with_column("timeFilter_ms", f"{{col}} >= {_to_datetime64(start)} AND {{col}} <= {_to_datetime64(end)}")
     with_column("timeFilter", f"{{col}} >= {_to_datetime(start)} AND {{col}} <= {_to_datetime(end)}")
-    with_column(
-        "dateFilter", f"{{col}} >= toDate('{start:%Y-%m-%d}') AND {{col}} <= toDate('{end:%Y-%m-%d}')"
-    )
+    with_column("dateFilter", f"{{col}} >= toDate('{start:%Y-%m-%d}') AND {{col}} <= toDate('{end:%Y-%m-%d}')")
     with_column(
         "timeInterval_ms",
         f"toStartOfInterval(toDateTime64({{col}}, 3), INTERVAL {interval * 1000} millisecond)",

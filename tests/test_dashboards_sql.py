@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from dashboards import build
+
 from featurecost.collector.records import CallRecord
 from featurecost.collector.storage import Storage
 from tests.grafana_sql import ALL, TimeRange, Variable, to_clickhouse
@@ -153,9 +153,7 @@ def test_every_panel_and_variable_query_runs_on_the_engine(storage: Storage) -> 
 
 def test_variables_list_what_was_seeded(storage: Storage) -> None:
     assert [r["environment"] for r in run(storage, variable_sql("environment"))] == ["production", "staging"]
-    assert [r["feature"] for r in run(storage, variable_sql("feature"))] == sorted(
-        {r.feature for r in in_range()}
-    )
+    assert [r["feature"] for r in run(storage, variable_sql("feature"))] == sorted({r.feature for r in in_range()})
     tenants = run(storage, variable_sql("tenant"), feature=Variable(["draft-email"]))
     assert [r["tenant"] for r in tenants] == ["acme", "initech"]
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from dashboards import build
 
 PROVISIONING = Path(build.HERE) / "provisioning"
@@ -43,7 +42,9 @@ def test_variables_are_defined_and_used() -> None:
     board = dashboard()
     defined = {v["name"] for v in board["templating"]["list"]}
     assert defined == {"environment", "feature", "tenant"}
-    sql = [t["rawSql"] for p in board["panels"] for t in p["targets"]] + [v["query"] for v in board["templating"]["list"]]
+    sql = [t["rawSql"] for p in board["panels"] for t in p["targets"]] + [
+        v["query"] for v in board["templating"]["list"]
+    ]
     used = {name for text in sql for name in re.findall(r"\$\{(\w+)", text)}
     assert used == defined
     for text in sql[: len(board["panels"])]:
@@ -51,7 +52,8 @@ def test_variables_are_defined_and_used() -> None:
         assert "${environment:sqlstring}" in text
     for variable in board["templating"]["list"]:
         if variable["multi"]:
-            assert variable["includeAll"] and variable["allValue"] == build.ALL_VALUE
+            assert variable["includeAll"]
+            assert variable["allValue"] == build.ALL_VALUE
 
 
 def test_layout_ids_and_provisioning() -> None:
@@ -61,8 +63,11 @@ def test_layout_ids_and_provisioning() -> None:
     cells: set[tuple[int, int]] = set()
     for panel in board["panels"]:
         grid = panel["gridPos"]
-        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24, panel["title"]
-        area = {(x, y) for x in range(grid["x"], grid["x"] + grid["w"]) for y in range(grid["y"], grid["y"] + grid["h"])}
+        assert grid["x"] >= 0, panel["title"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        area = {
+            (x, y) for x in range(grid["x"], grid["x"] + grid["w"]) for y in range(grid["y"], grid["y"] + grid["h"])
+        }
         assert not cells & area, f"{panel['title']} overlaps another panel"
         cells |= area
     titles = {p["title"] for p in board["panels"]}

@@ -16,7 +16,14 @@ import pytest
 from typer.testing import CliRunner
 
 from featurecost.collector.cli import app
-from featurecost.collector.cluster_ddl import ClusterDDL, ClusterDDLError, Migration, cluster_ddl, load_migrations, render
+from featurecost.collector.cluster_ddl import (
+    ClusterDDL,
+    ClusterDDLError,
+    Migration,
+    cluster_ddl,
+    load_migrations,
+    render,
+)
 from featurecost.collector.storage import Storage, _statements
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,8 +68,9 @@ def test_tables_become_replicated_local_plus_distributed(engine: Storage) -> Non
     distributed = next(s for s in statements if s.startswith("CREATE TABLE IF NOT EXISTS costs.calls "))
     local_text = formatted(engine, local)
     assert "ON CLUSTER prod" in local_text
-    assert "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/calls_local', '{replica}')" in (
-        local_text
+    assert (
+        "ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/calls_local', '{replica}')"
+        in (local_text)
     )
     assert "replicated_deduplication_window = 10000" in local_text
     assert "non_replicated" not in local_text
@@ -100,7 +108,8 @@ def test_views_and_alters_are_rewritten(engine: Storage) -> None:
                 cost AggregateFunction(sum, Nullable(Decimal(38, 18))))
             ENGINE = AggregatingMergeTree ORDER BY (feature, hour);
             CREATE MATERIALIZED VIEW IF NOT EXISTS hourly_mv TO hourly AS
-            SELECT toStartOfHour(start_time) AS hour, feature, sumState(cost_usd) AS cost FROM calls GROUP BY hour, feature;
+            SELECT toStartOfHour(start_time) AS hour, feature, sumState(cost_usd) AS cost
+            FROM calls GROUP BY hour, feature;
             CREATE VIEW IF NOT EXISTS hourly_costs AS
             SELECT hour, feature, sumMerge(cost) AS cost FROM hourly GROUP BY hour, feature;
             ALTER TABLE calls ADD COLUMN IF NOT EXISTS region LowCardinality(String) DEFAULT ''
@@ -153,4 +162,6 @@ def test_cli_writes_the_ddl_and_the_committed_file_is_current(tmp_path: Path) ->
     bad = runner.invoke(app, ["storage", "cluster-ddl", "--database", "no-dashes"])
     assert bad.exit_code != 0
     committed = (ROOT / "deploy" / "clickhouse" / "cluster.sql").read_text()
-    assert committed == render(cluster_ddl()), "regenerate: featurecost storage cluster-ddl -o deploy/clickhouse/cluster.sql"
+    assert committed == render(cluster_ddl()), (
+        "regenerate: featurecost storage cluster-ddl -o deploy/clickhouse/cluster.sql"
+    )

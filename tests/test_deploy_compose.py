@@ -72,7 +72,8 @@ def test_compose_has_the_four_services_wired_together(compose: dict[str, Any]) -
     assert set(services) == {"clickhouse", "collector", "otel-collector", "grafana"}
     for name, service in services.items():
         image = service["image"]
-        assert ":" in image and not image.endswith(":latest"), f"{name}: pin the image tag"
+        assert ":" in image, f"{name}: pin the image tag"
+        assert not image.endswith(":latest"), f"{name}: pin the image tag"
         assert service.get("restart") == "unless-stopped", name
     assert services["collector"]["depends_on"]["clickhouse"]["condition"] == "service_healthy"
     assert services["otel-collector"]["depends_on"]["collector"]["condition"] == "service_healthy"
@@ -150,8 +151,10 @@ def test_otel_collector_forwards_to_the_collector(compose: dict[str, Any]) -> No
     collector_env = env_of(compose["services"]["collector"])
     assert endpoint.hostname == "collector"
     assert str(endpoint.port) == collector_env["FEATURECOST_OTLP_HTTP_PORT"]
-    assert exporter["encoding"] == "proto" and exporter["compression"] == "gzip"  # what the receiver accepts
-    assert exporter["retry_on_failure"]["enabled"] and exporter["sending_queue"]["enabled"]
+    assert exporter["encoding"] == "proto"
+    assert exporter["compression"] == "gzip"
+    assert exporter["retry_on_failure"]["enabled"]
+    assert exporter["sending_queue"]["enabled"]
     published = {p.split(":")[0] for p in service["ports"]}
     assert {"4317", "4318"} <= published
 
@@ -191,7 +194,8 @@ def dockerfile_instructions() -> list[tuple[str, str]]:
 def test_dockerfile() -> None:
     instructions = dockerfile_instructions()
     froms = [rest for keyword, rest in instructions if keyword == "FROM"]
-    assert froms and all(":" in f.split()[0] and "latest" not in f for f in froms)
+    assert froms
+    assert all(":" in f.split()[0] and "latest" not in f for f in froms)
     for keyword, rest in instructions:
         if keyword == "COPY" and not rest.startswith("--from"):
             for source in shlex.split(rest)[:-1]:
@@ -215,4 +219,6 @@ def test_dockerfile() -> None:
     assert data_dir is not None
     assert any(keyword == "VOLUME" and data_dir.group(1) in rest for keyword, rest in instructions)
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text().splitlines()
-    assert "*" in ignore and "!instrumentation/" in ignore and "!collector_exporter/" in ignore
+    assert "*" in ignore
+    assert "!instrumentation/" in ignore
+    assert "!collector_exporter/" in ignore

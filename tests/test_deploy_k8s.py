@@ -60,7 +60,8 @@ def test_each_collector_keeps_its_wal_on_a_persistent_volume(
     (claim,) = spec["volumeClaimTemplates"]
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
     size = claim["spec"]["resources"]["requests"]["storage"]
-    assert size.endswith("Gi") and int(size[:-2]) * 1024**3 > CollectorConfig("x", Path("w")).wal_max_bytes
+    assert size.endswith("Gi")
+    assert int(size[:-2]) * 1024**3 > CollectorConfig("x", Path("w")).wal_max_bytes
     mounts = {m["name"]: m["mountPath"] for m in container(manifests)["volumeMounts"]}
     assert mounts[claim["metadata"]["name"]] == env(manifests)["FEATURECOST_DATA_DIR"]
     assert spec["serviceName"] in {name for kind, name in manifests if kind == "Service"}

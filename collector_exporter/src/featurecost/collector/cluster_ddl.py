@@ -221,7 +221,8 @@ class ClusterDDL:
         if target not in self.tables:
             raise ClusterDDLError(f"materialized view {view}: target {target} is not a table of the migrations")
         body = self._qualify_sources(body, local=True)
-        return f"CREATE MATERIALIZED VIEW IF NOT EXISTS {self.local(view)} {self.on_cluster} TO {self.local(target)}\n{body}"
+        head = f"CREATE MATERIALIZED VIEW IF NOT EXISTS {self.local(view)} {self.on_cluster}"
+        return f"{head} TO {self.local(target)}\n{body}"
 
     def _qualify_sources(self, body: str, local: bool) -> str:
         """Qualify FROM/JOIN tables of the migrations; per-shard views read ``*_local``."""
@@ -235,9 +236,7 @@ class ClusterDDL:
         return _FROM_JOIN.sub(replace, body)
 
 
-def cluster_ddl(
-    cluster: str = DEFAULT_CLUSTER, database: str = DEFAULT_DATABASE, since_version: int = 0
-) -> list[str]:
+def cluster_ddl(cluster: str = DEFAULT_CLUSTER, database: str = DEFAULT_DATABASE, since_version: int = 0) -> list[str]:
     """The cluster statements for the packaged migrations.
 
     With ``since_version`` only later migrations are rewritten (an upgrade); the tables of
