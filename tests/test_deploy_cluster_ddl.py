@@ -139,7 +139,7 @@ def test_views_and_alters_are_rewritten(engine: Storage) -> None:
         ("CREATE TABLE t (a UInt8) ENGINE = Memory", "only *MergeTree"),
         ("CREATE TABLE t (a UInt8) ENGINE = ReplicatedMergeTree ORDER BY a", "single-node engine"),
         ("CREATE TABLE t (a UInt8) ENGINE = MergeTree", "without ORDER BY"),
-        ("DROP TABLE t", "no cluster rewrite"),
+        ("INSERT INTO t VALUES (1)", "no cluster rewrite"),
     ],
 )
 def test_unsupported_statements_are_refused(sql: str, message: str) -> None:
@@ -165,3 +165,28 @@ def test_cli_writes_the_ddl_and_the_committed_file_is_current(tmp_path: Path) ->
     assert committed == render(cluster_ddl()), (
         "regenerate: featurecost storage cluster-ddl -o deploy/clickhouse/cluster.sql"
     )
+
+
+def test_engine_parameters_and_drops(engine: Storage) -> None:
+    sql = """
+        CREATE TABLE IF NOT EXISTS versions (k String, v UInt64, at DateTime)
+        ENGINE = ReplacingMergeTree(at) ORDER BY k;
+        CREATE TABLE IF NOT EXISTS sums (k String, a UInt64, b UInt64) ENGINE = SummingMergeTree((a, b)) ORDER BY k;
+        CREATE MATERIALIZED VIEW IF NOT EXISTS sums_mv TO sums AS SELECT k, v AS a, 1 AS b FROM versions;
+        DROP VIEW IF EXISTS sums_mv;
+        DROP TABLE IF EXISTS sums
+    """
+    statements = ClusterDDL("prod", "costs").statements([Migration(30, "0030_x.sql", sql)])
+    for statement in statements:
+        ast(engine, statement)
+    text = "\n".join(statements)
+    assert (
+        "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/versions_local', '{replica}', at)" in text
+    )
+    assert "ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/{database}/sums_local', '{replica}', (a, b))" in text
+    drops = [s for s in statements if s.startswith("DROP")]
+    assert drops == [
+        "DROP VIEW IF EXISTS costs.sums_mv_local ON CLUSTER 'prod' SYNC",
+        "DROP TABLE IF EXISTS costs.sums ON CLUSTER 'prod' SYNC",
+        "DROP TABLE IF EXISTS costs.sums_local ON CLUSTER 'prod' SYNC",
+    ]

@@ -8,12 +8,15 @@ serves, mounted paths that exist, pipelines that reference defined components.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import jsonschema
 import pytest
 import typer.main
 import yaml
@@ -65,6 +68,15 @@ def env_of(service: dict[str, Any]) -> dict[str, str]:
 def default(value: str) -> str:
     """Resolve compose's ${VAR:-default} to its default."""
     return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+
+def test_compose_file_validates_against_the_compose_spec(compose: dict[str, Any]) -> None:
+    # the Compose Specification's JSON schema, as vendored by check-jsonschema (offline)
+    vendor = resources.files("check_jsonschema.builtin_schemas.vendor")
+    schema = json.loads(vendor.joinpath("compose-spec.json").read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(compose)]
+    assert not errors
 
 
 def test_compose_has_the_four_services_wired_together(compose: dict[str, Any]) -> None:

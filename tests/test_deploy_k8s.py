@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -17,6 +18,9 @@ from featurecost.collector.server import CollectorConfig
 from tests.test_deploy_compose import api_paths, collector_envvars
 
 K8S = Path(__file__).resolve().parent.parent / "deploy" / "k8s"
+# The oldest Kubernetes minor still in upstream support when this was written; the
+# manifests use nothing newer.
+KUBERNETES_VERSION = "1.32.0"
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +114,9 @@ def test_services_select_the_pods_and_route_named_ports(manifests: dict[tuple[st
         assert {p["targetPort"] for p in service["spec"]["ports"]} == port_names
     pdb = manifests[("PodDisruptionBudget", "featurecost-collector")]
     assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
+
+
+def test_manifests_validate_against_the_kubernetes_schemas(manifests: dict[tuple[str, str], dict[str, Any]]) -> None:
+    # strict: a misspelt field (livenesProbe) is an error, not silently ignored as kubectl would
+    for document in manifests.values():
+        kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)

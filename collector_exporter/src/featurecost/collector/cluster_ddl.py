@@ -77,7 +77,10 @@ _CREATE_VIEW = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _ALTER_TABLE = re.compile(rf"^\s*ALTER\s+TABLE\s+(?:{_IDENT}\.)?{_IDENT}\s+(.*)$", re.IGNORECASE | re.DOTALL)
-_ENGINE = re.compile(r"\bENGINE\s*=\s*(\w*MergeTree)\b(\s*\(([^()]*)\))?", re.IGNORECASE)
+_ENGINE = re.compile(r"\bENGINE\s*=\s*(\w*MergeTree)\b[ \t]*", re.IGNORECASE)
+_DROP = re.compile(
+    rf"^\s*DROP\s+(TABLE|VIEW)\s+(IF\s+EXISTS\s+)?(?:{_IDENT}\.)?{_IDENT}\s*$", re.IGNORECASE | re.DOTALL
+)
 _ORDER_BY = re.compile(r"\bORDER\s+BY\s+", re.IGNORECASE)
 _MV_TO = re.compile(rf"^TO\s+(?:{_IDENT}\.)?{_IDENT}\s+(.*)$", re.IGNORECASE | re.DOTALL)
 _FROM_JOIN = re.compile(rf"\b(FROM|JOIN)\s+(?:{_IDENT}\.)?{_IDENT}", re.IGNORECASE)
@@ -129,6 +132,7 @@ class ClusterDDL:
         self.cluster = cluster
         self.database = database
         self.tables: set[str] = set()  # MergeTree tables seen so far: they have a *_local twin
+        self.materialized_views: set[str] = set()  # created per shard as *_local
 
     @property
     def on_cluster(self) -> str:
@@ -181,6 +185,8 @@ class ClusterDDL:
             table, action = match.group(2), match.group(3)
             targets = [self.local(table), self.name(table)] if table in self.tables else [self.name(table)]
             return [f"ALTER TABLE {target} {self.on_cluster} {action}" for target in targets]
+        if match := _DROP.match(statement):
+            return self._drop(match.group(1).upper(), bool(match.group(2)), match.group(4))
         head = " ".join(statement.split()[:3])
         raise ClusterDDLError(f"no cluster rewrite for statement starting {head!r}")
 
@@ -195,10 +201,14 @@ class ClusterDDL:
             raise ClusterDDLError(f"table {table}: migrations must use the single-node engine, got {kind}")
         zk_path = f"/clickhouse/tables/{{shard}}/{{database}}/{table}{LOCAL_SUFFIX}"
         args = [_quote(zk_path), _quote("{replica}")]
-        if engine.group(3) and engine.group(3).strip():
-            args.append(engine.group(3).strip())
+        end = engine.end()
+        if clauses[end:].startswith("("):  # engine parameters (version column, sum columns...)
+            args_end = end + _balanced(clauses[end:], 0)
+            if inner := clauses[end + 1 : args_end - 1].strip():
+                args.append(inner)
+            end = args_end
         replicated = f"ENGINE = Replicated{kind}({', '.join(args)})"
-        clauses = clauses[: engine.start()] + replicated + clauses[engine.end() :]
+        clauses = clauses[: engine.start()] + replicated + clauses[end:]
         for old, new in _SETTING_RENAMES.items():
             clauses = re.sub(rf"\b{old}\b", new, clauses)
         key = _sorting_key(clauses)
@@ -221,8 +231,22 @@ class ClusterDDL:
         if target not in self.tables:
             raise ClusterDDLError(f"materialized view {view}: target {target} is not a table of the migrations")
         body = self._qualify_sources(body, local=True)
+        self.materialized_views.add(view)
         head = f"CREATE MATERIALIZED VIEW IF NOT EXISTS {self.local(view)} {self.on_cluster}"
         return f"{head} TO {self.local(target)}\n{body}"
+
+    def _drop(self, kind: str, if_exists: bool, name: str) -> list[str]:
+        exists = "IF EXISTS " if if_exists else ""
+        if kind == "TABLE" and name in self.tables:
+            self.tables.discard(name)
+            # the Distributed table first: nothing reads a dropped local table through it
+            targets = [self.name(name), self.local(name)]
+        elif name in self.materialized_views:
+            self.materialized_views.discard(name)
+            targets = [self.local(name)]
+        else:
+            targets = [self.name(name)]
+        return [f"DROP {kind} {exists}{target} {self.on_cluster} SYNC" for target in targets]
 
     def _qualify_sources(self, body: str, local: bool) -> str:
         """Qualify FROM/JOIN tables of the migrations; per-shard views read ``*_local``."""
