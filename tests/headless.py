@@ -139,7 +139,10 @@ def decode_png(data: bytes) -> Image:
 
 
 class TableRows(HTMLParser):
-    """Collect ``<tr data-feature=...>`` rows: {feature: {data-key: cell text}}."""
+    """Collect ``<tr data-feature=...>`` rows: {feature: {data-key: cell text}}, and the text
+    inside ``<div id=...>`` / ``<dd id=...>`` elements by id."""
+
+    ID_TAGS = frozenset({"div", "dd"})
 
     def __init__(self) -> None:
         super().__init__()
@@ -157,17 +160,15 @@ class TableRows(HTMLParser):
         elif tag == "td" and self._feature is not None:
             self._key = attributes.get("data-key") or "feature"
             self.rows[self._feature].setdefault(self._key, "")
-        if tag == "div" and attributes.get("id"):
-            self._id_stack.append(attributes["id"])
-        elif tag == "div":
-            self._id_stack.append(None)
+        if tag in self.ID_TAGS:
+            self._id_stack.append(attributes.get("id"))
 
     def handle_endtag(self, tag: str) -> None:
         if tag == "tr":
             self._feature = None
         elif tag == "td":
             self._key = None
-        elif tag == "div" and self._id_stack:
+        elif tag in self.ID_TAGS and self._id_stack:
             self._id_stack.pop()
 
     def handle_data(self, data: str) -> None:

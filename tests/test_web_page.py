@@ -27,17 +27,18 @@ from opentelemetry.trace import SpanKind
 from demo.harness import Collector, start_collector
 from tests.headless import TableRows, decode_png, rendered_dom, screenshot
 
-# feature, tenant, session, model, input tokens, output tokens
-CALLS = [
+# feature (None: outside any attribution), tenant, session, model, input tokens, output tokens
+CALLS: list[tuple[str | None, str, str, str, int, int]] = [
     ("support-bot", "acme", "s1", "gpt-4o-mini-2024-07-18", 12_000, 800),
     ("support-bot", "acme", "s1", "gpt-4o-mini-2024-07-18", 15_000, 900),
+    (None, "", "s6", "gpt-4o-mini-2024-07-18", 2_000, 100),
     ("support-bot", "globex", "s2", "gpt-4o-mini-2024-07-18", 9_000, 400),
     ("draft-email", "acme", "s3", "gpt-4.1-mini-2025-04-14", 3_000, 2_500),
     ("summarize & <b>rank</b>", "initech", "s4", "gpt-4.1-mini-2025-04-14", 40_000, 1_000),
     ("private-model", "initech", "s5", "acme-private-llm", 5_000, 500),
 ]
 # Bar colours of app.js's palette, in the order features are ranked by cost.
-PALETTE = [(0x2F, 0x6F, 0xDE), (0xE8, 0x83, 0x3A), (0x3A, 0xA7, 0x6D), (0xC2, 0x41, 0x7A)]
+PALETTE = [(0x2F, 0x6F, 0xDE), (0xE8, 0x83, 0x3A), (0x3A, 0xA7, 0x6D)]
 
 
 def send_spans(collector: Collector) -> None:
@@ -54,11 +55,14 @@ def send_spans(collector: Collector) -> None:
                     "gen_ai.response.model": model,
                     "gen_ai.usage.input_tokens": input_tokens,
                     "gen_ai.usage.output_tokens": output_tokens,
-                    "featurecost.feature": feature,
+                    # the support bot's long system prompt is served from the cache
+                    "gen_ai.usage.cache_read.input_tokens": input_tokens // 2 if feature == "support-bot" else 0,
                     "featurecost.tenant": tenant,
                     "session.id": session,
                 }
             )
+            if feature is not None:
+                span.set_attribute("featurecost.feature", feature)
     provider.shutdown()
 
 
@@ -104,7 +108,7 @@ def test_page_and_assets_are_served(page: Page) -> None:
 
 
 def test_rendered_page_shows_the_report(page: Page) -> None:
-    sent = Counter(feature for feature, *_ in CALLS)
+    sent = Counter(feature or "unattributed" for feature, *_ in CALLS)
     assert {row["feature"] for row in page.report} == set(sent)
     dom = rendered_dom(page.url)
     assert 'data-ready="true"' in dom
@@ -133,6 +137,34 @@ def test_rendered_page_shows_the_report(page: Page) -> None:
     assert dom.count("<rect ") >= 2 * len(priced)
 
 
+def percent_value(text: str) -> float:
+    assert text.endswith("%"), text
+    return float(text[:-1])
+
+
+def test_coverage_and_cache_figures(page: Page) -> None:
+    parser = TableRows()
+    parser.feed(rendered_dom(page.url))
+    rows = {row["feature"]: row for row in page.report}
+    calls = sum(row["calls"] for row in rows.values())
+    assert calls == len(CALLS)
+    unattributed = rows["unattributed"]
+    assert unattributed["calls"] == 1
+    expected = {
+        "coverage-unpriced": 100 * sum(row["unpriced_calls"] for row in rows.values()) / calls,
+        "coverage-unattributed-calls": 100 * unattributed["calls"] / calls,
+        "coverage-unattributed-spend": float(Decimal(unattributed["share"]) * 100),
+        "kpi-unattributed": float(Decimal(unattributed["share"]) * 100),
+        "kpi-cache": 100
+        * sum(row["cache_read_tokens"] for row in rows.values())
+        / sum(row["input_tokens"] for row in rows.values()),
+    }
+    assert rows["support-bot"]["cache_read_tokens"] > 0
+    for element_id, value in expected.items():
+        shown = parser.texts_by_id[element_id].removeprefix("Unattributed spend").removeprefix("Cache hit rate")
+        assert percent_value(shown) == pytest.approx(value, abs=0.051), element_id
+
+
 def test_screenshot_shows_the_charts(page: Page, tmp_path: Path) -> None:
     image = decode_png(screenshot(page.url, tmp_path / "page.png").read_bytes())
     assert (image.width, image.height) == (1280, 900)
@@ -140,8 +172,8 @@ def test_screenshot_shows_the_charts(page: Page, tmp_path: Path) -> None:
     assert len(colours) > 50, "the page looks blank"
     most_common_share = colours.most_common(1)[0][1] / sum(colours.values())
     assert most_common_share < 0.9, "one colour covers almost the whole page"
-    ranked = [r for r in page.report if r["cost_usd"] is not None]
-    for colour in PALETTE[: min(len(ranked), len(PALETTE))]:
+    # the three most expensive features have wide bars (the fourth, unattributed, is a sliver)
+    for colour in PALETTE[:3]:
         assert colours[colour] > 100, f"no bars of colour {colour} in the screenshot"
 
 

@@ -6,6 +6,7 @@
 const SVG = "http://www.w3.org/2000/svg";
 const PALETTE = ["#2f6fde", "#e8833a", "#3aa76d", "#c2417a", "#8e6bd6", "#c9a227", "#2bb3c0", "#7a8794"];
 const DAY_MS = 86400000;
+const UNATTRIBUTED = "unattributed"; // the feature of calls made outside any featurecost.attribute()
 
 function el(tag, attrs, text) {
   const node = tag.startsWith("svg:") ? document.createElementNS(SVG, tag.slice(4)) : document.createElement(tag);
@@ -36,6 +37,11 @@ function percent(share) {
   return share === null ? "" : roundDecimal((Number(share) * 100).toFixed(3), 1) + "%";
 }
 
+// A ratio of two counts as a percentage with one decimal; empty when there is no denominator.
+function ratio(part, whole) {
+  return whole > 0 ? ((100 * part) / whole).toFixed(1) + "%" : "–";
+}
+
 async function featureCosts(since, until, environment) {
   const params = new URLSearchParams({ since: since.toISOString(), until: until.toISOString(), environment });
   const response = await fetch("api/v1/reports/feature-costs?" + params.toString());
@@ -56,11 +62,14 @@ function renderKpis(rows) {
   const digits = total.toString().padStart(19, "0");
   const totalText = digits.slice(0, -18) + "." + digits.slice(-18);
   const sum = (key) => rows.reduce((acc, row) => acc + row[key], 0);
+  const unattributed = rows.find((row) => row.feature === UNATTRIBUTED);
   const kpis = [
     ["Priced spend", money(totalText), "kpi-spend"],
     ["Calls", integer(sum("calls")), "kpi-calls"],
     ["Sessions", integer(sum("sessions")), "kpi-sessions"],
     ["Unpriced calls", integer(sum("unpriced_calls")), "kpi-unpriced"],
+    ["Unattributed spend", unattributed && unattributed.share !== null ? percent(unattributed.share) : "0.0%", "kpi-unattributed"],
+    ["Cache hit rate", ratio(sum("cache_read_tokens"), sum("input_tokens")), "kpi-cache"],
   ];
   for (const [label, value, id] of kpis) {
     const card = el("div", { class: "kpi", id });
@@ -80,7 +89,7 @@ function renderFeatureBars(rows, colors) {
     const y = 8 + i * (barHeight + 8);
     const value = Number(row.cost_usd || 0);
     const w = max > 0 ? Math.max(((width - labelWidth - 90) * value) / max, 1) : 1;
-    const label = el("svg:text", { x: 0, y: y + 15 }, row.feature.length > 24 ? row.feature.slice(0, 23) + "…" : row.feature);
+    const label = el("svg:text", { x: 0, y: y + 15 }, row.feature.length > 21 ? row.feature.slice(0, 20) + "…" : row.feature);
     label.append(el("svg:title", {}, row.feature));
     svg.append(label);
     if (row.cost_usd === null) {
@@ -128,6 +137,46 @@ function renderDailyBars(days, colors) {
     }
   });
   document.getElementById("chart-daily").replaceChildren(svg);
+}
+
+function renderCacheBars(rows, colors) {
+  const width = 560;
+  const barHeight = 18;
+  const labelWidth = 150;
+  const withInput = rows.filter((row) => row.input_tokens > 0);
+  const height = Math.max(withInput.length, 1) * (barHeight + 8) + 8;
+  const svg = el("svg:svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "Cache hit rate" });
+  withInput.forEach((row, i) => {
+    const y = 8 + i * (barHeight + 8);
+    const rate = row.cache_read_tokens / row.input_tokens;
+    const label = row.feature.length > 21 ? row.feature.slice(0, 20) + "…" : row.feature;
+    svg.append(el("svg:text", { x: 0, y: y + 13 }, label));
+    svg.append(el("svg:rect", { x: labelWidth, y, width: width - labelWidth - 70, height: barHeight, fill: "#e4e7eb" }));
+    const w = Math.max((width - labelWidth - 70) * rate, rate > 0 ? 1 : 0);
+    svg.append(el("svg:rect", { x: labelWidth, y, width: w, height: barHeight, fill: colors.get(row.feature) }));
+    svg.append(
+      el("svg:text", { x: width - 64, y: y + 13, "data-feature": row.feature }, ratio(row.cache_read_tokens, row.input_tokens)),
+    );
+  });
+  document.getElementById("chart-cache").replaceChildren(svg);
+}
+
+function renderCoverage(rows) {
+  const calls = rows.reduce((acc, row) => acc + row.calls, 0);
+  const unpriced = rows.reduce((acc, row) => acc + row.unpriced_calls, 0);
+  const unattributed = rows.find((row) => row.feature === UNATTRIBUTED);
+  const list = el("dl");
+  const items = [
+    ["Calls without a price", ratio(unpriced, calls), "coverage-unpriced"],
+    ["Calls without a feature", ratio(unattributed ? unattributed.calls : 0, calls), "coverage-unattributed-calls"],
+    [
+      "Spend without a feature",
+      unattributed && unattributed.share !== null ? percent(unattributed.share) : "0.0%",
+      "coverage-unattributed-spend",
+    ],
+  ];
+  for (const [label, value, id] of items) list.append(el("dt", {}, label), el("dd", { id }, value));
+  document.getElementById("coverage").replaceChildren(list);
 }
 
 function renderTable(rows, colors) {
@@ -183,6 +232,8 @@ async function main() {
       daily.map((dayRows, i) => ({ label: dayStarts[i].toISOString().slice(0, 10), rows: dayRows })),
       colors,
     );
+    renderCacheBars(rows, colors);
+    renderCoverage(rows);
     renderTable(rows, colors);
     status.textContent = rows.length
       ? `${environment} · ${since.toISOString().slice(0, 10)} → ${until.toISOString().slice(0, 10)} (UTC, end exclusive)`
