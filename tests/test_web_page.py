@@ -23,8 +23,11 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
+from starlette.applications import Starlette
 
 from demo.harness import Collector, start_collector
+from featurecost.collector.web import web_routes
+from tests.conftest import serve_in_thread
 from tests.headless import TableRows, decode_png, rendered_dom, screenshot
 
 # feature (None: outside any attribution), tenant, session, model, input tokens, output tokens
@@ -181,3 +184,11 @@ def test_empty_environment_says_so(page: Page) -> None:
     dom = rendered_dom(f"{page.collector.api_url}/?environment=nothing-here&days=1")
     assert 'data-ready="true"' in dom
     assert "No calls stored for nothing-here" in dom
+
+
+def test_page_reports_an_api_failure_instead_of_blank_charts() -> None:
+    # the page alone, without the report API behind it: every report call answers 404
+    with serve_in_thread(Starlette(routes=web_routes())) as url:
+        dom = rendered_dom(f"{url}/?environment=production&days=1")
+    assert 'data-ready="error"' in dom
+    assert "Could not load the report: report API answered 404" in dom
