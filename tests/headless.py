@@ -26,6 +26,7 @@ FLAGS = (
     "--disable-sync",
     "--no-first-run",
     "--hide-scrollbars",
+    "--disable-dev-shm-usage",  # containers often have a tiny /dev/shm
 )
 
 
