@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 INSTALL_INPUTS := requirements-dev.txt instrumentation/pyproject.toml collector_exporter/pyproject.toml
 
-.PHONY: demo test lint typecheck unit install clean browser-deps
+.PHONY: demo test lint typecheck unit install clean browser-deps generated
 
 install: $(STAMP)
 
@@ -36,6 +36,12 @@ test: lint typecheck unit
 browser-deps:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+
+# Regenerate the committed artefacts the tests compare against: the Grafana dashboard JSON
+# (from dashboards/sql/*.sql) and the cluster DDL (from the migrations).
+generated: $(STAMP)
+	$(BIN)/python -m dashboards.build
+	$(BIN)/featurecost storage cluster-ddl -o deploy/clickhouse/cluster.sql
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
