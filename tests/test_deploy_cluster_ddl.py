@@ -172,7 +172,8 @@ def test_engine_parameters_and_drops(engine: Storage) -> None:
         CREATE TABLE IF NOT EXISTS versions (k String, v UInt64, at DateTime)
         ENGINE = ReplacingMergeTree(at) ORDER BY k;
         CREATE TABLE IF NOT EXISTS sums (k String, a UInt64, b UInt64) ENGINE = SummingMergeTree((a, b)) ORDER BY k;
-        CREATE MATERIALIZED VIEW IF NOT EXISTS sums_mv TO sums AS SELECT k, v AS a, 1 AS b FROM versions;
+        CREATE MATERIALIZED VIEW IF NOT EXISTS sums_mv TO sums AS
+        SELECT k, v AS a, 1 AS b FROM versions LEFT JOIN versions AS older USING (k);
         DROP VIEW IF EXISTS sums_mv;
         DROP TABLE IF EXISTS sums
     """
@@ -184,6 +185,8 @@ def test_engine_parameters_and_drops(engine: Storage) -> None:
         "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/versions_local', '{replica}', at)" in text
     )
     assert "ReplicatedSummingMergeTree('/clickhouse/tables/{shard}/{database}/sums_local', '{replica}', (a, b))" in text
+    # the trigger table is the shard's part; a joined table is read whole
+    assert "FROM costs.versions_local LEFT JOIN costs.versions AS older" in text
     drops = [s for s in statements if s.startswith("DROP")]
     assert drops == [
         "DROP VIEW IF EXISTS costs.sums_mv_local ON CLUSTER 'prod' SYNC",

@@ -249,13 +249,19 @@ class ClusterDDL:
         return [f"DROP {kind} {exists}{target} {self.on_cluster} SYNC" for target in targets]
 
     def _qualify_sources(self, body: str, local: bool) -> str:
-        """Qualify FROM/JOIN tables of the migrations; per-shard views read ``*_local``."""
+        """Qualify FROM/JOIN tables of the migrations.
+
+        A per-shard materialized view (``local``) is triggered by inserts into its FROM table,
+        so that one becomes the shard's ``*_local``; a JOINed table must be seen whole, so it
+        stays the Distributed table.
+        """
 
         def replace(match: re.Match[str]) -> str:
             keyword, database, table = match.group(1), match.group(2), match.group(3)
             if database or table not in self.tables:
                 return match.group(0)
-            return f"{keyword} {self.local(table) if local else self.name(table)}"
+            shard_local = local and keyword.upper() == "FROM"
+            return f"{keyword} {self.local(table) if shard_local else self.name(table)}"
 
         return _FROM_JOIN.sub(replace, body)
 
