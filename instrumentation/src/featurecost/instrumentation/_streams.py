@@ -140,6 +140,8 @@ class StreamProxy(wrapt.ObjectProxy[Any]):
     def __init__(self, wrapped: Any, recorder: StreamRecorder) -> None:
         super().__init__(wrapped)
         self._self_recorder = recorder
+        # some SDK streams are iterables (botocore's EventStream), not iterators
+        self._self_iterator: Any = None
 
     def __iter__(self) -> StreamProxy:
         return self
@@ -148,7 +150,9 @@ class StreamProxy(wrapt.ObjectProxy[Any]):
         recorder = self._self_recorder
         token = enter(recorder.span)
         try:
-            item = next(self.__wrapped__)
+            if self._self_iterator is None:
+                self._self_iterator = iter(self.__wrapped__)
+            item = next(self._self_iterator)
         except StopIteration:
             recorder.complete()
             raise
@@ -191,6 +195,7 @@ class AsyncStreamProxy(wrapt.ObjectProxy[Any]):
     def __init__(self, wrapped: Any, recorder: StreamRecorder) -> None:
         super().__init__(wrapped)
         self._self_recorder = recorder
+        self._self_iterator: Any = None
 
     def __aiter__(self) -> AsyncStreamProxy:
         return self
@@ -199,7 +204,9 @@ class AsyncStreamProxy(wrapt.ObjectProxy[Any]):
         recorder = self._self_recorder
         token = enter(recorder.span)
         try:
-            item = await self.__wrapped__.__anext__()
+            if self._self_iterator is None:
+                self._self_iterator = aiter(self.__wrapped__)
+            item = await anext(self._self_iterator)
         except StopAsyncIteration:
             recorder.complete()
             raise
