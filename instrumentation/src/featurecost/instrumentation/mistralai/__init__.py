@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
+from urllib.parse import urlparse
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
@@ -65,10 +66,8 @@ def _server_address(instance: Any) -> str | None:
     get_server = getattr(config, "get_server_details", None)
     if get_server is None:
         return None
-    from urllib.parse import urlparse
-
     url, _ = get_server()
-    return urlparse(url).hostname
+    return urlparse(str(url)).hostname
 
 
 class _ResponseState:
