@@ -105,7 +105,7 @@ def _record(span: trace.Span, response: Any) -> None:
     record_usage(span, state.finish(span))
 
 
-def _span_args(operation: str, instance: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+def _span_args(operation: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {"operation": operation, "provider": PROVIDER, "request_model": kwargs.get("model")}
 
 
@@ -121,7 +121,7 @@ def _call_wrapper(tracer: trace.Tracer, operation: str) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled():
             return wrapped(*args, **kwargs)
-        with llm_span(tracer, **_span_args(operation, instance, kwargs)) as span:
+        with llm_span(tracer, **_span_args(operation, kwargs)) as span:
             _request_attributes(span, instance, kwargs)
             response = wrapped(*args, **kwargs)
             _record(span, response)
@@ -134,7 +134,7 @@ def _async_call_wrapper(tracer: trace.Tracer, operation: str) -> Callable[..., A
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
-        with llm_span(tracer, **_span_args(operation, instance, kwargs)) as span:
+        with llm_span(tracer, **_span_args(operation, kwargs)) as span:
             _request_attributes(span, instance, kwargs)
             response = await wrapped(*args, **kwargs)
             _record(span, response)
@@ -144,7 +144,7 @@ def _async_call_wrapper(tracer: trace.Tracer, operation: str) -> Callable[..., A
 
 
 def _start_stream(tracer: trace.Tracer, instance: Any, kwargs: dict[str, Any]) -> StreamRecorder:
-    span = start_llm_span(tracer, **_span_args("chat", instance, kwargs))
+    span = start_llm_span(tracer, **_span_args("chat", kwargs))
     _request_attributes(span, instance, kwargs)
     state = _ResponseState()
     return StreamRecorder(span, state.observe, state.finish)
