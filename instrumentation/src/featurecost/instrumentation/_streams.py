@@ -186,7 +186,9 @@ class StreamProxy(wrapt.ObjectProxy[Any]):
             self._self_recorder.abandon()
 
     def __del__(self) -> None:
-        self._self_recorder.abandon()
+        # never let a finalizer raise (late GC, interpreter shutdown): it could only be reported, not handled
+        with contextlib.suppress(Exception):
+            self._self_recorder.abandon()
 
 
 class AsyncStreamProxy(wrapt.ObjectProxy[Any]):
@@ -243,7 +245,9 @@ class AsyncStreamProxy(wrapt.ObjectProxy[Any]):
         await self.aclose()
 
     def __del__(self) -> None:
-        self._self_recorder.abandon()
+        # never let a finalizer raise (late GC, interpreter shutdown): it could only be reported, not handled
+        with contextlib.suppress(Exception):
+            self._self_recorder.abandon()
 
 
 class BoundIterator(wrapt.ObjectProxy[Any]):

@@ -42,7 +42,6 @@ from featurecost.instrumentation.version import __version__
 
 _instruments = ("google-genai >= 1.0",)
 _MODULE = "google.genai.models"
-_METHODS = ("_generate_content", "_generate_content_stream", "_embed_content")
 GEMINI = "gcp.gemini"
 VERTEX_AI = "gcp.vertex_ai"
 
@@ -221,6 +220,13 @@ def _async_stream_wrapper(tracer: trace.Tracer) -> Any:
     return wrapper
 
 
+def _embed_method() -> str:
+    # Releases before the private per-request method made the request in embed_content itself.
+    import google.genai.models as models
+
+    return "_embed_content" if hasattr(models.Models, "_embed_content") else "embed_content"
+
+
 def _bind_call_context(
     wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
@@ -246,18 +252,18 @@ class GoogleGenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         embed = _call_wrapper(tracer, "embeddings", _record_embedding)
         wrap_function_wrapper(_MODULE, "Models._generate_content", generate)
         wrap_function_wrapper(_MODULE, "Models._generate_content_stream", _stream_wrapper(tracer))
-        wrap_function_wrapper(_MODULE, "Models._embed_content", embed)
+        wrap_function_wrapper(_MODULE, f"Models.{_embed_method()}", embed)
         agenerate = _async_call_wrapper(tracer, "generate_content", _record_generation)
         aembed = _async_call_wrapper(tracer, "embeddings", _record_embedding)
         wrap_function_wrapper(_MODULE, "AsyncModels._generate_content", agenerate)
         wrap_function_wrapper(_MODULE, "AsyncModels._generate_content_stream", _async_stream_wrapper(tracer))
-        wrap_function_wrapper(_MODULE, "AsyncModels._embed_content", aembed)
+        wrap_function_wrapper(_MODULE, f"AsyncModels.{_embed_method()}", aembed)
         wrap_function_wrapper(_MODULE, "Models.generate_content_stream", _bind_call_context)
         wrap_function_wrapper(_MODULE, "AsyncModels.generate_content_stream", _bind_call_context_async)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         import google.genai.models as models
 
-        for method in (*_METHODS, "generate_content_stream"):
+        for method in ("_generate_content", "_generate_content_stream", _embed_method(), "generate_content_stream"):
             unwrap(models.Models, method)
             unwrap(models.AsyncModels, method)
