@@ -221,6 +221,21 @@ def test_threads_keep_their_own_attribution(gemini: tuple[str, GeminiStandIn], i
     )
 
 
+def test_vertex_ai_provider_and_embedding_statistics(gemini: tuple[str, GeminiStandIn], instrumented: Spans) -> None:
+    url, stand_in = gemini
+    client = genai.Client(vertexai=True, api_key="test-key", http_options=types.HttpOptions(base_url=url))
+    client.models.generate_content(model="gemini-2.5-flash", contents="hello vertex")
+    client.models.embed_content(model="text-embedding-005", contents=["first doc", "a second, longer document"])
+    generated, embedded = instrumented.llm()
+    assert (generated.attributes or {})["gen_ai.provider.name"] == "gcp.vertex_ai"
+    _assert_usage(generated, stand_in.served[0]["usageMetadata"])
+    a = embedded.attributes or {}
+    assert a["gen_ai.provider.name"] == "gcp.vertex_ai"
+    assert a["gen_ai.operation.name"] == "embeddings"
+    predictions = stand_in.served[1]["predictions"]
+    assert a["gen_ai.usage.input_tokens"] == sum(p["embeddings"]["statistics"]["token_count"] for p in predictions)
+
+
 def test_uninstrument_restores_the_sdk(gemini: tuple[str, GeminiStandIn], spans: Spans) -> None:
     url, _ = gemini
     original = genai.models.Models._generate_content
