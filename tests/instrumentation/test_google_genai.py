@@ -98,6 +98,27 @@ def test_tool_use_prompt_tokens_count_as_input(gemini: tuple[str, GeminiStandIn]
     assert "featurecost.usage.reasoning_tokens" not in (span.attributes or {})
 
 
+def get_weather(city: str) -> str:
+    """Weather of a city (a tool the SDK calls by itself: automatic function calling)."""
+    return f"sunny in {city}"
+
+
+def test_automatic_function_calling_bills_every_request(gemini: tuple[str, GeminiStandIn], instrumented: Spans) -> None:
+    url, stand_in = gemini
+    client = _client(url)
+    config = types.GenerateContentConfig(tools=[get_weather])
+    with featurecost.attribute(feature="weather-bot"):
+        response = client.models.generate_content(model="gemini-2.0-flash", contents="weather?", config=config)
+    # the SDK made two requests but returns only the last one's usage
+    assert len(stand_in.served) == 2
+    assert response.usage_metadata is not None
+    assert response.usage_metadata.prompt_token_count == stand_in.served[1]["usageMetadata"]["promptTokenCount"]
+    first, second = instrumented.llm()
+    for span, served in zip((first, second), stand_in.served, strict=True):
+        assert (span.attributes or {})["featurecost.feature"] == "weather-bot"
+        _assert_usage(span, served["usageMetadata"])
+
+
 def test_stream_to_the_end_reports_final_usage(gemini: tuple[str, GeminiStandIn], instrumented: Spans) -> None:
     url, stand_in = gemini
     client = _client(url)
