@@ -49,3 +49,6 @@ RESPONSE_SERVICE_TIER: Final = "featurecost.response.service_tier"
 
 USAGE_REPORTED: Final = "reported"
 USAGE_MISSING: Final = "missing"
+# True when a streamed call ended before the provider's final usage (error, close,
+# early break, garbage collection): the counts are what had arrived by then.
+USAGE_PARTIAL: Final = "featurecost.usage.partial"

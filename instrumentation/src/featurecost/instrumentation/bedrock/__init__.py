@@ -1,0 +1,311 @@
+"""Amazon Bedrock Runtime (boto3/botocore) instrumentation.
+
+botocore builds its client classes at run time from service models, so there is no
+``BedrockRuntime.converse`` to wrap. Like opentelemetry-instrumentation-botocore we wrap
+``botocore.client.BaseClient._make_api_call`` — the one method every operation of every
+client goes through — and act only for the ``bedrock-runtime`` service's model calls:
+``Converse``, ``ConverseStream``, ``InvokeModel`` and ``InvokeModelWithResponseStream``.
+
+Usage semantics: Bedrock's ``inputTokens`` *exclude* cache reads and writes
+(``cacheReadInputTokens``, ``cacheWriteInputTokens``); the span carries the semconv total
+with the cache parts as subsets. ``InvokeModel`` bodies are each model family's own
+format; we read the usage from the body where the family reports it and otherwise from
+the ``X-Amzn-Bedrock-*-Token-Count`` headers Bedrock adds for every family.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+from urllib.parse import urlparse
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from wrapt import wrap_function_wrapper
+
+from featurecost.instrumentation import attributes as attrs
+from featurecost.instrumentation._spans import TokenUsage, int_or_zero, llm_span, record_usage, set_if
+from featurecost.instrumentation._streams import StreamProxy, StreamRecorder, inside, start_llm_span
+from featurecost.instrumentation.version import __version__
+
+_instruments = ("botocore >= 1.34.116",)  # the first release with the Converse API
+PROVIDER = "aws.bedrock"
+_SERVICE = "bedrock-runtime"
+_INPUT_HEADER = "x-amzn-bedrock-input-token-count"
+_OUTPUT_HEADER = "x-amzn-bedrock-output-token-count"
+_CACHE_READ_HEADER = "x-amzn-bedrock-cache-read-input-token-count"
+_CACHE_WRITE_HEADER = "x-amzn-bedrock-cache-write-input-token-count"
+
+
+def _total(uncached: int, cache_read: int, cache_write: int, output: int) -> TokenUsage:
+    return TokenUsage(
+        input_tokens=uncached + cache_read + cache_write,
+        output_tokens=output,
+        cache_read_tokens=cache_read,
+        cache_creation_tokens=cache_write,
+    )
+
+
+def usage_from_converse(usage: Mapping[str, Any] | None) -> TokenUsage | None:
+    if not usage:
+        return None
+    return _total(
+        int_or_zero(usage.get("inputTokens")),
+        int_or_zero(usage.get("cacheReadInputTokens")),
+        int_or_zero(usage.get("cacheWriteInputTokens")),
+        int_or_zero(usage.get("outputTokens")),
+    )
+
+
+def usage_from_headers(headers: Mapping[str, str]) -> TokenUsage | None:
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if _INPUT_HEADER not in lowered and _OUTPUT_HEADER not in lowered:
+        return None
+
+    def count(name: str) -> int:
+        value = lowered.get(name, "0")
+        return int(value) if value.isdigit() else 0
+
+    return _total(count(_INPUT_HEADER), count(_CACHE_READ_HEADER), count(_CACHE_WRITE_HEADER), count(_OUTPUT_HEADER))
+
+
+def usage_from_invoke_body(body: Mapping[str, Any]) -> TokenUsage | None:
+    """Usage as each model family writes it into an ``InvokeModel`` response body."""
+    usage = body.get("usage")
+    if isinstance(usage, Mapping):
+        if "input_tokens" in usage:  # Anthropic Messages: input excludes cache
+            return _total(
+                int_or_zero(usage.get("input_tokens")),
+                int_or_zero(usage.get("cache_read_input_tokens")),
+                int_or_zero(usage.get("cache_creation_input_tokens")),
+                int_or_zero(usage.get("output_tokens")),
+            )
+        if "inputTokens" in usage:  # Amazon Nova: input excludes cache
+            return _total(
+                int_or_zero(usage.get("inputTokens")),
+                int_or_zero(usage.get("cacheReadInputTokenCount")),
+                int_or_zero(usage.get("cacheWriteInputTokenCount")),
+                int_or_zero(usage.get("outputTokens")),
+            )
+        if "prompt_tokens" in usage:  # OpenAI-compatible (gpt-oss, DeepSeek …): cache inside prompt
+            details = usage.get("prompt_tokens_details")
+            cached = int_or_zero(details.get("cached_tokens")) if isinstance(details, Mapping) else 0
+            return TokenUsage(
+                input_tokens=int_or_zero(usage.get("prompt_tokens")),
+                output_tokens=int_or_zero(usage.get("completion_tokens")),
+                cache_read_tokens=cached,
+            )
+    if "prompt_token_count" in body:  # Meta Llama
+        return TokenUsage(
+            input_tokens=int_or_zero(body.get("prompt_token_count")),
+            output_tokens=int_or_zero(body.get("generation_token_count")),
+        )
+    if "inputTextTokenCount" in body:  # Amazon Titan text and embeddings
+        results = body.get("results")
+        output = sum(int_or_zero(r.get("tokenCount")) for r in results if isinstance(r, Mapping)) if results else 0
+        return TokenUsage(input_tokens=int_or_zero(body.get("inputTextTokenCount")), output_tokens=output)
+    return None
+
+
+def _invocation_metrics(chunk: Mapping[str, Any]) -> TokenUsage | None:
+    """The per-stream totals Bedrock appends to the last chunk of every family's stream."""
+    metrics = chunk.get("amazon-bedrock-invocationMetrics")
+    if not isinstance(metrics, Mapping):
+        return None
+    return _total(
+        int_or_zero(metrics.get("inputTokenCount")),
+        int_or_zero(metrics.get("cacheReadInputTokenCount")),
+        int_or_zero(metrics.get("cacheWriteInputTokenCount")),
+        int_or_zero(metrics.get("outputTokenCount")),
+    )
+
+
+def _service_tier(result: Mapping[str, Any]) -> Any:
+    tier = result.get("serviceTier")
+    return tier.get("type") if isinstance(tier, Mapping) else tier
+
+
+def _record_converse(span: trace.Span, result: Mapping[str, Any]) -> None:
+    reason = result.get("stopReason")
+    if reason and span.is_recording():
+        span.set_attribute(attrs.GEN_AI_RESPONSE_FINISH_REASONS, [str(reason)])
+    set_if(span, attrs.RESPONSE_SERVICE_TIER, _service_tier(result))
+    record_usage(span, usage_from_converse(result.get("usage")))
+
+
+def _headers(result: Mapping[str, Any]) -> Mapping[str, str]:
+    headers = result.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+    return headers if isinstance(headers, Mapping) else {}
+
+
+def _record_invoke(span: trace.Span, result: dict[str, Any]) -> None:
+    usage = None
+    body = result.get("body")
+    content_type = str(result.get("contentType", ""))
+    if body is not None and hasattr(body, "read") and "json" in content_type:
+        # The body is a one-shot stream: read it and hand the application an identical one.
+        from botocore.response import StreamingBody
+
+        data = body.read()
+        result["body"] = StreamingBody(io.BytesIO(data), len(data))
+        try:
+            parsed = json.loads(data)
+        except ValueError:
+            parsed = None
+        if isinstance(parsed, Mapping):
+            usage = usage_from_invoke_body(parsed)
+            set_if(span, attrs.GEN_AI_RESPONSE_MODEL, parsed.get("model"))
+            set_if(span, attrs.GEN_AI_RESPONSE_ID, parsed.get("id"))
+            reason = parsed.get("stop_reason") or parsed.get("stopReason")
+            if isinstance(reason, str) and span.is_recording():
+                span.set_attribute(attrs.GEN_AI_RESPONSE_FINISH_REASONS, [reason])
+    set_if(span, attrs.RESPONSE_SERVICE_TIER, result.get("serviceTier"))
+    record_usage(span, usage or usage_from_headers(_headers(result)))
+
+
+class _ConverseStreamState:
+    def __init__(self) -> None:
+        self.usage: Any = None
+        self.stop_reason: Any = None
+        self.service_tier: Any = None
+
+    def observe(self, event: Mapping[str, Any]) -> None:
+        if "messageStop" in event:
+            self.stop_reason = event["messageStop"].get("stopReason")
+        if "metadata" in event:
+            self.usage = event["metadata"].get("usage")
+            self.service_tier = _service_tier(event["metadata"])
+
+    def finish(self, span: trace.Span) -> TokenUsage | None:
+        if self.stop_reason and span.is_recording():
+            span.set_attribute(attrs.GEN_AI_RESPONSE_FINISH_REASONS, [str(self.stop_reason)])
+        set_if(span, attrs.RESPONSE_SERVICE_TIER, self.service_tier)
+        return usage_from_converse(self.usage)
+
+
+class _InvokeStreamState:
+    """InvokeModelWithResponseStream: chunks carry the family's own events; the last one
+    also carries Bedrock's invocation metrics, which we prefer (same for every family)."""
+
+    def __init__(self) -> None:
+        self.metrics: TokenUsage | None = None
+        self.model: Any = None
+        self.response_id: Any = None
+        self.stop_reason: Any = None
+        self.anthropic_usage: dict[str, Any] = {}
+
+    def observe(self, event: Mapping[str, Any]) -> None:
+        payload = event.get("chunk", {}).get("bytes")
+        if not payload:
+            return
+        chunk = json.loads(payload)
+        if not isinstance(chunk, Mapping):
+            return
+        self.metrics = _invocation_metrics(chunk) or self.metrics
+        message = chunk.get("message")
+        if isinstance(message, Mapping):  # Anthropic message_start
+            self.model = message.get("model") or self.model
+            self.response_id = message.get("id") or self.response_id
+            self.anthropic_usage.update(message.get("usage") or {})
+        if chunk.get("type") == "message_delta":
+            self.anthropic_usage.update(chunk.get("usage") or {})
+            self.stop_reason = (chunk.get("delta") or {}).get("stop_reason") or self.stop_reason
+
+    def finish(self, span: trace.Span) -> TokenUsage | None:
+        set_if(span, attrs.GEN_AI_RESPONSE_MODEL, self.model)
+        set_if(span, attrs.GEN_AI_RESPONSE_ID, self.response_id)
+        if self.stop_reason and span.is_recording():
+            span.set_attribute(attrs.GEN_AI_RESPONSE_FINISH_REASONS, [str(self.stop_reason)])
+        if self.metrics is not None:
+            return self.metrics
+        return usage_from_invoke_body({"usage": self.anthropic_usage}) if self.anthropic_usage else None
+
+
+def _max_tokens(operation: str, params: Mapping[str, Any]) -> Any:
+    if operation.startswith("Converse"):
+        config = params.get("inferenceConfig")
+        return config.get("maxTokens") if isinstance(config, Mapping) else None
+    try:
+        body = json.loads(params.get("body") or b"{}")
+    except (TypeError, ValueError):
+        return None
+    return body.get("max_tokens") if isinstance(body, Mapping) else None
+
+
+def _stream(
+    tracer: trace.Tracer,
+    call: Callable[[], dict[str, Any]],
+    key: str,
+    state: _ConverseStreamState | _InvokeStreamState,
+    max_tokens: Any,
+    **span_args: Any,
+) -> dict[str, Any]:
+    recorder = StreamRecorder(start_llm_span(tracer, **span_args), state.observe, state.finish)
+    set_if(recorder.span, attrs.GEN_AI_REQUEST_MAX_TOKENS, max_tokens)
+    try:
+        with inside(recorder.span):
+            result = call()
+    except BaseException as exc:
+        recorder.fail(exc)
+        raise
+    result[key] = StreamProxy(result[key], recorder)
+    return result
+
+
+def _api_call_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        operation = args[0] if args else kwargs.get("operation_name")
+        params = args[1] if len(args) > 1 else kwargs.get("api_params", {})
+        meta = getattr(instance, "meta", None)
+        service = getattr(getattr(meta, "service_model", None), "service_name", None)
+        if service != _SERVICE or not is_instrumentation_enabled() or not isinstance(params, Mapping):
+            return wrapped(*args, **kwargs)
+        span_args: dict[str, Any] = {
+            "operation": "chat",
+            "provider": PROVIDER,
+            "request_model": params.get("modelId"),
+        }
+        address = urlparse(str(getattr(meta, "endpoint_url", ""))).hostname
+
+        def call() -> Any:
+            return wrapped(*args, **kwargs)
+
+        max_tokens = _max_tokens(str(operation), params)
+        if operation == "ConverseStream":
+            state: _ConverseStreamState | _InvokeStreamState = _ConverseStreamState()
+            return _stream(tracer, call, "stream", state, max_tokens, server_address=address, **span_args)
+        if operation == "InvokeModelWithResponseStream":
+            state = _InvokeStreamState()
+            return _stream(tracer, call, "body", state, max_tokens, server_address=address, **span_args)
+        if operation not in ("Converse", "InvokeModel"):
+            return call()
+        with llm_span(tracer, **span_args) as span:
+            set_if(span, attrs.SERVER_ADDRESS, address)
+            set_if(span, attrs.GEN_AI_REQUEST_MAX_TOKENS, max_tokens)
+            result = call()
+            if operation == "Converse":
+                _record_converse(span, result)
+            else:
+                _record_invoke(span, result)
+            return result
+
+    return wrapper
+
+
+class BedrockInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instruments Bedrock Runtime model calls made through any boto3/botocore client."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _instruments
+
+    def _instrument(self, **kwargs: Any) -> None:
+        tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
+        wrap_function_wrapper("botocore.client", "BaseClient._make_api_call", _api_call_wrapper(tracer))
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        import botocore.client
+
+        unwrap(botocore.client.BaseClient, "_make_api_call")

@@ -1,0 +1,181 @@
+"""Cohere SDK (``cohere``) instrumentation: v2 chat (plain and streamed) and embed.
+
+Cohere reports two sets of counts: ``usage.tokens`` (what the model processed,
+including the prompt template Cohere wraps around the messages) and
+``usage.billed_units`` (what the invoice charges). We record the billed units and fall
+back to the processed tokens only when a response has no billed units. ``cached_tokens``
+(prompt tokens served from Cohere's cache) is recorded as the cache-read subset of the
+input. Embeddings report their billed units in ``meta.billed_units``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection
+from typing import Any
+from urllib.parse import urlparse
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from wrapt import wrap_function_wrapper
+
+from featurecost.instrumentation import attributes as attrs
+from featurecost.instrumentation._spans import TokenUsage, llm_span, record_usage, set_if
+from featurecost.instrumentation._streams import AsyncStreamProxy, StreamProxy, StreamRecorder, start_llm_span
+from featurecost.instrumentation.version import __version__
+
+_instruments = ("cohere >= 5.9",)
+PROVIDER = "cohere"
+_MODULE = "cohere.v2.client"
+_METHODS = ("chat", "chat_stream", "embed")
+
+
+def _count(value: Any) -> int:
+    # Cohere's schema types counts as floats (1234.0)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    return int(value)
+
+
+def usage_from_cohere(usage: Any) -> TokenUsage | None:
+    """From a chat ``usage`` or an embed ``meta`` (same shape: billed_units, tokens, cached_tokens)."""
+    if usage is None:
+        return None
+    billed = getattr(usage, "billed_units", None)
+    counted = getattr(usage, "tokens", None)
+    source = billed if billed is not None else counted
+    if source is None:
+        return None
+    input_tokens = _count(getattr(source, "input_tokens", None))
+    if not input_tokens:  # embed v4 bills images and text separately
+        input_tokens = _count(getattr(source, "text_tokens", None)) + _count(getattr(source, "image_tokens", None))
+    return TokenUsage(
+        input_tokens=input_tokens,
+        output_tokens=_count(getattr(source, "output_tokens", None)),
+        cache_read_tokens=min(_count(getattr(usage, "cached_tokens", None)), input_tokens),
+    )
+
+
+class _ChatState:
+    def __init__(self) -> None:
+        self.response_id: Any = None
+        self.finish_reason: Any = None
+        self.usage: Any = None
+
+    def observe_response(self, response: Any) -> None:
+        self.response_id = getattr(response, "id", None)
+        self.finish_reason = getattr(response, "finish_reason", None)
+        self.usage = getattr(response, "usage", None)
+
+    def observe(self, event: Any) -> None:
+        kind = getattr(event, "type", None)
+        if kind == "message-start":
+            self.response_id = getattr(event, "id", None) or self.response_id
+        elif kind == "message-end":
+            delta = getattr(event, "delta", None)
+            self.finish_reason = getattr(delta, "finish_reason", None)
+            self.usage = getattr(delta, "usage", None)
+
+    def finish(self, span: trace.Span) -> TokenUsage | None:
+        set_if(span, attrs.GEN_AI_RESPONSE_ID, self.response_id)
+        if self.finish_reason and span.is_recording():
+            span.set_attribute(attrs.GEN_AI_RESPONSE_FINISH_REASONS, [str(self.finish_reason)])
+        return usage_from_cohere(self.usage)
+
+
+def _record_chat(span: trace.Span, response: Any) -> None:
+    state = _ChatState()
+    state.observe_response(response)
+    record_usage(span, state.finish(span))
+
+
+def _record_embed(span: trace.Span, response: Any) -> None:
+    set_if(span, attrs.GEN_AI_RESPONSE_ID, getattr(response, "id", None))
+    record_usage(span, usage_from_cohere(getattr(response, "meta", None)))
+
+
+def _server_address(instance: Any) -> str | None:
+    wrapper = getattr(instance, "_client_wrapper", None)
+    get_base_url = getattr(wrapper, "get_base_url", None)
+    if get_base_url is None:
+        return None
+    return urlparse(str(get_base_url())).hostname
+
+
+def _open(operation: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {"operation": operation, "provider": PROVIDER, "request_model": kwargs.get("model")}
+
+
+def _request_attributes(span: trace.Span, instance: Any, kwargs: dict[str, Any]) -> None:
+    set_if(span, attrs.SERVER_ADDRESS, _server_address(instance))
+    max_tokens = kwargs.get("max_tokens")
+    set_if(span, attrs.GEN_AI_REQUEST_MAX_TOKENS, max_tokens if isinstance(max_tokens, int) else None)
+
+
+def _call_wrapper(tracer: trace.Tracer, operation: str, record: Callable[[trace.Span, Any], None]) -> Any:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not is_instrumentation_enabled():
+            return wrapped(*args, **kwargs)
+        with llm_span(tracer, **_open(operation, kwargs)) as span:
+            _request_attributes(span, instance, kwargs)
+            response = wrapped(*args, **kwargs)
+            record(span, response)
+            return response
+
+    return wrapper
+
+
+def _async_call_wrapper(tracer: trace.Tracer, operation: str, record: Callable[[trace.Span, Any], None]) -> Any:
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not is_instrumentation_enabled():
+            return await wrapped(*args, **kwargs)
+        with llm_span(tracer, **_open(operation, kwargs)) as span:
+            _request_attributes(span, instance, kwargs)
+            response = await wrapped(*args, **kwargs)
+            record(span, response)
+            return response
+
+    return wrapper
+
+
+def _stream_wrapper(tracer: trace.Tracer, proxy: type[StreamProxy] | type[AsyncStreamProxy]) -> Any:
+    # chat_stream is a (sync or async) generator function: calling it sends nothing; the
+    # request goes out on the first step, which the proxy runs inside the span.
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not is_instrumentation_enabled():
+            return wrapped(*args, **kwargs)
+        span = start_llm_span(tracer, **_open("chat", kwargs))
+        _request_attributes(span, instance, kwargs)
+        state = _ChatState()
+        recorder = StreamRecorder(span, state.observe, state.finish)
+        try:
+            events = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            recorder.fail(exc)
+            raise
+        return proxy(events, recorder)
+
+    return wrapper
+
+
+class CohereInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instruments ``cohere`` v2 chat, chat_stream and embed (``ClientV2``/``AsyncClientV2``, ``client.v2``)."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _instruments
+
+    def _instrument(self, **kwargs: Any) -> None:
+        tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
+        wrap_function_wrapper(_MODULE, "V2Client.chat", _call_wrapper(tracer, "chat", _record_chat))
+        wrap_function_wrapper(_MODULE, "V2Client.chat_stream", _stream_wrapper(tracer, StreamProxy))
+        wrap_function_wrapper(_MODULE, "V2Client.embed", _call_wrapper(tracer, "embeddings", _record_embed))
+        wrap_function_wrapper(_MODULE, "AsyncV2Client.chat", _async_call_wrapper(tracer, "chat", _record_chat))
+        wrap_function_wrapper(_MODULE, "AsyncV2Client.chat_stream", _stream_wrapper(tracer, AsyncStreamProxy))
+        wrap_function_wrapper(_MODULE, "AsyncV2Client.embed", _async_call_wrapper(tracer, "embeddings", _record_embed))
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        import cohere.v2.client as client
+
+        for method in _METHODS:
+            unwrap(client.V2Client, method)
+            unwrap(client.AsyncV2Client, method)

@@ -1,0 +1,236 @@
+"""Mistral AI SDK (``mistralai``) instrumentation: chat (plain and streamed) and embeddings.
+
+Mistral reports usage the OpenAI way — ``prompt_tokens`` include the cached prefix
+(``prompt_tokens_details.cached_tokens``) — which is already the semconv meaning.
+
+``mistralai`` traces its own requests (a GenAI span per call, with the prompt and the
+completion as attributes) whenever a global tracer provider is set. Under a featurecost
+span that span would be a second billable LLM span for the same call, and it copies
+content we promise not to capture, so while instrumented we keep it from starting for
+the calls we wrap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping
+from typing import Any
+from urllib.parse import urlparse
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from wrapt import wrap_function_wrapper
+
+from featurecost.instrumentation import attributes as attrs
+from featurecost.instrumentation._spans import (
+    TokenUsage,
+    in_llm_call,
+    int_or_zero,
+    llm_span,
+    record_usage,
+    set_if,
+)
+from featurecost.instrumentation._streams import (
+    AsyncStreamProxy,
+    StreamProxy,
+    StreamRecorder,
+    inside,
+    start_llm_span,
+)
+from featurecost.instrumentation.version import __version__
+
+_instruments = ("mistralai >= 2.0",)
+PROVIDER = "mistral_ai"
+_CHAT = "mistralai.client.chat"
+_EMBEDDINGS = "mistralai.client.embeddings"
+_NATIVE_TRACING = "mistralai.client._hooks.tracing"
+
+
+def _field(obj: Any, name: str) -> Any:
+    return obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+
+
+def usage_from_mistral(usage: Any) -> TokenUsage | None:
+    if usage is None:
+        return None
+    details = _field(usage, "prompt_tokens_details")  # not modelled by the SDK: arrives as an extra field
+    return TokenUsage(
+        input_tokens=int_or_zero(_field(usage, "prompt_tokens")),
+        output_tokens=int_or_zero(_field(usage, "completion_tokens")),
+        cache_read_tokens=int_or_zero(_field(details, "cached_tokens")) if details is not None else 0,
+    )
+
+
+def _server_address(instance: Any) -> str | None:
+    config = getattr(instance, "sdk_configuration", None)
+    get_server = getattr(config, "get_server_details", None)
+    if get_server is None:
+        return None
+    url, _ = get_server()
+    return urlparse(str(url)).hostname
+
+
+class _ResponseState:
+    """A chat response, whole or assembled from stream chunks (usage on the last one)."""
+
+    def __init__(self) -> None:
+        self.model: Any = None
+        self.response_id: Any = None
+        self.usage: Any = None
+        self.finish_reasons: list[str] = []
+
+    def observe(self, response: Any) -> None:
+        chunk = getattr(response, "data", None)
+        if hasattr(chunk, "choices"):  # a stream event wraps its chunk in .data (embeddings' .data is a list)
+            response = chunk
+        self.model = getattr(response, "model", None) or self.model
+        self.response_id = getattr(response, "id", None) or self.response_id
+        self.usage = getattr(response, "usage", None) or self.usage
+        for choice in getattr(response, "choices", None) or []:
+            reason = getattr(choice, "finish_reason", None)
+            if reason:
+                self.finish_reasons.append(str(reason))
+
+    def finish(self, span: trace.Span) -> TokenUsage | None:
+        set_if(span, attrs.GEN_AI_RESPONSE_MODEL, self.model)
+        set_if(span, attrs.GEN_AI_RESPONSE_ID, self.response_id)
+        if self.finish_reasons and span.is_recording():
+            span.set_attribute(attrs.GEN_AI_RESPONSE_FINISH_REASONS, self.finish_reasons)
+        return usage_from_mistral(self.usage)
+
+
+def _record(span: trace.Span, response: Any) -> None:
+    state = _ResponseState()
+    state.observe(response)
+    record_usage(span, state.finish(span))
+
+
+def _span_args(operation: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    return {"operation": operation, "provider": PROVIDER, "request_model": kwargs.get("model")}
+
+
+def _request_attributes(span: trace.Span, instance: Any, kwargs: dict[str, Any]) -> None:
+    set_if(span, attrs.SERVER_ADDRESS, _server_address(instance))
+    max_tokens = kwargs.get("max_tokens")
+    set_if(span, attrs.GEN_AI_REQUEST_MAX_TOKENS, max_tokens if isinstance(max_tokens, int) else None)
+    tier = kwargs.get("service_tier")
+    set_if(span, attrs.REQUEST_SERVICE_TIER, tier if isinstance(tier, str) else None)
+
+
+def _call_wrapper(tracer: trace.Tracer, operation: str) -> Callable[..., Any]:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not is_instrumentation_enabled():
+            return wrapped(*args, **kwargs)
+        with llm_span(tracer, **_span_args(operation, kwargs)) as span:
+            _request_attributes(span, instance, kwargs)
+            response = wrapped(*args, **kwargs)
+            _record(span, response)
+            return response
+
+    return wrapper
+
+
+def _async_call_wrapper(tracer: trace.Tracer, operation: str) -> Callable[..., Any]:
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not is_instrumentation_enabled():
+            return await wrapped(*args, **kwargs)
+        with llm_span(tracer, **_span_args(operation, kwargs)) as span:
+            _request_attributes(span, instance, kwargs)
+            response = await wrapped(*args, **kwargs)
+            _record(span, response)
+            return response
+
+    return wrapper
+
+
+def _start_stream(tracer: trace.Tracer, instance: Any, kwargs: dict[str, Any]) -> StreamRecorder:
+    span = start_llm_span(tracer, **_span_args("chat", kwargs))
+    _request_attributes(span, instance, kwargs)
+    state = _ResponseState()
+    return StreamRecorder(span, state.observe, state.finish)
+
+
+def _stream_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not is_instrumentation_enabled():
+            return wrapped(*args, **kwargs)
+        recorder = _start_stream(tracer, instance, kwargs)
+        try:
+            with inside(recorder.span):
+                events = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            recorder.fail(exc)
+            raise
+        return StreamProxy(events, recorder)
+
+    return wrapper
+
+
+def _async_stream_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not is_instrumentation_enabled():
+            return await wrapped(*args, **kwargs)
+        recorder = _start_stream(tracer, instance, kwargs)
+        try:
+            with inside(recorder.span):
+                events = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            recorder.fail(exc)
+            raise
+        return AsyncStreamProxy(events, recorder)
+
+    return wrapper
+
+
+def _skip_native_span_in_llm_call(
+    wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    # get_traced_request_and_span(tracing_enabled, tracer, span, operation_id, request):
+    # with tracing disabled the SDK sends the request without a span of its own.
+    if in_llm_call():
+        if "tracing_enabled" in kwargs:
+            kwargs = {**kwargs, "tracing_enabled": False}
+        else:
+            args = (False, *args[1:])
+    return wrapped(*args, **kwargs)
+
+
+def _has_native_tracing() -> bool:
+    import importlib
+
+    try:
+        module = importlib.import_module(_NATIVE_TRACING)
+    except ImportError:
+        return False
+    return hasattr(module, "get_traced_request_and_span")
+
+
+class MistralAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Instruments ``mistralai`` chat.complete/stream and embeddings.create, sync and async."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _instruments
+
+    def _instrument(self, **kwargs: Any) -> None:
+        tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
+        wrap_function_wrapper(_CHAT, "Chat.complete", _call_wrapper(tracer, "chat"))
+        wrap_function_wrapper(_CHAT, "Chat.complete_async", _async_call_wrapper(tracer, "chat"))
+        wrap_function_wrapper(_CHAT, "Chat.stream", _stream_wrapper(tracer))
+        wrap_function_wrapper(_CHAT, "Chat.stream_async", _async_stream_wrapper(tracer))
+        wrap_function_wrapper(_EMBEDDINGS, "Embeddings.create", _call_wrapper(tracer, "embeddings"))
+        wrap_function_wrapper(_EMBEDDINGS, "Embeddings.create_async", _async_call_wrapper(tracer, "embeddings"))
+        if _has_native_tracing():
+            wrap_function_wrapper(_NATIVE_TRACING, "get_traced_request_and_span", _skip_native_span_in_llm_call)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        import mistralai.client.chat as chat
+        import mistralai.client.embeddings as embeddings
+
+        for method in ("complete", "complete_async", "stream", "stream_async"):
+            unwrap(chat.Chat, method)
+        for method in ("create", "create_async"):
+            unwrap(embeddings.Embeddings, method)
+        if _has_native_tracing():
+            import mistralai.client._hooks.tracing as tracing
+
+            unwrap(tracing, "get_traced_request_and_span")
