@@ -56,11 +56,17 @@ def test_example_parses_with_exact_money_and_fractions() -> None:
         ("budgets: [{name: a, period: fortnight, limit_usd: 1}]", "budgets.0.period"),
         ("budgets: [{name: a, period: day, limit_usd: -1}]", "budgets.0.limit_usd"),
         ("budgets: [{name: a, period: day, limit_usd: 1, timezone: Mars/Olympus}]", "unknown IANA time zone"),
-        ("budgets: [{name: a, period: day, limit_usd: 1, soft_threshold: 90%, hard_threshold: 80%}]", "must not exceed"),
+        (
+            "budgets: [{name: a, period: day, limit_usd: 1, soft_threshold: 90%, hard_threshold: 80%}]",
+            "must not exceed",
+        ),
         ("budgets: [{name: a, period: day, limit_usd: 1, scope: {team: x}}]", "budgets.0.scope.team"),
         ("budgets: [{name: a, period: day, limit_usd: 1}, {name: a, period: week, limit_usd: 2}]", "used twice"),
         ("budgets: [{name: a, period: day, limit_usd: 1, soft_threshold: lots%}]", "not a percentage"),
-        ("budgets: [{name: a, period: day, limit_usd: 1}]\nalerts: {webhooks: [{url: ftp://x}]}", "alerts.webhooks.0.url"),
+        (
+            "budgets: [{name: a, period: day, limit_usd: 1}]\nalerts: {webhooks: [{url: ftp://x}]}",
+            "alerts.webhooks.0.url",
+        ),
         ("budgets: [name: a", "not valid YAML"),
     ],
 )
