@@ -49,3 +49,8 @@ RESPONSE_SERVICE_TIER: Final = "featurecost.response.service_tier"
 
 USAGE_REPORTED: Final = "reported"
 USAGE_MISSING: Final = "missing"
+
+# --- budget guard (featurecost.instrumentation.guard) ---
+BUDGET_ESTIMATE_USD: Final = "featurecost.budget.estimate_usd"  # pre-flight estimate, a decimal string
+BUDGET_DECISION: Final = "featurecost.budget.decision"  # allow | soft | deny, as the guard saw it
+BUDGET_DEGRADED: Final = "featurecost.budget.degraded"  # true when the soft-limit callback changed the request
