@@ -4,6 +4,7 @@ a real local webhook, and `featurecost budgets status` reads it."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -234,3 +235,42 @@ def test_budgets_status_and_alerts_cli_read_the_collector(stack: Stack) -> None:
     alerts = runner.invoke(app, ["budgets", "alerts", "--api", stack.collector.api_url, "--format", "json"])
     assert alerts.exit_code == 0, alerts.output
     assert {a["status"] for a in json.loads(alerts.output)} <= {"delivered", "pending"}
+
+
+def test_async_clients_are_guarded_too(stack: Stack) -> None:
+    guard = Guard(stack.collector.api_url, environment=ENV)
+    client = openai.AsyncOpenAI(base_url=f"{stack.stand_in.url}/v1", api_key="sk-test", max_retries=0)
+    create = guarded(client.chat.completions.create, provider="openai", guard=guard)
+
+    async def ask(feature: str) -> Any:
+        with featurecost.attribute(feature=feature, session=f"async-{feature}"):
+            return await create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}])
+
+    response = asyncio.run(ask("cheap"))
+    assert response.usage is not None
+    span = stack.memory.get_finished_spans()[-1]
+    assert span.attributes is not None
+    assert span.attributes[attrs.BUDGET_DECISION] == "allow"
+    assert (
+        Decimal(str(span.attributes[attrs.BUDGET_ESTIMATE_USD]))
+        == (2 * Decimal("0.15") + 256 * Decimal("0.60")) / 1_000_000
+    )
+    assert (
+        guard.session_spend("async-cheap")
+        == (response.usage.prompt_tokens * Decimal("0.15") + response.usage.completion_tokens * Decimal("0.60"))
+        / 1_000_000
+    )
+    with pytest.raises(BudgetExceeded, match="expensive-daily"):
+        asyncio.run(ask("expensive"))
+
+
+def test_without_a_budgets_file_every_call_is_allowed() -> None:
+    from starlette.applications import Starlette
+
+    from featurecost.collector.budgets.api import budget_routes
+
+    with serve_in_thread(Starlette(routes=budget_routes(None))) as url:
+        guard = Guard(url, environment=ENV, fetch_prices=False)
+        ticket = guard.check({"model": "gpt-4o-mini", "messages": []}, {attrs.FEATURE: "expensive"})
+        assert (ticket.decision.verdict, ticket.decision.source) == ("allow", "collector")
+        assert httpx.get(f"{url}/api/v1/budgets/status").status_code == 404

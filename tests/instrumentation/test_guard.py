@@ -8,9 +8,11 @@ from decimal import Decimal
 
 import pytest
 
+import featurecost
 from demo.harness import free_port
 from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation.guard import BudgetExceeded, Guard, Price, estimate_tokens
+from tests.conftest import Spans
 
 MINI = Price(Decimal("0.15"), Decimal("0.60"))
 
@@ -106,3 +108,27 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("FEATURECOST_BUDGET_SESSION_CAP_USD", "lots")
     with pytest.raises(ValueError, match="FEATURECOST_BUDGET_SESSION_CAP_USD"):
         Guard.from_env()
+
+
+def test_instrumentor_hook_marks_the_current_span_and_settles(spans: Spans) -> None:
+    from featurecost.instrumentation import guard as guard_module
+
+    guard = Guard(prices={"gpt-4o-mini": MINI}, session_cap_usd=Decimal(1))
+    previous = guard_module.configure(guard)
+    try:
+        tracer = spans.provider.get_tracer("test")
+        request = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 40}], "max_tokens": 100}
+        with featurecost.attribute(feature="support-bot", session="conv-9"), tracer.start_as_current_span("chat"):
+            sent = guard_module.check_before_call(request, provider="openai")
+            guard_module.after_call(sent, 12, 30, provider="openai")
+    finally:
+        guard_module.configure(Guard())
+    assert previous is guard
+    assert sent == request
+    (span,) = spans.finished()
+    assert span.attributes is not None
+    # 10 tokens in, 100 out
+    assert span.attributes[attrs.BUDGET_ESTIMATE_USD] == "0.0000615"
+    assert span.attributes[attrs.BUDGET_DECISION] == "allow"
+    assert attrs.BUDGET_DEGRADED not in span.attributes
+    assert guard.session_spend("conv-9") == Decimal("0.0000198")  # 12 in, 30 out: the actual

@@ -507,6 +507,19 @@ def guarded(func: F | None = None, *, provider: str = "", guard: Guard | None = 
                 response = fn(*args, **ticket.kwargs)
             finally:
                 otel_context.detach(token)  # type: ignore[arg-type]
+            if inspect.isawaitable(response):
+                # An async SDK method behind a sync-looking proxy (e.g. an instrumentor's
+                # wrapper): the call really runs when awaited, so settle then.
+                return _settle_when_awaited(g, ticket, response)
+            finish(g, ticket, response)
+            return response
+
+        async def _settle_when_awaited(g: Guard, ticket: Ticket, awaitable: Any) -> Any:
+            token = otel_context.attach(otel_context.set_value(_ESTIMATE, ticket))
+            try:
+                response = await awaitable
+            finally:
+                otel_context.detach(token)
             finish(g, ticket, response)
             return response
 
