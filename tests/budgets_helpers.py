@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import itertools
+import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from featurecost.collector.records import CallRecord
 from featurecost.collector.storage import Storage
@@ -73,3 +81,25 @@ def open_storage(path: Path) -> Iterator[Storage]:
 def truncate(storage: Storage) -> None:
     for table in ("calls", "cost_restatements", "alerts"):
         storage.client.command(f"TRUNCATE TABLE {table}")
+
+
+@dataclass
+class Receiver:
+    """A webhook endpoint that answers with the scripted statuses, then 200."""
+
+    script: list[int] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    attempts: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def app(self) -> Starlette:
+        async def hook(request: Request) -> Response:
+            body = await request.json()
+            with self.lock:
+                self.attempts += 1
+                status = self.script.pop(0) if self.script else 200
+                if status == 200:
+                    self.received.append({"body": body, "headers": dict(request.headers)})
+            return JSONResponse({"ok": status == 200}, status_code=status)
+
+        return Starlette(routes=[Route("/hook", hook, methods=["POST"])])

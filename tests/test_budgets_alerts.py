@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from featurecost.collector.alerts import AlertStatus, AlertStore, WebhookNotifier
 from featurecost.collector.budgets.clock import ManualClock
@@ -22,30 +16,8 @@ from featurecost.collector.budgets.evaluator import BudgetEvaluator, Snapshot
 from featurecost.collector.budgets.findings import anomalous_sessions, session_cost_regressions
 from featurecost.collector.budgets.service import build_evaluator
 from featurecost.collector.storage import Storage
-from tests.budgets_helpers import insert, make_call, open_storage, truncate
+from tests.budgets_helpers import Receiver, insert, make_call, open_storage, truncate
 from tests.conftest import serve_in_thread
-
-
-@dataclass
-class Receiver:
-    """A webhook endpoint that answers with the scripted statuses, then 200."""
-
-    script: list[int] = field(default_factory=list)
-    received: list[dict[str, Any]] = field(default_factory=list)
-    attempts: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def app(self) -> Starlette:
-        async def hook(request: Request) -> Response:
-            body = await request.json()
-            with self.lock:
-                self.attempts += 1
-                status = self.script.pop(0) if self.script else 200
-                if status == 200:
-                    self.received.append({"body": body, "headers": dict(request.headers)})
-            return JSONResponse({"ok": status == 200}, status_code=status)
-
-        return Starlette(routes=[Route("/hook", hook, methods=["POST"])])
 
 
 @pytest.fixture(scope="module")

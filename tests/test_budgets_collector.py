@@ -36,8 +36,8 @@ from featurecost.instrumentation.guard import (
     guarded,
 )
 from featurecost.instrumentation.openai import OpenAIInstrumentor
+from tests.budgets_helpers import Receiver
 from tests.conftest import RunningStandIn, serve_in_thread
-from tests.test_budgets_alerts import Receiver
 
 ENV = "guard-e2e"
 
