@@ -129,8 +129,13 @@ def _request_text_chars(kwargs: Mapping[str, Any]) -> int:
     def size(value: Any) -> int:
         if isinstance(value, str):
             return len(value)
-        if isinstance(value, Mapping):
-            return sum(size(value.get(k)) for k in ("content", "text", "input"))
+        if isinstance(value, dict | Mapping):  # dict first: the ABC check is slow
+            total = 0
+            for key in ("content", "text", "input"):
+                part = value.get(key)
+                if part is not None:
+                    total += size(part)
+            return total
         if isinstance(value, list | tuple):
             return sum(size(v) for v in value)
         return 0
@@ -243,8 +248,13 @@ class Guard:
             "feature": attribution.get(attrs.FEATURE) or attrs.DEFAULT_FEATURE,
             "tenant": attribution.get(attrs.TENANT, ""),
             "user": attribution.get(attrs.USER, ""),
-            "environment": self.environment or _default_environment(),
+            "environment": self.environment or self._resolve_environment(),
         }
+
+    def _resolve_environment(self) -> str:
+        # Resolved once: the resource does not change while the process runs.
+        self.environment = _default_environment()
+        return self.environment
 
     def decision(self, scope: Mapping[str, str]) -> Decision:
         if self.api_url is None:
