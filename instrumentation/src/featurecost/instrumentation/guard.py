@@ -549,6 +549,8 @@ class BudgetSpanProcessor:
         if isinstance(ticket, Ticket) and attrs.GEN_AI_OPERATION_NAME in attributes:
             mark_span(span, ticket)
 
+    # Duck-typed so the light distribution needs no opentelemetry-sdk; the SDK's
+    # multi-processor calls all of these, _on_ending included.
     def _on_ending(self, span: Any) -> None:
         pass
 
