@@ -116,7 +116,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                 with featurecost.attribute(feature=feature, tenant="acme", session=f"seed-{feature}"):
                     client.chat.completions.create(model=model, messages=[{"role": "user", "content": "seed"}])
             collector.wait_for_calls(3)
-            wait_until(lambda: decision(collector, feature="expensive")["decision"] == "deny", 60, "a deny decision")
+
+            def evaluated_after_seeding() -> bool:
+                # The snapshot read may predate the last stored call: wait for one that shows all three.
+                return (
+                    decision(collector, feature="expensive")["decision"] == "deny"
+                    and decision(collector, feature="pricey")["decision"] == "soft"
+                    and decision(collector, feature="private")["unpriced_calls"] == 1
+                )
+
+            wait_until(evaluated_after_seeding, 60, "an evaluation that saw every seeded call")
             yield Stack(collector, receiver, memory, client, RunningStandIn(llm_url, provider_stand_in))
         finally:
             OpenAIInstrumentor().uninstrument()
