@@ -6,7 +6,7 @@ directory), so the CLI and the web page read reports through these endpoints.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +51,7 @@ def create_api_app(
     pipeline: Pipeline,
     receiver_stats: Any,
     ingest_ready: Callable[[], bool] = lambda: True,
+    extra_routes: Sequence[Route] = (),
 ) -> Starlette:
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -101,5 +102,6 @@ def create_api_app(
             Route("/api/v1/status", status),
             Route("/api/v1/reports/feature-costs", report_feature_costs),
             *web_routes(),
+            *extra_routes,
         ]
     )

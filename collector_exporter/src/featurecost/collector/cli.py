@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from featurecost.collector.budgets.cli import budgets_app, load_budgets_option
 from featurecost.collector.reports import FeatureCostRow, Window, feature_costs
 from featurecost.collector.server import CollectorConfig, default_storage_dsn, serve
 from featurecost.collector.storage import Storage
@@ -27,6 +28,7 @@ app = typer.Typer(help="featurecost: which feature, tenant and user is eating yo
 report_app = typer.Typer(help="Read costs (through the collector's API, or straight from storage).")
 app.add_typer(report_app, name="report")
 app.add_typer(storage_app, name="storage")
+app.add_typer(budgets_app, name="budgets")
 
 DEFAULT_API = "http://127.0.0.1:8787"
 
@@ -54,6 +56,13 @@ def collector(
     otlp_http_port: Annotated[int, typer.Option(envvar="FEATURECOST_OTLP_HTTP_PORT")] = 4318,
     api_port: Annotated[int, typer.Option(envvar="FEATURECOST_API_PORT")] = 8787,
     log_level: Annotated[str, typer.Option(envvar="FEATURECOST_LOG_LEVEL")] = "INFO",
+    budgets_file: Annotated[
+        Path | None,
+        typer.Option(envvar="FEATURECOST_BUDGETS_FILE", help="YAML budgets and alerts (docs/budgets.md)."),
+    ] = None,
+    budget_interval: Annotated[
+        float, typer.Option(envvar="FEATURECOST_BUDGET_INTERVAL", help="Seconds between budget evaluations.")
+    ] = 60.0,
 ) -> None:
     """Run the collector: OTLP/HTTP on --otlp-http-port, report API on --api-port."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -64,6 +73,8 @@ def collector(
         host=host,
         otlp_http_port=otlp_http_port,
         api_port=api_port,
+        budgets=load_budgets_option(budgets_file),
+        budget_interval=budget_interval,
     )
     asyncio.run(serve(config))
 

@@ -13,7 +13,11 @@ from pathlib import Path
 
 import uvicorn
 
+from featurecost.collector.alerts import AlertStore
 from featurecost.collector.api import create_api_app
+from featurecost.collector.budgets.api import budget_routes
+from featurecost.collector.budgets.config import BudgetsConfig
+from featurecost.collector.budgets.service import build_evaluator
 from featurecost.collector.pipeline import Pipeline
 from featurecost.collector.receiver import create_receiver_app
 from featurecost.collector.storage import Storage
@@ -32,6 +36,8 @@ class CollectorConfig:
     max_body_bytes: int = 16 * 1024 * 1024
     wal_max_bytes: int = 2 * 1024 * 1024 * 1024
     drain_timeout: float = 30.0
+    budgets: BudgetsConfig | None = None
+    budget_interval: float = 60.0
 
 
 class _Server(uvicorn.Server):
@@ -57,7 +63,11 @@ async def serve(config: CollectorConfig) -> None:
     pipeline.start()
     receiver = create_receiver_app(wal, max_body_bytes=config.max_body_bytes)
     ingest = _Server(uvicorn.Config(receiver, host=config.host, port=config.otlp_http_port, log_level="warning"))
-    api = create_api_app(storage, wal, pipeline, receiver.state.stats, ingest_ready=lambda: ingest.started)
+    evaluator = build_evaluator(storage, config.budgets, interval=config.budget_interval) if config.budgets else None
+    routes = budget_routes(evaluator, AlertStore(storage) if evaluator else None)
+    api = create_api_app(
+        storage, wal, pipeline, receiver.state.stats, ingest_ready=lambda: ingest.started, extra_routes=routes
+    )
     servers = [
         ingest,
         _Server(uvicorn.Config(api, host=config.host, port=config.api_port, log_level="warning")),
@@ -70,6 +80,8 @@ async def serve(config: CollectorConfig) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, request_stop)
+    if evaluator:
+        evaluator.start()
     try:
         results = await asyncio.gather(*(s.serve() for s in servers), return_exceptions=True)
         for result in results:
@@ -77,6 +89,8 @@ async def serve(config: CollectorConfig) -> None:
                 raise result
     finally:
         request_stop()
+        if evaluator:
+            evaluator.stop()
         wal.close()  # nothing new is accepted; what is in the log drains below
         drained = await asyncio.to_thread(pipeline.stop, config.drain_timeout)
         if not drained:

@@ -101,6 +101,11 @@ class Storage:
                 "calls", rows, column_names=CALL_COLUMNS, settings={"insert_deduplication_token": dedup_token}
             )
 
+    def insert_rows(self, table: str, rows: Sequence[Sequence[Any]], column_names: Sequence[str]) -> None:
+        """Insert plain rows into one of featurecost's own tables (alerts, ...)."""
+        with self._lock:
+            self.client.insert(table, [list(r) for r in rows], column_names=list(column_names))
+
     # --- reads ---
     def query_named(self, package: str, name: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run the query in ``<package>/queries/<name>.sql``; rows as dicts."""

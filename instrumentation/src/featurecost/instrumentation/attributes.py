@@ -52,3 +52,8 @@ USAGE_MISSING: Final = "missing"
 # True when a streamed call ended before the provider's final usage (error, close,
 # early break, garbage collection): the counts are what had arrived by then.
 USAGE_PARTIAL: Final = "featurecost.usage.partial"
+
+# --- budget guard (featurecost.instrumentation.guard) ---
+BUDGET_ESTIMATE_USD: Final = "featurecost.budget.estimate_usd"  # pre-flight estimate, a decimal string
+BUDGET_DECISION: Final = "featurecost.budget.decision"  # allow | soft | deny, as the guard saw it
+BUDGET_DEGRADED: Final = "featurecost.budget.degraded"  # true when the soft-limit callback changed the request

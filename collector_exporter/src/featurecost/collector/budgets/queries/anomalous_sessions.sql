@@ -1,0 +1,38 @@
+-- Sessions active in [since, until) that cost more than {factor} × the median session
+-- cost of their environment × feature over [baseline_since, since).
+WITH baseline AS
+(
+    SELECT environment, feature, quantileExact(0.5)(session_cost) AS median_session_cost, count() AS sessions
+    FROM
+    (
+        SELECT environment, feature, session_id, sum(cost_usd) AS session_cost
+        FROM calls FINAL
+        WHERE start_time >= {baseline_since:DateTime64(6, 'UTC')}
+          AND start_time < {since:DateTime64(6, 'UTC')}
+        GROUP BY environment, feature, session_id
+        HAVING countIf(cost_usd IS NULL) = 0
+    )
+    GROUP BY environment, feature
+)
+SELECT
+    s.environment AS environment,
+    s.feature AS feature,
+    s.session_id AS session_id,
+    s.session_cost AS session_cost,
+    s.calls AS calls,
+    b.median_session_cost AS median_session_cost,
+    b.sessions AS baseline_sessions
+FROM
+(
+    SELECT environment, feature, session_id, sum(cost_usd) AS session_cost, count() AS calls
+    FROM calls FINAL
+    WHERE start_time >= {since:DateTime64(6, 'UTC')}
+      AND start_time < {until:DateTime64(6, 'UTC')}
+      AND cost_usd IS NOT NULL
+    GROUP BY environment, feature, session_id
+) AS s
+INNER JOIN baseline AS b ON s.environment = b.environment AND s.feature = b.feature
+WHERE b.sessions >= {min_baseline_sessions:UInt32}
+  AND s.session_cost > b.median_session_cost * {factor:UInt32}
+ORDER BY s.session_cost DESC
+LIMIT 100
