@@ -26,9 +26,14 @@ CALL_COLUMNS = (
     "cache_write_tokens", "reasoning_tokens", "usage_source", "status", "error_type", "attributes",
     "cost_usd", "input_cost_usd", "output_cost_usd", "price_source", "price_entry",
     "price_data_version", "unpriced_reason",
+    # 0010: normalization detail and client-claimed cost
+    "cache_write_1h_tokens", "input_audio_tokens", "output_audio_tokens", "raw_usage", "usage_convention",
+    "usage_issues", "service_tier", "client_cost_usd", "cost_delta_vs_client_usd",
 )  # fmt: skip
 
-_MONEY_COLUMNS = frozenset({"cost_usd", "input_cost_usd", "output_cost_usd"})
+_MONEY_COLUMNS = frozenset(
+    {"cost_usd", "input_cost_usd", "output_cost_usd", "client_cost_usd", "cost_delta_vs_client_usd"}
+)
 _MONEY_QUANTUM = Decimal("1e-18")  # the Decimal(38, 18) scale of the money columns
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
