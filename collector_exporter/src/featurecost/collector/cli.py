@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from featurecost.collector.prices_cli import check_prices_file, prices_app
 from featurecost.collector.reports import FeatureCostRow, Window, feature_costs
 from featurecost.collector.server import CollectorConfig, default_storage_dsn, serve
 from featurecost.collector.storage import Storage
@@ -25,6 +26,7 @@ from featurecost.collector.storage import Storage
 app = typer.Typer(help="featurecost: which feature, tenant and user is eating your LLM bill.", no_args_is_help=True)
 report_app = typer.Typer(help="Read costs (through the collector's API, or straight from storage).")
 app.add_typer(report_app, name="report")
+app.add_typer(prices_app, name="prices")
 
 DEFAULT_API = "http://127.0.0.1:8787"
 
@@ -52,16 +54,26 @@ def collector(
     otlp_http_port: Annotated[int, typer.Option(envvar="FEATURECOST_OTLP_HTTP_PORT")] = 4318,
     api_port: Annotated[int, typer.Option(envvar="FEATURECOST_API_PORT")] = 8787,
     log_level: Annotated[str, typer.Option(envvar="FEATURECOST_LOG_LEVEL")] = "INFO",
+    prices_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="FEATURECOST_PRICES_FILE",
+            help="YAML prices file: contract prices, discounts, "
+            "self-hosted models (docs/pricing.md). Checked at start-up.",
+        ),
+    ] = None,
 ) -> None:
     """Run the collector: OTLP/HTTP on --otlp-http-port, report API on --api-port."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data_dir.mkdir(parents=True, exist_ok=True)
+    check_prices_file(prices_file)
     config = CollectorConfig(
         storage_dsn=storage or default_storage_dsn(data_dir),
         wal_dir=data_dir / "wal",
         host=host,
         otlp_http_port=otlp_http_port,
         api_port=api_port,
+        prices_file=prices_file,
     )
     asyncio.run(serve(config))
 

@@ -15,6 +15,7 @@ import uvicorn
 
 from featurecost.collector.api import create_api_app
 from featurecost.collector.pipeline import Pipeline
+from featurecost.collector.pricing import Pricer
 from featurecost.collector.receiver import create_receiver_app
 from featurecost.collector.storage import Storage
 from featurecost.collector.wal import WriteAheadLog
@@ -32,6 +33,7 @@ class CollectorConfig:
     max_body_bytes: int = 16 * 1024 * 1024
     wal_max_bytes: int = 2 * 1024 * 1024 * 1024
     drain_timeout: float = 30.0
+    prices_file: Path | None = None
 
 
 class _Server(uvicorn.Server):
@@ -53,7 +55,7 @@ async def serve(config: CollectorConfig) -> None:
     if applied:
         log.info("applied migrations: %s", ", ".join(applied))
     wal = WriteAheadLog(config.wal_dir, max_bytes=config.wal_max_bytes)
-    pipeline = Pipeline(wal, storage)
+    pipeline = Pipeline(wal, storage, Pricer.from_file(config.prices_file))
     pipeline.start()
     receiver = create_receiver_app(wal, max_body_bytes=config.max_body_bytes)
     ingest = _Server(uvicorn.Config(receiver, host=config.host, port=config.otlp_http_port, log_level="warning"))

@@ -106,6 +106,17 @@ class Storage:
                 "calls", rows, column_names=CALL_COLUMNS, settings={"insert_deduplication_token": dedup_token}
             )
 
+    def insert_rows(
+        self, table: str, rows: Sequence[Sequence[object]], columns: Sequence[str], dedup_token: str
+    ) -> None:
+        """Insert rows into another table of the schema (e.g. ``cost_restatements``), deduplicated by token."""
+        if not rows:
+            return
+        with self._lock:
+            self.client.insert(
+                table, list(rows), column_names=list(columns), settings={"insert_deduplication_token": dedup_token}
+            )
+
     # --- reads ---
     def query_named(self, package: str, name: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run the query in ``<package>/queries/<name>.sql``; rows as dicts."""
