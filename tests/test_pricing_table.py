@@ -50,8 +50,15 @@ PUBLISHED = [
         # Anthropic, Claude Sonnet 4.5: $3 input, $3.75 5-minute cache write, $6 1-hour cache write,
         # $0.30 cache read, $15 output. Input here is semconv-inclusive: 10,000 = 4,000 uncached +
         # 2,000 read + 4,000 written (1,000 of them with the 1-hour TTL).
-        call("anthropic", "claude-sonnet-4-5-20250929", input=10_000, cache_read=2_000, cache_write=4_000,
-             cache_write_1h=1_000, output=800),  # fmt: skip
+        call(
+            "anthropic",
+            "claude-sonnet-4-5-20250929",
+            input=10_000,
+            cache_read=2_000,
+            cache_write=4_000,
+            cache_write_1h=1_000,
+            output=800,
+        ),
         (4_000 * d("3") + 2_000 * d("0.30") + 3_000 * d("3.75") + 1_000 * d("6") + 800 * d("15")) / M,
         id="anthropic-cache-5m-and-1h",
     ),
@@ -75,15 +82,23 @@ PUBLISHED = [
     ),
     pytest.param(
         # OpenAI o3 before the 10 June 2025 price cut: $10 input, $40 output (reasoning inside output).
-        call("openai", "o3-2025-04-16", when=datetime(2025, 5, 1, tzinfo=UTC), input=1_000, output=5_000,
-             reasoning=4_000),  # fmt: skip
+        call(
+            "openai", "o3-2025-04-16", when=datetime(2025, 5, 1, tzinfo=UTC), input=1_000, output=5_000, reasoning=4_000
+        ),
         (1_000 * d("10") + 5_000 * d("40")) / M,
         id="o3-before-price-cut",
     ),
     pytest.param(
         # ... and after it: $2 input, $0.50 cached input, $8 output.
-        call("openai", "o3-2025-04-16", when=datetime(2025, 7, 1, tzinfo=UTC), input=1_000, cache_read=512,
-             output=5_000, reasoning=4_000),  # fmt: skip
+        call(
+            "openai",
+            "o3-2025-04-16",
+            when=datetime(2025, 7, 1, tzinfo=UTC),
+            input=1_000,
+            cache_read=512,
+            output=5_000,
+            reasoning=4_000,
+        ),
         (488 * d("2") + 512 * d("0.50") + 5_000 * d("8")) / M,
         id="o3-after-price-cut",
     ),
@@ -131,7 +146,8 @@ def test_published_prices(record: CallRecord, expected: Decimal) -> None:
     priced = Pricer().price(record)
     assert priced.unpriced_reason == ""
     assert priced.cost_usd == expected
-    assert priced.input_cost_usd is not None and priced.output_cost_usd is not None
+    assert priced.input_cost_usd is not None
+    assert priced.output_cost_usd is not None
     assert priced.input_cost_usd + priced.output_cost_usd == priced.cost_usd
     assert priced.price_source == "genai-prices"
     assert priced.price_data_version == "genai-prices==0.2.3"

@@ -61,7 +61,19 @@ class UsageConvention:
 _REASONING_ANY = (attrs.USAGE_REASONING_TOKENS, "gen_ai.usage.reasoning_tokens", "llm.usage.reasoning_tokens")
 
 # Order matters: a span carrying several conventions is read through the first that matches.
+# The AI SDK comes first: its provider-call spans also carry gen_ai.usage.* copies of the
+# provider's raw counts, without the cache counts that only ai.usage.* has.
 USAGE_CONVENTIONS: Final = (
+    UsageConvention(
+        # The AI SDK passes each provider's own counts through, so cache semantics follow the provider.
+        name="vercel-ai-sdk",
+        input=("ai.usage.inputTokens", "ai.usage.promptTokens"),
+        output=("ai.usage.outputTokens", "ai.usage.completionTokens"),
+        cache_read=("ai.usage.cachedInputTokens",),
+        reasoning=("ai.usage.reasoningTokens",),
+        total=("ai.usage.totalTokens",),
+        cache_semantics="provider",
+    ),
     UsageConvention(
         name="genai-semconv",
         input=(attrs.GEN_AI_USAGE_INPUT_TOKENS,),
@@ -93,16 +105,6 @@ USAGE_CONVENTIONS: Final = (
         input_audio=("llm.token_count.prompt_details.audio",),
         output_audio=("llm.token_count.completion_details.audio",),
         total=("llm.token_count.total",),
-    ),
-    UsageConvention(
-        # The AI SDK passes each provider's own counts through, so cache semantics follow the provider.
-        name="vercel-ai-sdk",
-        input=("ai.usage.inputTokens", "ai.usage.promptTokens"),
-        output=("ai.usage.outputTokens", "ai.usage.completionTokens"),
-        cache_read=("ai.usage.cachedInputTokens",),
-        reasoning=("ai.usage.reasoningTokens",),
-        total=("ai.usage.totalTokens",),
-        cache_semantics="provider",
     ),
 )
 
@@ -215,6 +217,9 @@ ATTRIBUTION_ALIASES: Final[dict[str, tuple[str, ...]]] = {
     attrs.PLAN: (attrs.PLAN, f"{_TRACELOOP}plan", f"{_VERCEL}plan", "metadata.plan"),
     attrs.VERSION: (attrs.VERSION, f"{_TRACELOOP}version", f"{_VERCEL}version", "metadata.version"),
 }
+# The AI SDK reports Anthropic cache writes only in its provider metadata (a JSON object).
+VERCEL_PROVIDER_METADATA: Final = "ai.response.providerMetadata"
+
 # OpenInference keeps free-form metadata as one JSON object string under this key;
 # the normalizer flattens it to ``metadata.<key>`` before reading the aliases above.
 OPENINFERENCE_METADATA: Final = "metadata"

@@ -190,6 +190,8 @@ def normalize_usage(a: dict[str, Any], provider: str) -> _Usage:
     input_raw, output_raw = input_raw or 0, output_raw or 0
     cache_read = _count(a, convention.cache_read, usage) or 0
     cache_write = _count(a, convention.cache_write, usage) or 0
+    if convention.name == "vercel-ai-sdk" and not cache_write:
+        cache_write = _vercel_cache_write(a, usage)
     cache_write_1h = _count(a, (aliases.USAGE_CACHE_WRITE_1H_TOKENS,), usage) or 0
     reasoning = _count(a, convention.reasoning, usage) or 0
     total = _count(a, convention.total, usage)
@@ -242,6 +244,22 @@ def normalize_usage(a: dict[str, Any], provider: str) -> _Usage:
     usage.cache_read, usage.cache_write, usage.cache_write_1h = cache_read, cache_write, cache_write_1h
     usage.reasoning = reasoning
     return usage
+
+
+def _vercel_cache_write(a: dict[str, Any], usage: _Usage) -> int:
+    raw = a.get(aliases.VERCEL_PROVIDER_METADATA)
+    if not isinstance(raw, str):
+        return 0
+    try:
+        metadata = json.loads(raw)
+    except ValueError:
+        return 0
+    anthropic = metadata.get("anthropic") if isinstance(metadata, dict) else None
+    value = anthropic.get("cacheCreationInputTokens") if isinstance(anthropic, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        usage.raw[f"{aliases.VERCEL_PROVIDER_METADATA}.anthropic.cacheCreationInputTokens"] = value
+        return value
+    return 0
 
 
 def _service_tier(a: dict[str, Any]) -> str:
