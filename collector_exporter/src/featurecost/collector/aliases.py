@@ -223,3 +223,27 @@ VERCEL_PROVIDER_METADATA: Final = "ai.response.providerMetadata"
 # OpenInference keeps free-form metadata as one JSON object string under this key;
 # the normalizer flattens it to ``metadata.<key>`` before reading the aliases above.
 OPENINFERENCE_METADATA: Final = "metadata"
+
+
+def keys_read() -> frozenset[str]:
+    """Every span attribute name the normalizer reads (besides the ``featurecost.*`` prefix)."""
+    keys: set[str] = set()
+    for convention in USAGE_CONVENTIONS:
+        for group in (
+            convention.input,
+            convention.output,
+            convention.cache_read,
+            convention.cache_write,
+            convention.reasoning,
+            convention.input_audio,
+            convention.output_audio,
+            convention.total,
+        ):
+            keys.update(group)
+    for group in (PROVIDER_KEYS, REQUEST_MODEL_KEYS, RESPONSE_MODEL_KEYS, OPERATION_KEYS, SERVICE_TIER_KEYS):
+        keys.update(group)
+    keys.update(CLIENT_COST_KEYS)
+    for names in ATTRIBUTION_ALIASES.values():
+        keys.update(names)
+    keys.update((OPENINFERENCE_METADATA, VERCEL_PROVIDER_METADATA, USAGE_CACHE_WRITE_1H_TOKENS))
+    return frozenset(keys)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -38,6 +38,10 @@ _OPENINFERENCE_OPERATIONS = {"LLM": "chat", "EMBEDDING": "embeddings"}
 # repeats the usage; only the inner span is the billable call.
 _VERCEL_OPERATION_ID = "ai.operationId"
 _VERCEL_CALL_SUFFIXES = (".doGenerate", ".doStream", ".doEmbed")
+# A span without any of these keys cannot be an LLM call.
+_CANDIDATE_KEYS = frozenset({*_LLM_MARKERS, _OPENINFERENCE_KIND, _VERCEL_OPERATION_ID})
+# Everything the normalizer reads; other attributes (prompts, tool schemas...) are never decoded.
+_KEYS_READ = aliases.keys_read() | {_OPENINFERENCE_KIND, _VERCEL_OPERATION_ID, attrs.ROOT_ID, attrs.ERROR_TYPE}
 # featurecost.* keys that describe the call itself rather than attribute it
 _NOT_EXTRAS = ("featurecost.usage.", "featurecost.request.", "featurecost.response.", "featurecost.client.")
 
@@ -55,8 +59,29 @@ def any_value(value: AnyValue) -> Any:
     return getattr(value, kind)
 
 
+_SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
+
+
 def attribute_map(key_values: Iterable[KeyValue]) -> dict[str, Any]:
-    return {kv.key: any_value(kv.value) for kv in key_values}
+    out: dict[str, Any] = {}
+    for kv in key_values:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        # scalars inline: this runs for every attribute of every span the collector receives
+        out[kv.key] = getattr(value, kind) if kind in _SCALARS else any_value(value)
+    return out
+
+
+def read_attributes(key_values: Iterable[KeyValue]) -> dict[str, Any]:
+    """The span attributes the normalizer reads, decoded; the rest are skipped undecoded."""
+    out: dict[str, Any] = {}
+    for kv in key_values:
+        key = kv.key
+        if key in _KEYS_READ or key.startswith(attrs.EXTRA_PREFIX):
+            value = kv.value
+            kind = value.WhichOneof("value")
+            out[key] = getattr(value, kind) if kind in _SCALARS else any_value(value)
+    return out
 
 
 def _as_str(value: Any) -> str:
@@ -67,9 +92,11 @@ def _as_str(value: Any) -> str:
     return str(value)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _time(unix_nano: int) -> datetime:
-    seconds, nanos = divmod(unix_nano, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=nanos // 1000)
+    return _EPOCH + timedelta(microseconds=unix_nano // 1000)
 
 
 def is_llm_span(span_attributes: dict[str, Any]) -> bool:
@@ -283,7 +310,7 @@ def _attribution(a: dict[str, Any], key: str) -> str:
 
 
 def normalize_span(span: Span, resource: dict[str, Any], span_attributes: dict[str, Any] | None = None) -> CallRecord:
-    a = attribute_map(span.attributes) if span_attributes is None else span_attributes
+    a = read_attributes(span.attributes) if span_attributes is None else span_attributes
     _flatten_metadata(a)
     trace_id = span.trace_id.hex()
     root_id = _as_str(a.get(attrs.ROOT_ID)) or trace_id
@@ -344,6 +371,9 @@ def normalize_request(request: ExportTraceServiceRequest) -> Iterator[CallRecord
         resource = attribute_map(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                a = attribute_map(span.attributes)
+                # decide on the keys alone; HTTP/DB/framework spans never get their values decoded
+                if not any(kv.key in _CANDIDATE_KEYS for kv in span.attributes):
+                    continue
+                a = read_attributes(span.attributes)
                 if is_llm_span(a):
                     yield normalize_span(span, resource, a)
