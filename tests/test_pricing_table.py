@@ -305,3 +305,17 @@ def test_price_of_the_day_is_cached_per_day_not_frozen() -> None:
     after = pricer.price(call("openai", "o3", when=datetime(2025, 6, 10, 0, 1, tzinfo=UTC), input=1_000, output=0))
     assert before.cost_usd == 1_000 * d("10") / M
     assert after.cost_usd == 1_000 * d("2") / M
+
+
+def test_stats_count_sources_and_name_the_unpriced_models(pricer: Pricer) -> None:
+    pricer.price(call("openai", "gpt-4o-mini", input=1, output=1))
+    pricer.price(call("vllm", "acme-llama-70b", input=1, output=1))
+    pricer.price(call("openai", "gpt-acme-9000", input=1, output=1))
+    pricer.price(call("openai", "gpt-acme-9000", input=1, output=1))
+    stats = pricer.stats.to_json()
+    assert stats["priced"] == 2
+    assert stats["by_source"] == {"genai-prices+discount": 1, "override": 1}
+    assert stats["unpriced"] == 2
+    (key,) = stats["unpriced_models"]  # type: ignore[attr-defined]
+    assert key.startswith("openai/gpt-acme-9000: no price for openai/gpt-acme-9000")
+    assert stats["unpriced_models"] == {key: 2}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 from importlib.metadata import version
@@ -112,6 +112,42 @@ def price_context(tier: str) -> dict[str, str] | None:
     return {"service_tier": tier}
 
 
+_MAX_UNPRICED_KEYS = 200  # bound the metric's cardinality; the calls table keeps every reason
+
+
+@dataclass(slots=True)
+class PricingStats:
+    """Counters for the status API: how calls were priced, and which models had no price."""
+
+    priced: int = 0
+    not_billed: int = 0
+    unpriced: int = 0
+    by_source: dict[str, int] = field(default_factory=dict)
+    unpriced_models: dict[str, int] = field(default_factory=dict)  # "provider/model: reason" → calls
+
+    def count(self, record: CallRecord) -> None:
+        if record.cost_usd is None:
+            self.unpriced += 1
+            key = f"{record.provider or '?'}/{record.model or '?'}: {record.unpriced_reason}"
+            if key in self.unpriced_models or len(self.unpriced_models) < _MAX_UNPRICED_KEYS:
+                self.unpriced_models[key] = self.unpriced_models.get(key, 0) + 1
+            return
+        if record.price_source == NOT_BILLED_SOURCE:
+            self.not_billed += 1
+        else:
+            self.priced += 1
+        self.by_source[record.price_source] = self.by_source.get(record.price_source, 0) + 1
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "priced": self.priced,
+            "not_billed": self.not_billed,
+            "unpriced": self.unpriced,
+            "by_source": dict(self.by_source),
+            "unpriced_models": dict(self.unpriced_models),
+        }
+
+
 @dataclass(frozen=True, slots=True)
 class RateCard:
     """How one call is priced: the resolved prices plus the stamp that says where they came from."""
@@ -194,6 +230,7 @@ class Pricer:
         self.overrides = overrides or Overrides.empty()
         self._snapshot = data_snapshot._bundled_snapshot()  # never the auto-updated one
         self._models: dict[tuple[str, str], tuple[Provider, ModelInfo] | str] = {}
+        self.stats = PricingStats()
         self._cards: dict[tuple[str, str, str, str, str, date, tuple[int, int] | None], RateCard] = {}
 
     @classmethod
@@ -202,6 +239,11 @@ class Pricer:
 
     # --- the pipeline stage ---
     def price(self, record: CallRecord) -> CallRecord:
+        self._price(record)
+        self.stats.count(record)
+        return record
+
+    def _price(self, record: CallRecord) -> CallRecord:
         if record.usage_source != attrs.USAGE_REPORTED:
             if record.status == "error":
                 # A failed request reports no usage and providers do not bill it.
