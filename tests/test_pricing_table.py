@@ -319,3 +319,24 @@ def test_stats_count_sources_and_name_the_unpriced_models(pricer: Pricer) -> Non
     (key,) = stats["unpriced_models"]  # type: ignore[attr-defined]
     assert key.startswith("openai/gpt-acme-9000: no price for openai/gpt-acme-9000")
     assert stats["unpriced_models"] == {key: 2}
+
+
+def test_tenant_layer_beats_global_layer_whatever_the_spelling() -> None:
+    pricer = Pricer(
+        Overrides.parse(
+            """
+prices:
+  - {model: gpt-4o-2024-08-06, input_mtok: "2.20", output_mtok: "9.00"}   # global, exact snapshot
+  - {model: gpt-4o, tenant: acme, input_mtok: "2.00", output_mtok: "8.00"} # tenant, undated name
+  - {model: gpt-4o, tenant: globex, discount: "0.50"}                      # tenant discount on the global price
+"""
+        )
+    )
+    acme = pricer.price(call("openai", "gpt-4o-2024-08-06", tenant="acme", input=1_000, output=1_000))
+    assert acme.cost_usd == (1_000 * d("2.00") + 1_000 * d("8.00")) / M
+    other = pricer.price(call("openai", "gpt-4o-2024-08-06", tenant="initech", input=1_000, output=1_000))
+    assert other.cost_usd == (1_000 * d("2.20") + 1_000 * d("9.00")) / M
+    globex = pricer.price(call("openai", "gpt-4o-2024-08-06", tenant="globex", input=1_000, output=1_000))
+    assert globex.cost_usd == (1_000 * d("2.20") + 1_000 * d("9.00")) / M * d("0.50")
+    assert globex.price_source == "override+discount"
+    assert "50% off" in globex.price_entry

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from featurecost.collector.overrides import PricesFileError
 from featurecost.collector.pricing import Pricer, explain_lines
-from featurecost.collector.restatement import _record, reprice
+from featurecost.collector.restatement import reprice, stored_call
 from featurecost.collector.storage import Storage
 
 prices_app = typer.Typer(help="Prices: explain a call's cost, list unpriced models, re-price after a fix.")
@@ -109,7 +109,7 @@ def explain(
         )
     console.print(stored)
     pricer = _pricer(prices_file)
-    record = _record({**row, "service_tier": row["service_tier"]})
+    record = stored_call(row)
     card = pricer.rate_card(record) if record.model else None
     now = pricer.price(record)
     table = Table(title="priced now", title_justify="left", show_header=False)

@@ -112,7 +112,9 @@ def price_context(tier: str) -> dict[str, str] | None:
     return {"service_tier": tier}
 
 
-_MAX_UNPRICED_KEYS = 200  # bound the metric's cardinality; the calls table keeps every reason
+_MAX_UNPRICED_KEYS = 200
+# Resolutions are cached per day; a long-running collector starts over rather than grow forever.
+_MAX_CACHED_CARDS = 50_000  # bound the metric's cardinality; the calls table keeps every reason
 
 
 @dataclass(slots=True)
@@ -287,6 +289,8 @@ class Pricer:
         key = (record.provider, record.model, record.request_model, tenant, record.service_tier, start.date(), None)
         card = self._cards.get(key)
         if card is None:
+            if len(self._cards) >= _MAX_CACHED_CARDS:
+                self._cards.clear()
             card = self._cards[key] = self._resolve(record, tenant)
         if card.time_of_day:
             # Off-peak prices change within a day: those models resolve per minute.
@@ -303,11 +307,10 @@ class Pricer:
         day = when.date()
         names = [model] if not request_model or request_model == model else [model, request_model]
         names = [self.overrides.deployment_model(provider, n) or n for n in names]
-        for name in names:
-            for candidate in model_candidates(name):
-                card = self._from_overrides(provider, candidate, tenant, tier, day)
-                if card is not None:
-                    return card
+        candidates = list(dict.fromkeys(c for n in names for c in model_candidates(n)))
+        override = self._from_overrides(provider, candidates, tenant, tier, day)
+        if override is not None:
+            return override
         resolved = self._genai_model(provider, names)
         if isinstance(resolved, str):
             return RateCard(
@@ -321,7 +324,8 @@ class Pricer:
         entry = f"{gp_provider.id}/{gp_model.id}"
         if tier:
             matched = own and any(
-                all(context and context.get(k) == v for k, v in variant.when.items())
+                context is not None
+                and all(context.get(k) == v for k, v in variant.when.items())
                 and (variant.constraint is None or variant.constraint.active(when))
                 for variant in gp_model.price_variants or ()
             )
@@ -334,12 +338,18 @@ class Pricer:
             fast=self._fast(model_price),
             time_of_day=_time_of_day(gp_model),
         )
-        return self._with_discount(card, provider, gp_model.id, names, tenant, tier, day, from_tenant_layer=False)
+        candidates = list(dict.fromkeys([gp_model.id.lower(), *candidates]))
+        return self._with_discount(card, provider, candidates, tenant, tier, day, tenant_only=False)
 
-    def _from_overrides(self, provider: str, model: str, tenant: str, tier: str, day: date) -> RateCard | None:
+    def _from_overrides(
+        self, provider: str, candidates: list[str], tenant: str, tier: str, day: date
+    ) -> RateCard | None:
+        """The prices-file layers: every spelling of the model for the tenant first, then globally."""
         for scoped in (True, False) if tenant else (False,):
-            entry = self.overrides.find(provider, model, tenant, tier, day, discount=False, tenant_scoped=scoped)
-            if entry is not None:
+            for model in candidates:
+                entry = self.overrides.find(provider, model, tenant, tier, day, discount=False, tenant_scoped=scoped)
+                if entry is None:
+                    continue
                 card = RateCard(
                     source=OVERRIDE_SOURCE,
                     entry=entry.label,
@@ -348,27 +358,29 @@ class Pricer:
                 )
                 if scoped:
                     return card
-                return self._with_discount(card, provider, model, [model], tenant, tier, day, from_tenant_layer=True)
+                return self._with_discount(card, provider, candidates, tenant, tier, day, tenant_only=True)
         return None
 
     def _with_discount(
         self,
         card: RateCard,
         provider: str,
-        model_id: str,
-        names: list[str],
+        candidates: list[str],
         tenant: str,
         tier: str,
         day: date,
         *,
-        from_tenant_layer: bool,
+        tenant_only: bool,
     ) -> RateCard:
-        """Apply the most specific discount from a layer more specific than the one that priced."""
-        scopes = (True,) if from_tenant_layer else ((True, False) if tenant else (False,))
+        """Apply the most specific discount from a layer more specific than the one that priced.
+
+        A global override can only be discounted for a tenant; genai-prices by either.
+        """
+        scopes = [True] if tenant else []
+        if not tenant_only:
+            scopes.append(False)
         for scoped in scopes:
-            if scoped and not tenant:
-                continue
-            for name in [model_id.lower(), *(c for n in names for c in model_candidates(n))]:
+            for name in candidates:
                 found: PriceOverride | None = self.overrides.find(
                     provider, name, tenant, tier, day, discount=True, tenant_scoped=scoped
                 )
@@ -391,6 +403,8 @@ class Pricer:
         cached = self._models.get(key)
         if cached is not None:
             return cached
+        if len(self._models) >= _MAX_CACHED_CARDS:
+            self._models.clear()
         provider_id = _PROVIDER_IDS.get(provider, provider) or None
         result: tuple[Provider, ModelInfo] | str = ""
         for name in names:

@@ -59,7 +59,8 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _record(row: dict[str, Any]) -> CallRecord:
+def stored_call(row: dict[str, Any]) -> CallRecord:
+    """A stored calls row back as the record the pricer takes (usage and dimensions only)."""
     values = {name: row[name] for name in _RECORD_FIELDS}
     values["start_time"] = _utc(values["start_time"])
     values["end_time"] = _utc(values["end_time"])
@@ -92,7 +93,7 @@ def reprice(
         if restated:
             current_input += row["restated_input_cost_usd"] or Decimal(0)
             current_output += row["restated_output_cost_usd"] or Decimal(0)
-        call = pricer.price(_record(row))
+        call = pricer.price(stored_call(row))
         new = _q(call.cost_usd)
         if new is None:
             if current is None:
