@@ -84,7 +84,7 @@ def test_vercel_ai_sdk_anthropic_counts_cache_outside_input_and_skips_the_wrappe
         },
     )
     (call,) = calls(outer, inner)
-    assert call.usage_convention == "vercel-ai-sdk"
+    assert call.usage_convention == "vercel-ai-sdk-v5"
     assert call.provider == "anthropic"
     assert (call.request_model, call.response_model) == ("claude-sonnet-4-5", "claude-sonnet-4-5-20250929")
     assert call.input_tokens == 50 + 3_000 + 800
@@ -96,6 +96,33 @@ def test_vercel_ai_sdk_anthropic_counts_cache_outside_input_and_skips_the_wrappe
     # Claude Sonnet 4.5: $3 input, $0.30 cache read, $3.75 cache write, $15 output
     priced = Pricer().price(call)
     assert priced.cost_usd == (50 * Decimal(3) + 3_000 * Decimal("0.30") + 800 * Decimal("3.75") + 120 * 15) / M
+
+
+def test_vercel_ai_sdk_6_reports_gross_input_with_a_breakdown() -> None:
+    # AI SDK 6 (LanguageModelV3 usage): inputTokens includes cache for every provider, with details
+    (call,) = calls(
+        (
+            "ai.generateText.doGenerate",
+            {
+                "ai.operationId": "ai.generateText.doGenerate",
+                "ai.model.provider": "anthropic.messages",
+                "ai.model.id": "claude-haiku-4-5",
+                "ai.usage.inputTokens": 3_850,
+                "ai.usage.inputTokenDetails.noCacheTokens": 50,
+                "ai.usage.inputTokenDetails.cacheReadTokens": 3_000,
+                "ai.usage.inputTokenDetails.cacheWriteTokens": 800,
+                "ai.usage.cachedInputTokens": 3_000,
+                "ai.usage.outputTokens": 120,
+                "ai.usage.outputTokenDetails.reasoningTokens": 20,
+                "ai.usage.totalTokens": 3_970,
+            },
+        )
+    )
+    assert call.usage_convention == "vercel-ai-sdk"
+    assert (call.input_tokens, call.cache_read_tokens, call.cache_write_tokens) == (3_850, 3_000, 800)
+    assert (call.output_tokens, call.reasoning_tokens, call.usage_issues) == (120, 20, [])
+    # Claude Haiku 4.5: $1 input, $0.10 cache read, $1.25 cache write, $5 output
+    assert Pricer().price(call).cost_usd == (50 * 1 + 3_000 * Decimal("0.10") + 800 * Decimal("1.25") + 120 * 5) / M
 
 
 def test_vercel_ai_sdk_openai_cache_is_inside_input() -> None:

@@ -56,6 +56,11 @@ class UsageConvention:
     output_audio: tuple[str, ...] = ()
     total: tuple[str, ...] = ()
     cache_semantics: CacheSemantics = "inclusive"
+    requires: tuple[str, ...] = ()  # when set, the convention applies only if one of these is present
+
+    def applies(self, span_attributes: dict[str, object]) -> bool:
+        keys = self.requires or (*self.input, *self.output)
+        return any(key in span_attributes for key in keys)
 
 
 _REASONING_ANY = (attrs.USAGE_REASONING_TOKENS, "gen_ai.usage.reasoning_tokens", "llm.usage.reasoning_tokens")
@@ -65,8 +70,23 @@ _REASONING_ANY = (attrs.USAGE_REASONING_TOKENS, "gen_ai.usage.reasoning_tokens",
 # provider's raw counts, without the cache counts that only ai.usage.* has.
 USAGE_CONVENTIONS: Final = (
     UsageConvention(
-        # The AI SDK passes each provider's own counts through, so cache semantics follow the provider.
+        # AI SDK 6 reports gross input (cache included, every provider) with a breakdown.
         name="vercel-ai-sdk",
+        input=("ai.usage.inputTokens",),
+        output=("ai.usage.outputTokens",),
+        cache_read=("ai.usage.inputTokenDetails.cacheReadTokens", "ai.usage.cachedInputTokens"),
+        cache_write=("ai.usage.inputTokenDetails.cacheWriteTokens",),
+        reasoning=("ai.usage.outputTokenDetails.reasoningTokens", "ai.usage.reasoningTokens"),
+        total=("ai.usage.totalTokens",),
+        requires=(
+            "ai.usage.inputTokenDetails.noCacheTokens",
+            "ai.usage.inputTokenDetails.cacheReadTokens",
+            "ai.usage.inputTokenDetails.cacheWriteTokens",
+        ),
+    ),
+    UsageConvention(
+        # AI SDK 4 and 5 pass each provider's own counts through: cache semantics follow the provider.
+        name="vercel-ai-sdk-v5",
         input=("ai.usage.inputTokens", "ai.usage.promptTokens"),
         output=("ai.usage.outputTokens", "ai.usage.completionTokens"),
         cache_read=("ai.usage.cachedInputTokens",),
@@ -238,6 +258,7 @@ def keys_read() -> frozenset[str]:
             convention.input_audio,
             convention.output_audio,
             convention.total,
+            convention.requires,
         ):
             keys.update(group)
     for group in (PROVIDER_KEYS, REQUEST_MODEL_KEYS, RESPONSE_MODEL_KEYS, OPERATION_KEYS, SERVICE_TIER_KEYS):

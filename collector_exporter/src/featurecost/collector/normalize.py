@@ -204,10 +204,7 @@ def _count(a: dict[str, Any], keys: tuple[str, ...], usage: _Usage) -> int | Non
 def normalize_usage(a: dict[str, Any], provider: str) -> _Usage:
     """Read usage through the first convention the span uses; apply provider semantics."""
     usage = _Usage()
-    convention = next(
-        (c for c in aliases.USAGE_CONVENTIONS if any(k in a for k in c.input) or any(k in a for k in c.output)),
-        None,
-    )
+    convention = next((c for c in aliases.USAGE_CONVENTIONS if c.applies(a)), None)
     if convention is None:
         return usage
     usage.convention = convention.name
@@ -217,7 +214,7 @@ def normalize_usage(a: dict[str, Any], provider: str) -> _Usage:
     input_raw, output_raw = input_raw or 0, output_raw or 0
     cache_read = _count(a, convention.cache_read, usage) or 0
     cache_write = _count(a, convention.cache_write, usage) or 0
-    if convention.name == "vercel-ai-sdk" and not cache_write:
+    if convention.name == "vercel-ai-sdk-v5" and not cache_write:
         cache_write = _vercel_cache_write(a, usage)
     cache_write_1h = _count(a, (aliases.USAGE_CACHE_WRITE_1H_TOKENS,), usage) or 0
     reasoning = _count(a, convention.reasoning, usage) or 0
