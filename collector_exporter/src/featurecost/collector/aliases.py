@@ -23,7 +23,7 @@ Sources of the names (checked against the projects' own constant modules):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from featurecost.instrumentation import attributes as attrs
@@ -57,10 +57,13 @@ class UsageConvention:
     total: tuple[str, ...] = ()
     cache_semantics: CacheSemantics = "inclusive"
     requires: tuple[str, ...] = ()  # when set, the convention applies only if one of these is present
+    markers: tuple[str, ...] = field(init=False, default=())
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "markers", self.requires or (*self.input, *self.output))
 
     def applies(self, span_attributes: dict[str, object]) -> bool:
-        keys = self.requires or (*self.input, *self.output)
-        return any(key in span_attributes for key in keys)
+        return any(key in span_attributes for key in self.markers)
 
 
 _REASONING_ANY = (attrs.USAGE_REASONING_TOKENS, "gen_ai.usage.reasoning_tokens", "llm.usage.reasoning_tokens")

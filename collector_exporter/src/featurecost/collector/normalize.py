@@ -75,12 +75,13 @@ def attribute_map(key_values: Iterable[KeyValue]) -> dict[str, Any]:
 def read_attributes(key_values: Iterable[KeyValue]) -> dict[str, Any]:
     """The span attributes the normalizer reads, decoded; the rest are skipped undecoded."""
     out: dict[str, Any] = {}
+    keys_read, scalars = _KEYS_READ, _SCALARS  # locals: this loop runs for every attribute received
     for kv in key_values:
         key = kv.key
-        if key in _KEYS_READ or key.startswith(attrs.EXTRA_PREFIX):
+        if key in keys_read or key.startswith("featurecost."):
             value = kv.value
             kind = value.WhichOneof("value")
-            out[key] = getattr(value, kind) if kind in _SCALARS else any_value(value)
+            out[key] = getattr(value, kind) if kind in scalars else any_value(value)
     return out
 
 
@@ -185,6 +186,9 @@ def _count(a: dict[str, Any], keys: tuple[str, ...], usage: _Usage) -> int | Non
         if key not in a:
             continue
         value = a[key]
+        if type(value) is int and value >= 0:  # the usual case, first
+            usage.raw[key] = value
+            return value
         if isinstance(value, bool) or not isinstance(value, int | float | str):
             usage.issues.append(f"{key}={value!r} is not a token count")
             continue
