@@ -63,7 +63,7 @@ class UsageConvention:
         object.__setattr__(self, "markers", self.requires or (*self.input, *self.output))
 
     def applies(self, span_attributes: dict[str, object]) -> bool:
-        return any(key in span_attributes for key in self.markers)
+        return any(map(span_attributes.__contains__, self.markers))
 
 
 _REASONING_ANY = (attrs.USAGE_REASONING_TOKENS, "gen_ai.usage.reasoning_tokens", "llm.usage.reasoning_tokens")

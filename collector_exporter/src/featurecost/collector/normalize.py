@@ -86,6 +86,8 @@ def read_attributes(key_values: Iterable[KeyValue]) -> dict[str, Any]:
 
 
 def _as_str(value: Any) -> str:
+    if type(value) is str:
+        return value
     if value is None:
         return ""
     if isinstance(value, list):
