@@ -218,8 +218,9 @@ def test_openinference_metadata_session_and_user() -> None:
     assert call.client_cost_usd == Decimal("0.01")
 
 
-def test_gemini_thoughts_are_outside_candidates() -> None:
-    # Gemini reports candidatesTokenCount without thoughtsTokenCount; both are billed as output
+def test_gemini_thoughts_in_semconv_are_inside_output() -> None:
+    # opentelemetry-instrumentation-google-genai 1.3b0 adds thoughtsTokenCount to candidatesTokenCount
+    # for gen_ai.usage.output_tokens and reports the thoughts as gen_ai.usage.reasoning.output_tokens
     (call,) = calls(
         (
             "generate_content gemini-2.5-flash",
@@ -228,14 +229,74 @@ def test_gemini_thoughts_are_outside_candidates() -> None:
                 "gen_ai.operation.name": "generate_content",
                 "gen_ai.request.model": "gemini-2.5-flash",
                 "gen_ai.usage.input_tokens": 1_000,
-                "gen_ai.usage.output_tokens": 100,
-                "gen_ai.usage.reasoning_tokens": 900,
+                "gen_ai.usage.output_tokens": 1_000,
+                "gen_ai.usage.reasoning.output_tokens": 900,
             },
         )
     )
-    assert (call.output_tokens, call.reasoning_tokens) == (1_000, 900)
+    assert (call.output_tokens, call.reasoning_tokens, call.usage_issues) == (1_000, 900, [])
     # Gemini 2.5 Flash: $0.30 input, $2.50 output (thinking included)
     assert Pricer().price(call).cost_usd == (1_000 * Decimal("0.30") + 1_000 * Decimal("2.50")) / M
+
+
+def test_gemini_raw_counts_keep_thoughts_outside_candidates() -> None:
+    # the AI SDK 5 Google provider passes candidatesTokenCount and thoughtsTokenCount through as they are
+    (call,) = calls(
+        (
+            "ai.generateText.doGenerate",
+            {
+                "ai.operationId": "ai.generateText.doGenerate",
+                "ai.model.provider": "google.generative-ai",
+                "ai.model.id": "gemini-2.5-flash",
+                "ai.usage.inputTokens": 1_000,
+                "ai.usage.outputTokens": 300,
+                "ai.usage.reasoningTokens": 200,
+            },
+        )
+    )
+    assert (call.provider, call.output_tokens, call.reasoning_tokens, call.usage_issues) == (
+        "gcp.gemini",
+        500,
+        200,
+        [],
+    )
+
+
+def test_a_reported_total_settles_where_thoughts_are() -> None:
+    # OpenInference google-genai: completion = candidates + thoughts, total = prompt + completion
+    (call,) = calls(
+        (
+            "GenerateContent",
+            {
+                "openinference.span.kind": "LLM",
+                "llm.provider": "google",
+                "llm.model_name": "gemini-2.5-flash",
+                "llm.token_count.prompt": 1_000,
+                "llm.token_count.completion": 500,
+                "llm.token_count.completion_details.reasoning": 200,
+                "llm.token_count.total": 1_500,
+            },
+        )
+    )
+    assert (call.provider, call.output_tokens, call.usage_issues) == ("gcp.gemini", 500, [])
+
+
+def test_reasoning_larger_than_output_is_flagged_and_added() -> None:
+    (call,) = calls(
+        (
+            "generate_content",
+            {
+                "gen_ai.provider.name": "gcp.gemini",
+                "gen_ai.operation.name": "generate_content",
+                "gen_ai.request.model": "gemini-2.5-flash",
+                "gen_ai.usage.input_tokens": 1_000,
+                "gen_ai.usage.output_tokens": 100,  # an older instrumentation: candidates only
+                "gen_ai.usage.reasoning.output_tokens": 900,
+            },
+        )
+    )
+    assert call.output_tokens == 1_000
+    assert call.usage_issues == ["reasoning tokens (900) exceed output tokens (100); counted as additive to output"]
 
 
 def test_openai_reasoning_is_inside_output() -> None:

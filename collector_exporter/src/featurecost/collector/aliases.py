@@ -41,9 +41,10 @@ CacheSemantics = Literal["inclusive", "provider"]
 class UsageConvention:
     """Where one convention keeps each usage count; the first name present wins.
 
-    ``cache_semantics`` says whether the convention's input count includes cache reads and
-    writes (``inclusive``, the semconv meaning) or passes the provider's own number through
-    (``provider``: Anthropic and Bedrock-Claude count cache *outside* input_tokens).
+    ``cache_semantics`` says whether the convention's counts have semconv meaning
+    (``inclusive``: input includes cache reads and writes, output includes reasoning) or pass
+    the provider's own numbers through (``provider``: Anthropic and Bedrock-Claude count cache
+    *outside* input_tokens, Gemini counts thoughts *outside* candidates/output tokens).
     """
 
     name: str
@@ -66,7 +67,12 @@ class UsageConvention:
         return any(map(span_attributes.__contains__, self.markers))
 
 
-_REASONING_ANY = (attrs.USAGE_REASONING_TOKENS, "gen_ai.usage.reasoning_tokens", "llm.usage.reasoning_tokens")
+_REASONING_ANY = (
+    "gen_ai.usage.reasoning.output_tokens",  # semconv 1.38+
+    attrs.USAGE_REASONING_TOKENS,
+    "gen_ai.usage.reasoning_tokens",  # OpenLLMetry
+    "llm.usage.reasoning_tokens",
+)
 
 # Order matters: a span carrying several conventions is read through the first that matches.
 # The AI SDK comes first: its provider-call spans also carry gen_ai.usage.* copies of the
@@ -102,10 +108,14 @@ USAGE_CONVENTIONS: Final = (
         input=(attrs.GEN_AI_USAGE_INPUT_TOKENS,),
         output=(attrs.GEN_AI_USAGE_OUTPUT_TOKENS,),
         cache_read=(attrs.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, "gen_ai.usage.cache_read_input_tokens"),
-        cache_write=(attrs.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, "gen_ai.usage.cache_creation_input_tokens"),
+        cache_write=(
+            attrs.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+            "gen_ai.usage.cache_write.input_tokens",  # opentelemetry-util-genai >= 1.3
+            "gen_ai.usage.cache_creation_input_tokens",
+        ),
         reasoning=_REASONING_ANY,
-        input_audio=(USAGE_INPUT_AUDIO_TOKENS,),
-        output_audio=(USAGE_OUTPUT_AUDIO_TOKENS,),
+        input_audio=(USAGE_INPUT_AUDIO_TOKENS, "gen_ai.usage.audio.input_tokens"),
+        output_audio=(USAGE_OUTPUT_AUDIO_TOKENS, "gen_ai.usage.audio.output_tokens"),
         total=("gen_ai.usage.total_tokens", "llm.usage.total_tokens"),
     ),
     UsageConvention(
@@ -181,7 +191,8 @@ PROVIDER_ALIASES: Final = {
 }
 
 # Providers whose APIs count cache reads/writes outside input_tokens (additive) and Google,
-# whose thoughts tokens are outside candidates (output) tokens.
+# whose thoughts tokens are outside candidates (output) tokens. Applied to conventions that pass
+# raw provider counts through; semconv-following instrumentations already fold them in.
 CACHE_ADDITIVE_PROVIDERS: Final = frozenset({"anthropic", "aws.bedrock"})
 THOUGHTS_OUTSIDE_OUTPUT_PROVIDERS: Final = frozenset({"gcp.gemini", "gcp.vertex_ai", "gcp.gen_ai"})
 

@@ -242,11 +242,13 @@ def normalize_usage(a: dict[str, Any], provider: str) -> _Usage:
         usage.issues.append(f"1h cache writes ({cache_write_1h}) exceed cache writes ({cache_write}); capped")
         cache_write_1h = cache_write
 
-    # Reasoning: inside output everywhere except Gemini, whose thoughts are outside candidates.
+    # Reasoning: semconv counts it inside output; Gemini's raw counts keep thoughts outside.
     output_tokens = output_raw
     if reasoning:
-        thoughts_outside = provider in aliases.THOUGHTS_OUTSIDE_OUTPUT_PROVIDERS
-        if total is not None and reasoning:
+        thoughts_outside = (
+            convention.cache_semantics == "provider" and provider in aliases.THOUGHTS_OUTSIDE_OUTPUT_PROVIDERS
+        )
+        if total is not None:
             # A reported total settles it: it adds thoughts to candidates or it does not.
             if total == input_raw + output_raw + reasoning:
                 thoughts_outside = True
