@@ -12,6 +12,7 @@ import warnings
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import genai_prices
 from genai_prices import Usage, data_snapshot
 from genai_prices.types import ModelPrice
 
@@ -96,3 +97,25 @@ def _fast_cost_total(model_price: ModelPrice, record: CallRecord) -> object:
 
     i, o = _fast_cost(model_price, record)
     return i + o
+
+
+def test_off_peak_prices_are_resolved_within_the_day() -> None:
+    # DeepSeek prices some hours of the day differently: a per-day cache would price every call of
+    # the day like the first one. Compare with genai-prices' own per-call resolution.
+    pricer = Pricer()
+    costs = []
+    for hour in (0, 2, 5, 7, 12):
+        record = _record({"input_tokens": 1_000_000, "output_tokens": 1_000_000})
+        record.provider, record.request_model, record.response_model = "deepseek", "deepseek-v4-pro", ""
+        record.start_time = record.end_time = WHEN.replace(hour=hour)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            expected = genai_prices.calc_price(
+                Usage(input_tokens=1_000_000, output_tokens=1_000_000),
+                "deepseek-v4-pro",
+                provider_id="deepseek",
+                genai_request_timestamp=record.start_time,
+            ).total_price
+        assert pricer.price(record).cost_usd == expected
+        costs.append(expected)
+    assert len(set(costs)) == 2  # peak and off-peak
