@@ -53,3 +53,140 @@ ENGINE = Distributed('{cluster}', 'featurecost', 'calls_local', cityHash64((envi
 
 INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 1, '0001_calls.sql' WHERE 1 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
 
+ALTER TABLE featurecost.calls_local ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS cache_write_1h_tokens UInt64 DEFAULT 0;
+
+ALTER TABLE featurecost.calls ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS cache_write_1h_tokens UInt64 DEFAULT 0;
+
+ALTER TABLE featurecost.calls_local ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS input_audio_tokens UInt64 DEFAULT 0;
+
+ALTER TABLE featurecost.calls ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS input_audio_tokens UInt64 DEFAULT 0;
+
+ALTER TABLE featurecost.calls_local ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS output_audio_tokens UInt64 DEFAULT 0;
+
+ALTER TABLE featurecost.calls ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS output_audio_tokens UInt64 DEFAULT 0;
+
+ALTER TABLE featurecost.calls_local ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS raw_usage Map(String, UInt64);
+
+ALTER TABLE featurecost.calls ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS raw_usage Map(String, UInt64);
+
+ALTER TABLE featurecost.calls_local ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS usage_convention LowCardinality(String) DEFAULT '';
+
+ALTER TABLE featurecost.calls ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS usage_convention LowCardinality(String) DEFAULT '';
+
+ALTER TABLE featurecost.calls_local ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS usage_issues Array(String);
+
+ALTER TABLE featurecost.calls ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS usage_issues Array(String);
+
+ALTER TABLE featurecost.calls_local ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS service_tier LowCardinality(String) DEFAULT '';
+
+ALTER TABLE featurecost.calls ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS service_tier LowCardinality(String) DEFAULT '';
+
+ALTER TABLE featurecost.calls_local ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS client_cost_usd Nullable(Decimal(38, 18));
+
+ALTER TABLE featurecost.calls ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS client_cost_usd Nullable(Decimal(38, 18));
+
+ALTER TABLE featurecost.calls_local ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS cost_delta_vs_client_usd Nullable(Decimal(38, 18));
+
+ALTER TABLE featurecost.calls ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS cost_delta_vs_client_usd Nullable(Decimal(38, 18));
+
+INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 10, '0010_calls_usage_detail.sql' WHERE 10 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
+
+CREATE TABLE IF NOT EXISTS featurecost.cost_restatements_local ON CLUSTER '{cluster}'
+(
+    trace_id String,
+    span_id String,
+    start_time DateTime64(6, 'UTC'),
+    environment LowCardinality(String),
+    service_name LowCardinality(String),
+    feature LowCardinality(String),
+    tenant String,
+    user_id String,
+    plan LowCardinality(String),
+    root_id String,
+    session_id String,
+    version LowCardinality(String),
+    operation LowCardinality(String),
+    provider LowCardinality(String),
+    request_model LowCardinality(String),
+    response_model LowCardinality(String),
+    restatement_id String,
+    previous_cost_usd Nullable(Decimal(38, 18)),
+    cost_usd Nullable(Decimal(38, 18)),
+    cost_delta_usd Decimal(38, 18),
+    input_cost_delta_usd Decimal(38, 18),
+    output_cost_delta_usd Decimal(38, 18),
+    price_source LowCardinality(String),
+    price_entry LowCardinality(String),
+    price_data_version LowCardinality(String),
+    unpriced_reason String,
+    reason String,
+    restated_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/cost_restatements_local', '{replica}')
+PARTITION BY toYYYYMM(start_time)
+ORDER BY (environment, feature, toStartOfHour(start_time), trace_id, span_id, restatement_id);
+
+CREATE TABLE IF NOT EXISTS featurecost.cost_restatements ON CLUSTER '{cluster}' AS featurecost.cost_restatements_local
+ENGINE = Distributed('{cluster}', 'featurecost', 'cost_restatements_local', cityHash64((environment, feature, toStartOfHour(start_time), trace_id, span_id, restatement_id)));
+
+INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 11, '0011_cost_restatements.sql' WHERE 11 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
+
+CREATE TABLE IF NOT EXISTS featurecost.cost_restatements_local ON CLUSTER '{cluster}'
+(
+    trace_id String,
+    span_id String,
+    start_time DateTime64(6, 'UTC'),
+    environment LowCardinality(String),
+    feature LowCardinality(String),
+    tenant String,
+    user_id String,
+    plan LowCardinality(String),
+    root_id String,
+    session_id String,
+    version LowCardinality(String),
+    provider LowCardinality(String),
+    request_model LowCardinality(String),
+    response_model LowCardinality(String),
+    cost_delta_usd Decimal(38, 18),
+    price_source LowCardinality(String),
+    price_entry LowCardinality(String),
+    price_data_version LowCardinality(String),
+    reason String,
+    restated_at DateTime64(3, 'UTC'),
+    restatement_id String
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/cost_restatements_local', '{replica}')
+PARTITION BY toYYYYMM(start_time)
+ORDER BY (environment, feature, start_time, trace_id, span_id, restatement_id);
+
+CREATE TABLE IF NOT EXISTS featurecost.cost_restatements ON CLUSTER '{cluster}' AS featurecost.cost_restatements_local
+ENGINE = Distributed('{cluster}', 'featurecost', 'cost_restatements_local', cityHash64((environment, feature, start_time, trace_id, span_id, restatement_id)));
+
+INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 30, '0030_cost_restatements.sql' WHERE 30 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
+
+CREATE TABLE IF NOT EXISTS featurecost.alerts_local ON CLUSTER '{cluster}'
+(
+    dedupe_key String,
+    rule LowCardinality(String),
+    scope String,
+    period String,
+    level LowCardinality(String),
+    title String,
+    message String,
+    details String,
+    raised_at DateTime64(3, 'UTC'),
+    status LowCardinality(String),
+    attempts UInt32,
+    last_error String,
+    delivered_to Array(String),
+    delivered_at Nullable(DateTime64(3, 'UTC')),
+    revision UInt64
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/alerts_local', '{replica}', revision)
+ORDER BY dedupe_key;
+
+CREATE TABLE IF NOT EXISTS featurecost.alerts ON CLUSTER '{cluster}' AS featurecost.alerts_local
+ENGINE = Distributed('{cluster}', 'featurecost', 'alerts_local', cityHash64(dedupe_key));
+
+INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 31, '0031_alerts.sql' WHERE 31 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
+

@@ -74,6 +74,7 @@ def create_api_app(
                     "pending_bytes": wal.pending_bytes(),
                 },
                 "pipeline": asdict(pipeline.stats),
+                "pricing": pipeline.pricer.stats.to_json(),
                 "receiver": asdict(receiver_stats),
             }
         )

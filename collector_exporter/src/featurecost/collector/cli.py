@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from featurecost.collector.budgets.cli import budgets_app, load_budgets_option
+from featurecost.collector.prices_cli import check_prices_file, prices_app
 from featurecost.collector.reports import FeatureCostRow, Window, feature_costs
 from featurecost.collector.server import CollectorConfig, default_storage_dsn, serve
 from featurecost.collector.storage import Storage
@@ -29,6 +30,7 @@ report_app = typer.Typer(help="Read costs (through the collector's API, or strai
 app.add_typer(report_app, name="report")
 app.add_typer(storage_app, name="storage")
 app.add_typer(budgets_app, name="budgets")
+app.add_typer(prices_app, name="prices")
 
 DEFAULT_API = "http://127.0.0.1:8787"
 
@@ -63,10 +65,19 @@ def collector(
     budget_interval: Annotated[
         float, typer.Option(envvar="FEATURECOST_BUDGET_INTERVAL", help="Seconds between budget evaluations.")
     ] = 60.0,
+    prices_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="FEATURECOST_PRICES_FILE",
+            help="YAML prices file: contract prices, discounts, "
+            "self-hosted models (docs/pricing.md). Checked at start-up.",
+        ),
+    ] = None,
 ) -> None:
     """Run the collector: OTLP/HTTP on --otlp-http-port, report API on --api-port."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data_dir.mkdir(parents=True, exist_ok=True)
+    check_prices_file(prices_file)
     config = CollectorConfig(
         storage_dsn=storage or default_storage_dsn(data_dir),
         wal_dir=data_dir / "wal",
@@ -75,6 +86,7 @@ def collector(
         api_port=api_port,
         budgets=load_budgets_option(budgets_file),
         budget_interval=budget_interval,
+        prices_file=prices_file,
     )
     asyncio.run(serve(config))
 

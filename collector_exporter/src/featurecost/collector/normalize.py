@@ -1,19 +1,29 @@
 """Normalize: keep the LLM spans of an OTLP request and map each to a ``CallRecord``.
 
 Non-LLM spans (HTTP, DB, framework spans) are dropped here; they carry no cost.
-A span is an LLM call when it names a GenAI operation or provider.
+A span is an LLM call when it names a GenAI operation or provider, is an OpenInference
+``LLM``/``EMBEDDING`` span, or is a Vercel AI SDK provider call (``doGenerate``/``doStream``).
+
+Every convention in ``aliases.py`` maps to one record with GenAI semconv meaning
+(input includes cache reads and writes, reasoning is inside output). The counts exactly
+as the span reported them are kept in ``raw_usage`` so the mapping can be audited, and
+usage that cannot be true (cache larger than input, totals that do not add up) is fixed
+the one way the provider's semantics allow and flagged in ``usage_issues``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
+from featurecost.collector import aliases
 from featurecost.collector.records import CallRecord
 from featurecost.instrumentation import attributes as attrs
 
@@ -21,7 +31,19 @@ DEFAULT_ENVIRONMENT = "production"
 
 _LLM_MARKERS = (attrs.GEN_AI_OPERATION_NAME, attrs.GEN_AI_PROVIDER_NAME, attrs.GEN_AI_SYSTEM)
 # Operations that bill tokens; tool executions and agent wrappers are not calls.
-_BILLABLE_OPERATIONS = {"chat", "text_completion", "generate_content", "embeddings", "responses", ""}
+_BILLABLE_OPERATIONS = {"chat", "text_completion", "generate_content", "embeddings", "responses", "completion", ""}
+_OPENINFERENCE_KIND = "openinference.span.kind"
+_OPENINFERENCE_OPERATIONS = {"LLM": "chat", "EMBEDDING": "embeddings"}
+# The AI SDK wraps each provider call (doGenerate/doStream/doEmbed) in an outer span that
+# repeats the usage; only the inner span is the billable call.
+_VERCEL_OPERATION_ID = "ai.operationId"
+_VERCEL_CALL_SUFFIXES = (".doGenerate", ".doStream", ".doEmbed")
+# A span without any of these keys cannot be an LLM call.
+_CANDIDATE_KEYS = frozenset({*_LLM_MARKERS, _OPENINFERENCE_KIND, _VERCEL_OPERATION_ID})
+# Everything the normalizer reads; other attributes (prompts, tool schemas...) are never decoded.
+_KEYS_READ = aliases.keys_read() | {_OPENINFERENCE_KIND, _VERCEL_OPERATION_ID, attrs.ROOT_ID, attrs.ERROR_TYPE}
+# featurecost.* keys that describe the call itself rather than attribute it
+_NOT_EXTRAS = ("featurecost.usage.", "featurecost.request.", "featurecost.response.", "featurecost.client.")
 
 
 def any_value(value: AnyValue) -> Any:
@@ -37,23 +59,35 @@ def any_value(value: AnyValue) -> Any:
     return getattr(value, kind)
 
 
+_SCALARS = frozenset({"string_value", "int_value", "double_value", "bool_value"})
+
+
 def attribute_map(key_values: Iterable[KeyValue]) -> dict[str, Any]:
-    return {kv.key: any_value(kv.value) for kv in key_values}
+    out: dict[str, Any] = {}
+    for kv in key_values:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        # scalars inline: this runs for every attribute of every span the collector receives
+        out[kv.key] = getattr(value, kind) if kind in _SCALARS else any_value(value)
+    return out
 
 
-def _as_int(value: Any) -> int:
-    if isinstance(value, bool) or value is None:
-        return 0
-    if isinstance(value, int):
-        return max(value, 0)
-    if isinstance(value, float) and value.is_integer():
-        return max(int(value), 0)
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return 0
+def read_attributes(key_values: Iterable[KeyValue]) -> dict[str, Any]:
+    """The span attributes the normalizer reads, decoded; the rest are skipped undecoded."""
+    out: dict[str, Any] = {}
+    keys_read, scalars = _KEYS_READ, _SCALARS  # locals: this loop runs for every attribute received
+    for kv in key_values:
+        key = kv.key
+        if key in keys_read or key.startswith("featurecost."):
+            value = kv.value
+            kind = value.WhichOneof("value")
+            out[key] = getattr(value, kind) if kind in scalars else any_value(value)
+    return out
 
 
 def _as_str(value: Any) -> str:
+    if type(value) is str:
+        return value
     if value is None:
         return ""
     if isinstance(value, list):
@@ -61,31 +95,239 @@ def _as_str(value: Any) -> str:
     return str(value)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _time(unix_nano: int) -> datetime:
-    seconds, nanos = divmod(unix_nano, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=nanos // 1000)
+    return _EPOCH + timedelta(microseconds=unix_nano // 1000)
 
 
 def is_llm_span(span_attributes: dict[str, Any]) -> bool:
+    vercel_operation = span_attributes.get(_VERCEL_OPERATION_ID)
+    if vercel_operation is not None:
+        return _as_str(vercel_operation).endswith(_VERCEL_CALL_SUFFIXES)
+    if _as_str(span_attributes.get(_OPENINFERENCE_KIND)) in _OPENINFERENCE_OPERATIONS:
+        return True
     if not any(key in span_attributes for key in _LLM_MARKERS):
         return False
-    return _as_str(span_attributes.get(attrs.GEN_AI_OPERATION_NAME)) in _BILLABLE_OPERATIONS
+    return _operation(span_attributes) in _BILLABLE_OPERATIONS
 
 
-def normalize_span(span: Span, resource: dict[str, Any]) -> CallRecord:
-    a = attribute_map(span.attributes)
+def _operation(a: dict[str, Any]) -> str:
+    vercel_operation = _as_str(a.get(_VERCEL_OPERATION_ID))
+    if vercel_operation:
+        return "embeddings" if vercel_operation.endswith(".doEmbed") else "chat"
+    for key in aliases.OPERATION_KEYS:
+        if key in a:
+            return _as_str(a[key])
+    return _OPENINFERENCE_OPERATIONS.get(_as_str(a.get(_OPENINFERENCE_KIND)), "")
+
+
+def _first(a: dict[str, Any], keys: Iterable[str]) -> Any:
+    for key in keys:
+        value = a.get(key)
+        if value is not None and value != "":
+            return value
+    return None
+
+
+def normalize_provider(value: str) -> str:
+    """The GenAI semconv provider name for what an instrumentation called the provider."""
+    name = value.strip().lower()
+    if not name:
+        return ""
+    if name in aliases.PROVIDER_ALIASES:
+        return aliases.PROVIDER_ALIASES[name]
+    # Vercel AI SDK spells it "<provider>.<api>", e.g. "openai.chat", "anthropic.messages".
+    head = name.split(".", 1)[0]
+    return aliases.PROVIDER_ALIASES.get(head, name)
+
+
+def _flatten_metadata(a: dict[str, Any]) -> None:
+    raw = a.get(aliases.OPENINFERENCE_METADATA)
+    if not isinstance(raw, str) or not raw.startswith("{"):
+        return
+    try:
+        metadata = json.loads(raw)
+    except ValueError:
+        return
+    if isinstance(metadata, dict):
+        for key, value in metadata.items():
+            a.setdefault(f"metadata.{key}", value if isinstance(value, str) else json.dumps(value))
+
+
+class _Usage:
+    """Token counts with GenAI semconv meaning, plus what was reported and what looked wrong."""
+
+    __slots__ = (
+        "cache_read",
+        "cache_write",
+        "cache_write_1h",
+        "convention",
+        "input",
+        "input_audio",
+        "issues",
+        "output",
+        "output_audio",
+        "raw",
+        "reasoning",
+        "reported",
+    )
+
+    def __init__(self) -> None:
+        self.input = self.output = self.cache_read = self.cache_write = self.cache_write_1h = 0
+        self.reasoning = self.input_audio = self.output_audio = 0
+        self.raw: dict[str, int] = {}
+        self.issues: list[str] = []
+        self.convention = ""
+        self.reported = False
+
+
+def _count(a: dict[str, Any], keys: tuple[str, ...], usage: _Usage) -> int | None:
+    for key in keys:
+        if key not in a:
+            continue
+        value = a[key]
+        if type(value) is int and value >= 0:  # the usual case, first
+            usage.raw[key] = value
+            return value
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            usage.issues.append(f"{key}={value!r} is not a token count")
+            continue
+        try:
+            number = float(value)
+        except ValueError:
+            usage.issues.append(f"{key}={value!r} is not a token count")
+            continue
+        if number < 0 or not number.is_integer():
+            usage.issues.append(f"{key}={value!r} is not a token count")
+            continue
+        usage.raw[key] = int(number)
+        return int(number)
+    return None
+
+
+def normalize_usage(a: dict[str, Any], provider: str) -> _Usage:
+    """Read usage through the first convention the span uses; apply provider semantics."""
+    usage = _Usage()
+    convention = next((c for c in aliases.USAGE_CONVENTIONS if c.applies(a)), None)
+    if convention is None:
+        return usage
+    usage.convention = convention.name
+    input_raw = _count(a, convention.input, usage)
+    output_raw = _count(a, convention.output, usage)
+    usage.reported = input_raw is not None or output_raw is not None
+    input_raw, output_raw = input_raw or 0, output_raw or 0
+    cache_read = _count(a, convention.cache_read, usage) or 0
+    cache_write = _count(a, convention.cache_write, usage) or 0
+    if convention.name == "vercel-ai-sdk-v5" and not cache_write:
+        cache_write = _vercel_cache_write(a, usage)
+    cache_write_1h = _count(a, (aliases.USAGE_CACHE_WRITE_1H_TOKENS,), usage) or 0
+    reasoning = _count(a, convention.reasoning, usage) or 0
+    total = _count(a, convention.total, usage)
+    usage.input_audio = _count(a, convention.input_audio, usage) or 0
+    usage.output_audio = _count(a, convention.output_audio, usage) or 0
+
+    # Cache: semconv counts it inside input; Anthropic/Bedrock report it outside.
+    input_tokens = input_raw
+    if convention.cache_semantics == "provider" and provider in aliases.CACHE_ADDITIVE_PROVIDERS:
+        input_tokens = input_raw + cache_read + cache_write
+    elif cache_read + cache_write > input_raw:
+        usage.issues.append(
+            f"cache tokens ({cache_read} read + {cache_write} write) exceed input tokens ({input_raw}); "
+            "counted as additive to input"
+        )
+        input_tokens = input_raw + cache_read + cache_write
+    if cache_write_1h > cache_write:
+        usage.issues.append(f"1h cache writes ({cache_write_1h}) exceed cache writes ({cache_write}); capped")
+        cache_write_1h = cache_write
+
+    # Reasoning: semconv counts it inside output; Gemini's raw counts keep thoughts outside.
+    output_tokens = output_raw
+    if reasoning:
+        thoughts_outside = (
+            convention.cache_semantics == "provider" and provider in aliases.THOUGHTS_OUTSIDE_OUTPUT_PROVIDERS
+        )
+        if total is not None:
+            # A reported total settles it: it adds thoughts to candidates or it does not.
+            if total == input_raw + output_raw + reasoning:
+                thoughts_outside = True
+            elif total == input_raw + output_raw:
+                thoughts_outside = False
+        if thoughts_outside:
+            output_tokens = output_raw + reasoning
+        elif reasoning > output_raw:
+            usage.issues.append(
+                f"reasoning tokens ({reasoning}) exceed output tokens ({output_raw}); counted as additive to output"
+            )
+            output_tokens = output_raw + reasoning
+    if usage.input_audio > input_tokens:
+        usage.issues.append(f"input audio tokens ({usage.input_audio}) exceed input tokens ({input_tokens})")
+    if usage.output_audio > output_tokens:
+        usage.issues.append(f"output audio tokens ({usage.output_audio}) exceed output tokens ({output_tokens})")
+    if total is not None and total not in (
+        input_tokens + output_tokens,
+        input_raw + output_raw,
+        input_raw + output_raw + reasoning,
+    ):
+        usage.issues.append(f"total tokens ({total}) != input ({input_tokens}) + output ({output_tokens})")
+
+    usage.input, usage.output = input_tokens, output_tokens
+    usage.cache_read, usage.cache_write, usage.cache_write_1h = cache_read, cache_write, cache_write_1h
+    usage.reasoning = reasoning
+    return usage
+
+
+def _vercel_cache_write(a: dict[str, Any], usage: _Usage) -> int:
+    raw = a.get(aliases.VERCEL_PROVIDER_METADATA)
+    if not isinstance(raw, str):
+        return 0
+    try:
+        metadata = json.loads(raw)
+    except ValueError:
+        return 0
+    anthropic = metadata.get("anthropic") if isinstance(metadata, dict) else None
+    value = anthropic.get("cacheCreationInputTokens") if isinstance(anthropic, dict) else None
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        usage.raw[f"{aliases.VERCEL_PROVIDER_METADATA}.anthropic.cacheCreationInputTokens"] = value
+        return value
+    return 0
+
+
+def _service_tier(a: dict[str, Any]) -> str:
+    tier = _as_str(_first(a, aliases.SERVICE_TIER_KEYS)).strip().lower()
+    return "" if tier in aliases.STANDARD_TIERS else tier
+
+
+def _client_cost(a: dict[str, Any]) -> Decimal | None:
+    value = _first(a, aliases.CLIENT_COST_KEYS)
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        cost = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return cost if cost.is_finite() and cost >= 0 else None
+
+
+def _attribution(a: dict[str, Any], key: str) -> str:
+    return _as_str(_first(a, aliases.ATTRIBUTION_ALIASES[key]))
+
+
+def normalize_span(span: Span, resource: dict[str, Any], span_attributes: dict[str, Any] | None = None) -> CallRecord:
+    a = read_attributes(span.attributes) if span_attributes is None else span_attributes
+    _flatten_metadata(a)
     trace_id = span.trace_id.hex()
     root_id = _as_str(a.get(attrs.ROOT_ID)) or trace_id
-    has_usage = attrs.GEN_AI_USAGE_INPUT_TOKENS in a or attrs.GEN_AI_USAGE_OUTPUT_TOKENS in a
-    usage_source = _as_str(a.get(attrs.USAGE_SOURCE)) or (attrs.USAGE_REPORTED if has_usage else attrs.USAGE_MISSING)
-    if not has_usage:
-        usage_source = attrs.USAGE_MISSING
+    provider = normalize_provider(_as_str(_first(a, aliases.PROVIDER_KEYS)))
+    usage = normalize_usage(a, provider)
+    usage_source = attrs.USAGE_MISSING
+    if usage.reported:
+        usage_source = _as_str(a.get(attrs.USAGE_SOURCE)) or attrs.USAGE_REPORTED
     extras = {
         key: _as_str(value)
         for key, value in a.items()
-        if key.startswith(attrs.EXTRA_PREFIX)
-        and key not in attrs.ATTRIBUTION_KEYS
-        and not key.startswith(("featurecost.usage.", "featurecost.request.", "featurecost.response."))
+        if key.startswith(attrs.EXTRA_PREFIX) and key not in attrs.ATTRIBUTION_KEYS and not key.startswith(_NOT_EXTRAS)
     }
     return CallRecord(
         trace_id=trace_id,
@@ -97,26 +339,34 @@ def normalize_span(span: Span, resource: dict[str, Any]) -> CallRecord:
         )
         or DEFAULT_ENVIRONMENT,
         service_name=_as_str(resource.get(attrs.SERVICE_NAME)),
-        feature=_as_str(a.get(attrs.FEATURE)) or attrs.DEFAULT_FEATURE,
-        tenant=_as_str(a.get(attrs.TENANT)),
-        user_id=_as_str(a.get(attrs.USER)),
-        plan=_as_str(a.get(attrs.PLAN)),
+        feature=_attribution(a, attrs.FEATURE) or attrs.DEFAULT_FEATURE,
+        tenant=_attribution(a, attrs.TENANT),
+        user_id=_attribution(a, attrs.USER),
+        plan=_attribution(a, attrs.PLAN),
         root_id=root_id,
-        session_id=_as_str(a.get(attrs.SESSION)) or root_id,
-        version=_as_str(a.get(attrs.VERSION)),
-        operation=_as_str(a.get(attrs.GEN_AI_OPERATION_NAME)),
-        provider=_as_str(a.get(attrs.GEN_AI_PROVIDER_NAME) or a.get(attrs.GEN_AI_SYSTEM)),
-        request_model=_as_str(a.get(attrs.GEN_AI_REQUEST_MODEL)),
-        response_model=_as_str(a.get(attrs.GEN_AI_RESPONSE_MODEL)),
-        input_tokens=_as_int(a.get(attrs.GEN_AI_USAGE_INPUT_TOKENS)),
-        output_tokens=_as_int(a.get(attrs.GEN_AI_USAGE_OUTPUT_TOKENS)),
-        cache_read_tokens=_as_int(a.get(attrs.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)),
-        cache_write_tokens=_as_int(a.get(attrs.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS)),
-        reasoning_tokens=_as_int(a.get(attrs.USAGE_REASONING_TOKENS)),
+        session_id=_attribution(a, attrs.SESSION) or root_id,
+        version=_attribution(a, attrs.VERSION),
+        operation=_operation(a),
+        provider=provider,
+        request_model=_as_str(_first(a, aliases.REQUEST_MODEL_KEYS)),
+        response_model=_as_str(_first(a, aliases.RESPONSE_MODEL_KEYS)),
+        input_tokens=usage.input,
+        output_tokens=usage.output,
+        cache_read_tokens=usage.cache_read,
+        cache_write_tokens=usage.cache_write,
+        reasoning_tokens=usage.reasoning,
         usage_source=usage_source,
         status="error" if span.status.code == Status.STATUS_CODE_ERROR else "ok",
         error_type=_as_str(a.get(attrs.ERROR_TYPE)),
         attributes=extras,
+        cache_write_1h_tokens=usage.cache_write_1h,
+        input_audio_tokens=usage.input_audio,
+        output_audio_tokens=usage.output_audio,
+        raw_usage=usage.raw,
+        usage_convention=usage.convention,
+        usage_issues=usage.issues,
+        service_tier=_service_tier(a),
+        client_cost_usd=_client_cost(a),
     )
 
 
@@ -126,5 +376,9 @@ def normalize_request(request: ExportTraceServiceRequest) -> Iterator[CallRecord
         resource = attribute_map(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                if is_llm_span(attribute_map(span.attributes)):
-                    yield normalize_span(span, resource)
+                # decide on the keys alone; HTTP/DB/framework spans never get their values decoded
+                if not any(kv.key in _CANDIDATE_KEYS for kv in span.attributes):
+                    continue
+                a = read_attributes(span.attributes)
+                if is_llm_span(a):
+                    yield normalize_span(span, resource, a)

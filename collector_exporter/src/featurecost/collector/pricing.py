@@ -1,24 +1,42 @@
 """Price: the cost of each call at the price of its day.
 
-Prices come from the pinned ``genai-prices`` package (its bundled data snapshot; we
-never ask it to fetch updates). A call we cannot price keeps ``cost_usd = None`` and
+Lookup order, first match wins: tenant override → global override (the prices file,
+``overrides.py``) → the pinned ``genai-prices`` package (its bundled data snapshot; we never
+ask it to fetch updates) → unpriced. A discount entry in the prices file applies to the
+price a *less specific* layer found. A call we cannot price keeps ``cost_usd = None`` and
 says why in ``unpriced_reason`` — an unknown model must never look free.
+
+Speed: resolving a model and its price of the day through genai-prices costs tens of
+microseconds, far over the collector's per-span budget, so a resolution is cached per
+(provider, model, tenant scope, tier, UTC day) and the arithmetic for the token prices
+every chat model has (input, output, cache read/write) is done here on the cached rate
+card. Anything else (audio, per-request, per-page prices) goes through genai-prices' own
+calculation. tests/test_pricing_genai_prices_parity.py checks both agree on every model.
 """
 
 from __future__ import annotations
 
+import re
 import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from importlib.metadata import version
+from pathlib import Path
 
-import genai_prices
-from genai_prices import Usage
+from genai_prices import Usage, data_snapshot
+from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices, TimeOfDateConstraint
 
+from featurecost.collector.overrides import Overrides, PriceOverride
 from featurecost.collector.records import CallRecord
 from featurecost.instrumentation import attributes as attrs
 
 GENAI_PRICES_SOURCE = "genai-prices"
+OVERRIDE_SOURCE = "override"
+NOT_BILLED_SOURCE = "not-billed"
 DATA_VERSION = f"genai-prices=={version('genai-prices')}"
+_MTOK = Decimal(1_000_000)
 
 # gen_ai.provider.name values whose genai-prices provider id differs.
 _PROVIDER_IDS = {
@@ -32,53 +50,432 @@ _PROVIDER_IDS = {
     "x_ai": "x-ai",
 }
 
+# Price keys the fast path computes; keys whose usage we never report count zero either way.
+_FAST_KEYS = frozenset({"input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "cache_write_1h_mtok"})
+_NEVER_REPORTED_KEYS = frozenset(
+    {
+        "web_searches_kcount",
+        "storage_searches_kcount",
+        "input_image_mtok",
+        "cache_image_read_mtok",
+        "output_image_mtok",
+        "input_video_mtok",
+        "output_video_mtok",
+        "output_citation_mtok",
+    }
+)
+_AUDIO_KEYS = frozenset({"input_audio_mtok", "output_audio_mtok", "cache_audio_read_mtok"})
+_REASONING_KEYS = frozenset({"output_reasoning_mtok"})
+
+_BEDROCK_REGION = re.compile(r"^(?:us|eu|apac|ap|ca|jp|au|us-gov|global)\.")
+_DATE_SUFFIX = re.compile(r"(?:[-@]\d{4}-?\d{2}-?\d{2}|-\d{3})$")
+
+
+def model_candidates(model: str) -> list[str]:
+    """Spellings of ``model`` to try, most faithful first.
+
+    Handles Gemini's ``models/`` and Vertex's ``publishers/<p>/models/`` prefixes, Bedrock's
+    regional inference-profile prefixes (``us.``, ``eu.``, ``global.``...), router-style
+    ``provider/model`` names, and dated snapshot or version suffixes (``-2024-08-06``,
+    ``@20241022``, ``-001``) when the exact snapshot has no price of its own.
+    """
+    name = model.strip().lower()
+    out = [name]
+
+    def add(candidate: str) -> None:
+        if candidate and candidate not in out:
+            out.append(candidate)
+
+    if "/models/" in name:
+        name = name.rsplit("/models/", 1)[1]
+        add(name)
+    if name.startswith("models/"):
+        name = name.removeprefix("models/")
+        add(name)
+    if _BEDROCK_REGION.match(name):
+        name = _BEDROCK_REGION.sub("", name)
+        add(name)
+    if "/" in name:
+        name = name.rsplit("/", 1)[1]
+        add(name)
+    undated = _DATE_SUFFIX.sub("", name)
+    add(undated)
+    return out
+
+
+def price_context(tier: str) -> dict[str, str] | None:
+    """genai-prices' request context for a service tier: batch is a processing mode, the rest tiers."""
+    if not tier:
+        return None
+    if tier == "batch":
+        return {"processing": "batch"}
+    return {"service_tier": tier}
+
+
+_MAX_UNPRICED_KEYS = 200
+# Resolutions are cached per day; a long-running collector starts over rather than grow forever.
+_MAX_CACHED_CARDS = 50_000  # bound the metric's cardinality; the calls table keeps every reason
+
+
+@dataclass(slots=True)
+class PricingStats:
+    """Counters for the status API: how calls were priced, and which models had no price."""
+
+    priced: int = 0
+    not_billed: int = 0
+    unpriced: int = 0
+    by_source: dict[str, int] = field(default_factory=dict)
+    unpriced_models: dict[str, int] = field(default_factory=dict)  # "provider/model: reason" → calls
+
+    def count(self, record: CallRecord) -> None:
+        if record.cost_usd is None:
+            self.unpriced += 1
+            key = f"{record.provider or '?'}/{record.model or '?'}: {record.unpriced_reason}"
+            if key in self.unpriced_models or len(self.unpriced_models) < _MAX_UNPRICED_KEYS:
+                self.unpriced_models[key] = self.unpriced_models.get(key, 0) + 1
+            return
+        if record.price_source == NOT_BILLED_SOURCE:
+            self.not_billed += 1
+        else:
+            self.priced += 1
+        self.by_source[record.price_source] = self.by_source.get(record.price_source, 0) + 1
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "priced": self.priced,
+            "not_billed": self.not_billed,
+            "unpriced": self.unpriced,
+            "by_source": dict(self.by_source),
+            "unpriced_models": dict(self.unpriced_models),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RateCard:
+    """How one call is priced: the resolved prices plus the stamp that says where they came from."""
+
+    source: str
+    entry: str
+    data_version: str
+    model_price: ModelPrice | None = None  # None: unpriced
+    discount: Decimal | None = None
+    discount_entry: str = ""
+    unpriced_reason: str = ""
+    fast: bool = True  # every price key is one the fast path computes
+    time_of_day: bool = False  # the price changes within a day (off-peak pricing)
+
+    @property
+    def priced(self) -> bool:
+        return self.model_price is not None
+
+
+def _model_price_keys(model_price: ModelPrice) -> set[str]:
+    return {k for k, v in model_price.__dict__.items() if v is not None and not k.startswith("_")}
+
+
+def _rate(price: Decimal | TieredPrices | None, total_input: int) -> Decimal | None:
+    if price is None or isinstance(price, Decimal):
+        return price
+    applicable = price.base
+    for tier in reversed(price.tiers):
+        if total_input > tier.start:
+            applicable = tier.price
+            break
+    return applicable
+
+
+def _fast_cost(model_price: ModelPrice, r: CallRecord) -> tuple[Decimal, Decimal]:
+    """Input and output cost with genai-prices' semantics for the token keys every model has."""
+    p = model_price.__dict__
+    total_input = r.input_tokens
+    input_rate = _rate(p.get("input_mtok"), total_input) or Decimal(0)
+    read_rate = _rate(p.get("cache_read_mtok"), total_input)
+    write_rate = _rate(p.get("cache_write_mtok"), total_input)
+    write_1h_rate = _rate(p.get("cache_write_1h_mtok"), total_input)
+    output_rate = _rate(p.get("output_mtok"), total_input) or Decimal(0)
+
+    uncached = total_input
+    cost = Decimal(0)
+    if read_rate is not None:
+        uncached -= r.cache_read_tokens
+        cost += r.cache_read_tokens * read_rate
+    writes_5m = r.cache_write_tokens
+    if write_1h_rate is not None:
+        uncached -= r.cache_write_1h_tokens
+        writes_5m -= r.cache_write_1h_tokens
+        cost += r.cache_write_1h_tokens * write_1h_rate
+    if write_rate is not None:
+        uncached -= writes_5m
+        cost += writes_5m * write_rate
+    cost += uncached * input_rate
+    return cost / _MTOK, (r.output_tokens * output_rate) / _MTOK
+
+
+def _usage(r: CallRecord) -> Usage:
+    values = {
+        "input_tokens": r.input_tokens,
+        "output_tokens": r.output_tokens,
+        "cache_read_tokens": r.cache_read_tokens,
+        "cache_write_tokens": r.cache_write_tokens,
+        "cache_write_1h_tokens": r.cache_write_1h_tokens,
+        "input_audio_tokens": r.input_audio_tokens,
+        "output_audio_tokens": r.output_audio_tokens,
+        "output_reasoning_tokens": r.reasoning_tokens,
+    }
+    return Usage(**{k: v for k, v in values.items() if v})
+
 
 class Pricer:
-    """Prices ``CallRecord``s in place."""
+    """Prices ``CallRecord``s in place. ``Pricer()`` uses genai-prices alone."""
 
+    def __init__(self, overrides: Overrides | None = None) -> None:
+        self.overrides = overrides or Overrides.empty()
+        self._snapshot = data_snapshot._bundled_snapshot()  # never the auto-updated one
+        self._models: dict[tuple[str, str], tuple[Provider, ModelInfo] | str] = {}
+        self.stats = PricingStats()
+        self._cards: dict[tuple[str, str, str, str, str, date, tuple[int, int] | None], RateCard] = {}
+
+    @classmethod
+    def from_file(cls, path: Path | None) -> Pricer:
+        return cls(Overrides.load(path) if path else None)
+
+    # --- the pipeline stage ---
     def price(self, record: CallRecord) -> CallRecord:
+        self._price(record)
+        self.stats.count(record)
+        return record
+
+    def _price(self, record: CallRecord) -> CallRecord:
         if record.usage_source != attrs.USAGE_REPORTED:
             if record.status == "error":
                 # A failed request reports no usage and providers do not bill it.
                 record.cost_usd = record.input_cost_usd = record.output_cost_usd = Decimal(0)
-                record.price_source = "not-billed"
+                record.price_source = NOT_BILLED_SOURCE
                 record.price_entry = f"failed call ({record.error_type or 'error'})"
-                return record
-            return self._unpriced(record, "usage not reported")
-        model = record.model
-        if not model:
-            return self._unpriced(record, "model not reported")
-        provider_id = _PROVIDER_IDS.get(record.provider, record.provider) or None
-        usage = Usage(
-            input_tokens=record.input_tokens,
-            output_tokens=record.output_tokens,
-            cache_read_tokens=record.cache_read_tokens,
-            cache_write_tokens=record.cache_write_tokens,
-        )
-        try:
+                record.price_data_version = DATA_VERSION
+                record.unpriced_reason = ""
+                return self._reconcile(record)
+            return self._unpriced(record, "usage not reported", DATA_VERSION)
+        if not record.model:
+            return self._unpriced(record, "model not reported", DATA_VERSION)
+        card = self.rate_card(record)
+        if not card.priced:
+            return self._unpriced(record, card.unpriced_reason, card.data_version)
+        assert card.model_price is not None
+        if card.fast and not (record.input_audio_tokens or record.output_audio_tokens):
+            input_cost, output_cost = _fast_cost(card.model_price, record)
+        else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                calc = genai_prices.calc_price(
-                    usage, model, provider_id=provider_id, genai_request_timestamp=record.start_time
-                )
-        except LookupError as exc:
-            return self._unpriced(record, f"no price for {record.provider}/{model}: {exc}")
-        except ValueError as exc:
-            return self._unpriced(record, f"cannot price usage of {record.provider}/{model}: {exc}")
-        record.cost_usd = calc.total_price
-        record.input_cost_usd = calc.input_price
-        record.output_cost_usd = calc.output_price
-        record.price_source = GENAI_PRICES_SOURCE
-        record.price_entry = f"{calc.provider.id}/{calc.model.id}"
-        record.price_data_version = DATA_VERSION
+                calc = card.model_price.calc_price(_usage(record))
+            input_cost, output_cost = calc["input_price"], calc["output_price"]
+        if card.discount is not None:
+            keep = 1 - card.discount
+            input_cost, output_cost = input_cost * keep, output_cost * keep
+        record.input_cost_usd = input_cost
+        record.output_cost_usd = output_cost
+        record.cost_usd = input_cost + output_cost
+        record.price_source = card.source
+        record.price_entry = card.entry + (f" - {card.discount_entry}" if card.discount_entry else "")
+        record.price_data_version = card.data_version
         record.unpriced_reason = ""
+        return self._reconcile(record)
+
+    # --- resolution (cached) ---
+    def rate_card(self, record: CallRecord) -> RateCard:
+        """The cached resolution for this call's provider, model, tenant scope, tier and UTC day."""
+        start = record.start_time
+        tenant = record.tenant if record.tenant in self.overrides.tenants else ""
+        key = (record.provider, record.model, record.request_model, tenant, record.service_tier, start.date(), None)
+        card = self._cards.get(key)
+        if card is None:
+            if len(self._cards) >= _MAX_CACHED_CARDS:
+                self._cards.clear()
+            card = self._cards[key] = self._resolve(record, tenant)
+        if card.time_of_day:
+            # Off-peak prices change within a day: those models resolve per minute.
+            minute_key = (*key[:-1], (start.hour, start.minute))
+            minute_card = self._cards.get(minute_key)
+            if minute_card is None:
+                minute_card = self._cards[minute_key] = self._resolve(record, tenant)
+            card = minute_card
+        return card
+
+    def _resolve(self, record: CallRecord, tenant: str) -> RateCard:
+        provider, model, request_model = record.provider, record.model, record.request_model
+        tier, when = record.service_tier, record.start_time
+        day = when.date()
+        names = [model] if not request_model or request_model == model else [model, request_model]
+        names = [self.overrides.deployment_model(provider, n) or n for n in names]
+        candidates = list(dict.fromkeys(c for n in names for c in model_candidates(n)))
+        override = self._from_overrides(provider, candidates, tenant, tier, day)
+        if override is not None:
+            return override
+        resolved = self._genai_model(provider, names)
+        if isinstance(resolved, str):
+            return RateCard(
+                source="", entry="", data_version=self._version(), unpriced_reason=resolved, model_price=None
+            )
+        gp_provider, gp_model = resolved
+        context = price_context(tier)
+        # genai-prices ignores request variants for models borrowed from a fallback provider.
+        own = any(m is gp_model for m in gp_provider.models)
+        model_price = gp_model.get_prices(when, context if own else None)
+        entry = f"{gp_provider.id}/{gp_model.id}"
+        if tier:
+            matched = own and any(
+                context is not None
+                and all(context.get(k) == v for k, v in variant.when.items())
+                and (variant.constraint is None or variant.constraint.active(when))
+                for variant in gp_model.price_variants or ()
+            )
+            entry += f" [{tier}]" if matched else f" [standard: no {tier} price]"
+        card = RateCard(
+            source=GENAI_PRICES_SOURCE,
+            entry=entry,
+            data_version=DATA_VERSION,
+            model_price=model_price,
+            fast=self._fast(model_price),
+            time_of_day=_time_of_day(gp_model),
+        )
+        candidates = list(dict.fromkeys([gp_model.id.lower(), *candidates]))
+        return self._with_discount(card, provider, candidates, tenant, tier, day, tenant_only=False)
+
+    def _from_overrides(
+        self, provider: str, candidates: list[str], tenant: str, tier: str, day: date
+    ) -> RateCard | None:
+        """The prices-file layers: every spelling of the model for the tenant first, then globally."""
+        for scoped in (True, False) if tenant else (False,):
+            for model in candidates:
+                entry = self.overrides.find(provider, model, tenant, tier, day, discount=False, tenant_scoped=scoped)
+                if entry is None:
+                    continue
+                card = RateCard(
+                    source=OVERRIDE_SOURCE,
+                    entry=entry.label,
+                    data_version=self.overrides.data_version,
+                    model_price=ModelPrice(**entry.prices()),
+                )
+                if scoped:
+                    return card
+                return self._with_discount(card, provider, candidates, tenant, tier, day, tenant_only=True)
+        return None
+
+    def _with_discount(
+        self,
+        card: RateCard,
+        provider: str,
+        candidates: list[str],
+        tenant: str,
+        tier: str,
+        day: date,
+        *,
+        tenant_only: bool,
+    ) -> RateCard:
+        """Apply the most specific discount from a layer more specific than the one that priced.
+
+        A global override can only be discounted for a tenant; genai-prices by either.
+        """
+        scopes = [True] if tenant else []
+        if not tenant_only:
+            scopes.append(False)
+        for scoped in scopes:
+            for name in candidates:
+                found: PriceOverride | None = self.overrides.find(
+                    provider, name, tenant, tier, day, discount=True, tenant_scoped=scoped
+                )
+                if found is not None and found.discount is not None:
+                    percent = (found.discount * Decimal(100)).normalize()
+                    return RateCard(
+                        source=f"{card.source}+discount",
+                        entry=card.entry,
+                        data_version=f"{card.data_version};{self.overrides.data_version}",
+                        model_price=card.model_price,
+                        discount=found.discount,
+                        discount_entry=f"{percent:f}% off ({found.label})",
+                        fast=card.fast,
+                        time_of_day=card.time_of_day,
+                    )
+        return card
+
+    def _genai_model(self, provider: str, names: list[str]) -> tuple[Provider, ModelInfo] | str:
+        key = (provider, "\0".join(names))
+        cached = self._models.get(key)
+        if cached is not None:
+            return cached
+        if len(self._models) >= _MAX_CACHED_CARDS:
+            self._models.clear()
+        provider_id = _PROVIDER_IDS.get(provider, provider) or None
+        result: tuple[Provider, ModelInfo] | str = ""
+        for name in names:
+            for candidate in model_candidates(name):
+                try:
+                    result = self._snapshot.find_provider_model(candidate, None, provider_id, None)
+                except LookupError:
+                    continue
+                self._models[key] = result
+                return result
+        known_provider = provider_id is None or data_snapshot.find_provider_by_id(self._snapshot.providers, provider_id)
+        where = f"{provider or 'unknown provider'}/{names[0]}"
+        if not known_provider:
+            result = f"no price for {where}: provider not in {DATA_VERSION} and no prices-file entry"
+        else:
+            result = f"no price for {where}: model not in {DATA_VERSION} and no prices-file entry"
+        self._models[key] = result
+        return result
+
+    @staticmethod
+    def _fast(model_price: ModelPrice) -> bool:
+        keys = _model_price_keys(model_price)
+        return keys <= _FAST_KEYS | _NEVER_REPORTED_KEYS | _AUDIO_KEYS and not keys & _REASONING_KEYS
+
+    def _version(self) -> str:
+        return f"{DATA_VERSION};{self.overrides.data_version}" if self.overrides.data_version else DATA_VERSION
+
+    # --- helpers ---
+    @staticmethod
+    def _reconcile(record: CallRecord) -> CallRecord:
+        """Keep the client's own cost claim apart, and say how far it is from ours."""
+        if record.client_cost_usd is not None and record.cost_usd is not None:
+            record.cost_delta_vs_client_usd = record.cost_usd - record.client_cost_usd
+        else:
+            record.cost_delta_vs_client_usd = None
         return record
 
     @staticmethod
-    def _unpriced(record: CallRecord, reason: str) -> CallRecord:
+    def _unpriced(record: CallRecord, reason: str, data_version: str) -> CallRecord:
         record.cost_usd = record.input_cost_usd = record.output_cost_usd = None
         record.price_source = ""
         record.price_entry = ""
-        record.price_data_version = DATA_VERSION
+        record.price_data_version = data_version
         record.unpriced_reason = reason
+        record.cost_delta_vs_client_usd = None
         return record
+
+
+def _time_of_day(model: ModelInfo) -> bool:
+    """Whether the model's price depends on the time of day (off-peak pricing)."""
+    if isinstance(model.prices, ModelPrice):
+        return False
+    return any(isinstance(p.constraint, TimeOfDateConstraint) for p in model.prices)
+
+
+def explain_lines(record: CallRecord, card: RateCard) -> Mapping[str, str]:
+    """What ``featurecost prices explain`` prints for one call."""
+    lines = {
+        "model": record.model,
+        "provider": record.provider,
+        "tenant": record.tenant or "-",
+        "service tier": record.service_tier or "standard",
+        "priced at": record.start_time.isoformat(),
+        "source": card.source or "unpriced",
+        "entry": card.entry or "-",
+        "data version": card.data_version,
+    }
+    if card.model_price is not None:
+        lines["prices (USD/MTok)"] = str(card.model_price)
+    if card.discount is not None:
+        lines["discount"] = f"{card.discount} ({card.discount_entry})"
+    if card.unpriced_reason:
+        lines["unpriced because"] = card.unpriced_reason
+    return lines

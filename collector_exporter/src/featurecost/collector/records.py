@@ -41,6 +41,15 @@ class CallRecord:
     status: str
     error_type: str = ""
     attributes: dict[str, str] = field(default_factory=dict)
+    # normalization detail (defaults keep older producers of CallRecord working)
+    cache_write_1h_tokens: int = 0  # subset of cache_write_tokens written with a 1-hour TTL
+    input_audio_tokens: int = 0  # subset of input_tokens
+    output_audio_tokens: int = 0  # subset of output_tokens
+    raw_usage: dict[str, int] = field(default_factory=dict)  # counts exactly as the span reported them
+    usage_convention: str = ""  # which attribute convention the usage came from (see aliases.py)
+    usage_issues: list[str] = field(default_factory=list)  # impossible usage the normalizer noticed
+    service_tier: str = ""  # "batch", "flex", "priority", ... or empty for the standard tier
+    client_cost_usd: Decimal | None = None  # cost the instrumentation itself claimed, kept apart
     # set by the pricing stage
     cost_usd: Decimal | None = None
     input_cost_usd: Decimal | None = None
@@ -49,6 +58,7 @@ class CallRecord:
     price_entry: str = ""
     price_data_version: str = ""
     unpriced_reason: str = ""
+    cost_delta_vs_client_usd: Decimal | None = None  # computed minus client-claimed, when both exist
 
     @property
     def model(self) -> str:

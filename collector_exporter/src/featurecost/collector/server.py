@@ -19,6 +19,7 @@ from featurecost.collector.budgets.api import budget_routes
 from featurecost.collector.budgets.config import BudgetsConfig
 from featurecost.collector.budgets.service import build_evaluator
 from featurecost.collector.pipeline import Pipeline
+from featurecost.collector.pricing import Pricer
 from featurecost.collector.receiver import create_receiver_app
 from featurecost.collector.storage import Storage
 from featurecost.collector.wal import WriteAheadLog
@@ -38,6 +39,7 @@ class CollectorConfig:
     drain_timeout: float = 30.0
     budgets: BudgetsConfig | None = None
     budget_interval: float = 60.0
+    prices_file: Path | None = None
 
 
 class _Server(uvicorn.Server):
@@ -59,7 +61,7 @@ async def serve(config: CollectorConfig) -> None:
     if applied:
         log.info("applied migrations: %s", ", ".join(applied))
     wal = WriteAheadLog(config.wal_dir, max_bytes=config.wal_max_bytes)
-    pipeline = Pipeline(wal, storage)
+    pipeline = Pipeline(wal, storage, Pricer.from_file(config.prices_file))
     pipeline.start()
     receiver = create_receiver_app(wal, max_body_bytes=config.max_body_bytes)
     ingest = _Server(uvicorn.Config(receiver, host=config.host, port=config.otlp_http_port, log_level="warning"))

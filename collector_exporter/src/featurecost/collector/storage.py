@@ -26,9 +26,14 @@ CALL_COLUMNS = (
     "cache_write_tokens", "reasoning_tokens", "usage_source", "status", "error_type", "attributes",
     "cost_usd", "input_cost_usd", "output_cost_usd", "price_source", "price_entry",
     "price_data_version", "unpriced_reason",
+    # 0010: normalization detail and client-claimed cost
+    "cache_write_1h_tokens", "input_audio_tokens", "output_audio_tokens", "raw_usage", "usage_convention",
+    "usage_issues", "service_tier", "client_cost_usd", "cost_delta_vs_client_usd",
 )  # fmt: skip
 
-_MONEY_COLUMNS = frozenset({"cost_usd", "input_cost_usd", "output_cost_usd"})
+_MONEY_COLUMNS = frozenset(
+    {"cost_usd", "input_cost_usd", "output_cost_usd", "client_cost_usd", "cost_delta_vs_client_usd"}
+)
 _MONEY_QUANTUM = Decimal("1e-18")  # the Decimal(38, 18) scale of the money columns
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
@@ -101,10 +106,18 @@ class Storage:
                 "calls", rows, column_names=CALL_COLUMNS, settings={"insert_deduplication_token": dedup_token}
             )
 
-    def insert_rows(self, table: str, rows: Sequence[Sequence[Any]], column_names: Sequence[str]) -> None:
-        """Insert plain rows into one of featurecost's own tables (alerts, ...)."""
+    def insert_rows(
+        self, table: str, rows: Sequence[Sequence[object]], columns: Sequence[str], dedup_token: str | None = None
+    ) -> None:
+        """Insert rows into another table of the schema (``cost_restatements``, ``alerts``, ...).
+
+        With ``dedup_token`` a retried insert of the same rows is dropped by ClickHouse.
+        """
+        if not rows:
+            return
+        settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
         with self._lock:
-            self.client.insert(table, [list(r) for r in rows], column_names=list(column_names))
+            self.client.insert(table, [list(r) for r in rows], column_names=list(columns), settings=settings)
 
     # --- reads ---
     def query_named(self, package: str, name: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
