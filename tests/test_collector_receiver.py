@@ -276,9 +276,12 @@ def test_grpc_partial_success(wal: WriteAheadLog) -> None:
 def test_grpc_backpressure_is_unavailable_with_retry_info(tmp_path: Path) -> None:
     full = WriteAheadLog(tmp_path / "full", max_bytes=10)
     request = request_for(llm_spans(2))
-    with grpc_in_thread(Ingest(full, retry_after=3)) as endpoint, grpc.insecure_channel(endpoint.target) as channel:
-        with pytest.raises(grpc.RpcError) as caught:
-            trace_service_pb2_grpc.TraceServiceStub(channel).Export(request, timeout=10)
+    with (
+        grpc_in_thread(Ingest(full, retry_after=3)) as endpoint,
+        grpc.insecure_channel(endpoint.target) as channel,
+        pytest.raises(grpc.RpcError) as caught,
+    ):
+        trace_service_pb2_grpc.TraceServiceStub(channel).Export(request, timeout=10)
     full.close()
     error = caught.value
     assert error.code() is grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
