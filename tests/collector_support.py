@@ -6,10 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
+import clickhouse_connect
+import httpx
+from clickhouse_connect.driver.client import Client
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
@@ -17,6 +23,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from demo.harness import HarnessError, ManagedProcess, free_port, wait_until
 from featurecost.collector.grpc_receiver import create_grpc_server
 from featurecost.collector.ingest import Ingest
 from featurecost.collector.wal import WriteAheadLog
@@ -115,3 +122,56 @@ def grpc_in_thread(ingest: Ingest, max_body_bytes: int = 16 * 1024 * 1024) -> It
         loop.call_soon_threadsafe(stop.set)
         thread.join(10)
         loop.close()
+
+
+@dataclass
+class ClickHouseHttp:
+    """The chDB-backed ClickHouse HTTP endpoint (tests/fixtures/clickhouse_http.py) as a process."""
+
+    process: ManagedProcess
+    port: int
+    path: Path
+    log_dir: Path
+
+    @property
+    def dsn(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self) -> Client:
+        return clickhouse_connect.get_client(dsn=self.dsn)
+
+    def stored_span_counts(self) -> dict[tuple[str, str], int]:
+        """Rows per span identity in the raw table, *without* FINAL: what every
+        insert (and so every rollup materialized view) saw."""
+        client = self.client()
+        try:
+            rows = client.query("SELECT trace_id, span_id, count() FROM calls GROUP BY trace_id, span_id").result_rows
+        finally:
+            client.close()
+        return {(t, s): int(n) for t, s, n in rows}
+
+    def restart(self) -> ClickHouseHttp:
+        self.process.stop()
+        return start_clickhouse_http(self.path, self.log_dir, self.port)
+
+
+def start_clickhouse_http(path: Path, log_dir: Path, port: int | None = None) -> ClickHouseHttp:
+    port = port or free_port()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / "clickhouse-http.log"
+    argv = [sys.executable, "-m", "tests.fixtures.clickhouse_http", "--port", str(port), "--path", str(path)]
+    with log_path.open("ab") as log:
+        popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    process = ManagedProcess("clickhouse-http", popen, log_path)
+
+    def ready() -> bool:
+        if not process.alive():
+            raise HarnessError(f"clickhouse-http exited:\n{process.log()}")
+        return httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200
+
+    try:
+        wait_until(ready, 30, "the ClickHouse HTTP endpoint")
+    except BaseException:
+        process.kill()
+        raise
+    return ClickHouseHttp(process, port, path, log_dir)

@@ -36,14 +36,15 @@ class OutputFormat(StrEnum):
     csv = "csv"
 
 
-def _opt(envvar: str, help: str, **kwargs: Any) -> Any:
-    return typer.Option(envvar=f"FEATURECOST_{envvar}", help=help, **kwargs)
+def _opt(envvar: str, help: str, *decls: str, **kwargs: Any) -> Any:
+    return typer.Option(*decls, envvar=f"FEATURECOST_{envvar}", help=help, **kwargs)
 
 
 @app.command()
 def collector(
     config_file: Annotated[
-        Path | None, _opt("CONFIG", "TOML config file (flags and FEATURECOST_* env override it).", exists=True)
+        Path | None,
+        _opt("CONFIG", "TOML config file (flags and FEATURECOST_* env override it).", "--config", exists=True),
     ] = None,
     data_dir: Annotated[
         Path | None, _opt("DATA_DIR", "Where the WAL (and embedded chDB data) live. [default: ./featurecost-data]")
