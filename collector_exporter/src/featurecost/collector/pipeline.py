@@ -186,7 +186,7 @@ class Pipeline:
         else as many records as fit ``batch_rows``/``max_batch_bytes``, waiting at most
         ``flush_interval`` for more. None when stopping with nothing left."""
         plan = self._load_plan()
-        if plan is not None and plan.start == self._position:
+        if plan is not None and self._next_record_starts_at(plan.start):
             replay = self._read_until(plan.start, plan.end)
             return Batch(plan, replay, self._calls(replay))
         records: list[Record] = []
@@ -218,6 +218,14 @@ class Pipeline:
         plan = BatchPlan(records[0].start, records[-1].end)
         self._save_plan(plan)
         return Batch(plan, records, calls)
+
+    def _next_record_starts_at(self, position: Position) -> bool:
+        # The checkpoint can sit before the first record (a fresh log starts at 0:0,
+        # its first record at 1:0), so compare with the record, not the checkpoint.
+        if position < self._position:
+            return False
+        first = self.wal.read(self._position, 1, 1)
+        return bool(first) and first[0].start == position
 
     def _calls(self, records: list[Record]) -> list[CallRecord]:
         calls: list[CallRecord] = []
