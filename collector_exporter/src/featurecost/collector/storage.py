@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 import threading
-from operator import attrgetter
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from importlib import resources
+from operator import attrgetter
 from typing import Any
 
 import clickhouse_connect
