@@ -6,6 +6,7 @@ import asyncio
 import csv
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -36,7 +37,16 @@ class OutputFormat(StrEnum):
     csv = "csv"
 
 
+_DEFAULT_NOTE = re.compile(r"\s*\[default: ([^\]]+)\]")
+
+
 def _opt(envvar: str, help: str, *decls: str, **kwargs: Any) -> Any:
+    # The defaults live in CollectorConfig (a file may set them), so the option's own
+    # default is None and the help names the effective default.
+    note = _DEFAULT_NOTE.search(help)
+    if note:
+        kwargs.setdefault("show_default", note.group(1))
+        help = _DEFAULT_NOTE.sub("", help)
     return typer.Option(*decls, envvar=f"FEATURECOST_{envvar}", help=help, **kwargs)
 
 
