@@ -6,6 +6,9 @@ FINAL, so a span inserted twice would show up (as it would in every rollup)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -103,6 +106,53 @@ def test_kill_9_mid_ingest_then_restart_stores_every_acked_span_once(
         assert collector.status()["stored_calls"] == len(spans)
     finally:
         assert collector.process.stop() == 0, collector.process.log()
+
+
+def _chdb_span_counts(data_dir: Path) -> dict[tuple[str, str], int]:
+    """Rows per span identity (no FINAL) in the collector's embedded chDB, read by a
+    separate process (chDB hosts one data path per process; the collector has stopped)."""
+    script = (
+        "import json, sys, chdb\n"
+        "conn = chdb.connect(sys.argv[1])\n"
+        "res = conn.query('SELECT trace_id, span_id, count() FROM calls GROUP BY trace_id, span_id', 'JSONCompact')\n"
+        "print(json.dumps(json.loads(res.bytes())['data']))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, str(data_dir / "clickhouse")], capture_output=True, text=True, check=True
+    )
+    return {(t, s): int(n) for t, s, n in json.loads(out.stdout)}
+
+
+def test_kill_9_with_embedded_chdb_then_restart_stores_every_span_once(tmp_path: Path) -> None:
+    spans = llm_spans(4000)
+    batches = _batches(spans, 100)
+    collector = start_collector(tmp_path / "data", tmp_path / "logs", FAST)
+    sender = Sender(HttpExporter(endpoint=f"{collector.otlp_endpoint}/v1/traces", timeout=2), batches)
+    thread = threading.Thread(target=sender.run)
+    thread.start()
+    try:
+        wait_until(lambda: len(sender.acked) >= 15 and (collector.status()["stored_calls"] or 0) > 0, 60, "ingest")
+        collector.process.kill()
+    finally:
+        thread.join(30)
+    sender.exporter.shutdown()
+    acked = set(sender.acked)
+    assert len(acked) < len(batches), "the kill must land mid-stream"
+
+    collector = start_collector(tmp_path / "data", tmp_path / "logs", FAST)
+    try:
+        collector.wait_drained()
+        assert collector.status()["stored_calls"] >= 100 * len(acked)
+        exporter = HttpExporter(endpoint=f"{collector.otlp_endpoint}/v1/traces", timeout=10)
+        for index in [i for i in range(len(batches)) if i not in acked] + sorted(acked)[-3:]:
+            assert exporter.export(batches[index]) is SpanExportResult.SUCCESS
+        exporter.shutdown()
+        collector.wait_drained()
+    finally:
+        assert collector.process.stop() == 0, collector.process.log()
+    counts = _chdb_span_counts(tmp_path / "data")
+    assert set(counts) == span_ids(spans)
+    assert set(counts.values()) == {1}
 
 
 def test_storage_outage_spools_in_the_wal_and_delivers_later(tmp_path: Path, clickhouse: ClickHouseHttp) -> None:
