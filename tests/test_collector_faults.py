@@ -23,7 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from demo.harness import Collector, start_collector, wait_until
+from demo.harness import Collector, free_port, start_collector, wait_until
 from featurecost.collector.ingest import Ingest
 from featurecost.collector.receiver import create_receiver_app
 from featurecost.collector.wal import WriteAheadLog
@@ -181,6 +181,30 @@ def test_storage_outage_spools_in_the_wal_and_delivers_later(tmp_path: Path, cli
     finally:
         exporter.shutdown()
         assert collector.process.stop() == 0, collector.process.log()
+
+
+def test_collector_starts_and_spools_while_the_storage_server_is_still_down(tmp_path: Path) -> None:
+    port = free_port()
+    down = f"http://127.0.0.1:{port}"
+    collector = start_collector(tmp_path / "data", tmp_path / "logs", ["--storage", down, *FAST])
+    spans = llm_spans(300)
+    clickhouse = None
+    try:
+        exporter = HttpExporter(endpoint=f"{collector.otlp_endpoint}/v1/traces", timeout=10)
+        assert exporter.export(spans) is SpanExportResult.SUCCESS
+        exporter.shutdown()
+        status = httpx.get(f"{collector.api_url}/api/v1/status", timeout=5)
+        assert status.status_code == 503
+        assert status.json()["pipeline"]["storage_ready"] is False
+        clickhouse = start_clickhouse_http(tmp_path / "ch", tmp_path / "logs", port)
+        collector.wait_drained(timeout=90)
+        counts = clickhouse.stored_span_counts()
+        assert set(counts) == span_ids(spans)
+        assert set(counts.values()) == {1}
+    finally:
+        assert collector.process.stop() == 0, collector.process.log()
+        if clickhouse is not None:
+            clickhouse.process.stop()
 
 
 def test_sigterm_drains_clips_old_spans_forwards_and_exports_metrics(

@@ -73,7 +73,12 @@ def create_api_app(
                 "bytes": wal.total_bytes(),
                 "oldest_unstored_seconds": round(wal.oldest_unstored_age(), 3),
             },
-            "pipeline": {**asdict(pipeline.stats), "running": pipeline.running, "last_error": pipeline.last_error},
+            "pipeline": {
+                **asdict(pipeline.stats),
+                "running": pipeline.running,
+                "storage_ready": pipeline.storage_ready,
+                "last_error": pipeline.last_error,
+            },
             "receiver": asdict(receiver_stats),
         }
         if forward_stats is not None:

@@ -131,6 +131,7 @@ class Pipeline:
         seen_window: int = 500_000,
         observe_insert: Callable[[float], None] | None = None,
         on_stored: Callable[[list[Record], list[CallRecord]], None] | None = None,
+        prepare_storage: bool = False,
     ) -> None:
         self.wal = wal
         self.storage = storage
@@ -144,6 +145,8 @@ class Pipeline:
         self.retention = retention
         self.observe_insert = observe_insert
         self.on_stored = on_stored
+        self.prepare_storage = prepare_storage
+        self.storage_ready = not prepare_storage
         self.stats = PipelineStats()
         self.seen = SeenSpans(wal.directory / "seen", window=seen_window)
         self._plan_path = wal.directory / _PLAN
@@ -169,7 +172,28 @@ class Pipeline:
         return drained
 
     # --- the loop ---
+    def _prepare_storage(self) -> bool:
+        """Apply migrations, retrying while storage is unreachable; False if stopped first."""
+        delay = self.retry_seconds
+        while True:
+            try:
+                applied = self.storage.migrate()
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.warning("storage not ready (%s); retrying in %.0fs, ingest keeps spooling", exc, delay)
+                if self._stop.wait(delay):
+                    return False
+                delay = min(delay * 2, self.max_retry_seconds)
+                continue
+            if applied:
+                log.info("applied migrations: %s", ", ".join(applied))
+            self.last_error = ""
+            self.storage_ready = True
+            return True
+
     def _run(self) -> None:
+        if self.prepare_storage and not self._prepare_storage():
+            return
         try:
             while True:
                 batch = self._next_batch()

@@ -45,10 +45,9 @@ def default_storage_dsn(data_dir: Path) -> str:
 
 
 async def serve(config: CollectorConfig) -> None:
-    storage = Storage(config.resolved_storage_dsn)
-    applied = storage.migrate()
-    if applied:
-        log.info("applied migrations: %s", ", ".join(applied))
+    # Storage connects (and migrates) in the pipeline worker, retrying: an unreachable
+    # ClickHouse server must not keep the collector from accepting into its WAL.
+    storage = Storage(config.resolved_storage_dsn, lazy=True)
     wal = WriteAheadLog(
         config.resolved_wal_dir,
         segment_bytes=config.wal_segment_bytes,
@@ -67,6 +66,7 @@ async def serve(config: CollectorConfig) -> None:
         seen_window=config.seen_window,
         observe_insert=metrics.observe_insert,
         on_stored=forwarder.on_stored if forwarder else None,
+        prepare_storage=True,
     )
     pipeline.start()
     ingest = Ingest(wal, retry_after=config.retry_after_seconds, bearer_token=config.auth_token)

@@ -60,10 +60,24 @@ class Storage:
     cost is small next to a network round trip).
     """
 
-    def __init__(self, dsn: str) -> None:
+    def __init__(self, dsn: str, *, lazy: bool = False) -> None:
+        """``lazy``: connect on first use instead of now — the collector starts (and
+        spools into its WAL) while a ClickHouse server is still unreachable."""
         self.dsn = dsn
         self._lock = threading.RLock()
-        self.client: Client = clickhouse_connect.get_client(dsn=dsn)
+        self._client: Client | None = None
+        if not lazy:
+            self._connect()
+
+    def _connect(self) -> Client:
+        with self._lock:
+            if self._client is None:
+                self._client = clickhouse_connect.get_client(dsn=self.dsn)
+            return self._client
+
+    @property
+    def client(self) -> Client:
+        return self._client if self._client is not None else self._connect()
 
     # --- schema ---
     def migrate(self) -> list[str]:
@@ -126,4 +140,5 @@ class Storage:
 
     def close(self) -> None:
         with self._lock:
-            self.client.close()
+            if self._client is not None:
+                self._client.close()
