@@ -117,3 +117,20 @@ def test_a_batch_storage_keeps_rejecting_goes_to_dead_letter(tmp_path: Path, cli
     assert wal.checkpoint == wal.end  # skipped, so the pipeline moves on
     storage.close()
     wal.close()
+
+
+def test_every_table_fed_by_inserts_keeps_an_insert_deduplication_window(clickhouse: ClickHouseHttp) -> None:
+    # A replayed batch reuses its insert_deduplication_token; a MergeTree table without
+    # non_replicated_deduplication_window (calls, every rollup fed by a materialized view)
+    # would store it again.
+    client = clickhouse.client()
+    try:
+        tables = client.query(
+            "SELECT name, create_table_query FROM system.tables "
+            "WHERE database = currentDatabase() AND engine LIKE '%MergeTree' AND name != 'featurecost_migrations'"
+        ).result_rows
+    finally:
+        client.close()
+    assert "calls" in {name for name, _ in tables}
+    missing = [name for name, ddl in tables if "non_replicated_deduplication_window" not in ddl]
+    assert missing == [], f"tables without non_replicated_deduplication_window: {missing}"

@@ -10,6 +10,7 @@ handled by gRPC. Backpressure answers ``UNAVAILABLE`` with a ``google.rpc.RetryI
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import grpc
@@ -23,6 +24,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from featurecost.collector.ingest import BackpressureError, Ingest
+
+log = logging.getLogger(__name__)
 
 
 def retry_trailers(message: str, retry_after: int) -> tuple[tuple[str, bytes], ...]:
@@ -57,6 +60,13 @@ class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE, str(exc), trailing_metadata=retry_trailers(str(exc), exc.retry_after)
             )
+        except Exception as exc:
+            # Nothing was acknowledged; UNKNOWN would tell exporters to drop the data.
+            log.exception("unexpected error handling an OTLP/gRPC request")
+            stats.rejected_requests += 1
+            message = f"internal error: {exc}"
+            retry = self.ingest.retry_after
+            await context.abort(grpc.StatusCode.UNAVAILABLE, message, trailing_metadata=retry_trailers(message, retry))
         response = ExportTraceServiceResponse()
         if accepted.rejected_spans:
             response.partial_success.CopyFrom(

@@ -17,6 +17,7 @@ for ``application/x-protobuf``, JSON for ``application/json``.
 from __future__ import annotations
 
 import gzip
+import logging
 import zlib
 
 from google.protobuf import json_format
@@ -28,6 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -38,6 +40,8 @@ from featurecost.collector.wal import WriteAheadLog
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
+_INLINE_DECODE_BYTES = 256 * 1024
+log = logging.getLogger(__name__)
 
 __all__ = ["JSON", "PROTOBUF", "ReceiverStats", "create_receiver_app"]
 
@@ -92,6 +96,15 @@ def create_receiver_app(
     stats = core.stats
 
     async def export_traces(request: Request) -> Response:
+        try:
+            return await _export_traces(request)
+        except Exception as exc:
+            # Nothing was acknowledged; a 500 would tell exporters to drop the data.
+            log.exception("unexpected error handling an OTLP/HTTP request")
+            stats.rejected_requests += 1
+            return _status_response(503, f"internal error: {exc}", PROTOBUF, headers={"Retry-After": "5"})
+
+    async def _export_traces(request: Request) -> Response:
         stats.requests += 1
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         media_type = JSON if content_type == JSON else PROTOBUF
@@ -119,7 +132,13 @@ def create_receiver_app(
         raw: bytes | None
         try:
             if media_type == JSON:
-                decoded, raw = otlp_json.parse_request(body), None
+                # JSON decoding is slow in Python: keep big bodies off the event loop
+                decoded = (
+                    await run_in_threadpool(otlp_json.parse_request, body)
+                    if len(body) > _INLINE_DECODE_BYTES
+                    else otlp_json.parse_request(body)
+                )
+                raw = None
             else:
                 decoded, raw = ExportTraceServiceRequest.FromString(body), body
         except (DecodeError, otlp_json.OtlpJsonError) as exc:
