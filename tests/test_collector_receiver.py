@@ -308,3 +308,19 @@ def test_grpc_size_limit_is_resource_exhausted_and_auth_is_checked(wal: WriteAhe
     assert too_big.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
     assert unauthenticated.value.code() is grpc.StatusCode.UNAUTHENTICATED  # type: ignore[attr-defined]
     assert len(wal_span_ids(wal)) == 1
+
+
+def test_grpc_undecodable_request_is_invalid_argument(wal: WriteAheadLog) -> None:
+    with grpc_in_thread(Ingest(wal)) as endpoint, grpc.insecure_channel(endpoint.target) as channel:
+        export = channel.unary_unary(
+            "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+            request_serializer=None,
+            response_deserializer=None,
+        )
+        with pytest.raises(grpc.RpcError) as caught:
+            export(b"\x0a\xff\xff\xff\xff\x0f", timeout=10)
+        valid = request_for(llm_spans(3))
+        reply = ExportTraceServiceResponse.FromString(export(valid.SerializeToString(), timeout=10))
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
+    assert not reply.HasField("partial_success")
+    assert len(wal_span_ids(wal)) == 3
