@@ -96,6 +96,7 @@ class Collector:
     data_dir: Path
     otlp_port: int
     api_port: int
+    grpc_port: int = -1
 
     @property
     def otlp_endpoint(self) -> str:
@@ -132,16 +133,17 @@ class Collector:
 
 
 def start_collector(data_dir: Path, log_dir: Path, extra_args: list[str] | None = None) -> Collector:
-    otlp_port, api_port = free_port(), free_port()
+    otlp_port, api_port, grpc_port = free_port(), free_port(), free_port()
     argv = [
         _bin("featurecost"), "collector",
         "--data-dir", str(data_dir),
         "--otlp-http-port", str(otlp_port),
+        "--otlp-grpc-port", str(grpc_port),
         "--api-port", str(api_port),
         *(extra_args or []),
     ]  # fmt: skip
     process = _spawn("collector", argv, log_dir)
-    collector = Collector(process, data_dir, otlp_port, api_port)
+    collector = Collector(process, data_dir, otlp_port, api_port, grpc_port)
 
     def ready() -> bool:
         if not process.alive():

@@ -65,7 +65,7 @@ def test_each_collector_keeps_its_wal_on_a_persistent_volume(
     assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]
     size = claim["spec"]["resources"]["requests"]["storage"]
     assert size.endswith("Gi")
-    assert int(size[:-2]) * 1024**3 > CollectorConfig("x", Path("w")).wal_max_bytes
+    assert int(size[:-2]) * 1024**3 > CollectorConfig().wal_max_bytes
     mounts = {m["name"]: m["mountPath"] for m in container(manifests)["volumeMounts"]}
     assert mounts[claim["metadata"]["name"]] == env(manifests)["FEATURECOST_DATA_DIR"]
     assert spec["serviceName"] in {name for kind, name in manifests if kind == "Service"}
@@ -93,7 +93,7 @@ def test_resources_security_and_drain(manifests: dict[tuple[str, str], dict[str,
     pod = statefulset(manifests)["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
-    assert pod["terminationGracePeriodSeconds"] > CollectorConfig("x", Path("w")).drain_timeout
+    assert pod["terminationGracePeriodSeconds"] > CollectorConfig().drain_timeout
     e = env(manifests)
     unknown = set(e) - set(collector_envvars())
     assert not unknown

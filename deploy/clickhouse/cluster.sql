@@ -124,45 +124,13 @@ CREATE TABLE IF NOT EXISTS featurecost.cost_restatements_local ON CLUSTER '{clus
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/cost_restatements_local', '{replica}')
 PARTITION BY toYYYYMM(start_time)
-ORDER BY (environment, feature, toStartOfHour(start_time), trace_id, span_id, restatement_id);
+ORDER BY (environment, feature, toStartOfHour(start_time), trace_id, span_id, restatement_id)
+SETTINGS replicated_deduplication_window = 10000;
 
 CREATE TABLE IF NOT EXISTS featurecost.cost_restatements ON CLUSTER '{cluster}' AS featurecost.cost_restatements_local
 ENGINE = Distributed('{cluster}', 'featurecost', 'cost_restatements_local', cityHash64((environment, feature, toStartOfHour(start_time), trace_id, span_id, restatement_id)));
 
 INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 11, '0011_cost_restatements.sql' WHERE 11 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
-
-CREATE TABLE IF NOT EXISTS featurecost.cost_restatements_local ON CLUSTER '{cluster}'
-(
-    trace_id String,
-    span_id String,
-    start_time DateTime64(6, 'UTC'),
-    environment LowCardinality(String),
-    feature LowCardinality(String),
-    tenant String,
-    user_id String,
-    plan LowCardinality(String),
-    root_id String,
-    session_id String,
-    version LowCardinality(String),
-    provider LowCardinality(String),
-    request_model LowCardinality(String),
-    response_model LowCardinality(String),
-    cost_delta_usd Decimal(38, 18),
-    price_source LowCardinality(String),
-    price_entry LowCardinality(String),
-    price_data_version LowCardinality(String),
-    reason String,
-    restated_at DateTime64(3, 'UTC'),
-    restatement_id String
-)
-ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/cost_restatements_local', '{replica}')
-PARTITION BY toYYYYMM(start_time)
-ORDER BY (environment, feature, start_time, trace_id, span_id, restatement_id);
-
-CREATE TABLE IF NOT EXISTS featurecost.cost_restatements ON CLUSTER '{cluster}' AS featurecost.cost_restatements_local
-ENGINE = Distributed('{cluster}', 'featurecost', 'cost_restatements_local', cityHash64((environment, feature, start_time, trace_id, span_id, restatement_id)));
-
-INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 30, '0030_cost_restatements.sql' WHERE 30 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
 
 CREATE TABLE IF NOT EXISTS featurecost.alerts_local ON CLUSTER '{cluster}'
 (
@@ -183,7 +151,8 @@ CREATE TABLE IF NOT EXISTS featurecost.alerts_local ON CLUSTER '{cluster}'
     revision UInt64
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/alerts_local', '{replica}', revision)
-ORDER BY dedupe_key;
+ORDER BY dedupe_key
+SETTINGS replicated_deduplication_window = 10000;
 
 CREATE TABLE IF NOT EXISTS featurecost.alerts ON CLUSTER '{cluster}' AS featurecost.alerts_local
 ENGINE = Distributed('{cluster}', 'featurecost', 'alerts_local', cityHash64(dedupe_key));

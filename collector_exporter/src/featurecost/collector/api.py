@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from featurecost.collector.metrics import CONTENT_TYPE, Metrics
 from featurecost.collector.pipeline import Pipeline
 from featurecost.collector.reports import Window, feature_costs
 from featurecost.collector.storage import Storage
@@ -52,6 +53,8 @@ def create_api_app(
     receiver_stats: Any,
     ingest_ready: Callable[[], bool] = lambda: True,
     extra_routes: Sequence[Route] = (),
+    metrics: Metrics | None = None,
+    forward_stats: Any = None,
 ) -> Starlette:
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -64,20 +67,37 @@ def create_api_app(
         return PlainTextResponse("ready")
 
     async def status(request: Request) -> Response:
-        stored = await run_in_threadpool(storage.stored_calls)
-        return JSONResponse(
-            {
-                "stored_calls": stored,
-                "wal": {
-                    "checkpoint": str(wal.checkpoint),
-                    "end": str(wal.end),
-                    "pending_bytes": wal.pending_bytes(),
-                },
-                "pipeline": asdict(pipeline.stats),
-                "pricing": pipeline.pricer.stats.to_json(),
-                "receiver": asdict(receiver_stats),
-            }
-        )
+        body: dict[str, Any] = {
+            "wal": {
+                "checkpoint": str(wal.checkpoint),
+                "end": str(wal.end),
+                "pending_bytes": wal.pending_bytes(),
+                "bytes": wal.total_bytes(),
+                "oldest_unstored_seconds": round(wal.oldest_unstored_age(), 3),
+            },
+            "pipeline": {
+                **asdict(pipeline.stats),
+                "running": pipeline.running,
+                "storage_ready": pipeline.storage_ready,
+                "last_error": pipeline.last_error,
+            },
+            "pricing": pipeline.pricer.stats.to_json(),
+            "receiver": asdict(receiver_stats),
+        }
+        if forward_stats is not None:
+            body["forward"] = asdict(forward_stats)
+        try:
+            body["stored_calls"] = await run_in_threadpool(storage.stored_calls)
+        except Exception as exc:  # storage down: the WAL spools; say so instead of failing opaquely
+            body["stored_calls"] = None
+            body["storage_error"] = f"{type(exc).__name__}: {exc}"
+            return JSONResponse(body, status_code=503)
+        return JSONResponse(body)
+
+    async def prometheus(request: Request) -> Response:
+        if metrics is None:
+            return PlainTextResponse("metrics not enabled", status_code=404)
+        return Response(await run_in_threadpool(metrics.render), media_type=CONTENT_TYPE)
 
     async def report_feature_costs(request: Request) -> Response:
         try:
@@ -101,6 +121,7 @@ def create_api_app(
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/api/v1/status", status),
+            Route("/metrics", prometheus),
             Route("/api/v1/reports/feature-costs", report_feature_costs),
             *web_routes(),
             *extra_routes,

@@ -6,12 +6,13 @@ import asyncio
 import csv
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -19,9 +20,10 @@ from rich.console import Console
 from rich.table import Table
 
 from featurecost.collector.budgets.cli import budgets_app, load_budgets_option
+from featurecost.collector.config import ConfigError, build_config
 from featurecost.collector.prices_cli import check_prices_file, prices_app
 from featurecost.collector.reports import FeatureCostRow, Window, feature_costs
-from featurecost.collector.server import CollectorConfig, default_storage_dsn, serve
+from featurecost.collector.server import serve
 from featurecost.collector.storage import Storage
 from featurecost.collector.storage_cli import storage_app
 
@@ -41,30 +43,80 @@ class OutputFormat(StrEnum):
     csv = "csv"
 
 
+_DEFAULT_NOTE = re.compile(r"\s*\[default: ([^\]]+)\]")
+
+
+def _opt(envvar: str, help: str, *decls: str, **kwargs: Any) -> Any:
+    # The defaults live in CollectorConfig (a file may set them), so the option's own
+    # default is None and the help names the effective default.
+    note = _DEFAULT_NOTE.search(help)
+    if note:
+        kwargs.setdefault("show_default", note.group(1))
+        help = _DEFAULT_NOTE.sub("", help)
+    return typer.Option(*decls, envvar=f"FEATURECOST_{envvar}", help=help, **kwargs)
+
+
 @app.command()
 def collector(
+    config_file: Annotated[
+        Path | None,
+        _opt("CONFIG", "TOML config file (flags and FEATURECOST_* env override it).", "--config", exists=True),
+    ] = None,
     data_dir: Annotated[
-        Path, typer.Option(envvar="FEATURECOST_DATA_DIR", help="Where the WAL (and embedded chDB data) live.")
-    ] = Path("./featurecost-data"),
+        Path | None, _opt("DATA_DIR", "Where the WAL (and embedded chDB data) live. [default: ./featurecost-data]")
+    ] = None,
     storage: Annotated[
         str | None,
-        typer.Option(
-            envvar="FEATURECOST_STORAGE",
-            help="clickhouse-connect DSN: chdb:///path (embedded) or http(s)://user:pass@host:8123/db. "
-            "Default: chDB in DATA_DIR/clickhouse.",
+        _opt(
+            "STORAGE",
+            "clickhouse-connect DSN: chdb:///path (embedded) or http(s)://user:pass@host:8123/db. "
+            "[default: chDB in DATA_DIR/clickhouse]",
         ),
     ] = None,
-    host: Annotated[str, typer.Option(envvar="FEATURECOST_HOST", help="Interface to listen on.")] = "127.0.0.1",
-    otlp_http_port: Annotated[int, typer.Option(envvar="FEATURECOST_OTLP_HTTP_PORT")] = 4318,
-    api_port: Annotated[int, typer.Option(envvar="FEATURECOST_API_PORT")] = 8787,
+    host: Annotated[str | None, _opt("HOST", "Interface to listen on. [default: 127.0.0.1]")] = None,
+    otlp_http_port: Annotated[int | None, _opt("OTLP_HTTP_PORT", "OTLP/HTTP port. [default: 4318]")] = None,
+    otlp_grpc_port: Annotated[
+        int | None, _opt("OTLP_GRPC_PORT", "OTLP/gRPC port; -1 disables gRPC. [default: 4317]")
+    ] = None,
+    api_port: Annotated[int | None, _opt("API_PORT", "Report API, health and /metrics. [default: 8787]")] = None,
+    max_body_bytes: Annotated[
+        int | None, _opt("MAX_BODY_BYTES", "Largest OTLP request (after gunzip). [default: 16 MiB]")
+    ] = None,
+    wal_max_bytes: Annotated[
+        int | None, _opt("WAL_MAX_BYTES", "Unstored WAL bytes before backpressure (503). [default: 2 GiB]")
+    ] = None,
+    wal_max_age_seconds: Annotated[
+        float | None, _opt("WAL_MAX_AGE_SECONDS", "Age of the oldest unstored data before backpressure.")
+    ] = None,
+    wal_min_free_disk_bytes: Annotated[
+        int | None, _opt("WAL_MIN_FREE_DISK_BYTES", "Free disk to keep; below it: backpressure. [default: 256 MiB]")
+    ] = None,
+    batch_rows: Annotated[int | None, _opt("BATCH_ROWS", "Calls per insert batch. [default: 50000]")] = None,
+    flush_interval: Annotated[
+        float | None, _opt("FLUSH_INTERVAL", "Seconds a partial batch waits for more. [default: 0.5]")
+    ] = None,
+    retention_days: Annotated[
+        int | None, _opt("RETENTION_DAYS", "Calls older than this are dropped at ingest. [default: 400]")
+    ] = None,
+    auth_token: Annotated[
+        str | None, _opt("AUTH_TOKEN", "Require 'Authorization: Bearer TOKEN' on OTLP ingest.")
+    ] = None,
+    tls_cert: Annotated[Path | None, _opt("TLS_CERT", "PEM certificate chain: serve OTLP over TLS.")] = None,
+    tls_key: Annotated[Path | None, _opt("TLS_KEY", "PEM private key for --tls-cert.")] = None,
+    forward_endpoint: Annotated[
+        str | None, _opt("FORWARD_ENDPOINT", "Also send priced spans (cost attributes added) to this OTLP/HTTP URL.")
+    ] = None,
+    drain_timeout: Annotated[
+        float | None, _opt("DRAIN_TIMEOUT", "Seconds to store what the WAL holds on SIGTERM. [default: 30]")
+    ] = None,
     log_level: Annotated[str, typer.Option(envvar="FEATURECOST_LOG_LEVEL")] = "INFO",
     budgets_file: Annotated[
         Path | None,
         typer.Option(envvar="FEATURECOST_BUDGETS_FILE", help="YAML budgets and alerts (docs/budgets.md)."),
     ] = None,
     budget_interval: Annotated[
-        float, typer.Option(envvar="FEATURECOST_BUDGET_INTERVAL", help="Seconds between budget evaluations.")
-    ] = 60.0,
+        float | None, _opt("BUDGET_INTERVAL", "Seconds between budget evaluations. [default: 60]")
+    ] = None,
     prices_file: Annotated[
         Path | None,
         typer.Option(
@@ -74,21 +126,42 @@ def collector(
         ),
     ] = None,
 ) -> None:
-    """Run the collector: OTLP/HTTP on --otlp-http-port, report API on --api-port."""
+    """Run the collector: OTLP/HTTP on --otlp-http-port, OTLP/gRPC on --otlp-grpc-port,
+    report API, /healthz, /readyz and /metrics on --api-port."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    data_dir.mkdir(parents=True, exist_ok=True)
-    check_prices_file(prices_file)
-    config = CollectorConfig(
-        storage_dsn=storage or default_storage_dsn(data_dir),
-        wal_dir=data_dir / "wal",
-        host=host,
-        otlp_http_port=otlp_http_port,
-        api_port=api_port,
-        budgets=load_budgets_option(budgets_file),
-        budget_interval=budget_interval,
-        prices_file=prices_file,
-    )
-    asyncio.run(serve(config))
+    try:
+        config = build_config(
+            config_file,
+            {
+                "data_dir": data_dir,
+                "storage_dsn": storage,
+                "host": host,
+                "otlp_http_port": otlp_http_port,
+                "otlp_grpc_port": otlp_grpc_port,
+                "api_port": api_port,
+                "max_body_bytes": max_body_bytes,
+                "wal_max_bytes": wal_max_bytes,
+                "wal_max_age_seconds": wal_max_age_seconds,
+                "wal_min_free_disk_bytes": wal_min_free_disk_bytes,
+                "batch_rows": batch_rows,
+                "flush_interval": flush_interval,
+                "retention_days": retention_days,
+                "auth_token": auth_token,
+                "tls_cert": tls_cert,
+                "tls_key": tls_key,
+                "forward_endpoint": forward_endpoint,
+                "drain_timeout": drain_timeout,
+                "prices_file": prices_file,
+                "budgets_file": budgets_file,
+                "budget_interval": budget_interval,
+            },
+        )
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    check_prices_file(config.prices_file)
+    budgets = load_budgets_option(config.budgets_file)
+    asyncio.run(serve(config, budgets=budgets))
 
 
 def _window(since: str | None, until: str | None, days: int, env: str) -> Window:

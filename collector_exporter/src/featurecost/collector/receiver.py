@@ -1,48 +1,61 @@
-"""Receive: the OTLP/HTTP endpoint (``POST /v1/traces``).
+"""Receive: the OTLP/HTTP endpoint (``POST /v1/traces``), binary protobuf and JSON.
 
-A request is acknowledged only once the write-ahead log has fsynced it. Errors follow
-the OTLP/HTTP spec: 400 for data that does not decode (not retryable), 413 for bodies
-over the limit, 415 for unsupported content types, 503 with Retry-After when the log
-is full (retryable). Error bodies are ``google.rpc.Status`` messages.
+A request is acknowledged only once the write-ahead log has fsynced it. Status codes
+follow the OTLP/HTTP spec so exporters retry exactly what is worth retrying:
+
+- 200 — stored; spans without a valid identity are reported in ``partial_success``
+  (``rejected_spans`` + ``error_message``), the rest are kept;
+- 400 — the body does not decode (not retryable), 401 — bad bearer token,
+  413 — body over the limit (before or after gzip), 415 — unsupported type/encoding;
+- 503 + ``Retry-After`` — the WAL is over its bounds or the collector is draining
+  (retryable; nothing was written).
+
+The response (and error ``google.rpc.Status``) is encoded like the request: protobuf
+for ``application/x-protobuf``, JSON for ``application/json``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import gzip
+import logging
 import zlib
-from dataclasses import dataclass
 
+from google.protobuf import json_format
 from google.protobuf.message import DecodeError
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTracePartialSuccess,
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from featurecost.collector.wal import WalClosedError, WalFullError, WriteAheadLog
+from featurecost.collector import otlp_json
+from featurecost.collector.ingest import BackpressureError, Ingest, ReceiverStats
+from featurecost.collector.wal import WriteAheadLog
 
 PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+_INLINE_DECODE_BYTES = 256 * 1024
+log = logging.getLogger(__name__)
 
-
-@dataclass(slots=True)
-class ReceiverStats:
-    requests: int = 0
-    spans: int = 0
-    rejected_requests: int = 0
+__all__ = ["JSON", "PROTOBUF", "ReceiverStats", "create_receiver_app"]
 
 
 class PayloadTooLargeError(Exception):
     pass
 
 
-def _status_response(http_status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-    body = status_pb2.Status(code=http_status, message=message).SerializeToString()
-    return Response(body, status_code=http_status, media_type=PROTOBUF, headers=headers)
+def _status_response(
+    http_status: int, message: str, media_type: str, headers: dict[str, str] | None = None
+) -> Response:
+    status = status_pb2.Status(code=http_status, message=message)
+    body = json_format.MessageToJson(status, indent=None).encode() if media_type == JSON else status.SerializeToString()
+    return Response(body, status_code=http_status, media_type=media_type, headers=headers)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -69,15 +82,39 @@ def _gunzip(body: bytes, limit: int) -> bytes:
     return out
 
 
-def create_receiver_app(wal: WriteAheadLog, *, max_body_bytes: int = 16 * 1024 * 1024) -> Starlette:
-    stats = ReceiverStats()
+def create_receiver_app(
+    wal: WriteAheadLog | None = None,
+    *,
+    ingest: Ingest | None = None,
+    max_body_bytes: int = 16 * 1024 * 1024,
+) -> Starlette:
+    if ingest is None:
+        if wal is None:
+            raise ValueError("create_receiver_app needs a WAL or an Ingest")
+        ingest = Ingest(wal)
+    core = ingest
+    stats = core.stats
 
     async def export_traces(request: Request) -> Response:
+        try:
+            return await _export_traces(request)
+        except Exception as exc:
+            # Nothing was acknowledged; a 500 would tell exporters to drop the data.
+            log.exception("unexpected error handling an OTLP/HTTP request")
+            stats.rejected_requests += 1
+            return _status_response(503, f"internal error: {exc}", PROTOBUF, headers={"Retry-After": "5"})
+
+    async def _export_traces(request: Request) -> Response:
         stats.requests += 1
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != PROTOBUF:
+        media_type = JSON if content_type == JSON else PROTOBUF
+        if not core.authorized(request.headers.get("authorization")):
             stats.rejected_requests += 1
-            return _status_response(415, f"unsupported content type {content_type!r}; use {PROTOBUF}")
+            return _status_response(401, "missing or wrong bearer token", media_type)
+        if content_type not in (PROTOBUF, JSON):
+            stats.rejected_requests += 1
+            message = f"unsupported content type {content_type!r}; use {PROTOBUF} or {JSON}"
+            return _status_response(415, message, PROTOBUF)
         try:
             body = await _read_body(request, max_body_bytes)
             encoding = request.headers.get("content-encoding", "").strip().lower()
@@ -85,26 +122,43 @@ def create_receiver_app(wal: WriteAheadLog, *, max_body_bytes: int = 16 * 1024 *
                 body = _gunzip(body, max_body_bytes)
             elif encoding not in ("", "identity"):
                 stats.rejected_requests += 1
-                return _status_response(415, f"unsupported content encoding {encoding!r}")
+                return _status_response(415, f"unsupported content encoding {encoding!r}", media_type)
         except PayloadTooLargeError:
             stats.rejected_requests += 1
-            return _status_response(413, f"request body over {max_body_bytes} bytes")
+            return _status_response(413, f"request body over {max_body_bytes} bytes", media_type)
         except (OSError, EOFError, zlib.error) as exc:
             stats.rejected_requests += 1
-            return _status_response(400, f"bad gzip body: {exc}")
+            return _status_response(400, f"bad gzip body: {exc}", media_type)
+        raw: bytes | None
         try:
-            decoded = ExportTraceServiceRequest.FromString(body)
-        except DecodeError as exc:
+            if media_type == JSON:
+                # JSON decoding is slow in Python: keep big bodies off the event loop
+                decoded = (
+                    await run_in_threadpool(otlp_json.parse_request, body)
+                    if len(body) > _INLINE_DECODE_BYTES
+                    else otlp_json.parse_request(body)
+                )
+                raw = None
+            else:
+                decoded, raw = ExportTraceServiceRequest.FromString(body), body
+        except (DecodeError, otlp_json.OtlpJsonError) as exc:
             stats.rejected_requests += 1
-            return _status_response(400, f"body is not an ExportTraceServiceRequest: {exc}")
+            return _status_response(400, f"body is not an ExportTraceServiceRequest: {exc}", media_type)
         try:
-            await asyncio.wrap_future(wal.append(body))
-        except (WalFullError, WalClosedError) as exc:
+            accepted = await core.export(decoded, raw)
+        except BackpressureError as exc:
             stats.rejected_requests += 1
-            return _status_response(503, str(exc), headers={"Retry-After": "5"})
-        stats.spans += sum(len(ss.spans) for rs in decoded.resource_spans for ss in rs.scope_spans)
-        return Response(ExportTraceServiceResponse().SerializeToString(), media_type=PROTOBUF)
+            return _status_response(503, str(exc), media_type, headers={"Retry-After": str(exc.retry_after)})
+        response = ExportTraceServiceResponse()
+        if accepted.rejected_spans:
+            response.partial_success.CopyFrom(
+                ExportTracePartialSuccess(rejected_spans=accepted.rejected_spans, error_message=accepted.message)
+            )
+        if media_type == JSON:
+            return Response(otlp_json.response_to_json(response), media_type=JSON)
+        return Response(response.SerializeToString(), media_type=PROTOBUF)
 
     app = Starlette(routes=[Route("/v1/traces", export_traces, methods=["POST"])])
     app.state.stats = stats
+    app.state.ingest = core
     return app

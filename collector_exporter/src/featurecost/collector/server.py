@@ -1,5 +1,7 @@
-"""Run the collector: storage, write-ahead log, pipeline worker and two HTTP servers
-(OTLP ingest, report API) in one process, with a graceful drain on SIGTERM/SIGINT."""
+"""Run the collector: storage, write-ahead log, pipeline worker, OTLP/HTTP and OTLP/gRPC
+receivers and the report API in one process, with a graceful drain on SIGTERM/SIGINT:
+stop accepting (receivers close, the WAL refuses appends), store what the WAL holds
+(up to ``drain_timeout``; the rest waits in the WAL for the next start), then exit."""
 
 from __future__ import annotations
 
@@ -8,8 +10,8 @@ import contextlib
 import logging
 import signal
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -18,6 +20,11 @@ from featurecost.collector.api import create_api_app
 from featurecost.collector.budgets.api import budget_routes
 from featurecost.collector.budgets.config import BudgetsConfig
 from featurecost.collector.budgets.service import build_evaluator
+from featurecost.collector.config import CollectorConfig
+from featurecost.collector.forward import Forwarder
+from featurecost.collector.grpc_receiver import create_grpc_server
+from featurecost.collector.ingest import Ingest
+from featurecost.collector.metrics import Metrics
 from featurecost.collector.pipeline import Pipeline
 from featurecost.collector.pricing import Pricer
 from featurecost.collector.receiver import create_receiver_app
@@ -26,24 +33,11 @@ from featurecost.collector.wal import WriteAheadLog
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True, slots=True)
-class CollectorConfig:
-    storage_dsn: str
-    wal_dir: Path
-    host: str = "127.0.0.1"
-    otlp_http_port: int = 4318
-    api_port: int = 8787
-    max_body_bytes: int = 16 * 1024 * 1024
-    wal_max_bytes: int = 2 * 1024 * 1024 * 1024
-    drain_timeout: float = 30.0
-    budgets: BudgetsConfig | None = None
-    budget_interval: float = 60.0
-    prices_file: Path | None = None
+__all__ = ["CollectorConfig", "default_storage_dsn", "serve"]
 
 
 class _Server(uvicorn.Server):
-    # The collector owns signal handling: it must stop both servers, then drain the
+    # The collector owns signal handling: it must stop every server, then drain the
     # pipeline. uvicorn's own handlers would re-raise the signal after serving and
     # kill the process before the drain.
     @contextlib.contextmanager
@@ -55,28 +49,73 @@ def default_storage_dsn(data_dir: Path) -> str:
     return f"chdb://{data_dir.resolve() / 'clickhouse'}"
 
 
-async def serve(config: CollectorConfig) -> None:
-    storage = Storage(config.storage_dsn)
-    applied = storage.migrate()
-    if applied:
-        log.info("applied migrations: %s", ", ".join(applied))
-    wal = WriteAheadLog(config.wal_dir, max_bytes=config.wal_max_bytes)
-    pipeline = Pipeline(wal, storage, Pricer.from_file(config.prices_file))
+async def serve(config: CollectorConfig, budgets: BudgetsConfig | None = None) -> None:
+    # Storage connects (and migrates) in the pipeline worker, retrying: an unreachable
+    # ClickHouse server must not keep the collector from accepting into its WAL.
+    storage = Storage(config.resolved_storage_dsn, lazy=True)
+    wal = WriteAheadLog(
+        config.resolved_wal_dir,
+        segment_bytes=config.wal_segment_bytes,
+        max_bytes=config.wal_max_bytes,
+        max_age_seconds=config.wal_max_age_seconds,
+        min_free_disk_bytes=config.wal_min_free_disk_bytes,
+    )
+    metrics = Metrics()
+    forwarder = Forwarder(config.forward_endpoint, config.forward_headers) if config.forward_endpoint else None
+    pipeline = Pipeline(
+        wal,
+        storage,
+        Pricer.from_file(config.prices_file),
+        batch_rows=config.batch_rows,
+        flush_interval=config.flush_interval,
+        retention=config.retention,
+        seen_window=config.seen_window,
+        observe_insert=metrics.observe_insert,
+        on_stored=forwarder.on_stored if forwarder else None,
+        prepare_storage=True,
+    )
     pipeline.start()
-    receiver = create_receiver_app(wal, max_body_bytes=config.max_body_bytes)
-    ingest = _Server(uvicorn.Config(receiver, host=config.host, port=config.otlp_http_port, log_level="warning"))
-    evaluator = build_evaluator(storage, config.budgets, interval=config.budget_interval) if config.budgets else None
+    ingest = Ingest(wal, retry_after=config.retry_after_seconds, bearer_token=config.auth_token)
+    metrics.watch(ingest.stats, pipeline, wal)
+    receiver = create_receiver_app(ingest=ingest, max_body_bytes=config.max_body_bytes)
+    tls: dict[str, Any] = {}
+    if config.tls_cert is not None and config.tls_key is not None:
+        tls = {"ssl_certfile": str(config.tls_cert), "ssl_keyfile": str(config.tls_key)}
+    ingest_http = _Server(
+        uvicorn.Config(receiver, host=config.host, port=config.otlp_http_port, log_level="warning", **tls)
+    )
+    grpc_server = None
+    if config.otlp_grpc_port >= 0:
+        grpc_server, grpc_port = create_grpc_server(
+            ingest, f"{config.host}:{config.otlp_grpc_port}", max_body_bytes=config.max_body_bytes, tls=config.tls_pem()
+        )
+        await grpc_server.start()
+        log.info("OTLP/gRPC on %s:%d", config.host, grpc_port)
+
+    def ingest_ready() -> bool:
+        return bool(ingest_http.started)
+
+    evaluator = build_evaluator(storage, budgets, interval=config.budget_interval) if budgets else None
     routes = budget_routes(evaluator, AlertStore(storage) if evaluator else None)
     api = create_api_app(
-        storage, wal, pipeline, receiver.state.stats, ingest_ready=lambda: ingest.started, extra_routes=routes
+        storage,
+        wal,
+        pipeline,
+        ingest.stats,
+        ingest_ready=ingest_ready,
+        metrics=metrics,
+        forward_stats=forwarder.stats if forwarder else None,
+        extra_routes=routes,
     )
     servers = [
-        ingest,
+        ingest_http,
         _Server(uvicorn.Config(api, host=config.host, port=config.api_port, log_level="warning")),
     ]
     loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
 
     def request_stop() -> None:
+        stopping.set()
         for server in servers:
             server.should_exit = True
 
@@ -91,11 +130,15 @@ async def serve(config: CollectorConfig) -> None:
                 raise result
     finally:
         request_stop()
+        if grpc_server is not None:
+            await grpc_server.stop(grace=5)
         if evaluator:
             evaluator.stop()
         wal.close()  # nothing new is accepted; what is in the log drains below
         drained = await asyncio.to_thread(pipeline.stop, config.drain_timeout)
         if not drained:
             log.warning("pipeline did not drain in %.0fs; the rest stays in the WAL", config.drain_timeout)
+        if forwarder is not None:
+            await asyncio.to_thread(forwarder.close)
         storage.close()
         log.info("collector stopped (checkpoint %s)", wal.checkpoint)

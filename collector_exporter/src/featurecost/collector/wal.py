@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import shutil
 import struct
 import threading
+import time
 import zlib
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +30,8 @@ _CHECKPOINT = "checkpoint"
 
 
 class WalFullError(Exception):
-    """The log holds ``max_bytes`` not yet stored downstream: callers should back off."""
+    """The log is over one of its bounds (unstored bytes, age of the oldest unstored
+    record, free disk): callers should back off and retry later."""
 
 
 class WalClosedError(Exception):
@@ -84,16 +88,25 @@ class WriteAheadLog:
         *,
         segment_bytes: int = 64 * 1024 * 1024,
         max_bytes: int = 2 * 1024 * 1024 * 1024,
+        max_age_seconds: float | None = None,
+        min_free_disk_bytes: int = 0,
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.segment_bytes = segment_bytes
         self.max_bytes = max_bytes
+        self.max_age_seconds = max_age_seconds
+        self.min_free_disk_bytes = min_free_disk_bytes
+        # (end position, monotonic time) of each fsynced group not yet checkpointed:
+        # the head is the oldest unstored data, what the age bound is measured on.
+        self._unstored: deque[tuple[Position, float]] = deque()
+        self._free_disk_checked = 0.0
         self._lock = threading.Lock()
         self._pending: list[tuple[bytes, concurrent.futures.Future[Position]]] = []
         self._wakeup = threading.Condition(self._lock)
         self._appended = threading.Condition()
         self._closed = False
+        self._free_disk = 0
         self._checkpoint = self._read_checkpoint()
         segments = self._segments()
         if segments:
@@ -110,6 +123,10 @@ class WriteAheadLog:
             _fsync_dir(self.directory)
         self._file = _segment_path(self.directory, self._segment).open("ab")
         self._end = Position(self._segment, self._file.tell())
+        self._sizes = {seg: _segment_path(self.directory, seg).stat().st_size for seg in self._segments()}
+        if self._end > self._checkpoint:
+            # data left by the previous run: its age counts from now
+            self._unstored.append((self._end, time.monotonic()))
         self._writer = threading.Thread(target=self._write_loop, name="featurecost-wal-writer", daemon=True)
         self._writer.start()
 
@@ -135,15 +152,40 @@ class WriteAheadLog:
 
     def pending_bytes(self) -> int:
         """Bytes written but not yet checkpointed (what backpressure is measured on)."""
+        checkpoint = self._checkpoint
         total = 0
-        end = self.end
-        for segment in self._segments():
-            if segment < self._checkpoint.segment:
+        for segment, size in list(self._sizes.items()):
+            if segment < checkpoint.segment:
                 continue
-            size = end.offset if segment == end.segment else _segment_path(self.directory, segment).stat().st_size
-            start = self._checkpoint.offset if segment == self._checkpoint.segment else 0
+            start = checkpoint.offset if segment == checkpoint.segment else 0
             total += max(size - start, 0)
         return total
+
+    def total_bytes(self) -> int:
+        """Bytes of every segment still on disk."""
+        return sum(self._sizes.values())
+
+    def oldest_unstored_age(self) -> float:
+        """Seconds since the oldest record not yet stored downstream was written (0 if none)."""
+        with self._appended:
+            if not self._unstored:
+                return 0.0
+            return time.monotonic() - self._unstored[0][1]
+
+    def _over_bounds(self, incoming: int) -> str | None:
+        if self.pending_bytes() + incoming > self.max_bytes:
+            return f"write-ahead log holds more than {self.max_bytes} unstored bytes"
+        if self.max_age_seconds is not None and self.oldest_unstored_age() > self.max_age_seconds:
+            return f"write-ahead log holds data unstored for more than {self.max_age_seconds:.0f}s"
+        if self.min_free_disk_bytes:
+            now = time.monotonic()
+            # statvfs per request is cheap but not free; a second of staleness is fine
+            if now - self._free_disk_checked > 1.0:
+                self._free_disk = shutil.disk_usage(self.directory).free
+                self._free_disk_checked = now
+            if self._free_disk - incoming < self.min_free_disk_bytes:
+                return f"less than {self.min_free_disk_bytes} bytes free on the write-ahead log's disk"
+        return None
 
     # --- appending ---
     def append(self, payload: bytes) -> concurrent.futures.Future[Position]:
@@ -152,8 +194,9 @@ class WriteAheadLog:
         with self._lock:
             if self._closed:
                 raise WalClosedError("write-ahead log is closed")
-            if self.pending_bytes() + len(payload) > self.max_bytes:
-                raise WalFullError(f"write-ahead log holds more than {self.max_bytes} unstored bytes")
+            reason = self._over_bounds(len(payload))
+            if reason is not None:
+                raise WalFullError(reason)
             self._pending.append((payload, future))
             self._wakeup.notify()
         return future
@@ -185,10 +228,12 @@ class WriteAheadLog:
             self._file.write(_HEADER.pack(len(payload), zlib.crc32(payload)))
             self._file.write(payload)
             positions.append(Position(self._segment, self._file.tell()))
+            self._sizes[self._segment] = self._file.tell()
         self._file.flush()
         os.fsync(self._file.fileno())
         with self._appended:
             self._end = positions[-1]
+            self._unstored.append((positions[-1], time.monotonic()))
         return positions
 
     def _roll(self) -> None:
@@ -197,6 +242,7 @@ class WriteAheadLog:
         self._file.close()
         self._segment += 1
         self._file = _segment_path(self.directory, self._segment).open("ab")
+        self._sizes[self._segment] = 0
         _fsync_dir(self.directory)
 
     def wait_for_data(self, after: Position, timeout: float) -> bool:
@@ -258,9 +304,13 @@ class WriteAheadLog:
         os.replace(tmp, path)
         _fsync_dir(self.directory)
         self._checkpoint = position
+        with self._appended:
+            while self._unstored and self._unstored[0][0] <= position:
+                self._unstored.popleft()
         for segment in self._segments():
             if segment < position.segment:
                 _segment_path(self.directory, segment).unlink(missing_ok=True)
+                self._sizes.pop(segment, None)
 
     def close(self) -> None:
         with self._lock:

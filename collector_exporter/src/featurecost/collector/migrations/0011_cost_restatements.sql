@@ -38,3 +38,4 @@ CREATE TABLE IF NOT EXISTS cost_restatements
 ENGINE = ReplacingMergeTree
 PARTITION BY toYYYYMM(start_time)
 ORDER BY (environment, feature, toStartOfHour(start_time), trace_id, span_id, restatement_id)
+SETTINGS non_replicated_deduplication_window = 10000

@@ -22,3 +22,4 @@ CREATE TABLE IF NOT EXISTS alerts
 )
 ENGINE = ReplacingMergeTree(revision)
 ORDER BY dedupe_key
+SETTINGS non_replicated_deduplication_window = 10000

@@ -40,7 +40,7 @@ FROM
         cost_delta_usd AS cost,
         toUInt64(0) AS is_call,
         toUInt64(0) AS unpriced
-    FROM cost_restatements
+    FROM cost_restatements FINAL
     WHERE start_time >= {since:DateTime64(6, 'UTC')}
       AND start_time < {until:DateTime64(6, 'UTC')}
       AND (NOT {match_feature:UInt8} OR feature = {feature:String})

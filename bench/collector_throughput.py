@@ -1,0 +1,182 @@
+"""Collector throughput: LLM spans per second, end to end, against a decode-only baseline.
+
+Both runs use the same real OpenTelemetry OTLP/HTTP exporters, in ``--senders``
+processes that build their spans before the clock starts:
+
+- **baseline**: an OTLP/HTTP server (uvicorn + Starlette, like the collector) that
+  only decodes each ``ExportTraceServiceRequest`` and acks — the ceiling the
+  transport and the exporters allow on this machine;
+- **end to end**: ``featurecost collector`` (embedded chDB) — receive, WAL fsync,
+  normalize, price, de-duplicate, insert; timed until every span is a stored row.
+
+It also reports the collector's CPU seconds (spans per CPU-second ≈ per core) and the
+in-process rate of each pipeline stage, to show where the time goes.
+
+    .venv/bin/python -m bench.collector_throughput --spans 40000 --senders 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import sys
+import tempfile
+import time
+from multiprocessing.synchronize import Event as EventType
+from pathlib import Path
+
+import httpx
+import uvicorn
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from demo.harness import free_port, start_collector, wait_until
+
+BATCH = 512  # the SDK BatchSpanProcessor's default max_export_batch_size
+
+
+def decode_only_app() -> Starlette:
+    async def export(request: Request) -> Response:
+        ExportTraceServiceRequest.FromString(await request.body())
+        return Response(ExportTraceServiceResponse().SerializeToString(), media_type="application/x-protobuf")
+
+    return Starlette(routes=[Route("/v1/traces", export, methods=["POST"])])
+
+
+def _sender(endpoint: str, count: int, ready: EventType, go: EventType, done: mp.Queue[int]) -> None:
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    from tests.collector_support import llm_spans
+
+    spans = llm_spans(count)
+    exporter = OTLPSpanExporter(endpoint=endpoint, timeout=60)
+    ready.set()
+    go.wait()
+    sent = 0
+    for i in range(0, len(spans), BATCH):
+        batch = spans[i : i + BATCH]
+        if exporter.export(batch) is SpanExportResult.SUCCESS:
+            sent += len(batch)
+    exporter.shutdown()
+    done.put(sent)
+
+
+def _send(endpoint: str, total: int, senders: int) -> tuple[float, int, float]:
+    """Start senders, release them together; returns (start time, spans acked, end time)."""
+    ready = [mp.Event() for _ in range(senders)]
+    go = mp.Event()
+    done: mp.Queue[int] = mp.Queue()
+    procs = [mp.Process(target=_sender, args=(endpoint, total // senders, ready[i], go, done)) for i in range(senders)]
+    for p in procs:
+        p.start()
+    for event in ready:
+        event.wait(300)
+    start = time.perf_counter()
+    go.set()
+    acked = sum(done.get(timeout=600) for _ in procs)
+    end = time.perf_counter()
+    for p in procs:
+        p.join()
+    return start, acked, end
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _stored(api_url: str) -> int:
+    for line in httpx.get(f"{api_url}/metrics", timeout=10).text.splitlines():
+        if line.startswith("featurecost_stored_calls_total "):
+            return int(float(line.split()[1]))
+    return 0
+
+
+def baseline(total: int, senders: int) -> float:
+    port = free_port()
+    server = mp.Process(
+        target=uvicorn.run, args=(decode_only_app(),), kwargs={"port": port, "log_level": "warning"}, daemon=True
+    )
+    server.start()
+    wait_until(lambda: httpx.post(f"http://127.0.0.1:{port}/v1/traces", content=b"").status_code == 200, 30, "baseline")
+    start, acked, end = _send(f"http://127.0.0.1:{port}/v1/traces", total, senders)
+    server.terminate()
+    server.join()
+    return acked / (end - start)
+
+
+def end_to_end(total: int, senders: int, workdir: Path) -> tuple[float, float, float]:
+    collector = start_collector(workdir / "data", workdir / "logs", ["--batch-rows", "50000", "--log-level", "WARNING"])
+    try:
+        cpu_before = _cpu_seconds(collector.process.popen.pid)
+        start, acked, acked_at = _send(f"{collector.otlp_endpoint}/v1/traces", total, senders)
+        wait_until(lambda: _stored(collector.api_url) >= acked, 3600, "every span stored", interval=0.02)
+        end = time.perf_counter()
+        cpu = _cpu_seconds(collector.process.popen.pid) - cpu_before
+    finally:
+        collector.process.stop()
+    return acked / (end - start), acked / (acked_at - start), acked / cpu
+
+
+def stages(count: int, workdir: Path) -> dict[str, float]:
+    from featurecost.collector.normalize import normalize_request
+    from featurecost.collector.pricing import Pricer
+    from featurecost.collector.storage import Storage
+    from tests.collector_support import llm_spans, request_for
+
+    spans = llm_spans(count)
+    payloads = [request_for(spans[i : i + BATCH]).SerializeToString() for i in range(0, count, BATCH)]
+    rates: dict[str, float] = {}
+    t0 = time.perf_counter()
+    requests = [ExportTraceServiceRequest.FromString(p) for p in payloads]
+    t1 = time.perf_counter()
+    calls = [c for r in requests for c in normalize_request(r)]
+    t2 = time.perf_counter()
+    pricer = Pricer()
+    calls = [pricer.price(c) for c in calls]
+    t3 = time.perf_counter()
+    storage = Storage(f"chdb://{workdir / 'stages'}")
+    storage.migrate()
+    storage.insert_calls(calls[:10], "warm-up")
+    t4 = time.perf_counter()
+    storage.insert_calls(calls, "bench")
+    t5 = time.perf_counter()
+    storage.close()
+    rates["decode"] = count / (t1 - t0)
+    rates["normalize"] = count / (t2 - t1)
+    rates["price"] = count / (t3 - t2)
+    rates["insert"] = count / (t5 - t4)
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="featurecost collector throughput vs a decode-only baseline")
+    parser.add_argument("--spans", type=int, default=40_000)
+    parser.add_argument("--senders", type=int, default=2)
+    parser.add_argument("--skip-stages", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="featurecost-bench-") as tmp:
+        work = Path(tmp)
+        base = baseline(args.spans, args.senders)
+        e2e, ack_rate, per_cpu = end_to_end(args.spans, args.senders, work)
+        print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
+        print(f"spans: {args.spans}, senders: {args.senders}, batch: {BATCH}")
+        print(f"decode-only baseline      {base:>10,.0f} spans/s")
+        print(f"collector, acked (WAL)    {ack_rate:>10,.0f} spans/s   ratio {ack_rate / base:.2f}")
+        print(f"collector, end to end     {e2e:>10,.0f} spans/s   ratio {e2e / base:.2f}")
+        print(f"collector CPU             {per_cpu:>10,.0f} spans per CPU-second (≈ per core)")
+        if not args.skip_stages:
+            for stage, rate in stages(min(args.spans, 20_000), work).items():
+                print(f"  stage {stage:<10}        {rate:>10,.0f} spans/s (one thread, in process)")
+
+
+if __name__ == "__main__":
+    main()

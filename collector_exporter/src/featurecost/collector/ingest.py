@@ -1,0 +1,116 @@
+"""What both OTLP transports (HTTP and gRPC) do with a decoded request: validate the
+spans, write the valid ones to the write-ahead log, and say what was rejected.
+
+A span without a valid identity (16-byte trace id, 8-byte span id, not all zeros)
+cannot be de-duplicated or attributed, so it is rejected — reported through OTLP
+``partial_success`` (``rejected_spans`` + a message), never silently dropped — and
+the rest of the request is accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+from dataclasses import dataclass
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from featurecost.collector.wal import WalClosedError, WalFullError, WriteAheadLog
+
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
+
+
+@dataclass(slots=True)
+class ReceiverStats:
+    requests: int = 0
+    spans: int = 0
+    rejected_requests: int = 0
+    rejected_spans: int = 0
+    backpressure: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    spans: int
+    rejected_spans: int = 0
+    message: str = ""
+
+
+class BackpressureError(Exception):
+    """Nothing was written: the client should retry after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _span_problem(trace_id: bytes, span_id: bytes) -> str | None:
+    if len(trace_id) != 16 or trace_id == _ZERO_TRACE:
+        return f"invalid trace_id {trace_id.hex()!r} (need 16 bytes, not all zero)"
+    if len(span_id) != 8 or span_id == _ZERO_SPAN:
+        return f"invalid span_id {span_id.hex()!r} (need 8 bytes, not all zero)"
+    return None
+
+
+def drop_invalid_spans(request: ExportTraceServiceRequest) -> tuple[int, int, str]:
+    """Remove spans without a valid identity from ``request`` in place.
+
+    Returns (accepted spans, rejected spans, message about the first rejection).
+    """
+    accepted = rejected = 0
+    first_problem = ""
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            spans = scope_spans.spans
+            bad: list[int] = []
+            for index, span in enumerate(spans):
+                problem = _span_problem(span.trace_id, span.span_id)
+                if problem is None:
+                    continue
+                bad.append(index)
+                first_problem = first_problem or f"span {span.name!r}: {problem}"
+            for index in reversed(bad):
+                del spans[index]
+            accepted += len(spans)
+            rejected += len(bad)
+    message = ""
+    if rejected:
+        message = f"{rejected} span(s) rejected; first: {first_problem}"
+    return accepted, rejected, message
+
+
+class Ingest:
+    def __init__(self, wal: WriteAheadLog, *, retry_after: int = 5, bearer_token: str | None = None) -> None:
+        self.wal = wal
+        self.retry_after = retry_after
+        self.bearer_token = bearer_token
+        self.stats = ReceiverStats()
+
+    def authorized(self, authorization: str | None) -> bool:
+        if self.bearer_token is None:
+            return True
+        expected = f"Bearer {self.bearer_token}"
+        return authorization is not None and hmac.compare_digest(authorization.encode(), expected.encode())
+
+    async def export(self, request: ExportTraceServiceRequest, raw: bytes | None) -> Accepted:
+        """Validate, append to the WAL and wait for its fsync. ``raw`` is the request's
+        serialized form when the transport has it (saves re-encoding)."""
+        accepted, rejected, message = drop_invalid_spans(request)
+        self.stats.rejected_spans += rejected
+        if accepted == 0:
+            return Accepted(0, rejected, message)
+        payload = raw if raw is not None and rejected == 0 else request.SerializeToString()
+        try:
+            await asyncio.wrap_future(self.wal.append(payload))
+        except WalFullError as exc:
+            self.stats.backpressure += 1
+            raise BackpressureError(str(exc), self.retry_after) from exc
+        except WalClosedError as exc:
+            self.stats.backpressure += 1
+            raise BackpressureError("collector is shutting down", self.retry_after) from exc
+        except OSError as exc:  # the disk failed: nothing was acknowledged, so a retry is safe
+            self.stats.backpressure += 1
+            raise BackpressureError(f"write-ahead log write failed: {exc}", self.retry_after) from exc
+        self.stats.spans += accepted
+        return Accepted(accepted, rejected, message)
