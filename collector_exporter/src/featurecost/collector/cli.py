@@ -18,6 +18,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from featurecost.collector.import_cli import import_app
+from featurecost.collector.report_commands import register as register_reports
 from featurecost.collector.reports import FeatureCostRow, Window, feature_costs
 from featurecost.collector.server import CollectorConfig, default_storage_dsn, serve
 from featurecost.collector.storage import Storage
@@ -25,6 +27,8 @@ from featurecost.collector.storage import Storage
 app = typer.Typer(help="featurecost: which feature, tenant and user is eating your LLM bill.", no_args_is_help=True)
 report_app = typer.Typer(help="Read costs (through the collector's API, or straight from storage).")
 app.add_typer(report_app, name="report")
+register_reports(report_app)
+app.add_typer(import_app, name="import")
 
 DEFAULT_API = "http://127.0.0.1:8787"
 

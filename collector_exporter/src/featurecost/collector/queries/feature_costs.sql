@@ -15,7 +15,7 @@ SELECT
     countIf(cost_usd IS NULL) AS unpriced_calls,
     groupUniqArrayIf(unpriced_reason, unpriced_reason != '') AS unpriced_reasons
 FROM calls FINAL
-WHERE environment = {environment:String}
+WHERE ({environment:String} = '*' OR environment = {environment:String})
   AND start_time >= {since:DateTime64(6, 'UTC')}
   AND start_time < {until:DateTime64(6, 'UTC')}
 GROUP BY feature

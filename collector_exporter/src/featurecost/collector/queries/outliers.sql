@@ -1,0 +1,18 @@
+-- The {n} most expensive root actions (user actions) in the window.
+SELECT
+    feature,
+    root_id,
+    any(session_id) AS session_id,
+    any(tenant) AS tenant,
+    any(user_id) AS user_id,
+    min(first_call) AS first_call,
+    sum(calls) AS calls,
+    sum(unpriced_calls) AS unpriced_calls,
+    sum(cost_usd) AS spend_usd
+FROM rollup_actions
+WHERE ({environment:String} = '*' OR environment = {environment:String})
+  AND hour >= toStartOfHour({since:DateTime64(6, 'UTC')})
+  AND hour < {until:DateTime64(6, 'UTC')}
+GROUP BY feature, root_id
+ORDER BY spend_usd DESC, feature, root_id
+LIMIT {n:UInt32}

@@ -1,0 +1,15 @@
+-- Median session cost per feature and week (Monday 00:00 UTC), over sessions whose calls
+-- were all priced: the series the regression rule reads.
+SELECT week, feature, count() AS sessions, quantileExact(0.5)(cost) AS session_cost_p50
+FROM
+(
+    SELECT toMonday(hour) AS week, feature, session_id, sum(cost_usd) AS cost, sum(unpriced_calls) AS unpriced
+    FROM rollup_actions
+    WHERE ({environment:String} = '*' OR environment = {environment:String})
+      AND hour >= toStartOfHour({since:DateTime64(6, 'UTC')})
+      AND hour < {until:DateTime64(6, 'UTC')}
+    GROUP BY week, feature, session_id
+)
+WHERE unpriced = 0
+GROUP BY week, feature
+ORDER BY feature, week
