@@ -47,37 +47,37 @@ SETTINGS non_replicated_deduplication_window = 10000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_hourly_from_calls TO rollup_hourly AS
 SELECT
-    toStartOfHour(start_time) AS hour,
-    environment,
-    feature,
-    tenant,
-    provider,
-    if(response_model != '', response_model, request_model) AS model,
-    version,
+    toStartOfHour(src.start_time) AS hour,
+    src.environment AS environment,
+    src.feature AS feature,
+    src.tenant AS tenant,
+    src.provider AS provider,
+    if(src.response_model != '', src.response_model AS response_model, src.request_model) AS model,
+    src.version AS version,
     toUInt64(count()) AS calls,
-    toUInt64(countIf(cost_usd IS NULL)) AS unpriced_calls,
-    sum(input_tokens) AS input_tokens,
-    sum(output_tokens) AS output_tokens,
-    sum(cache_read_tokens) AS cache_read_tokens,
-    sum(cache_write_tokens) AS cache_write_tokens,
-    sum(reasoning_tokens) AS reasoning_tokens,
-    sum(ifNull(cost_usd, toDecimal128(0, 18))) AS cost_usd,
-    sum(ifNull(input_cost_usd, toDecimal128(0, 18))) AS input_cost_usd,
-    sum(ifNull(output_cost_usd, toDecimal128(0, 18))) AS output_cost_usd,
+    toUInt64(countIf(src.cost_usd IS NULL)) AS unpriced_calls,
+    sum(src.input_tokens) AS input_tokens,
+    sum(src.output_tokens) AS output_tokens,
+    sum(src.cache_read_tokens) AS cache_read_tokens,
+    sum(src.cache_write_tokens) AS cache_write_tokens,
+    sum(src.reasoning_tokens) AS reasoning_tokens,
+    sum(ifNull(src.cost_usd, toDecimal128(0, 18))) AS cost_usd,
+    sum(ifNull(src.input_cost_usd, toDecimal128(0, 18))) AS input_cost_usd,
+    sum(ifNull(src.output_cost_usd, toDecimal128(0, 18))) AS output_cost_usd,
     toDecimal128(0, 18) AS restated_usd,
     toUInt64(0) AS restatements
-FROM calls
+FROM calls AS src
 GROUP BY hour, environment, feature, tenant, provider, model, version;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_hourly_from_restatements TO rollup_hourly AS
 SELECT
-    toStartOfHour(start_time) AS hour,
-    environment,
-    feature,
-    tenant,
-    provider,
-    if(response_model != '', response_model, request_model) AS model,
-    version,
+    toStartOfHour(src.start_time) AS hour,
+    src.environment AS environment,
+    src.feature AS feature,
+    src.tenant AS tenant,
+    src.provider AS provider,
+    if(src.response_model != '', src.response_model AS response_model, src.request_model) AS model,
+    src.version AS version,
     toUInt64(0) AS calls,
     toUInt64(0) AS unpriced_calls,
     toUInt64(0) AS input_tokens,
@@ -85,12 +85,12 @@ SELECT
     toUInt64(0) AS cache_read_tokens,
     toUInt64(0) AS cache_write_tokens,
     toUInt64(0) AS reasoning_tokens,
-    sum(cost_delta_usd) AS cost_usd,
+    sum(src.cost_delta_usd) AS cost_usd,
     toDecimal128(0, 18) AS input_cost_usd,
     toDecimal128(0, 18) AS output_cost_usd,
-    sum(cost_delta_usd) AS restated_usd,
+    sum(src.cost_delta_usd) AS restated_usd,
     toUInt64(count()) AS restatements
-FROM cost_restatements
+FROM cost_restatements AS src
 GROUP BY hour, environment, feature, tenant, provider, model, version;
 
 CREATE TABLE IF NOT EXISTS rollup_actions
@@ -125,44 +125,44 @@ SETTINGS non_replicated_deduplication_window = 10000;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_actions_from_calls TO rollup_actions AS
 SELECT
-    toStartOfHour(start_time) AS hour,
-    environment,
-    feature,
-    session_id,
-    root_id,
-    tenant,
-    user_id,
-    plan,
-    version,
-    provider,
-    if(response_model != '', response_model, request_model) AS model,
+    toStartOfHour(src.start_time) AS hour,
+    src.environment AS environment,
+    src.feature AS feature,
+    src.session_id AS session_id,
+    src.root_id AS root_id,
+    src.tenant AS tenant,
+    src.user_id AS user_id,
+    src.plan AS plan,
+    src.version AS version,
+    src.provider AS provider,
+    if(src.response_model != '', src.response_model AS response_model, src.request_model) AS model,
     toUInt64(count()) AS calls,
-    toUInt64(countIf(cost_usd IS NULL)) AS unpriced_calls,
-    sum(input_tokens) AS input_tokens,
-    sum(output_tokens) AS output_tokens,
-    sum(cache_read_tokens) AS cache_read_tokens,
-    sum(cache_write_tokens) AS cache_write_tokens,
-    sum(reasoning_tokens) AS reasoning_tokens,
-    sum(ifNull(cost_usd, toDecimal128(0, 18))) AS cost_usd,
+    toUInt64(countIf(src.cost_usd IS NULL)) AS unpriced_calls,
+    sum(src.input_tokens) AS input_tokens,
+    sum(src.output_tokens) AS output_tokens,
+    sum(src.cache_read_tokens) AS cache_read_tokens,
+    sum(src.cache_write_tokens) AS cache_write_tokens,
+    sum(src.reasoning_tokens) AS reasoning_tokens,
+    sum(ifNull(src.cost_usd, toDecimal128(0, 18))) AS cost_usd,
     toDecimal128(0, 18) AS restated_usd,
-    min(start_time) AS first_call,
-    max(start_time) AS last_call
-FROM calls
+    min(src.start_time) AS first_call,
+    max(src.start_time) AS last_call
+FROM calls AS src
 GROUP BY hour, environment, feature, session_id, root_id, tenant, user_id, plan, version, provider, model;
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS rollup_actions_from_restatements TO rollup_actions AS
 SELECT
-    toStartOfHour(start_time) AS hour,
-    environment,
-    feature,
-    session_id,
-    root_id,
-    tenant,
-    user_id,
-    plan,
-    version,
-    provider,
-    if(response_model != '', response_model, request_model) AS model,
+    toStartOfHour(src.start_time) AS hour,
+    src.environment AS environment,
+    src.feature AS feature,
+    src.session_id AS session_id,
+    src.root_id AS root_id,
+    src.tenant AS tenant,
+    src.user_id AS user_id,
+    src.plan AS plan,
+    src.version AS version,
+    src.provider AS provider,
+    if(src.response_model != '', src.response_model AS response_model, src.request_model) AS model,
     toUInt64(0) AS calls,
     toUInt64(0) AS unpriced_calls,
     toUInt64(0) AS input_tokens,
@@ -170,9 +170,9 @@ SELECT
     toUInt64(0) AS cache_read_tokens,
     toUInt64(0) AS cache_write_tokens,
     toUInt64(0) AS reasoning_tokens,
-    sum(cost_delta_usd) AS cost_usd,
-    sum(cost_delta_usd) AS restated_usd,
-    min(start_time) AS first_call,
-    max(start_time) AS last_call
-FROM cost_restatements
+    sum(src.cost_delta_usd) AS cost_usd,
+    sum(src.cost_delta_usd) AS restated_usd,
+    min(src.start_time) AS first_call,
+    max(src.start_time) AS last_call
+FROM cost_restatements AS src
 GROUP BY hour, environment, feature, session_id, root_id, tenant, user_id, plan, version, provider, model

@@ -1,8 +1,8 @@
 -- Window totals: all spend, and the part no feature claimed ('unattributed').
 SELECT
-    sum(calls) AS calls,
-    sum(unpriced_calls) AS unpriced_calls,
-    sum(cost_usd) AS spend_usd,
+    sum(calls) AS total_calls,
+    sum(unpriced_calls) AS total_unpriced_calls,
+    sum(cost_usd) AS total_spend_usd,
     sumIf(calls, feature = 'unattributed') AS unattributed_calls,
     sumIf(cost_usd, feature = 'unattributed') AS unattributed_spend_usd
 FROM rollup_hourly

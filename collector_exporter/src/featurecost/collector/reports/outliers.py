@@ -44,7 +44,7 @@ def outliers(
     share of spend no feature claimed (feature ``unattributed``). Shares are fractions."""
     parameters = window.parameters()
     totals = run(storage, "spend_totals", parameters, source)[0]
-    total = totals["spend_usd"] or Decimal(0)
+    total = totals["total_spend_usd"] or Decimal(0)
     rows = [
         OutlierRow(
             feature=r["feature"],
@@ -64,8 +64,8 @@ def outliers(
     unattributed = totals["unattributed_spend_usd"] or Decimal(0)
     return rows, SpendTotals(
         spend_usd=total,
-        calls=int(totals["calls"] or 0),
-        unpriced_calls=int(totals["unpriced_calls"] or 0),
+        calls=int(totals["total_calls"] or 0),
+        unpriced_calls=int(totals["total_unpriced_calls"] or 0),
         unattributed_spend_usd=unattributed,
         unattributed_calls=int(totals["unattributed_calls"] or 0),
         unattributed_share=ratio(unattributed, total),
