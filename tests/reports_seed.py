@@ -199,3 +199,23 @@ def revenue_in(rows: list[tuple[str, date, date, Decimal]], start: date, end: da
             ctx.prec = 80
             total += (revenue * overlap / period).quantize(Q, rounding=ROUND_DOWN)
     return total
+
+
+RESTATEMENT_COLUMNS = (
+    "trace_id", "span_id", "start_time", "environment", "feature", "tenant", "user_id", "plan", "root_id",
+    "session_id", "version", "provider", "request_model", "response_model", "cost_delta_usd", "price_source",
+    "price_entry", "price_data_version", "reason", "restated_at", "restatement_id",
+)  # fmt: skip
+
+
+def restatement_rows(data: Seed) -> list[list[object]]:
+    restated_at = datetime(2026, 11, 1, tzinfo=UTC)
+    rows: list[list[object]] = []
+    for r in data.restatements:
+        c = r.call
+        rows.append([
+            c.trace_id, c.span_id, c.start_time, c.environment, c.feature, c.tenant, c.user_id, c.plan, c.root_id,
+            c.session_id, c.version, c.provider, c.request_model, c.response_model, r.delta, "test", "entry", "v2",
+            "repriced", restated_at, r.restatement_id,
+        ])  # fmt: skip
+    return rows

@@ -30,12 +30,14 @@ from featurecost.collector.reports import (
 from featurecost.collector.storage import Storage
 from featurecost.collector.usage_import import parse_usage_csv, store_usage
 from tests.reports_seed import (
+    RESTATEMENT_COLUMNS,
     WEEKS,
     Q,
     Seed,
     generate,
     monday,
     quantile,
+    restatement_rows,
     ratio,
     revenue_in,
     session_costs,
@@ -84,19 +86,7 @@ def storage(tmp_path_factory: pytest.TempPathFactory, data: Seed) -> Iterator[St
             store.insert_calls(batch, dedup_token=f"wal-{i}")
         # a collector restart replays a WAL range: same batch, same token
         store.insert_calls(batches[3], dedup_token="wal-3")
-        store.insert_rows(
-            "cost_restatements",
-            [
-                [r.call.trace_id, r.call.span_id, r.call.start_time, r.call.environment, r.call.feature,
-                 r.call.tenant, r.call.user_id, r.call.plan, r.call.root_id, r.call.session_id, r.call.version,
-                 r.call.provider, r.call.request_model, r.call.response_model, r.delta, "test", "entry", "v2",
-                 "repriced", datetime(2026, 11, 1, tzinfo=UTC), r.restatement_id]
-                for r in data.restatements
-            ],  # fmt: skip
-            ["trace_id", "span_id", "start_time", "environment", "feature", "tenant", "user_id", "plan", "root_id",
-             "session_id", "version", "provider", "request_model", "response_model", "cost_delta_usd",
-             "price_source", "price_entry", "price_data_version", "reason", "restated_at", "restatement_id"],
-        )  # fmt: skip
+        store.insert_rows("cost_restatements", restatement_rows(data), RESTATEMENT_COLUMNS)
         store_usage(store, parse_usage_csv(USAGE_CSV), "usage.csv")
         yield store
     finally:
@@ -338,7 +328,8 @@ def test_tenant_margin(storage: Storage, data: Seed, source: Source) -> None:
         assert row.active_users == users
         assert row.cost_per_active_user_usd == ratio(spend[tenant], users)
     assert rows["acme"].revenue_usd == Decimal(2800)  # 17 September days at 100 + 11 October days at 100
-    assert rows["initech"].revenue_usd is None and rows["initech"].margin_usd is None
+    assert rows["initech"].revenue_usd is None
+    assert rows["initech"].margin_usd is None
 
 
 @pytest.mark.parametrize("source", SOURCES)
