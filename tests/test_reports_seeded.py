@@ -37,8 +37,8 @@ from tests.reports_seed import (
     generate,
     monday,
     quantile,
-    restatement_rows,
     ratio,
+    restatement_rows,
     revenue_in,
     session_costs,
 )
