@@ -3,15 +3,15 @@
 -- rebuild_rollups re-derives that month.
 SELECT
     month,
-    sum(rollup_calls) AS rollup_calls,
-    sum(stored_calls) AS stored_calls,
-    toInt64(sum(rollup_calls)) - toInt64(sum(stored_calls)) AS drift
+    sum(r) AS rollup_calls,
+    sum(s) AS stored_calls,
+    toInt64(sum(r)) - toInt64(sum(s)) AS drift
 FROM
 (
-    SELECT toYYYYMM(hour) AS month, sum(calls) AS rollup_calls, toUInt64(0) AS stored_calls
+    SELECT toYYYYMM(hour) AS month, sum(calls) AS r, toUInt64(0) AS s
     FROM rollup_hourly GROUP BY month
     UNION ALL
-    SELECT toYYYYMM(start_time) AS month, toUInt64(0), count() FROM calls FINAL GROUP BY month
+    SELECT toYYYYMM(start_time) AS month, toUInt64(0) AS r, count() AS s FROM calls FINAL GROUP BY month
 )
 GROUP BY month
 ORDER BY month
