@@ -32,7 +32,7 @@ def usage(
     Columns: tenant, day | period (YYYY-MM) | period_start+period_end, revenue_usd,
     [active_users], [usage.<feature> ...]. A file with any bad row is rejected whole.
     """
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     text = file.read_text(encoding="utf-8")
     try:
         rows = parse_usage_csv(text)

@@ -125,9 +125,17 @@ def parse_usage_csv(text: str) -> list[UsageRow]:
         try:
             rows.append(UsageRow.model_validate(raw))
         except ValidationError as exc:
+            # Name the column the user wrote (day / period), not the field it became.
+            given = next((c for c in ("day", "period") if raw.get(c)), None)
+            messages: list[str] = []
             for problem in exc.errors():
                 where = ".".join(str(p) for p in problem["loc"])
-                errors.append(RowError(line, f"{where + ': ' if where else ''}{problem['msg']}"))
+                if given and where in ("period_start", "period_end"):
+                    where = given
+                message = f"{where + ': ' if where else ''}{problem['msg']}"
+                if message not in messages:
+                    messages.append(message)
+            errors.extend(RowError(line, m) for m in messages)
     if errors:
         raise UsageImportError(errors)
     if not rows:
