@@ -93,8 +93,11 @@ def test_import_then_weekly_and_margin_through_the_api(collector: Collector, tmp
     for c in data.calls:
         if c.environment == "production" and monday(c.start_time.date()) == WEEKS[1]:
             spend[c.feature] += c.cost_usd or Decimal(0)
-    revenue = revenue_in([("acme", date(2026, 9, 14), date(2026, 9, 20), Decimal(700)),
-                          ("globex", date(2026, 9, 14), date(2026, 9, 20), Decimal(70))], WEEKS[1], WEEKS[2])  # fmt: skip
+    imported = [
+        ("acme", date(2026, 9, 14), date(2026, 9, 20), Decimal(700)),
+        ("globex", date(2026, 9, 14), date(2026, 9, 20), Decimal(70)),
+    ]
+    revenue = revenue_in(imported, WEEKS[1], WEEKS[2])
     rows = {r["feature"]: r for r in payload["rows"]}
     assert {f: Decimal(r["spend_usd"]) for f, r in rows.items()} == dict(spend)
     assert {f: r["cost_to_revenue_pct"] for f, r in rows.items()} == {
