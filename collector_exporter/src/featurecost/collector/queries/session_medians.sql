@@ -3,11 +3,11 @@
 SELECT week, feature, count() AS sessions, quantileExact(0.5)(cost) AS session_cost_p50
 FROM
 (
-    SELECT toMonday(hour) AS week, feature, session_id, sum(cost_usd) AS cost, sum(unpriced_calls) AS unpriced
-    FROM rollup_actions
+    SELECT week, feature, session_id, sum(cost_usd) AS cost, sum(unpriced_calls) AS unpriced
+    FROM rollup_sessions
     WHERE ({environment:String} = '*' OR environment = {environment:String})
-      AND hour >= toStartOfHour({since:DateTime64(6, 'UTC')})
-      AND hour < {until:DateTime64(6, 'UTC')}
+      AND week >= toMonday(toStartOfHour({since:DateTime64(6, 'UTC')}))
+      AND week < {until:DateTime64(6, 'UTC')}
     GROUP BY week, feature, session_id
 )
 WHERE unpriced = 0

@@ -9,15 +9,15 @@
 WITH
     sessions AS (
         SELECT
-            toMonday(hour) AS week,
+            week,
             feature,
             session_id,
             sum(cost_usd) AS cost,
             sum(unpriced_calls) AS unpriced
-        FROM rollup_actions
+        FROM rollup_sessions
         WHERE ({environment:String} = '*' OR environment = {environment:String})
-          AND hour >= toStartOfHour({since:DateTime64(6, 'UTC')}) - INTERVAL 28 DAY
-          AND hour < {until:DateTime64(6, 'UTC')}
+          AND week >= toMonday(toStartOfHour({since:DateTime64(6, 'UTC')})) - 28
+          AND week < {until:DateTime64(6, 'UTC')}
         GROUP BY week, feature, session_id
     ),
     baseline AS (

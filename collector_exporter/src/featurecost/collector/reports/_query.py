@@ -23,8 +23,8 @@ class Source(StrEnum):
     raw = "raw"
 
 
-_ROLLUPS = {"rollup_hourly": "raw_hourly", "rollup_actions": "raw_actions"}
-_ROLLUP_NAME = re.compile(r"\b(rollup_hourly|rollup_actions)\b")
+_ROLLUPS = {"rollup_hourly": "raw_hourly", "rollup_actions": "raw_actions", "rollup_sessions": "raw_sessions"}
+_ROLLUP_NAME = re.compile(r"\b(rollup_hourly|rollup_actions|rollup_sessions)\b")
 
 
 def query_sql(name: str, source: Source = Source.rollup) -> str:

@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from featurecost.collector.reports._query import Row, query_sql, run
 from featurecost.collector.storage import Storage
 
-_ROLLUPS = {"rollup_hourly": "raw_hourly", "rollup_actions": "raw_actions"}
+# rollup -> (the query that derives it from calls FINAL, its time bucket column)
+_ROLLUPS = {
+    "rollup_hourly": ("raw_hourly", "hour"),
+    "rollup_actions": ("raw_actions", "hour"),
+    "rollup_sessions": ("raw_sessions", "week"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,18 +38,29 @@ def rollup_drift(storage: Storage) -> list[DriftRow]:
 
 def rebuild_rollups(storage: Storage, month: int) -> None:
     """Re-derive one month (YYYYMM) of every rollup from ``calls FINAL`` + restatements,
-    swapping the partition atomically. Calls inserted for that month while it runs may be
-    missed by the rebuilt partition: run it when that month takes no new calls (a past
-    month) or re-check drift afterwards."""
-    for table, raw in _ROLLUPS.items():
-        scratch = f"{table}_rebuild"
+    swapping partitions atomically. rollup_sessions is partitioned by the month of each
+    week's Monday, so its partitions for ``month`` and the month before are re-derived too
+    (a week that starts in one month can hold calls of the next). Calls inserted for those
+    months while it runs may be missed: run it for a month that takes no new calls (a past
+    month), then check ``rollup_drift`` again."""
+    previous = month - 1 if month % 100 != 1 else month - 100 + 11
+    for table, (raw, bucket) in _ROLLUPS.items():
+        for partition in (month,) if bucket == "hour" else (previous, month):
+            _rebuild_partition(storage, table, raw, bucket, partition)
+
+
+def _rebuild_partition(storage: Storage, table: str, raw: str, bucket: str, partition: int) -> None:
+    scratch = f"{table}_rebuild"
+    storage.command(f"DROP TABLE IF EXISTS {scratch}")
+    storage.command(f"CREATE TABLE {scratch} AS {table}")
+    try:
+        storage.command(
+            f"INSERT INTO {scratch} SELECT * FROM ({query_sql(raw)}) WHERE toYYYYMM({bucket}) = {{month:UInt32}}",
+            {"month": partition},
+        )
+        if storage.query_text(f"SELECT count() AS n FROM {scratch}")[0]["n"]:
+            storage.command(f"ALTER TABLE {table} REPLACE PARTITION {int(partition)} FROM {scratch}")
+        else:  # nothing stored for that month: whatever the rollup holds there is spurious
+            storage.command(f"ALTER TABLE {table} DROP PARTITION {int(partition)}")
+    finally:
         storage.command(f"DROP TABLE IF EXISTS {scratch}")
-        storage.command(f"CREATE TABLE {scratch} AS {table}")
-        try:
-            storage.command(
-                f"INSERT INTO {scratch} SELECT * FROM ({query_sql(raw)}) WHERE toYYYYMM(hour) = {{month:UInt32}}",
-                {"month": month},
-            )
-            storage.command(f"ALTER TABLE {table} REPLACE PARTITION {int(month)} FROM {scratch}")
-        finally:
-            storage.command(f"DROP TABLE IF EXISTS {scratch}")
