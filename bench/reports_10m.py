@@ -21,7 +21,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from featurecost.collector.reports import Dimension, Source, Window, breakdown, outliers, weekly_features
+from featurecost.collector.reports import (
+    Dimension,
+    Source,
+    Window,
+    breakdown,
+    decomposition,
+    outliers,
+    regressions,
+    shared_cost_allocation,
+    tenant_margin,
+    weekly_features,
+)
 from featurecost.collector.storage import Storage
 
 START = datetime(2026, 6, 1, tzinfo=UTC)  # a Monday
@@ -107,11 +118,23 @@ def main() -> None:
         }
         print(f"loaded {stored:,} calls in {load:.1f}s (rollup_hourly {counts['rollup_hourly']:,} rows, "
               f"rollup_actions {counts['rollup_actions']:,} rows)")  # fmt: skip
+        # Time reports as they run in steady state, not against the load's own merges.
+        settle = time.perf_counter()
+        while storage.query_text("SELECT count() AS n FROM system.merges")[0]["n"]:
+            if time.perf_counter() - settle > 600:
+                print("merges still running after 600s; timing anyway")
+                break
+            time.sleep(1)
+        print(f"background merges settled after {time.perf_counter() - settle:.0f}s")
         window = Window(START, START + timedelta(days=DAYS))
         reports: dict[str, Callable[[Source], Any]] = {
             "weekly (13 weeks)": lambda s: weekly_features(storage, window, s),
             "breakdown by tenant": lambda s: breakdown(storage, window, Dimension.tenant, source=s),
             "top-10 outliers": lambda s: outliers(storage, window, 10, s),
+            "decomposition": lambda s: decomposition(storage, window, s),
+            "regressions": lambda s: regressions(storage, window, s),
+            "margin": lambda s: tenant_margin(storage, window, s),
+            "allocation": lambda s: shared_cost_allocation(storage, window, ["embeddings"], s),
         }
         print(f"{'report':<22} {'rollup s':>9} {'raw s':>9} {'raw/rollup':>10}")
         for name, report in reports.items():

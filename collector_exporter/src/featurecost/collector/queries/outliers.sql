@@ -1,4 +1,15 @@
--- The {n} most expensive root actions (user actions) in the window.
+-- The {n} most expensive root actions (user actions) in the window. Two passes: rank
+-- actions by spend alone (cheap), then read the details of the top {n} only.
+WITH top AS (
+    SELECT feature, root_id, sum(cost_usd) AS spend
+    FROM rollup_actions
+    WHERE ({environment:String} = '*' OR environment = {environment:String})
+      AND hour >= toStartOfHour({since:DateTime64(6, 'UTC')})
+      AND hour < {until:DateTime64(6, 'UTC')}
+    GROUP BY feature, root_id
+    ORDER BY spend DESC, feature, root_id
+    LIMIT {n:UInt32}
+)
 SELECT
     feature,
     root_id,
@@ -13,6 +24,6 @@ FROM rollup_actions
 WHERE ({environment:String} = '*' OR environment = {environment:String})
   AND hour >= toStartOfHour({since:DateTime64(6, 'UTC')})
   AND hour < {until:DateTime64(6, 'UTC')}
+  AND (feature, root_id) IN (SELECT feature, root_id FROM top)
 GROUP BY feature, root_id
 ORDER BY spend_usd DESC, feature, root_id
-LIMIT {n:UInt32}

@@ -3,12 +3,11 @@
 SELECT week, feature, count() AS sessions, quantileExact(0.5)(cost) AS session_cost_p50
 FROM
 (
-    SELECT week, feature, session_id, sum(cost_usd) AS cost, sum(unpriced_calls) AS unpriced
-    FROM rollup_sessions
+    SELECT week, feature, cost_usd AS cost, unpriced_calls AS unpriced
+    FROM rollup_sessions FINAL
     WHERE ({environment:String} = '*' OR environment = {environment:String})
       AND week >= toMonday(toStartOfHour({since:DateTime64(6, 'UTC')}))
       AND week < {until:DateTime64(6, 'UTC')}
-    GROUP BY week, feature, session_id
 )
 WHERE unpriced = 0
 GROUP BY week, feature

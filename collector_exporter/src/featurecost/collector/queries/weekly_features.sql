@@ -8,49 +8,52 @@
 -- 4 weeks before the session's week; no verdict with fewer than 10 baseline sessions.
 WITH
     sessions AS (
-        SELECT
-            week,
-            feature,
-            session_id,
-            sum(cost_usd) AS cost,
-            sum(unpriced_calls) AS unpriced
-        FROM rollup_sessions
+        -- FINAL: rollup_sessions is at this grain already, merging on read beats a GROUP BY
+        SELECT week, feature, cost_usd AS cost, unpriced_calls AS unpriced
+        FROM rollup_sessions FINAL
         WHERE ({environment:String} = '*' OR environment = {environment:String})
           AND week >= toMonday(toStartOfHour({since:DateTime64(6, 'UTC')})) - 28
           AND week < {until:DateTime64(6, 'UTC')}
-        GROUP BY week, feature, session_id
     ),
-    baseline AS (
+    per_week AS (
         SELECT
-            target_week,
+            week,
             feature,
-            count() AS baseline_sessions,
-            quantileExact(0.5)(cost) AS median,
-            arrayReduce('quantileExact(0.5)', arrayMap(c -> abs(c - median), groupArray(cost))) AS mad
-        FROM
-        (
-            SELECT arrayJoin([week + 7, week + 14, week + 21, week + 28]) AS target_week, feature, cost
-            FROM sessions
-            WHERE unpriced = 0
-        )
-        GROUP BY target_week, feature
+            count() AS sessions,
+            countIf(unpriced > 0) AS unpriced_sessions,
+            groupArrayIf(cost, unpriced = 0) AS priced
+        FROM sessions
+        GROUP BY week, feature
+    ),
+    with_baseline AS (
+        SELECT
+            week,
+            feature,
+            sessions,
+            unpriced_sessions,
+            priced,
+            arrayFlatten(groupArray(priced) OVER (
+                PARTITION BY feature ORDER BY toInt64(toRelativeWeekNum(week))
+                RANGE BETWEEN 4 PRECEDING AND 1 PRECEDING)) AS baseline
+        FROM per_week
     ),
     session_stats AS (
         SELECT
-            s.week AS week,
-            s.feature AS feature,
-            count() AS sessions,
-            countIf(s.unpriced > 0) AS unpriced_sessions,
-            quantileExactIf(0.5)(s.cost, s.unpriced = 0) AS session_cost_p50,
-            quantileExactIf(0.95)(s.cost, s.unpriced = 0) AS session_cost_p95,
-            countIf(s.unpriced = 0 AND b.baseline_sessions >= 10
-                    AND s.cost > b.median + b.mad * toDecimal32('5.1891', 4)
-                    AND s.cost > 2 * b.median) AS anomalous_sessions,
-            any(b.baseline_sessions) AS baseline_sessions
-        FROM sessions AS s
-        LEFT JOIN baseline AS b ON b.target_week = s.week AND b.feature = s.feature
-        WHERE s.week >= toMonday(toStartOfHour({since:DateTime64(6, 'UTC')})) - 7
-        GROUP BY week, feature
+            week,
+            feature,
+            sessions,
+            unpriced_sessions,
+            arrayReduce('quantileExact(0.5)', priced) AS session_cost_p50,
+            arrayReduce('quantileExact(0.95)', priced) AS session_cost_p95,
+            length(baseline) AS baseline_sessions,
+            arrayReduce('quantileExact(0.5)', baseline) AS baseline_median,
+            arrayReduce('quantileExact(0.5)', arrayMap(c -> abs(c - baseline_median), baseline)) AS baseline_mad,
+            if(baseline_sessions >= 10,
+               arrayCount(c -> c > baseline_median + baseline_mad * toDecimal32('5.1891', 4)
+                               AND c > 2 * baseline_median, priced),
+               0) AS anomalous_sessions
+        FROM with_baseline
+        WHERE week >= toMonday(toStartOfHour({since:DateTime64(6, 'UTC')})) - 7
     ),
     spend AS (
         SELECT

@@ -24,7 +24,8 @@ class Source(StrEnum):
 
 
 _ROLLUPS = {"rollup_hourly": "raw_hourly", "rollup_actions": "raw_actions", "rollup_sessions": "raw_sessions"}
-_ROLLUP_NAME = re.compile(r"\b(rollup_hourly|rollup_actions|rollup_sessions)\b")
+# A rollup read with FINAL becomes its raw derivation (rollup_sessions' is at its grain).
+_ROLLUP_NAME = re.compile(r"\b(rollup_hourly|rollup_actions|rollup_sessions)\b(\s+FINAL\b)?")
 
 
 def query_sql(name: str, source: Source = Source.rollup) -> str:
