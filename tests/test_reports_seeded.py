@@ -148,8 +148,8 @@ def expected_weekly(data: Seed) -> dict[tuple[date, str], dict[str, object]]:
             "unpriced_calls": unpriced[key],
             "sessions": len(sessions[key]),
             "unpriced_sessions": sum(1 for s in sessions[key].values() if not s.priced),
-            "session_cost_p50": current,
-            "session_cost_p95": quantile(priced, 0.95),
+            "session_p50_usd": current,
+            "session_p95_usd": quantile(priced, 0.95),
             "median_change_pct": ratio((current - previous) * 100, previous) if current and previous else None,
             "anomalous_sessions": anomalous,
             "revenue_usd": revenue,
@@ -200,7 +200,7 @@ def test_regressions(storage: Storage, data: Seed) -> None:
                 streak = 0
     window = Window(at(WEEKS[0]), at(WEEKS[5]) + timedelta(days=7))
     got = [
-        (r.feature, r.week, r.session_cost_p50, r.previous_p50, r.consecutive_weeks)
+        (r.feature, r.week, r.session_p50_usd, r.previous_p50_usd, r.consecutive_weeks)
         for r in regressions(storage, window)
     ]
     assert got == expected

@@ -29,8 +29,9 @@ def usage(
 ) -> None:
     """Import revenue / active users / feature usage per tenant and period from CSV.
 
-    Columns: tenant, day | period (YYYY-MM) | period_start+period_end, revenue_usd,
-    [active_users], [usage.<feature> ...]. A file with any bad row is rejected whole.
+    Columns: tenant; day, period (YYYY-MM) or period_start + period_end; revenue_usd;
+    optionally active_users and any number of usage.FEATURE counts. A file with any bad
+    row is rejected whole and every bad row is listed. Format: docs/reports.md.
     """
     console = Console(stderr=True, soft_wrap=True)
     text = file.read_text(encoding="utf-8")

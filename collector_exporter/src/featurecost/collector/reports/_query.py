@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, localcontext
 from enum import StrEnum
 from typing import Any
@@ -50,7 +50,9 @@ def jsonable(value: Any) -> Any:
     """Money as strings (no float ever rounds it), times as ISO-8601."""
     if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, datetime | date):
+    if isinstance(value, datetime):  # ClickHouse hands back UTC times without tzinfo
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, list):
         return [jsonable(v) for v in value]

@@ -24,8 +24,8 @@ class WeeklyFeatureRow(Row):
     unpriced_calls: int
     sessions: int
     unpriced_sessions: int
-    session_cost_p50: Decimal | None
-    session_cost_p95: Decimal | None
+    session_p50_usd: Decimal | None
+    session_p95_usd: Decimal | None
     median_change_pct: Decimal | None
     revenue_usd: Decimal | None
     cost_to_revenue_pct: Decimal | None
@@ -66,8 +66,8 @@ def weekly_features(storage: Storage, window: Window, source: Source = Source.ro
                 unpriced_calls=int(r["unpriced_calls"]),
                 sessions=int(r["sessions"]),
                 unpriced_sessions=int(r["unpriced_sessions"]),
-                session_cost_p50=p50,
-                session_cost_p95=r["session_cost_p95"] if p50 is not None else None,
+                session_p50_usd=p50,
+                session_p95_usd=r["session_cost_p95"] if p50 is not None else None,
                 median_change_pct=(
                     percent(p50 - previous, previous) if p50 is not None and previous is not None else None
                 ),
@@ -84,8 +84,8 @@ def weekly_features(storage: Storage, window: Window, source: Source = Source.ro
 class RegressionRow(Row):
     feature: str
     week: date
-    session_cost_p50: Decimal
-    previous_p50: Decimal
+    session_p50_usd: Decimal
+    previous_p50_usd: Decimal
     change_pct: Decimal
     consecutive_weeks: int
 
