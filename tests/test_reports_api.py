@@ -135,7 +135,7 @@ def test_api_errors_are_clear(collector: Collector) -> None:
 def test_every_report_answers_through_the_api(collector: Collector) -> None:
     since = (WEEK[0] - timedelta(days=21)).isoformat()
     for name, extra in (("breakdown", ["--by", "version"]), ("decomposition", []), ("cache", []),
-                        ("outliers", ["--top", "3"]), ("allocation", ["--shared", "embeddings"]),
+                        ("outliers", ["--top", "3"]), ("allocation", ["--shared", "embeddings"]), ("unit-costs", []),
                         ("features", [])):  # fmt: skip
         code, out, err = cli("report", name, "--api", collector.api_url, "--since", since,
                              "--until", WEEK[1].isoformat(), "--format", "csv", *extra)  # fmt: skip

@@ -25,6 +25,7 @@ from featurecost.collector.reports import (
     regressions,
     shared_cost_allocation,
     tenant_margin,
+    unit_costs,
     weekly_features,
 )
 from featurecost.collector.storage import Storage
@@ -361,3 +362,21 @@ def test_shared_cost_allocation(storage: Storage, data: Seed, source: Source) ->
     }
     assert sum(r.total_usd for r in rows.values()) == sum(direct.values()) + sum(shared.values())
     assert all(r.rule == "usage-share/v1" for r in rows.values())
+
+
+@pytest.mark.parametrize("source", SOURCES)
+def test_unit_costs(storage: Storage, data: Seed, source: Source) -> None:
+    start, end = date(2026, 9, 21), date(2026, 10, 5)
+    spend: dict[str, Decimal] = defaultdict(Decimal)
+    for c in production(data, Window(at(start), at(end))):
+        spend[c.feature] += cost(data, c)
+    # usage.support-bot: 120 in September (30 days), 130 in October (31 days)
+    usage = revenue_in(
+        [("acme", date(2026, 9, 1), date(2026, 9, 30), Decimal(120)),
+         ("acme", date(2026, 10, 1), date(2026, 10, 31), Decimal(130))], start, end,
+    )  # fmt: skip
+    rows = {r.feature: r for r in unit_costs(storage, Window(at(start), at(end)), source)}
+    assert rows["support-bot"].usage_count == usage
+    assert rows["support-bot"].cost_per_unit_usd == ratio(spend["support-bot"], usage)
+    assert rows["draft-email"].usage_count is None
+    assert {f: r.spend_usd for f, r in rows.items()} == dict(spend)

@@ -216,6 +216,15 @@ def register(report_app: typer.Typer) -> None:
         emit("margin", "Tenant margin", since, until, days, env, api, storage, output,
              ReportOptions(source=source))  # fmt: skip
 
+    @report_app.command("unit-costs")
+    def unit_costs(
+        since: Since = None, until: Until = None, days: Days = 30, env: Env = "production", api: Api = DEFAULT_API,
+        storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
+    ) -> None:  # fmt: skip
+        """Per feature: spend per imported product usage unit (usage.<feature> CSV columns)."""
+        emit("unit-costs", "LLM cost per product usage unit", since, until, days, env, api, storage, output,
+             ReportOptions(source=source))  # fmt: skip
+
     @report_app.command("allocation")
     def allocation(
         shared: Annotated[list[str], typer.Option("--shared", help="A shared feature (repeatable).")],

@@ -17,7 +17,7 @@ from featurecost.collector.reports.breakdown import (
 )
 from featurecost.collector.reports.cache import CacheRow, cache_effectiveness
 from featurecost.collector.reports.features import FeatureCostRow, feature_costs
-from featurecost.collector.reports.margin import TenantMarginRow, tenant_margin
+from featurecost.collector.reports.margin import TenantMarginRow, UnitCostRow, tenant_margin, unit_costs
 from featurecost.collector.reports.outliers import OutlierRow, SpendTotals, outliers
 from featurecost.collector.reports.registry import REPORTS, ReportError, ReportOptions, run_report
 from featurecost.collector.reports.rollups import DriftRow, rebuild_rollups, rollup_drift
@@ -41,6 +41,7 @@ __all__ = [
     "Source",
     "SpendTotals",
     "TenantMarginRow",
+    "UnitCostRow",
     "WeeklyFeatureRow",
     "Window",
     "breakdown",
@@ -54,5 +55,6 @@ __all__ = [
     "run_report",
     "shared_cost_allocation",
     "tenant_margin",
+    "unit_costs",
     "weekly_features",
 ]

@@ -1,4 +1,5 @@
-"""Per-tenant margin and cost per active user, against imported revenue."""
+"""Per-tenant margin and cost per active user, per-feature cost per product usage unit:
+LLM spend against imported product data."""
 
 from __future__ import annotations
 
@@ -45,6 +46,35 @@ def tenant_margin(storage: Storage, window: Window, source: Source = Source.roll
                 cost_to_revenue_pct=None if revenue is None else percent(spend, revenue),
                 active_users=users,
                 cost_per_active_user_usd=ratio(spend, users) if users else None,
+            )
+        )
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class UnitCostRow(Row):
+    feature: str
+    spend_usd: Decimal
+    calls: int
+    unpriced_calls: int
+    usage_count: Decimal | None
+    cost_per_unit_usd: Decimal | None
+
+
+def unit_costs(storage: Storage, window: Window, source: Source = Source.rollup) -> list[UnitCostRow]:
+    """Per feature over the window widened to whole days: spend / imported usage count
+    (e.g. cost per support ticket). Features without imported usage get None."""
+    result = []
+    for r in run(storage, "unit_costs", window.days().parameters(), source):
+        usage: Decimal | None = r["usage_count"] if int(r["usage_rows"]) else None
+        result.append(
+            UnitCostRow(
+                feature=r["feature"],
+                spend_usd=r["spend_usd"],
+                calls=int(r["calls"]),
+                unpriced_calls=int(r["unpriced_calls"]),
+                usage_count=usage,
+                cost_per_unit_usd=ratio(r["spend_usd"], usage) if usage else None,
             )
         )
     return result

@@ -11,7 +11,7 @@ from featurecost.collector.reports.allocation import RULE, shared_cost_allocatio
 from featurecost.collector.reports.breakdown import Dimension, breakdown, decomposition
 from featurecost.collector.reports.cache import cache_effectiveness
 from featurecost.collector.reports.features import feature_costs
-from featurecost.collector.reports.margin import tenant_margin
+from featurecost.collector.reports.margin import tenant_margin, unit_costs
 from featurecost.collector.reports.outliers import outliers
 from featurecost.collector.reports.weekly import regressions, weekly_features
 from featurecost.collector.reports.window import Window
@@ -82,6 +82,7 @@ REPORTS: dict[str, Runner] = {
     "outliers": _outliers,
     "regressions": lambda s, w, o: _rows(regressions(s, w, o.source)),
     "margin": lambda s, w, o: _rows(tenant_margin(s, w, o.source)),
+    "unit-costs": lambda s, w, o: _rows(unit_costs(s, w, o.source)),
     "allocation": _allocation,
 }
 
