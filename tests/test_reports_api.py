@@ -149,3 +149,19 @@ def test_regressions_through_the_api(collector: Collector) -> None:
                          "--until", until, "--format", "json")  # fmt: skip
     assert code == 0, err
     assert {(r["feature"], r["week"]) for r in json.loads(out)["rows"]} >= {("support-bot", "2026-09-28")}
+
+
+def test_drift_and_rebuild_through_the_api(collector: Collector, data: Seed) -> None:
+    response = httpx.get(f"{collector.api_url}/api/v1/reports/drift", timeout=60)
+    assert response.status_code == 200
+    rows = response.json()["rows"]
+    assert sum(r["stored_calls"] for r in rows) == len(data.calls)
+    assert all(r["drift"] == 0 for r in rows)
+    assert (
+        httpx.post(f"{collector.api_url}/api/v1/rollups/rebuild", params={"month": "2026-13"}, timeout=60).status_code
+        == 400
+    )
+    response = httpx.post(f"{collector.api_url}/api/v1/rollups/rebuild", params={"month": "202609"}, timeout=60)
+    assert response.json() == {"rebuilt": 202609}
+    after = httpx.get(f"{collector.api_url}/api/v1/reports/drift", timeout=60).json()["rows"]
+    assert after == rows

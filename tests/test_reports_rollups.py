@@ -86,3 +86,17 @@ def test_span_stored_twice_in_different_batches_is_detected_and_repaired(storage
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)["rows"]
     assert (row["spend_usd"], row["calls"], row["unpriced_calls"]) == ("0.375000000000000000", 3, 1)
+
+
+def test_cli_drift_finds_and_rebuild_repairs(storage: Storage, dsn: str) -> None:
+    storage.insert_calls(calls(), dedup_token="wal-0-100")
+    storage.insert_calls(calls()[1:2], dedup_token="wal-100-200")
+    storage.close()
+
+    def drift(*extra: str) -> list[tuple[int, int]]:
+        result = CliRunner().invoke(app, ["report", "drift", "--storage", dsn, "--format", "json", *extra])
+        assert result.exit_code == 0, result.output
+        return [(r["month"], r["drift"]) for r in json.loads(result.stdout)["rows"]]
+
+    assert drift() == [(202603, 1)]
+    assert drift("--rebuild", "202603") == [(202603, 0)]

@@ -18,7 +18,15 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from featurecost.collector.pipeline import Pipeline
-from featurecost.collector.reports import REPORTS, ReportError, ReportOptions, Window, feature_costs, run_report
+from featurecost.collector.reports import (
+    REPORTS,
+    ReportError,
+    ReportOptions,
+    Window,
+    feature_costs,
+    rebuild_rollups,
+    run_report,
+)
 from featurecost.collector.storage import Storage
 from featurecost.collector.usage_import import UsageImportError, parse_usage_csv, store_usage
 from featurecost.collector.wal import WriteAheadLog
@@ -121,6 +129,16 @@ def create_api_app(
         imported = await run_in_threadpool(store_usage, storage, rows, source)
         return JSONResponse({"imported": imported})
 
+    async def rebuild(request: Request) -> Response:
+        try:
+            month = int(request.query_params.get("month", ""))
+            if not 190001 <= month <= 299912 or not 1 <= month % 100 <= 12:
+                raise ValueError
+        except ValueError:
+            return JSONResponse({"error": "month=YYYYMM required"}, status_code=400)
+        await run_in_threadpool(rebuild_rollups, storage, month)
+        return JSONResponse({"rebuilt": month})
+
     return Starlette(
         routes=[
             Route("/healthz", healthz),
@@ -129,5 +147,6 @@ def create_api_app(
             Route("/api/v1/reports/feature-costs", report_feature_costs),
             Route("/api/v1/reports/{name}", report),
             Route("/api/v1/import/usage", import_usage, methods=["POST"]),
+            Route("/api/v1/rollups/rebuild", rebuild, methods=["POST"]),
         ]
     )

@@ -20,7 +20,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from featurecost.collector.reports import Dimension, ReportError, ReportOptions, Source, Window, run_report
+from featurecost.collector.reports import (
+    Dimension,
+    ReportError,
+    ReportOptions,
+    Source,
+    Window,
+    rebuild_rollups,
+    run_report,
+)
 from featurecost.collector.storage import Storage
 
 DEFAULT_API = "http://127.0.0.1:8787"
@@ -143,6 +151,22 @@ def render(payload: dict[str, Any], output: Format, title: str) -> None:
         console.print("no calls in this window")
 
 
+def rebuild(month: int, api: str, storage: str | None) -> None:
+    if storage:
+        store = Storage(storage)
+        try:
+            rebuild_rollups(store, month)
+        finally:
+            store.close()
+        return
+    try:
+        response = httpx.post(f"{api.rstrip('/')}/api/v1/rollups/rebuild", params={"month": month}, timeout=600)
+    except httpx.HTTPError as exc:
+        raise typer.BadParameter(f"cannot reach the collector API at {api} ({exc}); or use --storage") from exc
+    if response.status_code != 200:
+        raise typer.BadParameter(f"collector API answered {response.status_code}: {response.text}")
+
+
 def register(report_app: typer.Typer) -> None:
     """Add the named reports to ``featurecost report``."""
 
@@ -234,3 +258,18 @@ def register(report_app: typer.Typer) -> None:
         """Spread shared features' spend (e.g. embeddings) over the features that use them."""
         emit("allocation", "Spend with shared cost allocated", since, until, days, env, api, storage, output,
              ReportOptions(source=source, shared=tuple(shared)))  # fmt: skip
+
+    @report_app.command("drift")
+    def drift(
+        rebuild_month: Annotated[
+            list[int] | None,
+            typer.Option("--rebuild", help="Re-derive this month (YYYYMM) of the rollups from the raw calls first."),
+        ] = None,
+        api: Api = DEFAULT_API, storage: StorageDsn = None, output: Output = Format.table,
+    ) -> None:  # fmt: skip
+        """Rollups vs raw calls per month: drift > 0 means a span was counted twice."""
+        for month in rebuild_month or []:
+            rebuild(month, api, storage)
+        now = datetime.now(UTC)
+        emit("drift", "Rollup drift (rollup calls - stored calls)", None, now.isoformat(), 1, "all", api, storage,
+             output, ReportOptions())  # fmt: skip

@@ -13,6 +13,7 @@ from featurecost.collector.reports.cache import cache_effectiveness
 from featurecost.collector.reports.features import feature_costs
 from featurecost.collector.reports.margin import tenant_margin, unit_costs
 from featurecost.collector.reports.outliers import outliers
+from featurecost.collector.reports.rollups import rollup_drift
 from featurecost.collector.reports.weekly import regressions, weekly_features
 from featurecost.collector.reports.window import Window
 from featurecost.collector.storage import Storage
@@ -84,6 +85,8 @@ REPORTS: dict[str, Runner] = {
     "margin": lambda s, w, o: _rows(tenant_margin(s, w, o.source)),
     "unit-costs": lambda s, w, o: _rows(unit_costs(s, w, o.source)),
     "allocation": _allocation,
+    # not windowed: every month the rollups hold, against calls FINAL
+    "drift": lambda s, w, o: _rows(rollup_drift(s)),
 }
 
 
