@@ -14,7 +14,14 @@ import pytest
 from typer.testing import CliRunner
 
 from featurecost.collector.cli import app
-from featurecost.collector.reports import Source, Window, rebuild_rollups, rollup_drift, weekly_features
+from featurecost.collector.reports import (
+    Source,
+    Window,
+    feature_costs,
+    rebuild_rollups,
+    rollup_drift,
+    weekly_features,
+)
 from featurecost.collector.storage import Storage
 from tests.reports_seed import RESTATEMENT_COLUMNS, Restatement, Seed, _call, restatement_rows
 
@@ -100,3 +107,14 @@ def test_cli_drift_finds_and_rebuild_repairs(storage: Storage, dsn: str) -> None
 
     assert drift() == [(202603, 1)]
     assert drift("--rebuild", "202603") == [(202603, 0)]
+
+
+def test_a_feature_with_only_unpriced_calls_is_not_free(storage: Storage) -> None:
+    unknown = _call(9, T0, "private-model", "acme", "u1", "s9", "r9", None)
+    storage.insert_calls([*calls(), unknown], dedup_token="wal-0-100")
+    rows = {r.feature: r for r in feature_costs(storage, WINDOW)}
+    assert rows["private-model"].cost_usd is None
+    assert rows["private-model"].unpriced_calls == 1
+    weekly = {r.feature: r for r in weekly_features(storage, WINDOW)}
+    assert weekly["private-model"].unpriced_calls == 1
+    assert weekly["private-model"].session_p50_usd is None  # no priced session to take a median of

@@ -306,6 +306,15 @@ def test_feature_costs_still_count_unpriced_calls(storage: Storage, data: Seed) 
     assert rows["draft-email"].calls == sum(1 for c in calls if c.feature == "draft-email")
 
 
+def test_feature_costs_include_restatements(storage: Storage, data: Seed) -> None:
+    window = Window(at(WEEKS[0]), at(WEEKS[5]) + timedelta(days=7))
+    expected: dict[str, Decimal] = defaultdict(Decimal)
+    for c in production(data, window):
+        expected[c.feature] += cost(data, c)
+    assert any(r.call.cost_usd is None for r in data.restatements)  # an unpriced call restated too
+    assert {r.feature: r.cost_usd for r in feature_costs(storage, window)} == dict(expected)
+
+
 # --- margin and allocation ---------------------------------------------------------------
 
 
