@@ -24,6 +24,7 @@ MODELS = {
     "draft-email": ("anthropic", "claude-sonnet-4-6"),
     "embeddings": ("openai", "text-embedding-3-small"),
     "unattributed": ("openai", "gpt-4o-mini"),
+    "private-model": ("openai", "acme-private-llm"),
 }
 
 
