@@ -165,3 +165,13 @@ def test_drift_and_rebuild_through_the_api(collector: Collector, data: Seed) -> 
     assert response.json() == {"rebuilt": 202609}
     after = httpx.get(f"{collector.api_url}/api/v1/reports/drift", timeout=60).json()["rows"]
     assert after == rows
+
+
+def test_raw_source_through_the_api_matches_the_rollups(collector: Collector) -> None:
+    params = {"since": "2026-09-07T00:00:00+00:00", "until": "2026-10-19T00:00:00+00:00", "dimension": "plan"}
+    for name in ("weekly", "breakdown", "cache"):
+        rollup = httpx.get(f"{collector.api_url}/api/v1/reports/{name}", params=params, timeout=60).json()
+        raw = httpx.get(f"{collector.api_url}/api/v1/reports/{name}", params={**params, "source": "raw"}, timeout=60)
+        assert raw.json()["source"] == "raw"
+        assert raw.json()["rows"] == rollup["rows"], name
+        assert rollup["rows"], name
