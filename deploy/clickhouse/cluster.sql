@@ -132,6 +132,246 @@ ENGINE = Distributed('{cluster}', 'featurecost', 'cost_restatements_local', city
 
 INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 11, '0011_cost_restatements.sql' WHERE 11 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
 
+CREATE TABLE IF NOT EXISTS featurecost.rollup_hourly_local ON CLUSTER '{cluster}'
+(
+    hour DateTime('UTC'),
+    environment LowCardinality(String),
+    feature LowCardinality(String),
+    tenant String,
+    provider LowCardinality(String),
+    model LowCardinality(String),
+    version LowCardinality(String),
+    calls SimpleAggregateFunction(sum, UInt64),
+    unpriced_calls SimpleAggregateFunction(sum, UInt64),
+    input_tokens SimpleAggregateFunction(sum, UInt64),
+    output_tokens SimpleAggregateFunction(sum, UInt64),
+    cache_read_tokens SimpleAggregateFunction(sum, UInt64),
+    cache_write_tokens SimpleAggregateFunction(sum, UInt64),
+    reasoning_tokens SimpleAggregateFunction(sum, UInt64),
+    cost_usd SimpleAggregateFunction(sum, Decimal(38, 18)),
+    input_cost_usd SimpleAggregateFunction(sum, Decimal(38, 18)),
+    output_cost_usd SimpleAggregateFunction(sum, Decimal(38, 18)),
+    restated_usd SimpleAggregateFunction(sum, Decimal(38, 18)),
+    restatements SimpleAggregateFunction(sum, UInt64)
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/rollup_hourly_local', '{replica}')
+PARTITION BY toYYYYMM(hour)
+ORDER BY (environment, feature, hour, tenant, provider, model, version)
+SETTINGS replicated_deduplication_window = 10000;
+
+CREATE TABLE IF NOT EXISTS featurecost.rollup_hourly ON CLUSTER '{cluster}' AS featurecost.rollup_hourly_local
+ENGINE = Distributed('{cluster}', 'featurecost', 'rollup_hourly_local', cityHash64((environment, feature, hour, tenant, provider, model, version)));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS featurecost.rollup_hourly_from_calls_local ON CLUSTER '{cluster}' TO featurecost.rollup_hourly_local
+AS
+SELECT
+    toStartOfHour(src.start_time) AS hour,
+    src.environment AS environment,
+    src.feature AS feature,
+    src.tenant AS tenant,
+    src.provider AS provider,
+    if(src.response_model != '', src.response_model AS response_model, src.request_model) AS model,
+    src.version AS version,
+    toUInt64(count()) AS calls,
+    toUInt64(countIf(src.cost_usd IS NULL)) AS unpriced_calls,
+    sum(src.input_tokens) AS input_tokens,
+    sum(src.output_tokens) AS output_tokens,
+    sum(src.cache_read_tokens) AS cache_read_tokens,
+    sum(src.cache_write_tokens) AS cache_write_tokens,
+    sum(src.reasoning_tokens) AS reasoning_tokens,
+    sum(ifNull(src.cost_usd, toDecimal128(0, 18))) AS cost_usd,
+    sum(ifNull(src.input_cost_usd, toDecimal128(0, 18))) AS input_cost_usd,
+    sum(ifNull(src.output_cost_usd, toDecimal128(0, 18))) AS output_cost_usd,
+    toDecimal128(0, 18) AS restated_usd,
+    toUInt64(0) AS restatements
+FROM featurecost.calls_local AS src
+GROUP BY hour, environment, feature, tenant, provider, model, version;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS featurecost.rollup_hourly_from_restatements_local ON CLUSTER '{cluster}' TO featurecost.rollup_hourly_local
+AS
+SELECT
+    toStartOfHour(src.start_time) AS hour,
+    src.environment AS environment,
+    src.feature AS feature,
+    src.tenant AS tenant,
+    src.provider AS provider,
+    if(src.response_model != '', src.response_model AS response_model, src.request_model) AS model,
+    src.version AS version,
+    toUInt64(0) AS calls,
+    toUInt64(0) AS unpriced_calls,
+    toUInt64(0) AS input_tokens,
+    toUInt64(0) AS output_tokens,
+    toUInt64(0) AS cache_read_tokens,
+    toUInt64(0) AS cache_write_tokens,
+    toUInt64(0) AS reasoning_tokens,
+    sum(src.cost_delta_usd) AS cost_usd,
+    toDecimal128(0, 18) AS input_cost_usd,
+    toDecimal128(0, 18) AS output_cost_usd,
+    sum(src.cost_delta_usd) AS restated_usd,
+    toUInt64(count()) AS restatements
+FROM featurecost.cost_restatements_local AS src
+GROUP BY hour, environment, feature, tenant, provider, model, version;
+
+CREATE TABLE IF NOT EXISTS featurecost.rollup_actions_local ON CLUSTER '{cluster}'
+(
+    hour DateTime('UTC'),
+    environment LowCardinality(String),
+    feature LowCardinality(String),
+    session_id String,
+    root_id String,
+    tenant String,
+    user_id String,
+    plan LowCardinality(String),
+    version LowCardinality(String),
+    provider LowCardinality(String),
+    model LowCardinality(String),
+    calls SimpleAggregateFunction(sum, UInt64),
+    unpriced_calls SimpleAggregateFunction(sum, UInt64),
+    input_tokens SimpleAggregateFunction(sum, UInt64),
+    output_tokens SimpleAggregateFunction(sum, UInt64),
+    cache_read_tokens SimpleAggregateFunction(sum, UInt64),
+    cache_write_tokens SimpleAggregateFunction(sum, UInt64),
+    reasoning_tokens SimpleAggregateFunction(sum, UInt64),
+    cost_usd SimpleAggregateFunction(sum, Decimal(38, 18)),
+    restated_usd SimpleAggregateFunction(sum, Decimal(38, 18)),
+    first_call SimpleAggregateFunction(min, DateTime64(6, 'UTC')),
+    last_call SimpleAggregateFunction(max, DateTime64(6, 'UTC'))
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/rollup_actions_local', '{replica}')
+PARTITION BY toYYYYMM(hour)
+ORDER BY (environment, feature, hour, session_id, root_id, tenant, user_id, plan, version, provider, model)
+SETTINGS replicated_deduplication_window = 10000;
+
+CREATE TABLE IF NOT EXISTS featurecost.rollup_actions ON CLUSTER '{cluster}' AS featurecost.rollup_actions_local
+ENGINE = Distributed('{cluster}', 'featurecost', 'rollup_actions_local', cityHash64((environment, feature, hour, session_id, root_id, tenant, user_id, plan, version, provider, model)));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS featurecost.rollup_actions_from_calls_local ON CLUSTER '{cluster}' TO featurecost.rollup_actions_local
+AS
+SELECT
+    toStartOfHour(src.start_time) AS hour,
+    src.environment AS environment,
+    src.feature AS feature,
+    src.session_id AS session_id,
+    src.root_id AS root_id,
+    src.tenant AS tenant,
+    src.user_id AS user_id,
+    src.plan AS plan,
+    src.version AS version,
+    src.provider AS provider,
+    if(src.response_model != '', src.response_model AS response_model, src.request_model) AS model,
+    toUInt64(count()) AS calls,
+    toUInt64(countIf(src.cost_usd IS NULL)) AS unpriced_calls,
+    sum(src.input_tokens) AS input_tokens,
+    sum(src.output_tokens) AS output_tokens,
+    sum(src.cache_read_tokens) AS cache_read_tokens,
+    sum(src.cache_write_tokens) AS cache_write_tokens,
+    sum(src.reasoning_tokens) AS reasoning_tokens,
+    sum(ifNull(src.cost_usd, toDecimal128(0, 18))) AS cost_usd,
+    toDecimal128(0, 18) AS restated_usd,
+    min(src.start_time) AS first_call,
+    max(src.start_time) AS last_call
+FROM featurecost.calls_local AS src
+GROUP BY hour, environment, feature, session_id, root_id, tenant, user_id, plan, version, provider, model;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS featurecost.rollup_actions_from_restatements_local ON CLUSTER '{cluster}' TO featurecost.rollup_actions_local
+AS
+SELECT
+    toStartOfHour(src.start_time) AS hour,
+    src.environment AS environment,
+    src.feature AS feature,
+    src.session_id AS session_id,
+    src.root_id AS root_id,
+    src.tenant AS tenant,
+    src.user_id AS user_id,
+    src.plan AS plan,
+    src.version AS version,
+    src.provider AS provider,
+    if(src.response_model != '', src.response_model AS response_model, src.request_model) AS model,
+    toUInt64(0) AS calls,
+    toUInt64(0) AS unpriced_calls,
+    toUInt64(0) AS input_tokens,
+    toUInt64(0) AS output_tokens,
+    toUInt64(0) AS cache_read_tokens,
+    toUInt64(0) AS cache_write_tokens,
+    toUInt64(0) AS reasoning_tokens,
+    sum(src.cost_delta_usd) AS cost_usd,
+    sum(src.cost_delta_usd) AS restated_usd,
+    min(src.start_time) AS first_call,
+    max(src.start_time) AS last_call
+FROM featurecost.cost_restatements_local AS src
+GROUP BY hour, environment, feature, session_id, root_id, tenant, user_id, plan, version, provider, model;
+
+INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 21, '0021_rollups.sql' WHERE 21 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
+
+CREATE TABLE IF NOT EXISTS featurecost.product_usage_local ON CLUSTER '{cluster}'
+(
+    tenant String,
+    period_start Date,
+    period_end Date,
+    feature String,
+    revenue_usd Decimal(38, 18),
+    active_users UInt64,
+    usage_count UInt64,
+    source String,
+    imported_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/product_usage_local', '{replica}', imported_at)
+ORDER BY (tenant, period_start, period_end, feature);
+
+CREATE TABLE IF NOT EXISTS featurecost.product_usage ON CLUSTER '{cluster}' AS featurecost.product_usage_local
+ENGINE = Distributed('{cluster}', 'featurecost', 'product_usage_local', cityHash64((tenant, period_start, period_end, feature)));
+
+INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 22, '0022_product_usage.sql' WHERE 22 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
+
+CREATE TABLE IF NOT EXISTS featurecost.rollup_sessions_local ON CLUSTER '{cluster}'
+(
+    week Date,
+    environment LowCardinality(String),
+    feature LowCardinality(String),
+    session_id String,
+    calls SimpleAggregateFunction(sum, UInt64),
+    unpriced_calls SimpleAggregateFunction(sum, UInt64),
+    cost_usd SimpleAggregateFunction(sum, Decimal(38, 18)),
+    restated_usd SimpleAggregateFunction(sum, Decimal(38, 18))
+)
+ENGINE = ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/{database}/rollup_sessions_local', '{replica}')
+PARTITION BY toYYYYMM(week)
+ORDER BY (environment, feature, week, session_id)
+SETTINGS replicated_deduplication_window = 10000;
+
+CREATE TABLE IF NOT EXISTS featurecost.rollup_sessions ON CLUSTER '{cluster}' AS featurecost.rollup_sessions_local
+ENGINE = Distributed('{cluster}', 'featurecost', 'rollup_sessions_local', cityHash64((environment, feature, week, session_id)));
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS featurecost.rollup_sessions_from_calls_local ON CLUSTER '{cluster}' TO featurecost.rollup_sessions_local
+AS
+SELECT
+    toMonday(src.start_time) AS week,
+    src.environment AS environment,
+    src.feature AS feature,
+    src.session_id AS session_id,
+    toUInt64(count()) AS calls,
+    toUInt64(countIf(src.cost_usd IS NULL)) AS unpriced_calls,
+    sum(ifNull(src.cost_usd, toDecimal128(0, 18))) AS cost_usd,
+    toDecimal128(0, 18) AS restated_usd
+FROM featurecost.calls_local AS src
+GROUP BY week, environment, feature, session_id;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS featurecost.rollup_sessions_from_restatements_local ON CLUSTER '{cluster}' TO featurecost.rollup_sessions_local
+AS
+SELECT
+    toMonday(src.start_time) AS week,
+    src.environment AS environment,
+    src.feature AS feature,
+    src.session_id AS session_id,
+    toUInt64(0) AS calls,
+    toUInt64(0) AS unpriced_calls,
+    sum(src.cost_delta_usd) AS cost_usd,
+    sum(src.cost_delta_usd) AS restated_usd
+FROM featurecost.cost_restatements_local AS src
+GROUP BY week, environment, feature, session_id;
+
+INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 23, '0023_rollup_sessions.sql' WHERE 23 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
+
 CREATE TABLE IF NOT EXISTS featurecost.alerts_local ON CLUSTER '{cluster}'
 (
     dedupe_key String,

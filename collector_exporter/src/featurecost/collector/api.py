@@ -19,8 +19,17 @@ from starlette.routing import Route
 
 from featurecost.collector.metrics import CONTENT_TYPE, Metrics
 from featurecost.collector.pipeline import Pipeline
-from featurecost.collector.reports import Window, feature_costs
+from featurecost.collector.reports import (
+    REPORTS,
+    ReportError,
+    ReportOptions,
+    Window,
+    feature_costs,
+    rebuild_rollups,
+    run_report,
+)
 from featurecost.collector.storage import Storage
+from featurecost.collector.usage_import import UsageImportError, parse_usage_csv, store_usage
 from featurecost.collector.wal import WriteAheadLog
 from featurecost.collector.web import web_routes
 
@@ -116,6 +125,43 @@ def create_api_app(
             }
         )
 
+    async def report(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in REPORTS:
+            return JSONResponse({"error": f"no report {name!r}; reports: {sorted(REPORTS)}"}, status_code=404)
+        try:
+            window = window_from_query(request.query_params)
+            options = ReportOptions.from_query(request.query_params)
+            payload = await run_in_threadpool(run_report, name, storage, window, options)
+        except (ValueError, ReportError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(payload)
+
+    async def import_usage(request: Request) -> Response:
+        body = await request.body()
+        try:
+            rows = parse_usage_csv(body.decode("utf-8"))
+        except UnicodeDecodeError:
+            return JSONResponse({"error": "CSV must be UTF-8"}, status_code=400)
+        except UsageImportError as exc:
+            return JSONResponse(
+                {"error": "invalid CSV", "errors": [{"line": e.line, "message": e.message} for e in exc.errors]},
+                status_code=400,
+            )
+        source = request.query_params.get("source", "api")
+        imported = await run_in_threadpool(store_usage, storage, rows, source)
+        return JSONResponse({"imported": imported})
+
+    async def rebuild(request: Request) -> Response:
+        try:
+            month = int(request.query_params.get("month", ""))
+            if not 190001 <= month <= 299912 or not 1 <= month % 100 <= 12:
+                raise ValueError
+        except ValueError:
+            return JSONResponse({"error": "month=YYYYMM required"}, status_code=400)
+        await run_in_threadpool(rebuild_rollups, storage, month)
+        return JSONResponse({"rebuilt": month})
+
     return Starlette(
         routes=[
             Route("/healthz", healthz),
@@ -123,6 +169,9 @@ def create_api_app(
             Route("/api/v1/status", status),
             Route("/metrics", prometheus),
             Route("/api/v1/reports/feature-costs", report_feature_costs),
+            Route("/api/v1/reports/{name}", report),
+            Route("/api/v1/import/usage", import_usage, methods=["POST"]),
+            Route("/api/v1/rollups/rebuild", rebuild, methods=["POST"]),
             *web_routes(),
             *extra_routes,
         ]

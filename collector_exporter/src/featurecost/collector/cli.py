@@ -21,7 +21,9 @@ from rich.table import Table
 
 from featurecost.collector.budgets.cli import budgets_app, load_budgets_option
 from featurecost.collector.config import ConfigError, build_config
+from featurecost.collector.import_cli import import_app
 from featurecost.collector.prices_cli import check_prices_file, prices_app
+from featurecost.collector.report_commands import register as register_reports
 from featurecost.collector.reports import FeatureCostRow, Window, feature_costs
 from featurecost.collector.server import serve
 from featurecost.collector.storage import Storage
@@ -33,6 +35,8 @@ app.add_typer(report_app, name="report")
 app.add_typer(storage_app, name="storage")
 app.add_typer(budgets_app, name="budgets")
 app.add_typer(prices_app, name="prices")
+register_reports(report_app)
+app.add_typer(import_app, name="import")
 
 DEFAULT_API = "http://127.0.0.1:8787"
 

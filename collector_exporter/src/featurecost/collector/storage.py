@@ -153,6 +153,16 @@ class Storage:
             result = self.client.query(sql, parameters=dict(parameters or {}))
         return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
+    def query_text(self, sql: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """Run SQL text the caller assembled from named query files; rows as dicts."""
+        with self._lock:
+            result = self.client.query(sql, parameters=dict(parameters or {}))
+        return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+    def command(self, sql: str, parameters: Mapping[str, Any] | None = None) -> None:
+        with self._lock:
+            self.client.command(sql, parameters=dict(parameters or {}))
+
     def stored_calls(self) -> int:
         return int(self.query_named("featurecost.collector", "stored_calls")[0]["calls"])
 

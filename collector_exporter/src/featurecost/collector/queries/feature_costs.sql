@@ -1,22 +1,34 @@
--- The per-feature cost table over [since, until) for one environment.
--- total_cost_usd sums priced calls only; unpriced_calls counts the calls whose cost is
--- unknown (NULL), so an unknown model shows up instead of looking free.
+-- The per-feature cost table over [since, until) for one environment ('*': all).
+-- total_cost_usd sums priced calls plus restatement deltas (cost_restatements); it is NULL
+-- only when nothing in the feature was priced or restated. unpriced_calls counts the calls
+-- whose cost was unknown (NULL), so an unknown model shows up instead of looking free.
+WITH deltas AS (
+    SELECT feature, sum(cost_delta_usd) AS delta_usd
+    FROM cost_restatements
+    WHERE ({environment:String} = '*' OR environment = {environment:String})
+      AND start_time >= {since:DateTime64(6, 'UTC')}
+      AND start_time < {until:DateTime64(6, 'UTC')}
+    GROUP BY feature
+)
 SELECT
-    feature,
+    c.feature AS feature,
     count() AS calls,
-    uniqExact(root_id) AS actions,
-    uniqExact(session_id) AS sessions,
-    sum(input_tokens) AS input_tokens,
-    sum(output_tokens) AS output_tokens,
-    sum(cache_read_tokens) AS cache_read_tokens,
-    sum(cache_write_tokens) AS cache_write_tokens,
-    sum(reasoning_tokens) AS reasoning_tokens,
-    sum(cost_usd) AS total_cost_usd,
-    countIf(cost_usd IS NULL) AS unpriced_calls,
-    groupUniqArrayIf(unpriced_reason, unpriced_reason != '') AS unpriced_reasons
-FROM calls FINAL
-WHERE environment = {environment:String}
-  AND start_time >= {since:DateTime64(6, 'UTC')}
-  AND start_time < {until:DateTime64(6, 'UTC')}
-GROUP BY feature
+    uniqExact(c.root_id) AS actions,
+    uniqExact(c.session_id) AS sessions,
+    sum(c.input_tokens) AS input_tokens,
+    sum(c.output_tokens) AS output_tokens,
+    sum(c.cache_read_tokens) AS cache_read_tokens,
+    sum(c.cache_write_tokens) AS cache_write_tokens,
+    sum(c.reasoning_tokens) AS reasoning_tokens,
+    any(d.feature) != '' AS restated,
+    if(countIf(c.cost_usd IS NOT NULL) = 0 AND NOT restated, NULL,
+       sum(ifNull(c.cost_usd, toDecimal128(0, 18))) + any(d.delta_usd)) AS total_cost_usd,
+    countIf(c.cost_usd IS NULL) AS unpriced_calls,
+    groupUniqArrayIf(c.unpriced_reason, c.unpriced_reason != '') AS unpriced_reasons
+FROM calls AS c FINAL
+LEFT JOIN deltas AS d ON d.feature = c.feature
+WHERE ({environment:String} = '*' OR c.environment = {environment:String})
+  AND c.start_time >= {since:DateTime64(6, 'UTC')}
+  AND c.start_time < {until:DateTime64(6, 'UTC')}
+GROUP BY c.feature
 ORDER BY ifNull(total_cost_usd, 0) DESC, feature

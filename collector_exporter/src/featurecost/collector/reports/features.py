@@ -1,4 +1,4 @@
-"""Reports: the named queries that read the money back, shared by the CLI and the API.
+"""The per-feature cost table (raw ``calls FINAL``; the e2e test and demo read it).
 
 Money stays ``Decimal`` end to end; in JSON it is a string so no float ever rounds it.
 """
@@ -6,32 +6,13 @@ Money stays ``Decimal`` end to end; in JSON it is a string so no float ever roun
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from featurecost.collector.reports.window import Window
 from featurecost.collector.storage import Storage
 
 _PACKAGE = "featurecost.collector"
-
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    since: datetime
-    until: datetime
-    environment: str = "production"
-
-    @classmethod
-    def last_days(cls, days: int, environment: str = "production", now: datetime | None = None) -> Window:
-        until = (now or datetime.now(UTC)) + timedelta(seconds=1)
-        return cls(until - timedelta(days=days), until, environment)
-
-    def parameters(self) -> dict[str, Any]:
-        return {
-            "since": self.since.astimezone(UTC).replace(tzinfo=None),
-            "until": self.until.astimezone(UTC).replace(tzinfo=None),
-            "environment": self.environment,
-        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,275 @@
+"""``featurecost report <name>``: every named report, as a table, JSON or CSV.
+
+Reads through the collector's report API by default (with embedded chDB the collector
+owns the data directory), or straight from storage with ``--storage``. Both paths run
+``reports.run_report``, so they print the same numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from featurecost.collector.reports import (
+    Dimension,
+    ReportError,
+    ReportOptions,
+    Source,
+    Window,
+    rebuild_rollups,
+    run_report,
+)
+from featurecost.collector.storage import Storage
+
+DEFAULT_API = "http://127.0.0.1:8787"
+
+
+class Format(StrEnum):
+    table = "table"
+    json = "json"
+    csv = "csv"
+
+
+Since = Annotated[str | None, typer.Option(help="ISO-8601 start (default: --days before --until).")]
+Until = Annotated[str | None, typer.Option(help="ISO-8601 end, exclusive (default: now).")]
+Days = Annotated[int, typer.Option(help="Window length when --since is not given.")]
+Env = Annotated[str, typer.Option(help="deployment.environment.name; 'all' for every environment.")]
+Api = Annotated[str, typer.Option(envvar="FEATURECOST_API", help="Collector report API.")]
+StorageDsn = Annotated[
+    str | None, typer.Option(envvar="FEATURECOST_STORAGE", help="Read this DSN directly instead of the API.")
+]
+Output = Annotated[Format, typer.Option("--format", help="table, json or csv.")]
+SourceOption = Annotated[
+    Source, typer.Option("--source", help="rollup (fast) or raw (calls FINAL: exact even if a span was stored twice).")
+]
+
+
+def window(since: str | None, until: str | None, days: int, env: str) -> Window:
+    def parse(value: str, name: str) -> datetime:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise typer.BadParameter(f"{name}: not an ISO-8601 time: {value!r}") from exc
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+    end = parse(until, "--until") if until else datetime.now(UTC) + timedelta(seconds=1)
+    start = parse(since, "--since") if since else end - timedelta(days=days)
+    if start >= end:
+        raise typer.BadParameter("--since must be before --until")
+    return Window(start, end, env)
+
+
+def fetch(name: str, api: str, win: Window, options: ReportOptions) -> dict[str, Any]:
+    params = {**{k: v for k, v in win.to_json().items()}, **options.to_query()}
+    try:
+        response = httpx.get(f"{api.rstrip('/')}/api/v1/reports/{name}", params=params, timeout=120)
+    except httpx.HTTPError as exc:
+        raise typer.BadParameter(
+            f"cannot reach the collector API at {api} ({exc}); start `featurecost collector` "
+            "or read storage directly with --storage"
+        ) from exc
+    if response.status_code != 200:
+        raise typer.BadParameter(f"collector API answered {response.status_code}: {response.text}")
+    payload: dict[str, Any] = response.json()
+    return payload
+
+
+def produce(name: str, api: str, storage: str | None, win: Window, options: ReportOptions) -> dict[str, Any]:
+    if not storage:
+        return fetch(name, api, win, options)
+    store = Storage(storage)
+    try:
+        return run_report(name, store, win, options)
+    except ReportError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    finally:
+        store.close()
+
+
+def _cell(key: str, value: Any) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, str) and (key.endswith(("_usd", "_pct", "_share", "share", "ratio")) or "per_action" in key):
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            return value
+        if key.endswith("_usd"):
+            return f"${number:,.6f}"
+        if key.endswith("_pct"):
+            return f"{number:,.1f}%"
+        if key.endswith(("share", "ratio")):
+            return f"{number * 100:,.1f}%"
+        return f"{number:,.2f}"
+    return str(value)
+
+
+def render(payload: dict[str, Any], output: Format, title: str) -> None:
+    rows: list[dict[str, Any]] = payload["rows"]
+    if output is Format.json:
+        print(json.dumps(payload, indent=2))
+        return
+    if output is Format.csv:
+        if rows:
+            writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]))
+            writer.writeheader()
+            for row in rows:
+                writer.writerow({k: "; ".join(map(str, v)) if isinstance(v, list) else v for k, v in row.items()})
+        return
+    win = payload["window"]
+    console = Console() if sys.stdout.isatty() else Console(width=240)
+    table = Table(title=f"{title} · {win['environment']} · {win['since']} → {win['until']}", title_justify="left")
+    columns = list(rows[0]) if rows else []
+    for key in columns:
+        table.add_column(key.replace("_", " "), justify="left" if key in ("feature", "value") else "right")
+    for row in rows:
+        table.add_row(*(_cell(k, row[k]) for k in columns))
+    extras = {k: v for k, v in payload.items() if k not in ("rows", "window", "report", "source")}
+    if extras:
+        table.caption = "  ".join(
+            f"{k}: {_cell(k, v)}"
+            if not isinstance(v, dict)
+            else "  ".join(f"{kk}: {_cell(kk, vv)}" for kk, vv in v.items())
+            for k, v in extras.items()
+        )
+    console.print(table)
+    if not rows:
+        console.print("no calls in this window")
+
+
+def rebuild(month: int, api: str, storage: str | None) -> None:
+    if storage:
+        store = Storage(storage)
+        try:
+            rebuild_rollups(store, month)
+        finally:
+            store.close()
+        return
+    try:
+        response = httpx.post(f"{api.rstrip('/')}/api/v1/rollups/rebuild", params={"month": month}, timeout=600)
+    except httpx.HTTPError as exc:
+        raise typer.BadParameter(f"cannot reach the collector API at {api} ({exc}); or use --storage") from exc
+    if response.status_code != 200:
+        raise typer.BadParameter(f"collector API answered {response.status_code}: {response.text}")
+
+
+def register(report_app: typer.Typer) -> None:
+    """Add the named reports to ``featurecost report``."""
+
+    def emit(name: str, title: str, since: str | None, until: str | None, days: int, env: str, api: str,
+             storage: str | None, output: Format, options: ReportOptions) -> None:  # fmt: skip
+        render(produce(name, api, storage, window(since, until, days, env), options), output, title)
+
+    @report_app.command("weekly")
+    def weekly(
+        since: Since = None, until: Until = None, days: Days = 28, env: Env = "production", api: Api = DEFAULT_API,
+        storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
+    ) -> None:  # fmt: skip
+        """The weekly per-feature row: spend, session p50/p95, cost-to-revenue, WoW, anomalies."""
+        emit("weekly", "LLM cost per feature and week", since, until, days, env, api, storage, output,
+             ReportOptions(source=source))  # fmt: skip
+
+    @report_app.command("breakdown")
+    def breakdown(
+        by: Annotated[Dimension, typer.Option("--by", help="Dimension to split each feature by.")] = Dimension.tenant,
+        feature: Annotated[str, typer.Option(help="Only this feature.")] = "",
+        since: Since = None, until: Until = None, days: Days = 7, env: Env = "production", api: Api = DEFAULT_API,
+        storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
+    ) -> None:  # fmt: skip
+        """Cost per feature by tenant, user, plan, provider, model or version (A/B cost per action)."""
+        emit("breakdown", f"LLM cost by feature x {by.value}", since, until, days, env, api, storage, output,
+             ReportOptions(source=source, dimension=by, feature=feature))  # fmt: skip
+
+    @report_app.command("decomposition")
+    def decomposition(
+        since: Since = None, until: Until = None, days: Days = 7, env: Env = "production", api: Api = DEFAULT_API,
+        storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
+    ) -> None:  # fmt: skip
+        """Per root action: input / output / cache read / cache write / reasoning tokens and turns."""
+        emit("decomposition", "What one user action consumes", since, until, days, env, api, storage, output,
+             ReportOptions(source=source))  # fmt: skip
+
+    @report_app.command("cache")
+    def cache(
+        since: Since = None, until: Until = None, days: Days = 7, env: Env = "production", api: Api = DEFAULT_API,
+        storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
+    ) -> None:  # fmt: skip
+        """Prompt-cache effectiveness per feature: hit ratio and dollars saved."""
+        emit("cache", "Prompt cache per feature", since, until, days, env, api, storage, output,
+             ReportOptions(source=source))  # fmt: skip
+
+    @report_app.command("outliers")
+    def outliers(
+        top: Annotated[int, typer.Option("--top", "-n", help="How many actions.", min=1, max=10_000)] = 10,
+        since: Since = None, until: Until = None, days: Days = 7, env: Env = "production", api: Api = DEFAULT_API,
+        storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
+    ) -> None:  # fmt: skip
+        """The costliest user actions, their share of spend, and the unattributed share."""
+        emit("outliers", f"Top {top} user actions by cost", since, until, days, env, api, storage, output,
+             ReportOptions(source=source, n=top))  # fmt: skip
+
+    @report_app.command("regressions")
+    def regressions(
+        since: Since = None, until: Until = None, days: Days = 56, env: Env = "production", api: Api = DEFAULT_API,
+        storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
+    ) -> None:  # fmt: skip
+        """Features whose median session cost rose ≥ 5 % week over week for ≥ 2 weeks in a row."""
+        emit("regressions", "Session cost regressions", since, until, days, env, api, storage, output,
+             ReportOptions(source=source))  # fmt: skip
+
+    @report_app.command("margin")
+    def margin(
+        since: Since = None, until: Until = None, days: Days = 30, env: Env = "production", api: Api = DEFAULT_API,
+        storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
+    ) -> None:  # fmt: skip
+        """Per-tenant margin and cost per active user (needs `featurecost import usage`)."""
+        emit("margin", "Tenant margin", since, until, days, env, api, storage, output,
+             ReportOptions(source=source))  # fmt: skip
+
+    @report_app.command("unit-costs")
+    def unit_costs(
+        since: Since = None, until: Until = None, days: Days = 30, env: Env = "production", api: Api = DEFAULT_API,
+        storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
+    ) -> None:  # fmt: skip
+        """Per feature: spend per imported product usage unit (usage.<feature> CSV columns)."""
+        emit("unit-costs", "LLM cost per product usage unit", since, until, days, env, api, storage, output,
+             ReportOptions(source=source))  # fmt: skip
+
+    @report_app.command("allocation")
+    def allocation(
+        shared: Annotated[list[str], typer.Option("--shared", help="A shared feature (repeatable).")],
+        since: Since = None, until: Until = None, days: Days = 30, env: Env = "production", api: Api = DEFAULT_API,
+        storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
+    ) -> None:  # fmt: skip
+        """Spread shared features' spend (e.g. embeddings) over the features that use them."""
+        emit("allocation", "Spend with shared cost allocated", since, until, days, env, api, storage, output,
+             ReportOptions(source=source, shared=tuple(shared)))  # fmt: skip
+
+    @report_app.command("drift")
+    def drift(
+        rebuild_month: Annotated[
+            list[int] | None,
+            typer.Option("--rebuild", help="Re-derive this month (YYYYMM) of the rollups from the raw calls first."),
+        ] = None,
+        api: Api = DEFAULT_API, storage: StorageDsn = None, output: Output = Format.table,
+    ) -> None:  # fmt: skip
+        """Rollups vs raw calls per month: drift > 0 means a span was counted twice."""
+        for month in rebuild_month or []:
+            rebuild(month, api, storage)
+        now = datetime.now(UTC)
+        emit("drift", "Rollup drift (rollup calls - stored calls)", None, now.isoformat(), 1, "all", api, storage,
+             output, ReportOptions())  # fmt: skip
