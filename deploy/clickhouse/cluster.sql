@@ -316,7 +316,8 @@ CREATE TABLE IF NOT EXISTS featurecost.product_usage_local ON CLUSTER '{cluster}
     imported_at DateTime64(3, 'UTC') DEFAULT now64(3)
 )
 ENGINE = ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/{database}/product_usage_local', '{replica}', imported_at)
-ORDER BY (tenant, period_start, period_end, feature);
+ORDER BY (tenant, period_start, period_end, feature)
+SETTINGS replicated_deduplication_window = 10000;
 
 CREATE TABLE IF NOT EXISTS featurecost.product_usage ON CLUSTER '{cluster}' AS featurecost.product_usage_local
 ENGINE = Distributed('{cluster}', 'featurecost', 'product_usage_local', cityHash64((tenant, period_start, period_end, feature)));

@@ -17,3 +17,4 @@ CREATE TABLE IF NOT EXISTS product_usage
 )
 ENGINE = ReplacingMergeTree(imported_at)
 ORDER BY (tenant, period_start, period_end, feature)
+SETTINGS non_replicated_deduplication_window = 10000
