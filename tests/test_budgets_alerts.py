@@ -204,11 +204,9 @@ def test_regression_rule_fires_on_two_rising_weeks(storage: Storage) -> None:
     found = session_cost_regressions(storage, now)
     assert [f.scope for f in found] == ["production/rising"]
     assert found[0].period == "week-of-2026-11-16"
-    assert found[0].details["weeks"] == {
-        "2026-11-02": "1.000000000000000000",
-        "2026-11-09": "1.060000000000000000",
-        "2026-11-16": "1.120000000000000000",
-    }
+    assert Decimal(found[0].details["previous_p50_usd"]) == Decimal("1.06")
+    assert Decimal(found[0].details["session_p50_usd"]) == Decimal("1.12")
+    assert found[0].details["consecutive_weeks"] == 2
 
 
 def test_anomalous_session_rule_through_the_alert_pipeline(storage: Storage) -> None:

@@ -1,21 +1,19 @@
-"""Findings for the regression and anomalous-session alert rules, from small queries of
-their own. Interim sources: the report functions for the same questions can replace
-them (``FindingsRule`` takes any ``(now) -> findings`` callable)."""
+"""Findings for the regression and anomalous-session alert rules (``FindingsRule`` takes
+any ``(now) -> findings`` callable). Regressions come from the reports' own rule."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from itertools import pairwise
 from typing import Any
 
 from featurecost.collector.alerts import Finding
+from featurecost.collector.reports.weekly import regressions
+from featurecost.collector.reports.window import Window
 from featurecost.collector.storage import Storage
 
 _PACKAGE = "featurecost.collector.budgets"
-REGRESSION_STEP = Decimal("1.05")  # median session cost up ≥ 5 % week over week ...
-REGRESSION_WEEKS = 2  # ... for at least this many consecutive weeks
+REGRESSION_WEEKS = 2  # the report flags a feature once its median rose this many weeks running
 
 
 def _naive_utc(instant: datetime) -> datetime:
@@ -27,39 +25,38 @@ def _monday(instant: datetime) -> datetime:
     return datetime.combine(day - timedelta(days=day.weekday()), datetime.min.time(), tzinfo=UTC)
 
 
-def session_cost_regressions(storage: Storage, now: datetime) -> list[Finding]:
-    """Features whose median session cost rose ≥ 5 % in each of the last two complete weeks."""
+def session_cost_regressions(storage: Storage, now: datetime, environment: str = "production") -> list[Finding]:
+    """Features whose median session cost rose ≥ 5 % week over week for ≥ 2 weeks running,
+    ending with the last complete week — the same rule and query as ``featurecost report
+    regressions`` (``reports.weekly.regressions``), so an alert and the report never disagree."""
     until = _monday(now)  # complete weeks only
     since = until - timedelta(weeks=REGRESSION_WEEKS + 1)
-    rows = storage.query_named(_PACKAGE, "session_cost_weeks", {"since": _naive_utc(since), "until": _naive_utc(until)})
-    weeks: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(dict)
-    for row in rows:
-        weeks[(row["environment"], row["feature"])][str(row["week"])] = Decimal(row["median_session_cost"])
-    expected = [str((since + timedelta(weeks=i)).date()) for i in range(REGRESSION_WEEKS + 1)]
+    last_week = (until - timedelta(weeks=1)).date()
     found = []
-    for (environment, feature), medians in sorted(weeks.items()):
-        if not all(week in medians for week in expected):
+    for row in regressions(storage, Window(since, until, environment)):
+        if row.week != last_week:
             continue
-        series = [medians[week] for week in expected]
-        if all(prev > 0 and cur >= prev * REGRESSION_STEP for prev, cur in pairwise(series)):
-            changes = [f"{(cur / prev - 1):+.1%}" for prev, cur in pairwise(series)]
-            found.append(
-                Finding(
-                    "regression",
-                    f"{environment}/{feature}",
-                    f"week-of-{expected[-1]}",
-                    "regression",
-                    f"Cost regression: {feature} median session cost up {REGRESSION_WEEKS} weeks running",
-                    f"{feature} ({environment}): median session cost "
-                    + " → ".join(f"${m:.4f}" for m in series)
-                    + f" (weeks of {', '.join(expected)}; {', '.join(changes)}).",
-                    {
-                        "environment": environment,
-                        "feature": feature,
-                        "weeks": dict(zip(expected, map(str, series), strict=True)),
-                    },
-                )
+        found.append(
+            Finding(
+                "regression",
+                f"{environment}/{row.feature}",
+                f"week-of-{row.week}",
+                "regression",
+                f"Cost regression: {row.feature} median session cost up {row.consecutive_weeks} weeks running",
+                f"{row.feature} ({environment}): median session cost ${row.previous_p50_usd:.4f} → "
+                f"${row.session_p50_usd:.4f} in the week of {row.week} ({row.change_pct:+.1f}%), "
+                f"up ≥ 5 % for {row.consecutive_weeks} consecutive weeks.",
+                {
+                    "environment": environment,
+                    "feature": row.feature,
+                    "week": str(row.week),
+                    "session_p50_usd": str(row.session_p50_usd),
+                    "previous_p50_usd": str(row.previous_p50_usd),
+                    "change_pct": str(row.change_pct),
+                    "consecutive_weeks": row.consecutive_weeks,
+                },
             )
+        )
     return found
 
 
