@@ -212,7 +212,7 @@ def test_regression_rule_fires_on_two_rising_weeks(storage: Storage) -> None:
 def test_anomalous_session_rule_through_the_alert_pipeline(storage: Storage) -> None:
     receiver = Receiver()
     now = utc(2026, 11, 23, 12)
-    for n in range(6):  # a normal week: $0.10 sessions
+    for n in range(12):  # normal weeks: $0.10 sessions, enough of them for a verdict
         insert(storage, make_call(now - timedelta(days=3, hours=n), "0.10", feature="chat", session=f"ok-{n}"))
     insert(storage, make_call(now - timedelta(hours=2), "0.15", feature="chat", session="fine"))
     insert(storage, *(make_call(now - timedelta(hours=1), "0.5", feature="chat", session="runaway") for _ in range(3)))

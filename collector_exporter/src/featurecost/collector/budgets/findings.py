@@ -61,15 +61,15 @@ def session_cost_regressions(storage: Storage, now: datetime, environment: str =
 
 
 def anomalous_sessions(
-    storage: Storage, now: datetime, *, factor: int = 10, window: timedelta = timedelta(days=1), min_baseline: int = 5
+    storage: Storage, now: datetime, *, window: timedelta = timedelta(days=1), min_baseline: int = 10
 ) -> list[Finding]:
-    """Sessions of the last ``window`` costing more than ``factor`` times their feature's median."""
+    """Sessions of the last ``window`` that the reports' anomaly rule flags (robust z-score
+    > 3.5 and > twice the median), against the feature's sessions of the 4 weeks before."""
     since = now - window
     params: dict[str, Any] = {
-        "baseline_since": _naive_utc(since - timedelta(days=7)),
+        "baseline_since": _naive_utc(since - timedelta(weeks=4)),
         "since": _naive_utc(since),
         "until": _naive_utc(now),
-        "factor": factor,
         "min_baseline_sessions": min_baseline,
     }
     found = []
@@ -81,9 +81,10 @@ def anomalous_sessions(
                 f"{row['environment']}/{row['feature']}/session={row['session_id']}",
                 "session",
                 "anomaly",
-                f"Anomalous session in {row['feature']}: ${cost:.4f} ({cost / median:.0f}x the median)",
+                f"Anomalous session in {row['feature']}: ${cost:.4f}"
+                + (f" ({cost / median:.0f}x the median)" if median else ""),
                 f"Session {row['session_id']} of {row['feature']} ({row['environment']}) cost ${cost:.4f} over "
-                f"{row['calls']} calls; the feature's median session over the previous 7 days is ${median:.4f}.",
+                f"{row['calls']} calls; the feature's median session over the previous 4 weeks is ${median:.4f}.",
                 {
                     "environment": row["environment"],
                     "feature": row["feature"],

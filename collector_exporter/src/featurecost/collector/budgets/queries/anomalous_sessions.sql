@@ -1,8 +1,16 @@
--- Sessions active in [since, until) that cost more than {factor} × the median session
--- cost of their environment × feature over [baseline_since, since).
+-- Sessions active in [since, until) that the reports' anomaly rule flags (docs/reports.md):
+-- session cost > median + 3.5 * 1.4826 * MAD (robust z-score > 3.5) and > 2 * median, where
+-- median and MAD are over the environment × feature's fully priced sessions in
+-- [baseline_since, since); no verdict with fewer than {min_baseline_sessions} of them.
 WITH baseline AS
 (
-    SELECT environment, feature, quantileExact(0.5)(session_cost) AS median_session_cost, count() AS sessions
+    SELECT
+        environment,
+        feature,
+        groupArray(session_cost) AS costs,
+        length(costs) AS sessions,
+        arrayReduce('quantileExact(0.5)', costs) AS median_session_cost,
+        arrayReduce('quantileExact(0.5)', arrayMap(c -> abs(c - median_session_cost), costs)) AS mad
     FROM
     (
         SELECT environment, feature, session_id, sum(cost_usd) AS session_cost
@@ -33,6 +41,7 @@ FROM
 ) AS s
 INNER JOIN baseline AS b ON s.environment = b.environment AND s.feature = b.feature
 WHERE b.sessions >= {min_baseline_sessions:UInt32}
-  AND s.session_cost > b.median_session_cost * {factor:UInt32}
+  AND s.session_cost > b.median_session_cost + b.mad * toDecimal32('5.1891', 4)
+  AND s.session_cost > 2 * b.median_session_cost
 ORDER BY s.session_cost DESC
 LIMIT 100
