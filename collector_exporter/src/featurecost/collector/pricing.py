@@ -20,7 +20,7 @@ import re
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from importlib.metadata import version
 from pathlib import Path
@@ -245,6 +245,10 @@ class Pricer:
         self.stats.count(record)
         return record
 
+    def quote(self, record: CallRecord) -> CallRecord:
+        """Price ``record`` without counting it in the stats (estimates, probes)."""
+        return self._price(record)
+
     def _price(self, record: CallRecord) -> CallRecord:
         if record.usage_source != attrs.USAGE_REPORTED:
             if record.status == "error":
@@ -458,6 +462,43 @@ def _time_of_day(model: ModelInfo) -> bool:
     if isinstance(model.prices, ModelPrice):
         return False
     return any(isinstance(p.constraint, TimeOfDateConstraint) for p in model.prices)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPrices:
+    """USD per token for one model on one day, as the pricer charges a small call."""
+
+    input: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+    output: Decimal
+
+
+_PROBE_TOKENS = 1000  # small enough to stay in every model's base price tier
+
+
+def token_prices(pricer: Pricer, provider: str, model: str, day: date, tenant: str = "") -> TokenPrices | None:
+    """Per-token prices found by pricing probe calls: the same lookup (overrides, name
+    normalization, genai-prices) as real calls, so estimates and savings never use a
+    second price source. None when the model has no price."""
+    when = datetime.combine(day, time(12), UTC)
+    n = _PROBE_TOKENS
+
+    def cost(input_tokens: int = 0, cache_read: int = 0, cache_write: int = 0, output: int = 0) -> Decimal | None:
+        probe = CallRecord(
+            trace_id="", span_id="", start_time=when, end_time=when, environment="", service_name="",
+            feature="", tenant=tenant, user_id="", plan="", root_id="", session_id="", version="",
+            operation="chat", provider=provider, request_model=model, response_model="",
+            input_tokens=input_tokens, output_tokens=output, cache_read_tokens=cache_read,
+            cache_write_tokens=cache_write, reasoning_tokens=0, usage_source=attrs.USAGE_REPORTED, status="ok",
+        )  # fmt: skip
+        return pricer.quote(probe).cost_usd
+
+    costs = (cost(input_tokens=n), cost(n, cache_read=n), cost(n, cache_write=n), cost(output=n))
+    if any(c is None for c in costs):
+        return None
+    plain, read, write, out = (c / n for c in costs if c is not None)
+    return TokenPrices(plain, read, write, out)
 
 
 def explain_lines(record: CallRecord, card: RateCard) -> Mapping[str, str]:

@@ -9,7 +9,7 @@ pre-flight estimate.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from functools import cache
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -19,35 +19,26 @@ from starlette.routing import Route
 from featurecost.collector.alerts import AlertStore
 from featurecost.collector.budgets.decision import decide
 from featurecost.collector.budgets.evaluator import BudgetEvaluator
-from featurecost.collector.pricing import Pricer
-from featurecost.collector.records import CallRecord
+from featurecost.collector.pricing import Pricer, token_prices
 from featurecost.instrumentation import attributes as attrs
 
 _MILLION = 1_000_000
 _DIMENSIONS = ("feature", "tenant", "user", "environment")
 
 
-def _probe(provider: str, model: str, input_tokens: int, output_tokens: int) -> Decimal | None:
-    now = datetime.now(UTC)
-    record = CallRecord(
-        trace_id="", span_id="", start_time=now, end_time=now, environment="", service_name="", feature="",
-        tenant="", user_id="", plan="", root_id="", session_id="", version="", operation="chat",
-        provider=provider, request_model=model, response_model="", input_tokens=input_tokens,
-        output_tokens=output_tokens, cache_read_tokens=0, cache_write_tokens=0, reasoning_tokens=0,
-        usage_source=attrs.USAGE_REPORTED, status="ok",
-    )  # fmt: skip
-    return Pricer().price(record).cost_usd
+@cache
+def _pricer() -> Pricer:
+    return Pricer()
 
 
 def unit_prices(provider: str, model: str) -> dict[str, str | None]:
     """USD per million input and output tokens, as the collector would price them now."""
-    per_input = _probe(provider, model, _MILLION, 0)
-    per_output = _probe(provider, model, 0, _MILLION)
+    prices = token_prices(_pricer(), provider, model, datetime.now(UTC).date())
     return {
         "provider": provider,
         "model": model,
-        "input_usd_per_mtok": None if per_input is None else str(per_input),
-        "output_usd_per_mtok": None if per_output is None else str(per_output),
+        "input_usd_per_mtok": None if prices is None else str(prices.input * _MILLION),
+        "output_usd_per_mtok": None if prices is None else str(prices.output * _MILLION),
     }
 
 

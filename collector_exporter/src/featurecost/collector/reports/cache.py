@@ -2,54 +2,27 @@
 
 from __future__ import annotations
 
-import warnings
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import date
 from decimal import Decimal
 from functools import cache
 
-import genai_prices
-from genai_prices import Usage
-
+from featurecost.collector.pricing import Pricer, TokenPrices, token_prices
 from featurecost.collector.reports._query import Row, Source, ratio, run
 from featurecost.collector.reports.window import Window
 from featurecost.collector.storage import Storage
 
-_PROBE_TOKENS = 1000  # small enough to stay in every model's base price tier
 
-
-@dataclass(frozen=True, slots=True)
-class UnitPrices:
-    """USD per token: uncached input, cache read, cache write."""
-
-    input: Decimal
-    cache_read: Decimal
-    cache_write: Decimal
+@cache
+def _pricer() -> Pricer:
+    return Pricer()
 
 
 @cache
-def unit_prices(provider: str, model: str, day: date) -> UnitPrices | None:
-    """The model's base-tier token prices on ``day`` from the pinned genai-prices data."""
-
-    def price(usage: Usage) -> Decimal:
-        when = datetime.combine(day, time(12), UTC)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            try:
-                calc = genai_prices.calc_price(usage, model, provider_id=provider or None, genai_request_timestamp=when)
-            except LookupError:
-                calc = genai_prices.calc_price(usage, model, genai_request_timestamp=when)
-        return calc.input_price
-
-    n = _PROBE_TOKENS
-    try:
-        plain = price(Usage(input_tokens=n))
-        read = price(Usage(input_tokens=n, cache_read_tokens=n))
-        write = price(Usage(input_tokens=n, cache_write_tokens=n))
-    except (LookupError, ValueError):
-        return None
-    return UnitPrices(plain / n, read / n, write / n)
+def unit_prices(provider: str, model: str, day: date) -> TokenPrices | None:
+    """The model's base-tier token prices on ``day``, from the same pricer as the pipeline."""
+    return token_prices(_pricer(), provider, model, day)
 
 
 @dataclass(slots=True)
