@@ -1,19 +1,37 @@
-"""What every featurecost LLM span has in common, whichever SDK made the call."""
+"""What every featurecost LLM span has in common, whichever SDK made the call.
+
+Two ways to open the one billable span of a call:
+
+* ``llm_span`` — a context manager for calls that are over when the SDK method returns.
+* ``start_llm_call`` — an ``LLMCall`` for streams: the span outlives the SDK method and is
+  ended by whoever sees the stream end (exhausted, failed, closed, abandoned).
+
+Both copy the attribution of the caller's context onto the span, hide featurecost
+baggage from whatever the SDK sends to the provider, and mark the context so that a
+nested instrumentation (ours or another library's) does not bill the same call twice.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.baggage import _BAGGAGE_KEY
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util.types import AttributeValue
 
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation.attribution import current_attribution
+from featurecost.instrumentation.attribution import check_attribution, current_attribution, is_attribution_key
 
 _IN_LLM_CALL = otel_context.create_key("featurecost-in-llm-call")
+# OpenLLMetry's instrumentors read this plain key; setting it stops one of them that
+# wraps inside us from emitting a second LLM span for the same call.
+_SUPPRESS_LANGUAGE_MODEL_INSTRUMENTATION_KEY = "suppress_language_model_instrumentation"
 
 
 def in_llm_call() -> bool:
@@ -24,19 +42,71 @@ def in_llm_call() -> bool:
 @dataclass(frozen=True, slots=True)
 class TokenUsage:
     """Usage in GenAI-semconv terms: ``input_tokens`` includes cache reads and writes,
-    ``reasoning_tokens`` is a subset of ``output_tokens``."""
+    ``reasoning_tokens`` is a subset of ``output_tokens``, the audio counts are subsets of
+    input and output, and the 5-minute / 1-hour cache writes split ``cache_creation_tokens``
+    when the provider reports the split."""
 
     input_tokens: int
     output_tokens: int
     cache_read_tokens: int = 0
     cache_creation_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_creation_5m_tokens: int | None = None
+    cache_creation_1h_tokens: int | None = None
+    input_audio_tokens: int = 0
+    output_audio_tokens: int = 0
 
 
 def _server_address(client: object) -> str | None:
     base_url = getattr(client, "base_url", None)
     host = getattr(base_url, "host", None)
     return str(host) if host else None
+
+
+def _provider_context(ctx: otel_context.Context) -> otel_context.Context:
+    """``ctx`` as the SDK should see it while it talks to the provider.
+
+    Attribution is ours: a propagator injecting W3C baggage into the provider request
+    (HTTP client instrumentation, an SDK's native tracing) must not send tenant or user
+    ids to a third party. Other baggage entries are the application's and stay.
+    """
+    entries = otel_context.get_value(_BAGGAGE_KEY, ctx)
+    if isinstance(entries, Mapping) and entries and any(is_attribution_key(k) for k in entries):
+        kept = {k: v for k, v in entries.items() if not is_attribution_key(k)}
+        ctx = otel_context.set_value(_BAGGAGE_KEY, kept, ctx)
+    ctx = otel_context.set_value(_IN_LLM_CALL, True, ctx)
+    return otel_context.set_value(_SUPPRESS_LANGUAGE_MODEL_INSTRUMENTATION_KEY, True, ctx)
+
+
+def _start_attributes(
+    operation: str,
+    provider: str,
+    request_model: str | None,
+    client: object,
+    attribution: Mapping[str, str],
+    flags: Mapping[str, AttributeValue],
+) -> dict[str, AttributeValue]:
+    attributes: dict[str, AttributeValue] = {
+        attrs.GEN_AI_OPERATION_NAME: operation,
+        attrs.GEN_AI_PROVIDER_NAME: provider,
+    }
+    if request_model:
+        attributes[attrs.GEN_AI_REQUEST_MODEL] = request_model
+    address = _server_address(client)
+    if address:
+        attributes[attrs.SERVER_ADDRESS] = address
+    attributes.update(attribution)
+    if flags:
+        attributes.update(flags)
+    return attributes
+
+
+def _record_error(span: Span, exc: BaseException) -> None:
+    if span.is_recording():
+        span.set_attribute(attrs.ERROR_TYPE, type(exc).__qualname__)
+        span.set_attribute(attrs.USAGE_SOURCE, attrs.USAGE_MISSING)
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, str(exc)[:256]))
 
 
 @contextmanager
@@ -52,41 +122,132 @@ def llm_span(
 
     Exceptions propagate unchanged; the span records them with ``error.type``.
     """
-    attributes: dict[str, AttributeValue] = {
-        attrs.GEN_AI_OPERATION_NAME: operation,
-        attrs.GEN_AI_PROVIDER_NAME: provider,
-    }
-    if request_model:
-        attributes[attrs.GEN_AI_REQUEST_MODEL] = request_model
-    address = _server_address(client)
-    if address:
-        attributes[attrs.SERVER_ADDRESS] = address
-    attributes.update(current_attribution())
+    attribution = current_attribution()
+    flags = check_attribution(attribution)
     name = f"{operation} {request_model}" if request_model else operation
-    with tracer.start_as_current_span(
+    span = tracer.start_span(
         name,
         kind=SpanKind.CLIENT,
-        attributes=attributes,
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
-        token = otel_context.attach(otel_context.set_value(_IN_LLM_CALL, True))
+        attributes=_start_attributes(operation, provider, request_model, client, attribution, flags),
+    )
+    token = otel_context.attach(_provider_context(trace.set_span_in_context(span)))
+    try:
+        yield span
+    except BaseException as exc:
+        _record_error(span, exc)
+        raise
+    finally:
+        otel_context.detach(token)
+        span.end()
+
+
+class LLMCall:
+    """The span of a call whose response is a stream, from the request to the stream's end.
+
+    ``call_context`` is the caller's context at call time: a stream is often consumed
+    in another task, thread or framework callback whose context says nothing about
+    who asked for it. ``finish`` is idempotent and thread-safe, because a stream can
+    end by exhaustion in one thread and by garbage collection in another.
+    """
+
+    __slots__ = ("_finished", "_lock", "call_context", "span")
+
+    def __init__(self, span: Span, call_context: otel_context.Context) -> None:
+        self.span = span
+        self.call_context = call_context
+        self._finished = False
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def requesting(self) -> Iterator[None]:
+        """Context for sending the request: our span current, attribution hidden from the provider."""
+        token = otel_context.attach(_provider_context(trace.set_span_in_context(self.span, self.call_context)))
         try:
-            yield span
+            yield
         except BaseException as exc:
-            if span.is_recording():
-                span.set_attribute(attrs.ERROR_TYPE, type(exc).__qualname__)
-                span.set_attribute(attrs.USAGE_SOURCE, attrs.USAGE_MISSING)
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, str(exc)[:256]))
+            self.fail(exc)
             raise
         finally:
             otel_context.detach(token)
 
+    @property
+    def finished(self) -> bool:
+        return self._finished
 
-def record_usage(span: Span, usage: TokenUsage | None) -> None:
+    def _claim(self) -> bool:
+        with self._lock:
+            if self._finished:
+                return False
+            self._finished = True
+            return True
+
+    def fail(self, exc: BaseException) -> None:
+        if self._claim():
+            _record_error(self.span, exc)
+            self.span.end()
+
+    def finish(
+        self,
+        usage: TokenUsage | None,
+        *,
+        complete: bool,
+        response: Mapping[str, Any] | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """End the span with the usage seen so far; ``complete`` says whether the stream ran to its end."""
+        if not self._claim():
+            return
+        span = self.span
+        if span.is_recording():
+            if error is not None:
+                _record_error(span, error)
+                if usage is None:
+                    span.end()
+                    return
+            # Attribution is copied again at the end: keys that were absent when the call
+            # started but are set in the consumer's context now are filled in, never overridden.
+            started_with = current_attribution(self.call_context)
+            for key, value in current_attribution().items():
+                if key not in started_with:
+                    span.set_attribute(key, value)
+            for key, value in (response or {}).items():
+                set_if(span, key, value)
+            record_usage(span, usage, partial=not complete)
+        span.end()
+
+
+def start_llm_call(
+    tracer: Tracer,
+    *,
+    operation: str,
+    provider: str,
+    request_model: str | None,
+    client: object = None,
+) -> LLMCall:
+    """Start the span of a streamed call; the caller sends the request inside ``call.requesting()``."""
+    call_context = otel_context.get_current()
+    attribution = current_attribution(call_context)
+    flags = check_attribution(attribution)
+    name = f"{operation} {request_model}" if request_model else operation
+    span = tracer.start_span(
+        name,
+        kind=SpanKind.CLIENT,
+        attributes=_start_attributes(operation, provider, request_model, client, attribution, flags),
+        context=call_context,
+    )
+    return LLMCall(span, call_context)
+
+
+def record_usage(span: Span, usage: TokenUsage | None, *, partial: bool = False) -> None:
+    """Put ``usage`` on ``span`` exactly as reported; no usage is recorded as missing, never estimated.
+
+    ``partial`` marks a stream that ended before the provider's final usage report:
+    the counts are what had been reported up to then.
+    """
     if not span.is_recording():
         return
+    if partial:
+        span.set_attribute(attrs.USAGE_PARTIAL, True)
     if usage is None:
         span.set_attribute(attrs.USAGE_SOURCE, attrs.USAGE_MISSING)
         return
@@ -97,6 +258,14 @@ def record_usage(span: Span, usage: TokenUsage | None) -> None:
     span.set_attribute(attrs.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cache_creation_tokens)
     if usage.reasoning_tokens:
         span.set_attribute(attrs.USAGE_REASONING_TOKENS, usage.reasoning_tokens)
+    if usage.cache_creation_5m_tokens is not None:
+        span.set_attribute(attrs.USAGE_CACHE_CREATION_5M_TOKENS, usage.cache_creation_5m_tokens)
+    if usage.cache_creation_1h_tokens is not None:
+        span.set_attribute(attrs.USAGE_CACHE_CREATION_1H_TOKENS, usage.cache_creation_1h_tokens)
+    if usage.input_audio_tokens:
+        span.set_attribute(attrs.USAGE_INPUT_AUDIO_TOKENS, usage.input_audio_tokens)
+    if usage.output_audio_tokens:
+        span.set_attribute(attrs.USAGE_OUTPUT_AUDIO_TOKENS, usage.output_audio_tokens)
 
 
 def set_if(span: Span, key: str, value: object) -> None:
@@ -113,3 +282,7 @@ def set_if(span: Span, key: str, value: object) -> None:
 
 def int_or_zero(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

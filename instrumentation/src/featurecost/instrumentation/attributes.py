@@ -47,5 +47,13 @@ USAGE_SOURCE: Final = "featurecost.usage.source"  # "reported" | "missing"
 REQUEST_SERVICE_TIER: Final = "featurecost.request.service_tier"
 RESPONSE_SERVICE_TIER: Final = "featurecost.response.service_tier"
 
+USAGE_PARTIAL: Final = "featurecost.usage.partial"  # true: the stream ended before its final usage report
+USAGE_CACHE_CREATION_5M_TOKENS: Final = "featurecost.usage.cache_creation.5m_input_tokens"
+USAGE_CACHE_CREATION_1H_TOKENS: Final = "featurecost.usage.cache_creation.1h_input_tokens"
+USAGE_INPUT_AUDIO_TOKENS: Final = "featurecost.usage.input_audio_tokens"
+USAGE_OUTPUT_AUDIO_TOKENS: Final = "featurecost.usage.output_audio_tokens"
+REQUEST_STREAM: Final = "featurecost.request.stream"
+REQUEST_UNATTRIBUTED: Final = "featurecost.request.unattributed"  # strict mode "flag": no feature was set
+
 USAGE_REPORTED: Final = "reported"
 USAGE_MISSING: Final = "missing"
