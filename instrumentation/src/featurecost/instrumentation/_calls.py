@@ -1,0 +1,190 @@
+"""Wrappers for SDK methods that make one billable LLM call, shared by the instrumentors.
+
+An ``Endpoint`` says what one SDK method is (operation, how to read its request,
+response and stream); ``sync_wrapper`` / ``async_wrapper`` turn it into a ``wrapt``
+wrapper that opens the call's one span, hands streams to the stream proxies, and
+passes straight through when instrumentation is suppressed or another featurecost
+span is already billing this call (an SDK helper calling another wrapped method).
+
+The Stainless-generated SDKs (openai, anthropic, …) share the result types this
+handles: parsed models, ``Stream`` / ``AsyncStream``, and the ``.with_raw_response``
+``LegacyAPIResponse`` whose parsed value is cached on it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.trace import Span, Tracer
+
+from featurecost.instrumentation import attributes as attrs
+from featurecost.instrumentation._spans import (
+    LLMCall,
+    TokenUsage,
+    in_llm_call,
+    llm_span,
+    record_usage,
+    set_if,
+    start_llm_call,
+)
+from featurecost.instrumentation._streams import AsyncTracedStream, StreamAccumulator, TracedStream
+
+log = logging.getLogger(__name__)
+
+Facts = tuple[dict[str, Any], TokenUsage | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    operation: str
+    provider_of: Callable[[Any], str]
+    request_attributes: Callable[[Mapping[str, Any]], dict[str, Any]]
+    response_facts: Callable[[Any], Facts]
+    # Stream support: a fresh accumulator per stream; its argument says whether
+    # ``prepare_stream`` changed the request to get usage the caller did not ask for.
+    new_accumulator: Callable[[bool], StreamAccumulator] | None = None
+    prepare_stream: Callable[[dict[str, Any]], bool] | None = None
+
+
+def _is_legacy_raw_response(result: Any) -> bool:
+    return hasattr(result, "_parsed_by_type") and hasattr(result, "http_response")
+
+
+def _record_response(span: Span, endpoint: Endpoint, result: Any) -> None:
+    if _is_legacy_raw_response(result):
+        # ``.with_raw_response``: parsing is cached on the response, so the caller's
+        # own ``.parse()`` returns this very object without a second parse.
+        try:
+            result = result.parse()
+        except Exception:  # the caller will see the same error from its own parse()
+            log.debug("featurecost: could not parse a raw response", exc_info=True)
+            record_usage(span, None)
+            return
+    elif hasattr(result, "http_response") and hasattr(result, "parse"):
+        # ``.with_streaming_response``: the body is the caller's to read; we never read it.
+        record_usage(span, None)
+        return
+    facts, usage = endpoint.response_facts(result)
+    for key, value in facts.items():
+        set_if(span, key, value)
+    record_usage(span, usage)
+
+
+def trace_stream(result: Any, call: LLMCall, acc: StreamAccumulator) -> Any:
+    if _is_legacy_raw_response(result):
+        try:
+            stream = result.parse()
+            traced = trace_stream(stream, call, acc)
+            result._parsed_by_type[result._cast_to] = traced
+        except Exception:
+            log.debug("featurecost: could not trace a raw streamed response", exc_info=True)
+            call.finish(None, complete=True)
+        return result
+    if hasattr(result, "__anext__"):
+        return AsyncTracedStream(result, call, acc)
+    if hasattr(result, "__next__"):
+        return TracedStream(result, call, acc)
+    # ``.with_streaming_response``: the caller reads the raw body; usage is not ours to see.
+    call.finish(None, complete=True)
+    return result
+
+
+def start_stream_call(tracer: Tracer, endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> tuple[LLMCall, bool]:
+    injected = endpoint.prepare_stream(kwargs) if endpoint.prepare_stream is not None else False
+    client = getattr(instance, "_client", None)
+    call = start_llm_call(
+        tracer,
+        operation=endpoint.operation,
+        provider=endpoint.provider_of(client),
+        request_model=_model(kwargs),
+        client=client,
+    )
+    _set_request_attributes(call.span, endpoint, kwargs)
+    return call, injected
+
+
+def _model(kwargs: Mapping[str, Any]) -> str | None:
+    model = kwargs.get("model")
+    return model if isinstance(model, str) else None
+
+
+def _set_request_attributes(span: Span, endpoint: Endpoint, kwargs: Mapping[str, Any]) -> None:
+    if not span.is_recording():
+        return
+    for key, value in endpoint.request_attributes(kwargs).items():
+        set_if(span, key, value)
+    if kwargs.get("stream") is True:
+        span.set_attribute(attrs.REQUEST_STREAM, True)
+
+
+def passthrough() -> bool:
+    return in_llm_call() or not is_instrumentation_enabled()
+
+
+def sync_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if passthrough():
+            return wrapped(*args, **kwargs)
+        if kwargs.get("stream") is True and endpoint.new_accumulator is not None:
+            call, injected = start_stream_call(tracer, endpoint, instance, kwargs)
+            with call.requesting():
+                result = wrapped(*args, **kwargs)
+            return trace_stream(result, call, endpoint.new_accumulator(injected))
+        client = getattr(instance, "_client", None)
+        with llm_span(
+            tracer,
+            operation=endpoint.operation,
+            provider=endpoint.provider_of(client),
+            request_model=_model(kwargs),
+            client=client,
+        ) as span:
+            _set_request_attributes(span, endpoint, kwargs)
+            result = wrapped(*args, **kwargs)
+            _record_response(span, endpoint, result)
+            return result
+
+    return wrapper
+
+
+def async_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if passthrough():
+            return await wrapped(*args, **kwargs)
+        if kwargs.get("stream") is True and endpoint.new_accumulator is not None:
+            call, injected = start_stream_call(tracer, endpoint, instance, kwargs)
+            with call.requesting():
+                result = await wrapped(*args, **kwargs)
+            return trace_stream(result, call, endpoint.new_accumulator(injected))
+        client = getattr(instance, "_client", None)
+        with llm_span(
+            tracer,
+            operation=endpoint.operation,
+            provider=endpoint.provider_of(client),
+            request_model=_model(kwargs),
+            client=client,
+        ) as span:
+            _set_request_attributes(span, endpoint, kwargs)
+            result = await wrapped(*args, **kwargs)
+            _record_response(span, endpoint, result)
+            return result
+
+    return wrapper
+
+
+def provider_by_client_class(names: Mapping[str, str], default: str) -> Callable[[Any], str]:
+    """``provider_of`` that maps a client's class (or a base class) name to a provider name, cached per class."""
+    cache: dict[type, str] = {}
+
+    def provider_of(client: Any) -> str:
+        cls = type(client)
+        found = cache.get(cls)
+        if found is None:
+            found = next((names[c.__name__] for c in cls.__mro__ if c.__name__ in names), default)
+            cache[cls] = found
+        return found
+
+    return provider_of
