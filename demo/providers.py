@@ -127,8 +127,9 @@ class StandIn:
         return self._counter
 
     async def _body(self, request: Request) -> Any:
-        self.requests.append({"path": request.url.path, "headers": dict(request.headers)})
-        return await request.json()
+        body = await request.json()
+        self.requests.append({"path": request.url.path, "headers": dict(request.headers), "body": body})
+        return body
 
     def _serve(self, provider: str, model: str, usage: dict[str, Any], system: str, prompt: str, **extra: Any) -> None:
         self.served.append(

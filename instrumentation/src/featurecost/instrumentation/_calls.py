@@ -93,7 +93,9 @@ def trace_stream(result: Any, call: LLMCall, acc: StreamAccumulator) -> Any:
     return result
 
 
-def start_stream_call(tracer: Tracer, endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> tuple[LLMCall, bool]:
+def start_stream_call(
+    tracer: Tracer, endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]
+) -> tuple[LLMCall, bool]:
     injected = endpoint.prepare_stream(kwargs) if endpoint.prepare_stream is not None else False
     client = getattr(instance, "_client", None)
     call = start_llm_call(

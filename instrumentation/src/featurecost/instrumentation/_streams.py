@@ -30,14 +30,19 @@ class StreamAccumulator(Protocol):
 
     def response_attributes(self) -> dict[str, Any]: ...
 
+    def saw_end(self) -> bool:
+        """Whether the provider's end-of-answer event came (the usage after it is final)."""
+        ...
+
 
 def _finish(call: LLMCall, acc: StreamAccumulator, *, complete: bool, error: BaseException | None = None) -> None:
     if call.finished:
         return
+    complete = complete and acc.saw_end()
     call.finish(acc.usage(), complete=complete, response=acc.response_attributes(), error=error)
 
 
-class _ClosingResponse(ObjectProxy):  # type: ignore[misc]
+class _ClosingResponse(ObjectProxy[Any]):  # type: ignore[misc]
     """The stream's HTTP response: SDK helpers close this, not the stream, when they are done."""
 
     def __init__(self, wrapped: Any, call: LLMCall, acc: StreamAccumulator) -> None:
@@ -58,7 +63,7 @@ class _ClosingResponse(ObjectProxy):  # type: ignore[misc]
             _finish(self._self_call, self._self_acc, complete=False)
 
 
-class TracedStream(ObjectProxy):  # type: ignore[misc]
+class TracedStream(ObjectProxy[Any]):  # type: ignore[misc]
     """A synchronous SDK stream whose end ends the call's span."""
 
     def __init__(self, wrapped: Any, call: LLMCall, acc: StreamAccumulator) -> None:
@@ -107,7 +112,7 @@ class TracedStream(ObjectProxy):  # type: ignore[misc]
         _finish(self._self_call, self._self_acc, complete=False)
 
 
-class AsyncTracedStream(ObjectProxy):  # type: ignore[misc]
+class AsyncTracedStream(ObjectProxy[Any]):  # type: ignore[misc]
     """An asynchronous SDK stream whose end ends the call's span."""
 
     def __init__(self, wrapped: Any, call: LLMCall, acc: StreamAccumulator) -> None:

@@ -85,13 +85,14 @@ def message_facts(message: Any) -> tuple[dict[str, Any], TokenUsage | None]:
 class MessageStreamAccumulator:
     """Raw message stream events (``stream=True`` and the ``.stream()`` helper alike)."""
 
-    __slots__ = ("_counts", "_id", "_model", "_stop_reason")
+    __slots__ = ("_counts", "_ended", "_id", "_model", "_stop_reason")
 
     def __init__(self, injected: bool = False) -> None:
         self._counts: dict[str, Any] = {}
         self._id: Any = None
         self._model: Any = None
         self._stop_reason: Any = None
+        self._ended = False
 
     def on_item(self, event: Any) -> bool:
         kind = getattr(event, "type", None)
@@ -103,7 +104,12 @@ class MessageStreamAccumulator:
         elif kind == "message_delta":
             self._stop_reason = getattr(getattr(event, "delta", None), "stop_reason", None) or self._stop_reason
             self._counts.update(usage_counts(getattr(event, "usage", None)))
+        elif kind == "message_stop":
+            self._ended = True
         return True
+
+    def saw_end(self) -> bool:
+        return self._ended
 
     def usage(self) -> TokenUsage | None:
         return usage_from_counts(self._counts)

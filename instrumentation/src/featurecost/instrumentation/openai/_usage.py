@@ -120,6 +120,10 @@ class ChatStreamAccumulator:
     def usage(self) -> TokenUsage | None:
         return usage_from_openai(self._usage)
 
+    def saw_end(self) -> bool:
+        # The SDK consumes ``[DONE]``; exhaustion is the end.
+        return True
+
     def response_attributes(self) -> dict[str, Any]:
         facts = {
             attrs.GEN_AI_RESPONSE_MODEL: self._model,
@@ -137,11 +141,12 @@ _TERMINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplet
 class ResponsesStreamAccumulator:
     """Responses API events: the terminal event carries the whole response with its usage."""
 
-    __slots__ = ("_final", "_started")
+    __slots__ = ("_error", "_final", "_started")
 
     def __init__(self) -> None:
         self._started: Any = None
         self._final: Any = None
+        self._error: str | None = None
 
     def on_item(self, event: Any) -> bool:
         kind = getattr(event, "type", None)
@@ -149,16 +154,24 @@ class ResponsesStreamAccumulator:
             self._final = event.response
         elif kind == "response.created":
             self._started = event.response
+        elif kind == "error":
+            # an in-stream error is yielded as an event, not raised, by the SDK
+            self._error = str(getattr(event, "code", None) or "error")
         return True
+
+    def saw_end(self) -> bool:
+        return self._final is not None
 
     def usage(self) -> TokenUsage | None:
         return usage_from_responses(getattr(self._final, "usage", None))
 
     def response_attributes(self) -> dict[str, Any]:
         response = self._final if self._final is not None else self._started
-        if response is None:
-            return {}
-        facts, _ = responses_facts(response)
-        if self._final is None:
-            facts.pop(attrs.GEN_AI_RESPONSE_FINISH_REASONS, None)
+        facts: dict[str, Any] = {}
+        if response is not None:
+            facts, _ = responses_facts(response)
+            if self._final is None:
+                facts.pop(attrs.GEN_AI_RESPONSE_FINISH_REASONS, None)
+        if self._error is not None:
+            facts[attrs.ERROR_TYPE] = self._error
         return facts
