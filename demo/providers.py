@@ -109,6 +109,15 @@ def _pieces(text: str, n: int = 4) -> list[str]:
     return [" ".join(words[i : i + size]) + (" " if i + size < len(words) else "") for i in range(0, len(words), size)]
 
 
+def _structured(response_format: Any, text: str) -> str:
+    """Structured outputs: a JSON object for a schema of string properties, as the model would write."""
+    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        return text
+    schema = (response_format.get("json_schema") or {}).get("schema") or {}
+    properties = schema.get("properties") or {}
+    return json.dumps({name: text[:40] for name, spec in properties.items() if spec.get("type") == "string"})
+
+
 def _fail_after(request: Request) -> int | None:
     value = request.headers.get("x-stand-in-stream-error-after")
     return int(value) if value is not None and value.isdigit() else None
@@ -191,6 +200,7 @@ class StandIn:
         system = "".join(t for m, t in zip(messages, texts, strict=True) if m.get("role") in ("system", "developer"))
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         usage, text, truncated = self._openai_usage(model, system, texts, limit)
+        text = _structured(body.get("response_format"), text)
         n = self._next_id()
         response_model = SNAPSHOTS.get(model, model)
         stream = bool(body.get("stream"))
