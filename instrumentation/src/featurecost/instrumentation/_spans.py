@@ -78,6 +78,26 @@ def _provider_context(ctx: otel_context.Context) -> otel_context.Context:
     return otel_context.set_value(_SUPPRESS_LANGUAGE_MODEL_INSTRUMENTATION_KEY, True, ctx)
 
 
+# Attributes by which other instrumentations mark a span as an LLM call.
+_FOREIGN_LLM_MARKERS = (attrs.GEN_AI_OPERATION_NAME, attrs.GEN_AI_PROVIDER_NAME, attrs.GEN_AI_SYSTEM, "llm.request.type")
+
+
+def _supersede_enclosing_llm_span(ctx: otel_context.Context | None) -> None:
+    """Mark an enclosing LLM span of another instrumentation as billed by ours.
+
+    When a framework or a second LLM instrumentor wraps the SDK outside us, its span
+    and ours describe the same call; the collector bills ours (which carries the
+    attribution) and skips spans marked here. Only SDK spans expose attributes; others
+    cannot be inspected and are left alone.
+    """
+    current = trace.get_current_span(ctx)
+    found = getattr(current, "attributes", None)
+    if not found or not current.is_recording():
+        return
+    if any(marker in found for marker in _FOREIGN_LLM_MARKERS) or found.get("openinference.span.kind") == "LLM":
+        current.set_attribute(attrs.SUPERSEDED, True)
+
+
 def _start_attributes(
     operation: str,
     provider: str,
@@ -124,6 +144,7 @@ def llm_span(
     """
     attribution = current_attribution()
     flags = check_attribution(attribution)
+    _supersede_enclosing_llm_span(None)
     name = f"{operation} {request_model}" if request_model else operation
     span = tracer.start_span(
         name,
@@ -228,6 +249,7 @@ def start_llm_call(
     call_context = otel_context.get_current()
     attribution = current_attribution(call_context)
     flags = check_attribution(attribution)
+    _supersede_enclosing_llm_span(call_context)
     name = f"{operation} {request_model}" if request_model else operation
     span = tracer.start_span(
         name,

@@ -53,6 +53,9 @@ USAGE_CACHE_CREATION_1H_TOKENS: Final = "featurecost.usage.cache_creation.1h_inp
 USAGE_INPUT_AUDIO_TOKENS: Final = "featurecost.usage.input_audio_tokens"
 USAGE_OUTPUT_AUDIO_TOKENS: Final = "featurecost.usage.output_audio_tokens"
 REQUEST_STREAM: Final = "featurecost.request.stream"
+# Set on another instrumentation's LLM span (a framework's, OpenLLMetry's, OpenInference's)
+# that encloses a featurecost span for the same call: the featurecost span bills it.
+SUPERSEDED: Final = "featurecost.superseded"
 REQUEST_UNATTRIBUTED: Final = "featurecost.request.unattributed"  # strict mode "flag": no feature was set
 
 USAGE_REPORTED: Final = "reported"
