@@ -20,16 +20,19 @@ from typing import Any
 
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Span, Tracer
+from opentelemetry.util.types import AttributeValue
 
 from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._spans import (
     LLMCall,
     TokenUsage,
+    begin_llm_span,
+    clean_attributes,
+    end_llm_span,
     in_llm_call,
-    llm_span,
     record_usage,
-    set_if,
     start_llm_call,
+    usage_attributes,
 )
 from featurecost.instrumentation._streams import AsyncTracedStream, StreamAccumulator, TracedStream
 
@@ -50,12 +53,32 @@ class Endpoint:
     prepare_stream: Callable[[dict[str, Any]], bool] | None = None
 
 
+_PARSED, _LEGACY_RAW, _STREAMING_RAW = 0, 1, 2
+_result_kinds: dict[type, int] = {}
+
+
+def _result_kind(result: Any) -> int:
+    # Cached per type: probing a pydantic model for a missing attribute raises inside
+    # pydantic, which costs microseconds on every call.
+    kind = _result_kinds.get(type(result))
+    if kind is None:
+        if hasattr(result, "_parsed_by_type") and hasattr(result, "http_response"):
+            kind = _LEGACY_RAW
+        elif hasattr(result, "http_response") and hasattr(result, "parse"):
+            kind = _STREAMING_RAW
+        else:
+            kind = _PARSED
+        _result_kinds[type(result)] = kind
+    return kind
+
+
 def _is_legacy_raw_response(result: Any) -> bool:
-    return hasattr(result, "_parsed_by_type") and hasattr(result, "http_response")
+    return _result_kind(result) == _LEGACY_RAW
 
 
 def _record_response(span: Span, endpoint: Endpoint, result: Any) -> None:
-    if _is_legacy_raw_response(result):
+    kind = _result_kind(result)
+    if kind == _LEGACY_RAW:
         # ``.with_raw_response``: parsing is cached on the response, so the caller's
         # own ``.parse()`` returns this very object without a second parse.
         try:
@@ -64,14 +87,13 @@ def _record_response(span: Span, endpoint: Endpoint, result: Any) -> None:
             log.debug("featurecost: could not parse a raw response", exc_info=True)
             record_usage(span, None)
             return
-    elif hasattr(result, "http_response") and hasattr(result, "parse"):
+    elif kind == _STREAMING_RAW:
         # ``.with_streaming_response``: the body is the caller's to read; we never read it.
         record_usage(span, None)
         return
     facts, usage = endpoint.response_facts(result)
-    for key, value in facts.items():
-        set_if(span, key, value)
-    record_usage(span, usage)
+    if span.is_recording():
+        span.set_attributes({**clean_attributes(facts), **usage_attributes(usage)})
 
 
 def trace_stream(result: Any, call: LLMCall, acc: StreamAccumulator) -> Any:
@@ -104,8 +126,8 @@ def start_stream_call(
         provider=endpoint.provider_of(client),
         request_model=_model(kwargs),
         client=client,
+        attributes=_request_attributes(endpoint, kwargs),
     )
-    _set_request_attributes(call.span, endpoint, kwargs)
     return call, injected
 
 
@@ -114,13 +136,11 @@ def _model(kwargs: Mapping[str, Any]) -> str | None:
     return model if isinstance(model, str) else None
 
 
-def _set_request_attributes(span: Span, endpoint: Endpoint, kwargs: Mapping[str, Any]) -> None:
-    if not span.is_recording():
-        return
-    for key, value in endpoint.request_attributes(kwargs).items():
-        set_if(span, key, value)
+def _request_attributes(endpoint: Endpoint, kwargs: Mapping[str, Any]) -> dict[str, AttributeValue]:
+    found = clean_attributes(endpoint.request_attributes(kwargs))
     if kwargs.get("stream") is True:
-        span.set_attribute(attrs.REQUEST_STREAM, True)
+        found[attrs.REQUEST_STREAM] = True
+    return found
 
 
 def passthrough() -> bool:
@@ -137,17 +157,22 @@ def sync_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
                 result = wrapped(*args, **kwargs)
             return trace_stream(result, call, endpoint.new_accumulator(injected))
         client = getattr(instance, "_client", None)
-        with llm_span(
+        span, token = begin_llm_span(
             tracer,
             operation=endpoint.operation,
             provider=endpoint.provider_of(client),
             request_model=_model(kwargs),
             client=client,
-        ) as span:
-            _set_request_attributes(span, endpoint, kwargs)
+            attributes=_request_attributes(endpoint, kwargs),
+        )
+        try:
             result = wrapped(*args, **kwargs)
             _record_response(span, endpoint, result)
-            return result
+        except BaseException as exc:
+            end_llm_span(span, token, exc)
+            raise
+        end_llm_span(span, token)
+        return result
 
     return wrapper
 
@@ -162,17 +187,22 @@ def async_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
                 result = await wrapped(*args, **kwargs)
             return trace_stream(result, call, endpoint.new_accumulator(injected))
         client = getattr(instance, "_client", None)
-        with llm_span(
+        span, token = begin_llm_span(
             tracer,
             operation=endpoint.operation,
             provider=endpoint.provider_of(client),
             request_model=_model(kwargs),
             client=client,
-        ) as span:
-            _set_request_attributes(span, endpoint, kwargs)
+            attributes=_request_attributes(endpoint, kwargs),
+        )
+        try:
             result = await wrapped(*args, **kwargs)
             _record_response(span, endpoint, result)
-            return result
+        except BaseException as exc:
+            end_llm_span(span, token, exc)
+            raise
+        end_llm_span(span, token)
+        return result
 
     return wrapper
 

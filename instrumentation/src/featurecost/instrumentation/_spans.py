@@ -79,7 +79,12 @@ def _provider_context(ctx: otel_context.Context) -> otel_context.Context:
 
 
 # Attributes by which other instrumentations mark a span as an LLM call.
-_FOREIGN_LLM_MARKERS = (attrs.GEN_AI_OPERATION_NAME, attrs.GEN_AI_PROVIDER_NAME, attrs.GEN_AI_SYSTEM, "llm.request.type")
+_FOREIGN_LLM_MARKERS = (
+    attrs.GEN_AI_OPERATION_NAME,
+    attrs.GEN_AI_PROVIDER_NAME,
+    attrs.GEN_AI_SYSTEM,
+    "llm.request.type",
+)
 
 
 def _supersede_enclosing_llm_span(ctx: otel_context.Context | None) -> None:
@@ -105,6 +110,7 @@ def _start_attributes(
     client: object,
     attribution: Mapping[str, str],
     flags: Mapping[str, AttributeValue],
+    extra: Mapping[str, AttributeValue] | None = None,
 ) -> dict[str, AttributeValue]:
     attributes: dict[str, AttributeValue] = {
         attrs.GEN_AI_OPERATION_NAME: operation,
@@ -118,6 +124,8 @@ def _start_attributes(
     attributes.update(attribution)
     if flags:
         attributes.update(flags)
+    if extra:
+        attributes.update(extra)
     return attributes
 
 
@@ -129,18 +137,19 @@ def _record_error(span: Span, exc: BaseException) -> None:
         span.set_status(Status(StatusCode.ERROR, str(exc)[:256]))
 
 
-@contextmanager
-def llm_span(
+def begin_llm_span(
     tracer: Tracer,
     *,
     operation: str,
     provider: str,
     request_model: str | None,
     client: object = None,
-) -> Iterator[Span]:
-    """Start the one billable span for an LLM call, carrying the current attribution.
+    attributes: Mapping[str, AttributeValue] | None = None,
+) -> tuple[Span, object]:
+    """Start the one billable span for an LLM call and make it current; pair with ``end_llm_span``.
 
-    Exceptions propagate unchanged; the span records them with ``error.type``.
+    The span carries the current attribution; ``attributes`` (request facts) are set at
+    start so samplers see them. The returned token restores the caller's context.
     """
     attribution = current_attribution()
     flags = check_attribution(attribution)
@@ -149,17 +158,51 @@ def llm_span(
     span = tracer.start_span(
         name,
         kind=SpanKind.CLIENT,
-        attributes=_start_attributes(operation, provider, request_model, client, attribution, flags),
+        attributes=_start_attributes(operation, provider, request_model, client, attribution, flags, attributes),
     )
-    token = otel_context.attach(_provider_context(trace.set_span_in_context(span)))
+    return span, otel_context.attach(_provider_context(trace.set_span_in_context(span)))
+
+
+def end_llm_span(span: Span, token: object, error: BaseException | None = None) -> None:
+    try:
+        if error is not None:
+            _record_error(span, error)
+    finally:
+        otel_context.detach(token)  # type: ignore[arg-type]
+        span.end()
+
+
+@contextmanager
+def llm_span(
+    tracer: Tracer,
+    *,
+    operation: str,
+    provider: str,
+    request_model: str | None,
+    client: object = None,
+    attributes: Mapping[str, AttributeValue] | None = None,
+) -> Iterator[Span]:
+    """Start the one billable span for an LLM call, carrying the current attribution.
+
+    ``attributes`` (request facts) are set when the span starts, so samplers see them.
+    Exceptions propagate unchanged; the span records them with ``error.type``.
+    """
+    span, token = begin_llm_span(
+        tracer,
+        operation=operation,
+        provider=provider,
+        request_model=request_model,
+        client=client,
+        attributes=attributes,
+    )
+    error: BaseException | None = None
     try:
         yield span
     except BaseException as exc:
-        _record_error(span, exc)
+        error = exc
         raise
     finally:
-        otel_context.detach(token)
-        span.end()
+        end_llm_span(span, token, error)
 
 
 class LLMCall:
@@ -228,12 +271,10 @@ class LLMCall:
             # Attribution is copied again at the end: keys that were absent when the call
             # started but are set in the consumer's context now are filled in, never overridden.
             started_with = current_attribution(self.call_context)
-            for key, value in current_attribution().items():
-                if key not in started_with:
-                    span.set_attribute(key, value)
-            for key, value in (response or {}).items():
-                set_if(span, key, value)
-            record_usage(span, usage, partial=not complete)
+            late = {k: v for k, v in current_attribution().items() if k not in started_with}
+            if late:
+                span.set_attributes(late)
+            span.set_attributes({**clean_attributes(response or {}), **usage_attributes(usage, partial=not complete)})
         span.end()
 
 
@@ -244,6 +285,7 @@ def start_llm_call(
     provider: str,
     request_model: str | None,
     client: object = None,
+    attributes: Mapping[str, AttributeValue] | None = None,
 ) -> LLMCall:
     """Start the span of a streamed call; the caller sends the request inside ``call.requesting()``."""
     call_context = otel_context.get_current()
@@ -254,40 +296,59 @@ def start_llm_call(
     span = tracer.start_span(
         name,
         kind=SpanKind.CLIENT,
-        attributes=_start_attributes(operation, provider, request_model, client, attribution, flags),
+        attributes=_start_attributes(operation, provider, request_model, client, attribution, flags, attributes),
         context=call_context,
     )
     return LLMCall(span, call_context)
 
 
-def record_usage(span: Span, usage: TokenUsage | None, *, partial: bool = False) -> None:
-    """Put ``usage`` on ``span`` exactly as reported; no usage is recorded as missing, never estimated.
+def usage_attributes(usage: TokenUsage | None, *, partial: bool = False) -> dict[str, AttributeValue]:
+    """The span attributes for ``usage``: exactly as reported; None is recorded as missing, never estimated.
 
     ``partial`` marks a stream that ended before the provider's final usage report:
     the counts are what had been reported up to then.
     """
-    if not span.is_recording():
-        return
-    if partial:
-        span.set_attribute(attrs.USAGE_PARTIAL, True)
+    found: dict[str, AttributeValue] = {attrs.USAGE_PARTIAL: True} if partial else {}
     if usage is None:
-        span.set_attribute(attrs.USAGE_SOURCE, attrs.USAGE_MISSING)
-        return
-    span.set_attribute(attrs.USAGE_SOURCE, attrs.USAGE_REPORTED)
-    span.set_attribute(attrs.GEN_AI_USAGE_INPUT_TOKENS, usage.input_tokens)
-    span.set_attribute(attrs.GEN_AI_USAGE_OUTPUT_TOKENS, usage.output_tokens)
-    span.set_attribute(attrs.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cache_read_tokens)
-    span.set_attribute(attrs.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cache_creation_tokens)
+        found[attrs.USAGE_SOURCE] = attrs.USAGE_MISSING
+        return found
+    found[attrs.USAGE_SOURCE] = attrs.USAGE_REPORTED
+    found[attrs.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
+    found[attrs.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
+    found[attrs.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
+    found[attrs.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_creation_tokens
     if usage.reasoning_tokens:
-        span.set_attribute(attrs.USAGE_REASONING_TOKENS, usage.reasoning_tokens)
+        found[attrs.USAGE_REASONING_TOKENS] = usage.reasoning_tokens
     if usage.cache_creation_5m_tokens is not None:
-        span.set_attribute(attrs.USAGE_CACHE_CREATION_5M_TOKENS, usage.cache_creation_5m_tokens)
+        found[attrs.USAGE_CACHE_CREATION_5M_TOKENS] = usage.cache_creation_5m_tokens
     if usage.cache_creation_1h_tokens is not None:
-        span.set_attribute(attrs.USAGE_CACHE_CREATION_1H_TOKENS, usage.cache_creation_1h_tokens)
+        found[attrs.USAGE_CACHE_CREATION_1H_TOKENS] = usage.cache_creation_1h_tokens
     if usage.input_audio_tokens:
-        span.set_attribute(attrs.USAGE_INPUT_AUDIO_TOKENS, usage.input_audio_tokens)
+        found[attrs.USAGE_INPUT_AUDIO_TOKENS] = usage.input_audio_tokens
     if usage.output_audio_tokens:
-        span.set_attribute(attrs.USAGE_OUTPUT_AUDIO_TOKENS, usage.output_audio_tokens)
+        found[attrs.USAGE_OUTPUT_AUDIO_TOKENS] = usage.output_audio_tokens
+    return found
+
+
+def record_usage(span: Span, usage: TokenUsage | None, *, partial: bool = False) -> None:
+    """Put ``usage`` on ``span`` (see ``usage_attributes``)."""
+    if span.is_recording():
+        span.set_attributes(usage_attributes(usage, partial=partial))
+
+
+def clean_attributes(values: Mapping[str, object]) -> dict[str, AttributeValue]:
+    """``values`` as span attributes: absent (None) values dropped, SDK enums and objects as strings."""
+    found: dict[str, AttributeValue] = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, str | bool | int | float):
+            found[key] = value
+        elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            found[key] = list(value)
+        else:
+            found[key] = str(value)
+    return found
 
 
 def set_if(span: Span, key: str, value: object) -> None:
