@@ -31,6 +31,9 @@ import anthropic
 import httpx2
 import openai
 from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 import featurecost
 from featurecost.instrumentation._calls import sync_wrapper
@@ -296,6 +299,31 @@ def isolated(
             traced_stream(event_list, MessageStreamAccumulator),
         ),
     ]
+    # The floor: what the OpenTelemetry SDK itself takes to start and end a span with
+    # the same attributes, recorded from one real call.
+    exporter = InMemorySpanExporter()
+    recording = TracerProvider()
+    recording.add_span_processor(SimpleSpanProcessor(exporter))
+    sync_wrapper(recording.get_tracer("bench"), openai_endpoints(True)["chat"])(
+        canned_completion, chat.chat.completions, (), kwargs
+    )
+    (recorded,) = exporter.get_finished_spans()
+    span_attributes = dict(recorded.attributes or {})
+
+    def bare_spans() -> None:
+        for _ in range(calls):
+            tracer.start_span(recorded.name, kind=SpanKind.CLIENT, attributes=span_attributes).end()
+
+    rows.insert(
+        0,
+        (
+            f"OTel SDK span alone, {len(span_attributes)} attributes",
+            "call",
+            calls,
+            direct(canned_completion),
+            bare_spans,
+        ),
+    )
     for label, unit, ops, base_case, instr_case in rows:
         base_case()
         instr_case()
