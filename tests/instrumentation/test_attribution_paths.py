@@ -161,6 +161,29 @@ def test_allow_list_and_size_caps() -> None:
     assert featurecost.current_attribution(ctx) == {"featurecost.experiment": "z" * 8}
 
 
+def test_baggage_cannot_set_what_the_instrumentor_measures(stand_in: RunningStandIn, instrumented: Spans) -> None:
+    """Incoming baggage is attacker-controlled: it must not be able to inflate the bill."""
+    client = client_for(stand_in)
+    ctx = baggage.set_baggage("featurecost.usage.input_tokens", "999999")
+    ctx = baggage.set_baggage("featurecost.superseded", "true", context=ctx)
+    ctx = baggage.set_baggage("featurecost.feature", "from-upstream", context=ctx)
+    token = otel_context.attach(ctx)
+    try:
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=USER,  # type: ignore[arg-type]
+            stream=True,
+            stream_options={"include_usage": False},
+        )
+    finally:
+        otel_context.detach(token)
+    (span,) = instrumented.llm()
+    a = attributes(span)
+    assert a["featurecost.feature"] == "from-upstream"
+    assert "featurecost.usage.input_tokens" not in a
+    assert "featurecost.superseded" not in a
+
+
 def test_strict_mode_flags_and_rejects(stand_in: RunningStandIn, instrumented: Spans) -> None:
     client = client_for(stand_in)
     featurecost.configure(strict="flag")

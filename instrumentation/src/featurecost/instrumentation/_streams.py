@@ -12,11 +12,14 @@ such as ``MessageStream`` or ``ChatCompletionStream``) still sees the SDK's stre
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
 
 from wrapt import ObjectProxy
 
 from featurecost.instrumentation._spans import LLMCall, TokenUsage
+
+log = logging.getLogger(__name__)
 
 
 class StreamAccumulator(Protocol):
@@ -40,6 +43,15 @@ def _finish(call: LLMCall, acc: StreamAccumulator, *, complete: bool, error: Bas
         return
     complete = complete and acc.saw_end()
     call.finish(acc.usage(), complete=complete, response=acc.response_attributes(), error=error)
+
+
+def _finish_quietly(call: LLMCall, acc: StreamAccumulator) -> None:
+    # Runs from the garbage collector, possibly at interpreter exit: an exception here
+    # could only be printed as "ignored", so it is logged instead.
+    try:
+        _finish(call, acc, complete=False)
+    except Exception:
+        log.debug("featurecost: could not end the span of an abandoned stream", exc_info=True)
 
 
 class _ClosingResponse(ObjectProxy[Any]):  # type: ignore[misc]
@@ -109,7 +121,7 @@ class TracedStream(ObjectProxy[Any]):  # type: ignore[misc]
 
     def __del__(self) -> None:
         # Abandoned after an early break and never closed: bill what was reported.
-        _finish(self._self_call, self._self_acc, complete=False)
+        _finish_quietly(self._self_call, self._self_acc)
 
 
 class AsyncTracedStream(ObjectProxy[Any]):  # type: ignore[misc]
@@ -157,4 +169,4 @@ class AsyncTracedStream(ObjectProxy[Any]):  # type: ignore[misc]
         return self._self_response
 
     def __del__(self) -> None:
-        _finish(self._self_call, self._self_acc, complete=False)
+        _finish_quietly(self._self_call, self._self_acc)

@@ -112,7 +112,14 @@ def is_attribution_key(key: str) -> bool:
     return key in _NAMED_KEY_SET or key.startswith(attrs.EXTRA_PREFIX)
 
 
+# Span attributes the instrumentors write themselves: baggage from another service must
+# never be able to set usage, request or response facts (and so the bill) of a call.
+_RESERVED_PREFIXES = ("featurecost.usage.", "featurecost.request.", "featurecost.response.", attrs.SUPERSEDED)
+
+
 def _allowed_extra(key: str) -> bool:
+    if key.startswith(_RESERVED_PREFIXES):
+        return False
     return settings.extra_keys is None or key in settings.extra_keys
 
 
