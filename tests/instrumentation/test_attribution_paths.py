@@ -4,6 +4,7 @@ and that never reaches an LLM provider."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import wsgiref.simple_server
 from collections.abc import Iterator
@@ -125,6 +126,17 @@ def test_one_attribution_object_entered_in_many_threads() -> None:
         t.join()
     assert errors == []
     assert sorted(map(str, seen)) == ["None"] * 4 + ["shared"] * 4
+
+
+def test_entering_attributions_leaves_no_trace_in_a_long_lived_context() -> None:
+    def handle_requests() -> int:
+        before = len(contextvars.copy_context())
+        for i in range(50):
+            with featurecost.attribute(feature=f"f{i}"), featurecost.attribute(tenant="t"):
+                pass
+        return len(contextvars.copy_context()) - before
+
+    assert contextvars.copy_context().run(handle_requests) == 0
 
 
 def test_decorated_generator_forwards_throw_and_close() -> None:

@@ -159,7 +159,7 @@ class Attribution:
 
     def __init__(self, values: Mapping[str, str]) -> None:
         self._values = dict(values)
-        self._tokens: contextvars.ContextVar[tuple[object, ...]] = contextvars.ContextVar(
+        self._tokens: contextvars.ContextVar[tuple[list[Any], ...]] = contextvars.ContextVar(
             "featurecost-attribution-tokens", default=()
         )
 
@@ -176,14 +176,19 @@ class Attribution:
         return ctx
 
     def __enter__(self) -> Attribution:
-        token = otel_context.attach(self._context())
-        self._tokens.set((*self._tokens.get(), token))
+        entry: list[Any] = [otel_context.attach(self._context()), None]
+        entry[1] = self._tokens.set((*self._tokens.get(), entry))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        *rest, token = self._tokens.get()
-        self._tokens.set(tuple(rest))
-        otel_context.detach(token)  # type: ignore[arg-type]
+        *rest, (otel_token, var_token) = self._tokens.get()
+        try:
+            # reset, not set: a context that outlives many requests (a worker thread's)
+            # must not keep one variable per attribution object ever entered in it.
+            self._tokens.reset(var_token)
+        except ValueError:  # exited in another context than it was entered in
+            self._tokens.set(tuple(rest))
+        otel_context.detach(otel_token)
 
     def __call__(self, func: F) -> F:
         if inspect.isasyncgenfunction(func):
