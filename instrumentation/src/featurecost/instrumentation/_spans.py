@@ -57,10 +57,24 @@ class TokenUsage:
     output_audio_tokens: int = 0
 
 
+_hosts: dict[int, tuple[object, str | None]] = {}
+
+
 def _server_address(client: object) -> str | None:
     base_url = getattr(client, "base_url", None)
+    if base_url is None:
+        return None
+    # URL objects are immutable and a client keeps its own: remember the host of the
+    # last few (the entry holds the URL, so its id cannot be reused while cached).
+    cached = _hosts.get(id(base_url))
+    if cached is not None and cached[0] is base_url:
+        return cached[1]
     host = getattr(base_url, "host", None)
-    return str(host) if host else None
+    address = str(host) if host else None
+    if len(_hosts) >= 256:
+        _hosts.clear()
+    _hosts[id(base_url)] = (base_url, address)
+    return address
 
 
 def _provider_context(ctx: otel_context.Context) -> otel_context.Context:
