@@ -118,6 +118,15 @@ def _structured(response_format: Any, text: str) -> str:
     return json.dumps({name: text[:40] for name, spec in properties.items() if spec.get("type") == "string"})
 
 
+def _audio(n: int, transcript: str) -> dict[str, Any]:
+    return {
+        "id": f"audio_standin{n:08d}",
+        "data": base64.b64encode(b"RIFF\x00\x00\x00\x00WAVE").decode(),
+        "expires_at": int(time.time()) + 3600,
+        "transcript": transcript,
+    }
+
+
 def _fail_after(request: Request) -> int | None:
     value = request.headers.get("x-stand-in-stream-error-after")
     return int(value) if value is not None and value.isdigit() else None
@@ -201,6 +210,13 @@ class StandIn:
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         usage, text, truncated = self._openai_usage(model, system, texts, limit)
         text = _structured(body.get("response_format"), text)
+        spoken = "audio" in (body.get("modalities") or []) and not body.get("stream")
+        if spoken:
+            # audio output is billed as output tokens, reported as a subset of them
+            audio_tokens = 4 * usage["completion_tokens"]
+            usage["completion_tokens"] += audio_tokens
+            usage["total_tokens"] += audio_tokens
+            usage["completion_tokens_details"]["audio_tokens"] = audio_tokens
         n = self._next_id()
         response_model = SNAPSHOTS.get(model, model)
         stream = bool(body.get("stream"))
@@ -218,7 +234,13 @@ class StandIn:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": text, "refusal": None, "annotations": []},
+                        "message": {
+                            "role": "assistant",
+                            "content": None if spoken else text,
+                            "refusal": None,
+                            "annotations": [],
+                            **({"audio": _audio(n, text)} if spoken else {}),
+                        },
                         "logprobs": None,
                         "finish_reason": finish,
                     }

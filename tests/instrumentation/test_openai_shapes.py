@@ -293,3 +293,52 @@ def test_responses_stream_error_event_marks_the_span(stand_in: RunningStandIn, i
     assert a["error.type"] == "server_error"
     assert a["featurecost.usage.partial"] is True
     assert a["featurecost.usage.source"] == "missing"
+
+
+def test_audio_output_is_a_subset_of_output(stand_in: RunningStandIn, instrumented: Spans) -> None:
+    client = client_for(stand_in)
+    reply = client.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=USER,  # type: ignore[arg-type]
+        modalities=["text", "audio"],
+        audio={"voice": "alloy", "format": "wav"},
+    )
+    assert reply.choices[0].message.audio is not None
+    usage = stand_in.served[0]["usage"]
+    (span,) = instrumented.llm()
+    a = attributes(span)
+    assert a["gen_ai.usage.output_tokens"] == usage["completion_tokens"]
+    assert a["featurecost.usage.output_audio_tokens"] == usage["completion_tokens_details"]["audio_tokens"] > 0
+
+
+def test_async_parse_legacy_and_raw_shapes(stand_in: RunningStandIn, instrumented: Spans) -> None:
+    class Answer(BaseModel):
+        text: str
+
+    async def run() -> None:
+        async with openai.AsyncOpenAI(base_url=f"{stand_in.url}/v1", api_key="k", max_retries=0) as client:
+            with featurecost.attribute(feature="async-shapes"):
+                parsed = await client.chat.completions.parse(
+                    model="gpt-4o-mini",
+                    messages=USER,  # type: ignore[arg-type]
+                    response_format=Answer,
+                )
+                assert isinstance(parsed.choices[0].message.parsed, Answer)
+                await client.responses.parse(model="gpt-4o-mini", input="hi")
+                async for _ in await client.completions.create(
+                    model="gpt-3.5-turbo-instruct", prompt="hi", stream=True
+                ):
+                    pass
+                raw = await client.chat.completions.with_raw_response.create(model="gpt-4o-mini", messages=USER)  # type: ignore[arg-type]
+                assert raw.parse().usage is not None
+
+    asyncio.run(run())
+    spans = instrumented.llm()
+    assert [attributes(s)["gen_ai.operation.name"] for s in spans] == ["chat", "chat", "text_completion", "chat"]
+    for span, served in zip(spans, stand_in.served, strict=True):
+        a = attributes(span)
+        usage = served["usage"]
+        assert a["featurecost.feature"] == "async-shapes"
+        assert a["gen_ai.usage.input_tokens"] == usage.get("prompt_tokens", usage.get("input_tokens"))
+        assert a["gen_ai.usage.output_tokens"] == usage.get("completion_tokens", usage.get("output_tokens"))
+        assert "featurecost.usage.partial" not in a
