@@ -484,6 +484,9 @@ class StandIn:
         else:
             input_tokens = other_tokens + prefix_tokens
         text, output_tokens, truncated = _completion(_digest(model, prefix_text, rest_text, *message_texts), max_tokens)
+        output_format = (body.get("output_config") or {}).get("format")
+        if isinstance(output_format, dict) and output_format.get("type") == "json_schema":
+            text = _structured({"type": "json_schema", "json_schema": {"schema": output_format.get("schema")}}, text)
         usage = {
             "input_tokens": input_tokens,
             "cache_creation_input_tokens": cache_write,

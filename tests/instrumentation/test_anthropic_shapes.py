@@ -214,3 +214,59 @@ def test_stream_helper_closed_early(stand_in: RunningStandIn, instrumented: Span
         next(iter(stream))
     (span,) = instrumented.llm()
     assert attributes(span)["featurecost.usage.partial"] is True
+
+
+def test_parse_structured_output_sync_and_async(stand_in: RunningStandIn, instrumented: Spans) -> None:
+    from pydantic import BaseModel
+
+    class Summary(BaseModel):
+        headline: str
+
+    client = client_for(stand_in, instrumented)
+    parsed = client.messages.parse(
+        model="claude-haiku-4-5",
+        max_tokens=200,
+        messages=MESSAGES,  # type: ignore[arg-type]
+        output_format=Summary,
+    )
+    assert isinstance(parsed.parsed_output, Summary)
+
+    async def run() -> None:
+        async_client = anthropic.AsyncAnthropic(base_url=stand_in.url, api_key="k", max_retries=0)
+        await async_client.messages.parse(
+            model="claude-haiku-4-5",
+            max_tokens=200,
+            messages=MESSAGES,  # type: ignore[arg-type]
+            output_format=Summary,
+        )
+        raw = await async_client.messages.with_raw_response.create(
+            model="claude-haiku-4-5",
+            max_tokens=64,
+            messages=MESSAGES,  # type: ignore[arg-type]
+        )
+        assert (await raw.parse()).id.startswith("msg_standin")
+        await async_client.close()
+
+    asyncio.run(run())
+    spans = instrumented.llm()
+    assert len(spans) == 3, [s.instrumentation_scope for s in spans]
+    for span, served in zip(spans, stand_in.served, strict=True):
+        assert_usage(span, served["usage"])
+
+
+def test_raw_response_of_a_stream_async(stand_in: RunningStandIn, instrumented: Spans) -> None:
+    async def run() -> int:
+        client = anthropic.AsyncAnthropic(base_url=stand_in.url, api_key="k", max_retries=0)
+        raw = await client.messages.with_raw_response.create(
+            model="claude-haiku-4-5",
+            max_tokens=64,
+            messages=MESSAGES,  # type: ignore[arg-type]
+            stream=True,
+        )
+        events = [event async for event in await raw.parse()]
+        await client.close()
+        return len(events)
+
+    assert asyncio.run(run()) > 4
+    (span,) = instrumented.llm()
+    assert_usage(span, stand_in.served[0]["usage"])

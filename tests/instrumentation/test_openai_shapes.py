@@ -342,3 +342,13 @@ def test_async_parse_legacy_and_raw_shapes(stand_in: RunningStandIn, instrumente
         assert a["gen_ai.usage.input_tokens"] == usage.get("prompt_tokens", usage.get("input_tokens"))
         assert a["gen_ai.usage.output_tokens"] == usage.get("completion_tokens", usage.get("output_tokens"))
         assert "featurecost.usage.partial" not in a
+
+
+def test_with_streaming_response_body_is_left_to_the_caller(stand_in: RunningStandIn, instrumented: Spans) -> None:
+    client = client_for(stand_in)
+    with client.chat.completions.with_streaming_response.create(model="gpt-4o-mini", messages=USER) as response:  # type: ignore[arg-type]
+        body = b"".join(response.iter_bytes())
+    assert b'"usage"' in body  # the caller got the whole body: we read none of it
+    (span,) = instrumented.llm()
+    # usage was in a body we must not consume: recorded as missing, not guessed
+    assert attributes(span)["featurecost.usage.source"] == "missing"

@@ -13,6 +13,7 @@ handles: parsed models, ``Stream`` / ``AsyncStream``, and the ``.with_raw_respon
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -53,65 +54,110 @@ class Endpoint:
     prepare_stream: Callable[[dict[str, Any]], bool] | None = None
 
 
-_PARSED, _LEGACY_RAW, _STREAMING_RAW = 0, 1, 2
-_result_kinds: dict[type, int] = {}
+# Set by the SDKs' ``.with_raw_response`` ("raw", or "true" in openai's legacy wrapper)
+# and ``.with_streaming_response`` ("stream") wrappers on the request they make.
+_RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
 
 
-def _result_kind(result: Any) -> int:
-    # Cached per type: probing a pydantic model for a missing attribute raises inside
-    # pydantic, which costs microseconds on every call.
-    kind = _result_kinds.get(type(result))
-    if kind is None:
-        if hasattr(result, "_parsed_by_type") and hasattr(result, "http_response"):
-            kind = _LEGACY_RAW
-        elif hasattr(result, "http_response") and hasattr(result, "parse"):
-            kind = _STREAMING_RAW
-        else:
-            kind = _PARSED
-        _result_kinds[type(result)] = kind
-    return kind
+def _raw_mode(kwargs: Mapping[str, Any]) -> str | None:
+    headers = kwargs.get("extra_headers")
+    if not headers or not isinstance(headers, Mapping):
+        return None
+    mode = headers.get(_RAW_RESPONSE_HEADER)
+    return mode if isinstance(mode, str) else None
 
 
-def _is_legacy_raw_response(result: Any) -> bool:
-    return _result_kind(result) == _LEGACY_RAW
-
-
-def _record_response(span: Span, endpoint: Endpoint, result: Any) -> None:
-    kind = _result_kind(result)
-    if kind == _LEGACY_RAW:
-        # ``.with_raw_response``: parsing is cached on the response, so the caller's
-        # own ``.parse()`` returns this very object without a second parse.
-        try:
-            result = result.parse()
-        except Exception:  # the caller will see the same error from its own parse()
-            log.debug("featurecost: could not parse a raw response", exc_info=True)
-            record_usage(span, None)
-            return
-    elif kind == _STREAMING_RAW:
-        # ``.with_streaming_response``: the body is the caller's to read; we never read it.
-        record_usage(span, None)
-        return
-    facts, usage = endpoint.response_facts(result)
+def _record_parsed(span: Span, endpoint: Endpoint, parsed: Any) -> None:
+    facts, usage = endpoint.response_facts(parsed)
     if span.is_recording():
         span.set_attributes({**clean_attributes(facts), **usage_attributes(usage)})
 
 
-def trace_stream(result: Any, call: LLMCall, acc: StreamAccumulator) -> Any:
-    if _is_legacy_raw_response(result):
+def _parse_raw(result: Any) -> Any:
+    """The parsed value of a ``.with_raw_response`` result (maybe awaitable), or None.
+
+    Parsing is cached on the response, so the caller's own ``.parse()`` returns this
+    very object without a second parse.
+    """
+    try:
+        return result.parse()
+    except Exception:  # the caller will see the same error from its own parse()
+        log.debug("featurecost: could not parse a raw response", exc_info=True)
+        return None
+
+
+def _replace_parsed(result: Any, parsed: Any) -> None:
+    try:
+        result._parsed_by_type[result._cast_to] = parsed
+    except Exception:
+        log.debug("featurecost: could not hand a traced stream to a raw response", exc_info=True)
+
+
+def _record_response(span: Span, endpoint: Endpoint, result: Any, mode: str | None) -> None:
+    if mode is None:
+        _record_parsed(span, endpoint, result)
+    elif mode == "stream":
+        # ``.with_streaming_response``: the body is the caller's to read; we never read it.
+        record_usage(span, None)
+    else:
+        parsed = _parse_raw(result)
+        if parsed is None:
+            record_usage(span, None)
+        else:
+            _record_parsed(span, endpoint, parsed)
+
+
+async def _record_response_async(span: Span, endpoint: Endpoint, result: Any, mode: str | None) -> None:
+    if mode is None or mode == "stream":
+        _record_response(span, endpoint, result, mode)
+        return
+    parsed = _parse_raw(result)
+    if inspect.isawaitable(parsed):
         try:
-            stream = result.parse()
-            traced = trace_stream(stream, call, acc)
-            result._parsed_by_type[result._cast_to] = traced
+            parsed = await parsed
         except Exception:
-            log.debug("featurecost: could not trace a raw streamed response", exc_info=True)
-            call.finish(None, complete=True)
-        return result
-    if hasattr(result, "__anext__"):
-        return AsyncTracedStream(result, call, acc)
-    if hasattr(result, "__next__"):
-        return TracedStream(result, call, acc)
-    # ``.with_streaming_response``: the caller reads the raw body; usage is not ours to see.
+            log.debug("featurecost: could not parse a raw response", exc_info=True)
+            parsed = None
+    if parsed is None:
+        record_usage(span, None)
+    else:
+        _record_parsed(span, endpoint, parsed)
+
+
+def _proxy(stream: Any, call: LLMCall, acc: StreamAccumulator) -> Any:
+    if hasattr(stream, "__anext__"):
+        return AsyncTracedStream(stream, call, acc)
+    if hasattr(stream, "__next__"):
+        return TracedStream(stream, call, acc)
     call.finish(None, complete=True)
+    return stream
+
+
+def trace_stream(result: Any, call: LLMCall, acc: StreamAccumulator, mode: str | None = None) -> Any:
+    if mode is None:
+        return _proxy(result, call, acc)
+    if mode == "stream":
+        # ``.with_streaming_response``: the caller reads the raw body; usage is not ours to see.
+        call.finish(None, complete=True)
+        return result
+    stream = _parse_raw(result)
+    if stream is None or inspect.isawaitable(stream):
+        call.finish(None, complete=True)
+        return result
+    _replace_parsed(result, _proxy(stream, call, acc))
+    return result
+
+
+async def trace_stream_async(result: Any, call: LLMCall, acc: StreamAccumulator, mode: str | None) -> Any:
+    if mode is None or mode == "stream":
+        return trace_stream(result, call, acc, mode)
+    stream = _parse_raw(result)
+    if inspect.isawaitable(stream):
+        stream = await stream
+    if stream is None:
+        call.finish(None, complete=True)
+        return result
+    _replace_parsed(result, _proxy(stream, call, acc))
     return result
 
 
@@ -155,7 +201,7 @@ def sync_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
             call, injected = start_stream_call(tracer, endpoint, instance, kwargs)
             with call.requesting():
                 result = wrapped(*args, **kwargs)
-            return trace_stream(result, call, endpoint.new_accumulator(injected))
+            return trace_stream(result, call, endpoint.new_accumulator(injected), _raw_mode(kwargs))
         client = getattr(instance, "_client", None)
         span, token = begin_llm_span(
             tracer,
@@ -167,7 +213,7 @@ def sync_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
         )
         try:
             result = wrapped(*args, **kwargs)
-            _record_response(span, endpoint, result)
+            _record_response(span, endpoint, result, _raw_mode(kwargs))
         except BaseException as exc:
             end_llm_span(span, token, exc)
             raise
@@ -185,7 +231,7 @@ def async_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
             call, injected = start_stream_call(tracer, endpoint, instance, kwargs)
             with call.requesting():
                 result = await wrapped(*args, **kwargs)
-            return trace_stream(result, call, endpoint.new_accumulator(injected))
+            return await trace_stream_async(result, call, endpoint.new_accumulator(injected), _raw_mode(kwargs))
         client = getattr(instance, "_client", None)
         span, token = begin_llm_span(
             tracer,
@@ -197,7 +243,7 @@ def async_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
         )
         try:
             result = await wrapped(*args, **kwargs)
-            _record_response(span, endpoint, result)
+            await _record_response_async(span, endpoint, result, _raw_mode(kwargs))
         except BaseException as exc:
             end_llm_span(span, token, exc)
             raise
