@@ -7,8 +7,12 @@ passes straight through when instrumentation is suppressed or another featurecos
 span is already billing this call (an SDK helper calling another wrapped method).
 
 The Stainless-generated SDKs (openai, anthropic, …) share the result types this
-handles: parsed models, ``Stream`` / ``AsyncStream``, and the ``.with_raw_response``
-``LegacyAPIResponse`` whose parsed value is cached on it.
+handles: parsed models, ``Stream`` / ``AsyncStream``, and the raw responses of
+``.with_raw_response`` (parsed value cached on them) and ``.with_streaming_response``
+(body left unread), told apart by the ``X-Stainless-Raw-Response`` header they set.
+
+Instrumentation never breaks a call: a failure of ours is logged and the call goes on
+(strict mode ``reject`` is the one deliberate exception).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from featurecost.instrumentation._spans import (
     usage_attributes,
 )
 from featurecost.instrumentation._streams import AsyncTracedStream, StreamAccumulator, TracedStream
+from featurecost.instrumentation.attribution import UnattributedCallError
 
 log = logging.getLogger(__name__)
 
@@ -198,25 +203,40 @@ def sync_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
         if passthrough():
             return wrapped(*args, **kwargs)
         if kwargs.get("stream") is True and endpoint.new_accumulator is not None:
-            call, injected = start_stream_call(tracer, endpoint, instance, kwargs)
+            try:
+                call, injected = start_stream_call(tracer, endpoint, instance, kwargs)
+            except UnattributedCallError:
+                raise
+            except Exception:  # never let instrumentation break the call
+                log.debug("featurecost: could not start a span", exc_info=True)
+                return wrapped(*args, **kwargs)
             with call.requesting():
                 result = wrapped(*args, **kwargs)
             return trace_stream(result, call, endpoint.new_accumulator(injected), _raw_mode(kwargs))
         client = getattr(instance, "_client", None)
-        span, token = begin_llm_span(
-            tracer,
-            operation=endpoint.operation,
-            provider=endpoint.provider_of(client),
-            request_model=_model(kwargs),
-            client=client,
-            attributes=_request_attributes(endpoint, kwargs),
-        )
+        try:
+            span, token = begin_llm_span(
+                tracer,
+                operation=endpoint.operation,
+                provider=endpoint.provider_of(client),
+                request_model=_model(kwargs),
+                client=client,
+                attributes=_request_attributes(endpoint, kwargs),
+            )
+        except UnattributedCallError:
+            raise
+        except Exception:
+            log.debug("featurecost: could not start a span", exc_info=True)
+            return wrapped(*args, **kwargs)
         try:
             result = wrapped(*args, **kwargs)
-            _record_response(span, endpoint, result, _raw_mode(kwargs))
         except BaseException as exc:
             end_llm_span(span, token, exc)
             raise
+        try:
+            _record_response(span, endpoint, result, _raw_mode(kwargs))
+        except Exception:
+            log.debug("featurecost: could not read a response", exc_info=True)
         end_llm_span(span, token)
         return result
 
@@ -228,25 +248,40 @@ def async_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
         if passthrough():
             return await wrapped(*args, **kwargs)
         if kwargs.get("stream") is True and endpoint.new_accumulator is not None:
-            call, injected = start_stream_call(tracer, endpoint, instance, kwargs)
+            try:
+                call, injected = start_stream_call(tracer, endpoint, instance, kwargs)
+            except UnattributedCallError:
+                raise
+            except Exception:  # never let instrumentation break the call
+                log.debug("featurecost: could not start a span", exc_info=True)
+                return await wrapped(*args, **kwargs)
             with call.requesting():
                 result = await wrapped(*args, **kwargs)
             return await trace_stream_async(result, call, endpoint.new_accumulator(injected), _raw_mode(kwargs))
         client = getattr(instance, "_client", None)
-        span, token = begin_llm_span(
-            tracer,
-            operation=endpoint.operation,
-            provider=endpoint.provider_of(client),
-            request_model=_model(kwargs),
-            client=client,
-            attributes=_request_attributes(endpoint, kwargs),
-        )
+        try:
+            span, token = begin_llm_span(
+                tracer,
+                operation=endpoint.operation,
+                provider=endpoint.provider_of(client),
+                request_model=_model(kwargs),
+                client=client,
+                attributes=_request_attributes(endpoint, kwargs),
+            )
+        except UnattributedCallError:
+            raise
+        except Exception:
+            log.debug("featurecost: could not start a span", exc_info=True)
+            return await wrapped(*args, **kwargs)
         try:
             result = await wrapped(*args, **kwargs)
-            await _record_response_async(span, endpoint, result, _raw_mode(kwargs))
         except BaseException as exc:
             end_llm_span(span, token, exc)
             raise
+        try:
+            await _record_response_async(span, endpoint, result, _raw_mode(kwargs))
+        except Exception:
+            log.debug("featurecost: could not read a response", exc_info=True)
         end_llm_span(span, token)
         return result
 

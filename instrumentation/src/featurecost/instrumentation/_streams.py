@@ -45,6 +45,14 @@ def _finish(call: LLMCall, acc: StreamAccumulator, *, complete: bool, error: Bas
     call.finish(acc.usage(), complete=complete, response=acc.response_attributes(), error=error)
 
 
+def _take(on_item: Any, item: Any) -> bool:
+    try:
+        return bool(on_item(item))
+    except Exception:  # a surprise in a chunk must not break the caller's stream
+        log.debug("featurecost: could not read a stream item", exc_info=True)
+        return True
+
+
 def _finish_quietly(call: LLMCall, acc: StreamAccumulator) -> None:
     # Runs from the garbage collector, possibly at interpreter exit: an exception here
     # could only be printed as "ignored", so it is logged instead.
@@ -98,7 +106,7 @@ class TracedStream(ObjectProxy[Any]):  # type: ignore[misc]
             except BaseException as exc:
                 _finish(self._self_call, self._self_acc, complete=False, error=exc)
                 raise
-            if on_item(item):
+            if _take(on_item, item):
                 return item
 
     def close(self) -> Any:
@@ -147,7 +155,7 @@ class AsyncTracedStream(ObjectProxy[Any]):  # type: ignore[misc]
             except BaseException as exc:
                 _finish(self._self_call, self._self_acc, complete=False, error=exc)
                 raise
-            if on_item(item):
+            if _take(on_item, item):
                 return item
 
     async def close(self) -> Any:
