@@ -22,7 +22,9 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.baggage import _BAGGAGE_KEY
+from opentelemetry.context.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AttributeValue
 
 from featurecost.instrumentation import attributes as attrs
@@ -77,19 +79,23 @@ def _server_address(client: object) -> str | None:
     return address
 
 
-def _provider_context(ctx: otel_context.Context) -> otel_context.Context:
-    """``ctx`` as the SDK should see it while it talks to the provider.
+def _provider_context(ctx: otel_context.Context, span: Span) -> otel_context.Context:
+    """``ctx`` with ``span`` current, as the SDK should see it while it talks to the provider.
 
     Attribution is ours: a propagator injecting W3C baggage into the provider request
     (HTTP client instrumentation, an SDK's native tracing) must not send tenant or user
     ids to a third party. Other baggage entries are the application's and stay.
+    Built as one new context rather than four chained ``set_value`` copies: this runs
+    on every call.
     """
-    entries = otel_context.get_value(_BAGGAGE_KEY, ctx)
+    values = dict(ctx)
+    values[_SPAN_KEY] = span
+    entries = values.get(_BAGGAGE_KEY)
     if isinstance(entries, Mapping) and entries and any(is_attribution_key(k) for k in entries):
-        kept = {k: v for k, v in entries.items() if not is_attribution_key(k)}
-        ctx = otel_context.set_value(_BAGGAGE_KEY, kept, ctx)
-    ctx = otel_context.set_value(_IN_LLM_CALL, True, ctx)
-    return otel_context.set_value(_SUPPRESS_LANGUAGE_MODEL_INSTRUMENTATION_KEY, True, ctx)
+        values[_BAGGAGE_KEY] = {k: v for k, v in entries.items() if not is_attribution_key(k)}
+    values[_IN_LLM_CALL] = True
+    values[_SUPPRESS_LANGUAGE_MODEL_INSTRUMENTATION_KEY] = True
+    return Context(values)
 
 
 # Attributes by which other instrumentations mark a span as an LLM call.
@@ -101,7 +107,7 @@ _FOREIGN_LLM_MARKERS = (
 )
 
 
-def _supersede_enclosing_llm_span(ctx: otel_context.Context | None) -> None:
+def _supersede_enclosing_llm_span(ctx: otel_context.Context) -> None:
     """Mark an enclosing LLM span of another instrumentation as billed by ours.
 
     When a framework or a second LLM instrumentor wraps the SDK outside us, its span
@@ -165,16 +171,18 @@ def begin_llm_span(
     The span carries the current attribution; ``attributes`` (request facts) are set at
     start so samplers see them. The returned token restores the caller's context.
     """
-    attribution = current_attribution()
+    ctx = otel_context.get_current()
+    attribution = current_attribution(ctx)
     flags = check_attribution(attribution)
-    _supersede_enclosing_llm_span(None)
+    _supersede_enclosing_llm_span(ctx)
     name = f"{operation} {request_model}" if request_model else operation
     span = tracer.start_span(
         name,
         kind=SpanKind.CLIENT,
         attributes=_start_attributes(operation, provider, request_model, client, attribution, flags, attributes),
+        context=ctx,
     )
-    return span, otel_context.attach(_provider_context(trace.set_span_in_context(span)))
+    return span, otel_context.attach(_provider_context(ctx, span))
 
 
 def end_llm_span(span: Span, token: object, error: BaseException | None = None) -> None:
@@ -239,7 +247,7 @@ class LLMCall:
     @contextmanager
     def requesting(self) -> Iterator[None]:
         """Context for sending the request: our span current, attribution hidden from the provider."""
-        token = otel_context.attach(_provider_context(trace.set_span_in_context(self.span, self.call_context)))
+        token = otel_context.attach(_provider_context(self.call_context, self.span))
         try:
             yield
         except BaseException as exc:
