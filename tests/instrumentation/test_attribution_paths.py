@@ -347,3 +347,45 @@ def test_wsgi_middleware_covers_the_streamed_body(stand_in: RunningStandIn, inst
     (span,) = instrumented.llm()
     assert attributes(span)["featurecost.feature"] == "search"
     assert attributes(span)["featurecost.tenant"] == "initech"
+
+
+def test_concurrent_streams_in_threads_each_keep_their_own_attribution(
+    stand_in: RunningStandIn, instrumented: Spans
+) -> None:
+    client = client_for(stand_in)
+    barrier = threading.Barrier(6)
+
+    def worker(i: int) -> None:
+        with featurecost.attribute(feature=f"feature-{i}", tenant=f"tenant-{i}"):
+            stream = client.chat.completions.create(
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": f"question {i}"}],
+                stream=True,
+            )
+            barrier.wait(10)  # all streams open at once, then read interleaved
+            for _ in stream:
+                pass
+
+    with ContextThreadPoolExecutor(6) as pool:
+        list(pool.map(worker, range(6)))
+    spans = instrumented.llm()
+    assert len(spans) == 6
+    served_by_prompt = {served["prompt"]: served["usage"] for served in stand_in.served}
+    for span in spans:
+        a = attributes(span)
+        i = a["featurecost.feature"].removeprefix("feature-")  # type: ignore[union-attr]
+        assert a["featurecost.tenant"] == f"tenant-{i}"
+        assert a["gen_ai.usage.output_tokens"] == served_by_prompt[f"question {i}"]["completion_tokens"]
+
+
+def test_async_stream_closed_after_break_is_ended(stand_in: RunningStandIn, instrumented: Spans) -> None:
+    async def run() -> None:
+        async with openai.AsyncOpenAI(base_url=f"{stand_in.url}/v1", api_key="k", max_retries=0) as client:
+            stream = await client.chat.completions.create(model="gpt-4o-mini", messages=USER, stream=True)  # type: ignore[call-overload]
+            async for _ in stream:
+                break
+            await stream.close()
+
+    asyncio.run(run())
+    (span,) = instrumented.llm()
+    assert attributes(span)["featurecost.usage.partial"] is True
