@@ -458,6 +458,15 @@ class StandIn:
             return _anthropic_error(400, "unsupported vertex request")
         return self._anthropic_message(request, body, model)
 
+    async def bedrock_invoke(self, request: Request) -> Response:
+        """Anthropic on Bedrock (``AnthropicBedrock``): the model is in the path, the body is
+        Anthropic's with ``anthropic_version``. Served under a prefix of its own
+        (``/anthropic-bedrock``) so that it cannot shadow a bedrock-runtime stand-in."""
+        body = await self._body(request)
+        if "anthropic_version" not in body:
+            return _anthropic_error(400, "anthropic_version is required on Bedrock")
+        return self._anthropic_message(request, body, request.path_params["model"])
+
     def _anthropic_message(self, request: Request, body: dict[str, Any], model: Any) -> Response:
         messages = body.get("messages")
         max_tokens = body.get("max_tokens")
@@ -591,6 +600,7 @@ class StandIn:
                     self.vertex_predict,
                     methods=["POST"],
                 ),
+                Route("/anthropic-bedrock/model/{model}/invoke", self.bedrock_invoke, methods=["POST"]),
                 Route("/_stand_in/served", self.served_log),
                 Route("/_stand_in/requests", self.request_log),
                 Route("/_stand_in/health", self.health),

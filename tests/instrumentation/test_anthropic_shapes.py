@@ -270,3 +270,25 @@ def test_raw_response_of_a_stream_async(stand_in: RunningStandIn, instrumented: 
     assert asyncio.run(run()) > 4
     (span,) = instrumented.llm()
     assert_usage(span, stand_in.served[0]["usage"])
+
+
+def test_bedrock_client(stand_in: RunningStandIn, instrumented: Spans) -> None:
+    client = anthropic.AnthropicBedrock(
+        base_url=f"{stand_in.url}/anthropic-bedrock", aws_region="us-east-1", api_key="bedrock-key", max_retries=0
+    )
+    with featurecost.attribute(feature="bedrock"):
+        client.messages.create(
+            model="anthropic.claude-haiku-4-5-20251001-v1:0",
+            max_tokens=64,
+            messages=MESSAGES,  # type: ignore[arg-type]
+        )
+    assert (
+        stand_in.stand_in.requests[0]["path"]
+        == "/anthropic-bedrock/model/anthropic.claude-haiku-4-5-20251001-v1:0/invoke"
+    )
+    (span,) = instrumented.llm()
+    a = attributes(span)
+    assert a["gen_ai.provider.name"] == "aws.bedrock"
+    assert a["gen_ai.request.model"] == "anthropic.claude-haiku-4-5-20251001-v1:0"
+    assert a["featurecost.feature"] == "bedrock"
+    assert_usage(span, stand_in.served[0]["usage"])
