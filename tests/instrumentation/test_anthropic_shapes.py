@@ -292,3 +292,14 @@ def test_bedrock_client(stand_in: RunningStandIn, instrumented: Spans) -> None:
     assert a["gen_ai.request.model"] == "anthropic.claude-haiku-4-5-20251001-v1:0"
     assert a["featurecost.feature"] == "bedrock"
     assert_usage(span, stand_in.served[0]["usage"])
+
+
+def test_beta_messages(stand_in: RunningStandIn, instrumented: Spans) -> None:
+    client = client_for(stand_in, instrumented)
+    client.beta.messages.create(model="claude-haiku-4-5", max_tokens=32, messages=MESSAGES)  # type: ignore[arg-type]
+    with client.beta.messages.stream(model="claude-haiku-4-5", max_tokens=32, messages=MESSAGES) as stream:  # type: ignore[arg-type]
+        stream.until_done()
+    spans = instrumented.llm()
+    assert len(spans) == 2, [s.instrumentation_scope for s in spans]
+    for span, served in zip(spans, stand_in.served, strict=True):
+        assert_usage(span, served["usage"])

@@ -171,6 +171,9 @@ def test_allow_list_and_size_caps() -> None:
     ctx = baggage.set_baggage("featurecost.injected", "y")
     ctx = baggage.set_baggage("featurecost.experiment", "z" * 50, context=ctx)
     assert featurecost.current_attribution(ctx) == {"featurecost.experiment": "z" * 8}
+    featurecost.configure(allow_any_extra_key=True, max_extra_keys=4)
+    with featurecost.attribute(**{"k" * 80: "too long a key", "fine": "kept"}):
+        assert set(featurecost.current_attribution()) == {"featurecost.fine", "featurecost.root_id"}
 
 
 def test_baggage_cannot_set_what_the_instrumentor_measures(stand_in: RunningStandIn, instrumented: Spans) -> None:

@@ -352,3 +352,13 @@ def test_with_streaming_response_body_is_left_to_the_caller(stand_in: RunningSta
     (span,) = instrumented.llm()
     # usage was in a body we must not consume: recorded as missing, not guessed
     assert attributes(span)["featurecost.usage.source"] == "missing"
+
+
+def test_responses_stream_helper_closed_early(stand_in: RunningStandIn, instrumented: Spans) -> None:
+    client = client_for(stand_in)
+    with client.responses.stream(model="gpt-4o-mini", input="hi") as stream:
+        next(iter(stream))
+    (span,) = instrumented.llm()
+    a = attributes(span)
+    assert a["featurecost.usage.partial"] is True
+    assert a["featurecost.usage.source"] == "missing"

@@ -117,8 +117,11 @@ def is_attribution_key(key: str) -> bool:
 _RESERVED_PREFIXES = ("featurecost.usage.", "featurecost.request.", "featurecost.response.", attrs.SUPERSEDED)
 
 
+MAX_KEY_LENGTH = 64
+
+
 def _allowed_extra(key: str) -> bool:
-    if key.startswith(_RESERVED_PREFIXES):
+    if key.startswith(_RESERVED_PREFIXES) or len(key) > MAX_KEY_LENGTH:
         return False
     return settings.extra_keys is None or key in settings.extra_keys
 
