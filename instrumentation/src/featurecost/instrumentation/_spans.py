@@ -2,7 +2,9 @@
 
 Two ways to open the one billable span of a call:
 
-* ``llm_span`` — a context manager for calls that are over when the SDK method returns.
+* ``llm_span`` — a context manager for calls that are over when the SDK method returns
+  (``begin_llm_span`` / ``end_llm_span`` are the same without the context-manager cost,
+  for the hot path of the wrappers).
 * ``start_llm_call`` — an ``LLMCall`` for streams: the span outlives the SDK method and is
   ended by whoever sees the stream end (exhausted, failed, closed, abandoned).
 
