@@ -31,6 +31,8 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -340,17 +342,56 @@ def isolated(
         print(f"{label:38} {'featurecost':14} {unit:6} {base:10.2f} {instr:10.2f} {instr - base:10.2f}")
 
 
+def _instrumenter(name: str) -> Instrumenter | str:
+    if name == "featurecost":
+        return _featurecost()
+    if name == "OpenLLMetry":
+        return _optional(
+            name, "opentelemetry.instrumentation.openai", "OpenAIInstrumentor", "opentelemetry-instrumentation-openai"
+        )
+    return _optional(
+        name, "openinference.instrumentation.openai", "OpenAIInstrumentor", "openinference-instrumentation-openai"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--calls", type=int, default=1000, help="calls per round for the per-call cases")
     parser.add_argument("--chunks", type=int, default=2000, help="chunks in the stream of the per-chunk cases")
+    parser.add_argument("--only", help=argparse.SUPPRESS)  # one part, in a process of its own
     args = parser.parse_args()
+    sizes = ["--calls", str(args.calls), "--chunks", str(args.chunks)]
+    if args.only is None:
+        # Each part runs in a fresh process: some instrumentations leave patches behind
+        # after uninstrument(), which would slow the next part's uninstrumented baseline.
+        print("End to end: the real SDK over an in-memory transport, without and with instrumentation")
+        header = f"{'case':34} {'instrumentation':14} {'per':6} {'SDK µs':>10} {'instr µs':>10} {'added µs':>10}"
+        print(f"{header} {'ratio':>7}", flush=True)
+        for part in ("featurecost", "OpenLLMetry", "OpenInference"):
+            subprocess.run([sys.executable, __file__, *sizes, "--only", part], check=True)
+        print()
+        print("Isolated: featurecost's own work per call / per chunk (the SDK's time taken out)")
+        print(f"{'case':38} {'instrumentation':14} {'per':6} {'bare µs':>10} {'instr µs':>10} {'added µs':>10}")
+        sys.stdout.flush()
+        subprocess.run([sys.executable, __file__, *sizes, "--only", "isolated"], check=True)
+        print()
+        print("targets: <= 30 µs added per non-streaming call, ~1 µs added per stream chunk")
+        return
+
     provider = TracerProvider()  # spans recorded, nothing exported
     messages = [{"role": "user", "content": "hi"}]
     chat = _openai(_chat_json(), "application/json")
     chat_stream = _openai(_chat_sse(args.chunks), "text/event-stream")
     claude = _anthropic(_message_json(), "application/json")
     claude_stream = _anthropic(_message_sse(args.chunks), "text/event-stream")
+
+    if args.only == "isolated":
+        chunk_list = list(chat_stream.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True))  # type: ignore[call-overload]
+        event_list = list(
+            claude_stream.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=messages, stream=True)  # type: ignore[arg-type]
+        )
+        isolated(provider, args.calls, chat, chunk_list, claude, event_list)
+        return
 
     def openai_calls() -> None:
         with featurecost.attribute(feature="bench", tenant="t"):
@@ -383,44 +424,16 @@ def main() -> None:
         ("anthropic messages.create", "call", anthropic_calls, args.calls, False),
         ("anthropic messages stream", "chunk", anthropic_stream, args.chunks, False),
     ]
-    instrumenters: list[Instrumenter | str] = [
-        _featurecost(),
-        _optional(
-            "OpenLLMetry",
-            "opentelemetry.instrumentation.openai",
-            "OpenAIInstrumentor",
-            "opentelemetry-instrumentation-openai",
-        ),
-        _optional(
-            "OpenInference",
-            "openinference.instrumentation.openai",
-            "OpenAIInstrumentor",
-            "openinference-instrumentation-openai",
-        ),
-    ]
-    print("End to end: the real SDK over an in-memory transport, without and with instrumentation")
-    print(f"{'case':34} {'instrumentation':14} {'per':6} {'SDK µs':>10} {'instr µs':>10} {'added µs':>10} {'ratio':>7}")
-    for instrumenter in instrumenters:
-        if isinstance(instrumenter, str):
-            print(instrumenter)
-            continue
-        for label, unit, case, ops, is_openai in cases:
-            if instrumenter[0] != "featurecost" and not is_openai:
-                continue
-            base, instr = measure(case, ops, instrumenter, provider)
-            name = instrumenter[0]
-            added = instr - base
-            print(f"{label:34} {name:14} {unit:6} {base:10.2f} {instr:10.2f} {added:10.2f} {instr / base:7.3f}")
-    print()
-    print("Isolated: featurecost's own work per call / per chunk (the SDK's time taken out)")
-    print(f"{'case':38} {'instrumentation':14} {'per':6} {'bare µs':>10} {'instr µs':>10} {'added µs':>10}")
-    chunk_list = list(chat_stream.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True))  # type: ignore[call-overload]
-    event_list = list(
-        claude_stream.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=messages, stream=True)  # type: ignore[arg-type]
-    )
-    isolated(provider, args.calls, chat, chunk_list, claude, event_list)
-    print()
-    print("targets: <= 30 µs added per non-streaming call, ~1 µs added per stream chunk")
+    instrumenter = _instrumenter(args.only)
+    if isinstance(instrumenter, str):
+        print(instrumenter)
+        return
+    name = instrumenter[0]
+    for label, unit, case, ops, is_openai in cases:
+        if name != "featurecost" and not is_openai:
+            continue  # the comparisons are OpenAI instrumentors
+        base, instr = measure(case, ops, instrumenter, provider)
+        print(f"{label:34} {name:14} {unit:6} {base:10.2f} {instr:10.2f} {instr - base:10.2f} {instr / base:7.3f}")
 
 
 if __name__ == "__main__":
