@@ -200,6 +200,14 @@ def test_azure_client(stand_in: RunningStandIn, instrumented: Spans) -> None:
         assert_chat_usage(span, served["usage"])
 
 
+def test_old_azure_api_versions_are_not_sent_stream_options(stand_in: RunningStandIn, instrumented: Spans) -> None:
+    client = openai.AzureOpenAI(azure_endpoint=stand_in.url, api_key="k", api_version="2024-06-01", max_retries=0)
+    list(client.chat.completions.create(model="gpt-4o-mini", messages=USER, stream=True))  # type: ignore[call-overload]
+    assert "stream_options" not in stand_in.stand_in.requests[0]["body"]
+    (span,) = instrumented.llm()
+    assert attributes(span)["featurecost.usage.source"] == "missing"
+
+
 def test_async_client_streams(stand_in: RunningStandIn, instrumented: Spans) -> None:
     async def run() -> int:
         async with openai.AsyncOpenAI(base_url=f"{stand_in.url}/v1", api_key="sk-test", max_retries=0) as client:

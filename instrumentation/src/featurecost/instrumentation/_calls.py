@@ -56,7 +56,7 @@ class Endpoint:
     # Stream support: a fresh accumulator per stream; its argument says whether
     # ``prepare_stream`` changed the request to get usage the caller did not ask for.
     new_accumulator: Callable[[bool], StreamAccumulator] | None = None
-    prepare_stream: Callable[[dict[str, Any]], bool] | None = None
+    prepare_stream: Callable[[Any, dict[str, Any]], bool] | None = None  # (client, kwargs)
 
 
 # Set by the SDKs' ``.with_raw_response`` ("raw", or "true" in openai's legacy wrapper)
@@ -169,8 +169,8 @@ async def trace_stream_async(result: Any, call: LLMCall, acc: StreamAccumulator,
 def start_stream_call(
     tracer: Tracer, endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]
 ) -> tuple[LLMCall, bool]:
-    injected = endpoint.prepare_stream(kwargs) if endpoint.prepare_stream is not None else False
     client = getattr(instance, "_client", None)
+    injected = endpoint.prepare_stream(client, kwargs) if endpoint.prepare_stream is not None else False
     call = start_llm_call(
         tracer,
         operation=endpoint.operation,

@@ -70,8 +70,16 @@ def _no_request_attributes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _include_usage(kwargs: dict[str, Any]) -> bool:
+# Azure OpenAI accepts ``stream_options`` from this API version on; older versions
+# answer 400 to it, so their requests are left as they are.
+_AZURE_STREAM_OPTIONS_SINCE = "2024-09-01"
+
+
+def _include_usage(client: Any, kwargs: dict[str, Any]) -> bool:
     """Ask for the final usage chunk unless the caller decided; True when we added it."""
+    api_version = getattr(client, "_api_version", None)
+    if isinstance(api_version, str) and api_version[:10] < _AZURE_STREAM_OPTIONS_SINCE:
+        return False
     options = kwargs.get("stream_options")
     if isinstance(options, Mapping):
         if "include_usage" in options:
