@@ -8,8 +8,8 @@ feature, tenant and user each action serves. Tracing is switched on from outside
 Three features, each a chain of LLM calls per user action:
 
 * ``support-bot`` (OpenAI, multi-turn conversations = sessions, long cached system prompt)
-* ``summarize-thread`` (Anthropic: map chunks with Haiku, reduce with Sonnet, cached instructions)
-* ``draft-email`` (OpenAI, async: outline → draft → polish)
+* ``summarize-thread`` (Anthropic: map chunks with Haiku, reduce with Sonnet streamed, cached instructions)
+* ``draft-email`` (OpenAI, async: outline → draft → polish streamed)
 """
 
 from __future__ import annotations
@@ -64,12 +64,13 @@ def summarize_thread(client: anthropic.Anthropic, tenant: str, plan: str, user: 
                 messages=[{"role": "user", "content": f"Summarize:\n{chunk}"}],
             )
             partials.append(message.content[0].text)  # type: ignore[union-attr]
-        final = client.messages.create(
+        # the final summary streams to the account manager's screen
+        with client.messages.stream(
             model="claude-sonnet-4-6",
             max_tokens=400,
             messages=[{"role": "user", "content": "Combine these summaries:\n" + "\n".join(partials)}],
-        )
-        return final.content[0].text  # type: ignore[union-attr]
+        ) as stream:
+            return stream.get_final_text()
 
 
 @featurecost.attribute(feature="draft-email")
@@ -90,8 +91,9 @@ async def draft_email(client: openai.AsyncOpenAI, topic: str) -> str:
         model="gpt-4o-mini",
         messages=[{"role": "user", "content": f"Polish:\n{draft.choices[0].message.content}"}],
         max_tokens=250,
+        stream=True,
     )
-    return polished.choices[0].message.content or ""
+    return "".join([chunk.choices[0].delta.content or "" async for chunk in polished if chunk.choices])
 
 
 async def draft_emails(tenant: str, plan: str, user: str, topics: list[str]) -> None:

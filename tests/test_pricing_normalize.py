@@ -329,7 +329,7 @@ def test_impossible_usage_is_fixed_the_only_way_possible_and_flagged() -> None:
                 "gen_ai.usage.input_tokens": 20,
                 "gen_ai.usage.cache_read.input_tokens": 4_000,
                 "gen_ai.usage.output_tokens": 10,
-                "featurecost.usage.cache_creation_1h.input_tokens": 5,
+                "featurecost.usage.cache_creation.1h_input_tokens": 5,
             },
         )
     )
@@ -404,3 +404,19 @@ def test_non_llm_spans_are_dropped() -> None:
         )
         == []
     )
+
+
+def test_a_span_superseded_by_a_featurecost_span_is_not_billed() -> None:
+    # OpenLLMetry's span around ours carries featurecost.superseded (set by our instrumentor)
+    usage = {"gen_ai.usage.input_tokens": 100, "gen_ai.usage.output_tokens": 10}
+    outer = {"gen_ai.system": "openai", "gen_ai.request.model": "gpt-4o-mini", **usage, "featurecost.superseded": True}
+    ours = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-4o-mini",
+        "featurecost.feature": "f",
+        **usage,
+    }
+    (call,) = calls(("openai.chat", outer), ("chat gpt-4o-mini", ours))
+    assert call.feature == "f"
+    assert call.input_tokens == 100

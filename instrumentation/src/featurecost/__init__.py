@@ -12,8 +12,20 @@ __path__ = extend_path(__path__, __name__)
 
 from featurecost.instrumentation.attribution import (
     Attribution,
+    ContextThreadPoolExecutor,
+    UnattributedCallError,
     attribute,
+    bind_context,
+    configure,
     current_attribution,
 )
 
-__all__ = ["Attribution", "attribute", "current_attribution"]
+__all__ = [
+    "Attribution",
+    "ContextThreadPoolExecutor",
+    "UnattributedCallError",
+    "attribute",
+    "bind_context",
+    "configure",
+    "current_attribution",
+]

@@ -28,11 +28,11 @@ from typing import Final, Literal
 
 from featurecost.instrumentation import attributes as attrs
 
-# featurecost extensions the collector reads (no semconv name yet; documented in docs/pricing.md)
-USAGE_CACHE_WRITE_1H_TOKENS: Final = "featurecost.usage.cache_creation_1h.input_tokens"
-USAGE_INPUT_AUDIO_TOKENS: Final = "featurecost.usage.input_audio_tokens"
-USAGE_OUTPUT_AUDIO_TOKENS: Final = "featurecost.usage.output_audio_tokens"
-CLIENT_COST_USD: Final = "featurecost.client.cost_usd"
+# featurecost's own names, as the instrumentation emits them (one definition: attributes.py)
+USAGE_CACHE_WRITE_1H_TOKENS: Final = attrs.USAGE_CACHE_CREATION_1H_TOKENS
+USAGE_INPUT_AUDIO_TOKENS: Final = attrs.USAGE_INPUT_AUDIO_TOKENS
+USAGE_OUTPUT_AUDIO_TOKENS: Final = attrs.USAGE_OUTPUT_AUDIO_TOKENS
+CLIENT_COST_USD: Final = attrs.CLIENT_COST_USD
 
 CacheSemantics = Literal["inclusive", "provider"]
 

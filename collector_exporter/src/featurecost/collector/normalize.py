@@ -103,6 +103,9 @@ def _time(unix_nano: int) -> datetime:
 
 
 def is_llm_span(span_attributes: dict[str, Any]) -> bool:
+    if span_attributes.get(attrs.SUPERSEDED) is True:
+        # another instrumentation's span around a featurecost span: that one bills the call
+        return False
     vercel_operation = span_attributes.get(_VERCEL_OPERATION_ID)
     if vercel_operation is not None:
         return _as_str(vercel_operation).endswith(_VERCEL_CALL_SUFFIXES)

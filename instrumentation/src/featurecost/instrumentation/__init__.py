@@ -1,6 +1,23 @@
 """featurecost instrumentation: attribution context and LLM SDK instrumentors."""
 
-from featurecost.instrumentation.attribution import Attribution, attribute, current_attribution
+from featurecost.instrumentation.attribution import (
+    Attribution,
+    ContextThreadPoolExecutor,
+    UnattributedCallError,
+    attribute,
+    bind_context,
+    configure,
+    current_attribution,
+)
 from featurecost.instrumentation.version import __version__
 
-__all__ = ["Attribution", "__version__", "attribute", "current_attribution"]
+__all__ = [
+    "Attribution",
+    "ContextThreadPoolExecutor",
+    "UnattributedCallError",
+    "__version__",
+    "attribute",
+    "bind_context",
+    "configure",
+    "current_attribution",
+]

@@ -1,19 +1,41 @@
-"""What every featurecost LLM span has in common, whichever SDK made the call."""
+"""What every featurecost LLM span has in common, whichever SDK made the call.
+
+Two ways to open the one billable span of a call:
+
+* ``llm_span`` — a context manager for calls that are over when the SDK method returns
+  (``begin_llm_span`` / ``end_llm_span`` are the same without the context-manager cost,
+  for the hot path of the wrappers).
+* ``start_llm_call`` — an ``LLMCall`` for streams: the span outlives the SDK method and is
+  ended by whoever sees the stream end (exhausted, failed, closed, abandoned).
+
+Both copy the attribution of the caller's context onto the span, hide featurecost
+baggage from whatever the SDK sends to the provider, and mark the context so that a
+nested instrumentation (ours or another library's) does not bill the same call twice.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.baggage import _BAGGAGE_KEY
+from opentelemetry.context.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AttributeValue
 
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation.attribution import current_attribution
+from featurecost.instrumentation.attribution import check_attribution, current_attribution, is_attribution_key
 
 _IN_LLM_CALL = otel_context.create_key("featurecost-in-llm-call")
+# OpenLLMetry's instrumentors read this plain key; setting it stops one of them that
+# wraps inside us from emitting a second LLM span for the same call.
+_SUPPRESS_LANGUAGE_MODEL_INSTRUMENTATION_KEY = "suppress_language_model_instrumentation"
 
 
 def in_llm_call() -> bool:
@@ -24,19 +46,154 @@ def in_llm_call() -> bool:
 @dataclass(frozen=True, slots=True)
 class TokenUsage:
     """Usage in GenAI-semconv terms: ``input_tokens`` includes cache reads and writes,
-    ``reasoning_tokens`` is a subset of ``output_tokens``."""
+    ``reasoning_tokens`` is a subset of ``output_tokens``, the audio counts are subsets of
+    input and output, and the 5-minute / 1-hour cache writes split ``cache_creation_tokens``
+    when the provider reports the split."""
 
     input_tokens: int
     output_tokens: int
     cache_read_tokens: int = 0
     cache_creation_tokens: int = 0
     reasoning_tokens: int = 0
+    cache_creation_5m_tokens: int | None = None
+    cache_creation_1h_tokens: int | None = None
+    input_audio_tokens: int = 0
+    output_audio_tokens: int = 0
+
+
+_hosts: dict[int, tuple[object, str | None]] = {}
 
 
 def _server_address(client: object) -> str | None:
     base_url = getattr(client, "base_url", None)
+    if base_url is None:
+        return None
+    # URL objects are immutable and a client keeps its own: remember the host of the
+    # last few (the entry holds the URL, so its id cannot be reused while cached).
+    cached = _hosts.get(id(base_url))
+    if cached is not None and cached[0] is base_url:
+        return cached[1]
     host = getattr(base_url, "host", None)
-    return str(host) if host else None
+    address = str(host) if host else None
+    if len(_hosts) >= 256:
+        _hosts.clear()
+    _hosts[id(base_url)] = (base_url, address)
+    return address
+
+
+def _provider_context(ctx: otel_context.Context, span: Span) -> otel_context.Context:
+    """``ctx`` with ``span`` current, as the SDK should see it while it talks to the provider.
+
+    Attribution is ours: a propagator injecting W3C baggage into the provider request
+    (HTTP client instrumentation, an SDK's native tracing) must not send tenant or user
+    ids to a third party. Other baggage entries are the application's and stay.
+    Built as one new context rather than four chained ``set_value`` copies: this runs
+    on every call.
+    """
+    values = dict(ctx)
+    values[_SPAN_KEY] = span
+    entries = values.get(_BAGGAGE_KEY)
+    if isinstance(entries, Mapping) and entries and any(is_attribution_key(k) for k in entries):
+        values[_BAGGAGE_KEY] = {k: v for k, v in entries.items() if not is_attribution_key(k)}
+    values[_IN_LLM_CALL] = True
+    values[_SUPPRESS_LANGUAGE_MODEL_INSTRUMENTATION_KEY] = True
+    return Context(values)
+
+
+# Attributes by which other instrumentations mark a span as an LLM call.
+_FOREIGN_LLM_MARKERS = (
+    attrs.GEN_AI_OPERATION_NAME,
+    attrs.GEN_AI_PROVIDER_NAME,
+    attrs.GEN_AI_SYSTEM,
+    "llm.request.type",
+)
+
+
+def _supersede_enclosing_llm_span(ctx: otel_context.Context) -> None:
+    """Mark an enclosing LLM span of another instrumentation as billed by ours.
+
+    When a framework or a second LLM instrumentor wraps the SDK outside us, its span
+    and ours describe the same call; the collector bills ours (which carries the
+    attribution) and skips spans marked here. Only SDK spans expose attributes; others
+    cannot be inspected and are left alone.
+    """
+    current = trace.get_current_span(ctx)
+    found = getattr(current, "attributes", None)
+    if not found or not current.is_recording():
+        return
+    if any(marker in found for marker in _FOREIGN_LLM_MARKERS) or found.get("openinference.span.kind") == "LLM":
+        current.set_attribute(attrs.SUPERSEDED, True)
+
+
+def _start_attributes(
+    operation: str,
+    provider: str,
+    request_model: str | None,
+    client: object,
+    attribution: Mapping[str, str],
+    flags: Mapping[str, AttributeValue],
+    extra: Mapping[str, AttributeValue] | None = None,
+) -> dict[str, AttributeValue]:
+    attributes: dict[str, AttributeValue] = {
+        attrs.GEN_AI_OPERATION_NAME: operation,
+        attrs.GEN_AI_PROVIDER_NAME: provider,
+    }
+    if request_model:
+        attributes[attrs.GEN_AI_REQUEST_MODEL] = request_model
+    address = _server_address(client)
+    if address:
+        attributes[attrs.SERVER_ADDRESS] = address
+    attributes.update(attribution)
+    if flags:
+        attributes.update(flags)
+    if extra:
+        attributes.update(extra)
+    return attributes
+
+
+def _record_error(span: Span, exc: BaseException) -> None:
+    if span.is_recording():
+        span.set_attribute(attrs.ERROR_TYPE, type(exc).__qualname__)
+        span.set_attribute(attrs.USAGE_SOURCE, attrs.USAGE_MISSING)
+        span.record_exception(exc)
+        span.set_status(Status(StatusCode.ERROR, str(exc)[:256]))
+
+
+def begin_llm_span(
+    tracer: Tracer,
+    *,
+    operation: str,
+    provider: str,
+    request_model: str | None,
+    client: object = None,
+    attributes: Mapping[str, AttributeValue] | None = None,
+) -> tuple[Span, object]:
+    """Start the one billable span for an LLM call and make it current; pair with ``end_llm_span``.
+
+    The span carries the current attribution; ``attributes`` (request facts) are set at
+    start so samplers see them. The returned token restores the caller's context.
+    """
+    ctx = otel_context.get_current()
+    attribution = current_attribution(ctx)
+    flags = check_attribution(attribution)
+    _supersede_enclosing_llm_span(ctx)
+    name = f"{operation} {request_model}" if request_model else operation
+    span = tracer.start_span(
+        name,
+        kind=SpanKind.CLIENT,
+        attributes=_start_attributes(operation, provider, request_model, client, attribution, flags, attributes),
+        context=ctx,
+    )
+    return span, otel_context.attach(_provider_context(ctx, span))
+
+
+def end_llm_span(span: Span, token: object, error: BaseException | None = None) -> None:
+    try:
+        if error is not None:
+            _record_error(span, error)
+    finally:
+        otel_context.detach(token)  # type: ignore[arg-type]
+        span.end()
 
 
 @contextmanager
@@ -47,56 +204,175 @@ def llm_span(
     provider: str,
     request_model: str | None,
     client: object = None,
+    attributes: Mapping[str, AttributeValue] | None = None,
 ) -> Iterator[Span]:
     """Start the one billable span for an LLM call, carrying the current attribution.
 
+    ``attributes`` (request facts) are set when the span starts, so samplers see them.
     Exceptions propagate unchanged; the span records them with ``error.type``.
     """
-    attributes: dict[str, AttributeValue] = {
-        attrs.GEN_AI_OPERATION_NAME: operation,
-        attrs.GEN_AI_PROVIDER_NAME: provider,
-    }
-    if request_model:
-        attributes[attrs.GEN_AI_REQUEST_MODEL] = request_model
-    address = _server_address(client)
-    if address:
-        attributes[attrs.SERVER_ADDRESS] = address
-    attributes.update(current_attribution())
-    name = f"{operation} {request_model}" if request_model else operation
-    with tracer.start_as_current_span(
-        name,
-        kind=SpanKind.CLIENT,
+    span, token = begin_llm_span(
+        tracer,
+        operation=operation,
+        provider=provider,
+        request_model=request_model,
+        client=client,
         attributes=attributes,
-        record_exception=False,
-        set_status_on_exception=False,
-    ) as span:
-        token = otel_context.attach(otel_context.set_value(_IN_LLM_CALL, True))
+    )
+    error: BaseException | None = None
+    try:
+        yield span
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        end_llm_span(span, token, error)
+
+
+class LLMCall:
+    """The span of a call whose response is a stream, from the request to the stream's end.
+
+    ``call_context`` is the caller's context at call time: a stream is often consumed
+    in another task, thread or framework callback whose context says nothing about
+    who asked for it. ``finish`` is idempotent and thread-safe, because a stream can
+    end by exhaustion in one thread and by garbage collection in another.
+    """
+
+    __slots__ = ("_finished", "_lock", "call_context", "span")
+
+    def __init__(self, span: Span, call_context: otel_context.Context) -> None:
+        self.span = span
+        self.call_context = call_context
+        self._finished = False
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def requesting(self) -> Iterator[None]:
+        """Context for sending the request: our span current, attribution hidden from the provider."""
+        token = otel_context.attach(_provider_context(self.call_context, self.span))
         try:
-            yield span
+            yield
         except BaseException as exc:
-            if span.is_recording():
-                span.set_attribute(attrs.ERROR_TYPE, type(exc).__qualname__)
-                span.set_attribute(attrs.USAGE_SOURCE, attrs.USAGE_MISSING)
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, str(exc)[:256]))
+            self.fail(exc)
             raise
         finally:
             otel_context.detach(token)
 
+    @property
+    def finished(self) -> bool:
+        return self._finished
 
-def record_usage(span: Span, usage: TokenUsage | None) -> None:
-    if not span.is_recording():
-        return
+    def _claim(self) -> bool:
+        with self._lock:
+            if self._finished:
+                return False
+            self._finished = True
+            return True
+
+    def fail(self, exc: BaseException) -> None:
+        if self._claim():
+            _record_error(self.span, exc)
+            self.span.end()
+
+    def finish(
+        self,
+        usage: TokenUsage | None,
+        *,
+        complete: bool,
+        response: Mapping[str, Any] | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """End the span with the usage seen so far; ``complete`` says whether the stream ran to its end."""
+        if not self._claim():
+            return
+        span = self.span
+        if span.is_recording():
+            if error is not None:
+                _record_error(span, error)
+                if usage is None:
+                    span.end()
+                    return
+            # Attribution is copied again at the end: keys that were absent when the call
+            # started but are set in the consumer's context now are filled in, never overridden.
+            started_with = current_attribution(self.call_context)
+            late = {k: v for k, v in current_attribution().items() if k not in started_with}
+            if late:
+                span.set_attributes(late)
+            span.set_attributes({**clean_attributes(response or {}), **usage_attributes(usage, partial=not complete)})
+        span.end()
+
+
+def start_llm_call(
+    tracer: Tracer,
+    *,
+    operation: str,
+    provider: str,
+    request_model: str | None,
+    client: object = None,
+    attributes: Mapping[str, AttributeValue] | None = None,
+) -> LLMCall:
+    """Start the span of a streamed call; the caller sends the request inside ``call.requesting()``."""
+    call_context = otel_context.get_current()
+    attribution = current_attribution(call_context)
+    flags = check_attribution(attribution)
+    _supersede_enclosing_llm_span(call_context)
+    name = f"{operation} {request_model}" if request_model else operation
+    span = tracer.start_span(
+        name,
+        kind=SpanKind.CLIENT,
+        attributes=_start_attributes(operation, provider, request_model, client, attribution, flags, attributes),
+        context=call_context,
+    )
+    return LLMCall(span, call_context)
+
+
+def usage_attributes(usage: TokenUsage | None, *, partial: bool = False) -> dict[str, AttributeValue]:
+    """The span attributes for ``usage``: exactly as reported; None is recorded as missing, never estimated.
+
+    ``partial`` marks a stream that ended before the provider's final usage report:
+    the counts are what had been reported up to then.
+    """
+    found: dict[str, AttributeValue] = {attrs.USAGE_PARTIAL: True} if partial else {}
     if usage is None:
-        span.set_attribute(attrs.USAGE_SOURCE, attrs.USAGE_MISSING)
-        return
-    span.set_attribute(attrs.USAGE_SOURCE, attrs.USAGE_REPORTED)
-    span.set_attribute(attrs.GEN_AI_USAGE_INPUT_TOKENS, usage.input_tokens)
-    span.set_attribute(attrs.GEN_AI_USAGE_OUTPUT_TOKENS, usage.output_tokens)
-    span.set_attribute(attrs.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cache_read_tokens)
-    span.set_attribute(attrs.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cache_creation_tokens)
+        found[attrs.USAGE_SOURCE] = attrs.USAGE_MISSING
+        return found
+    found[attrs.USAGE_SOURCE] = attrs.USAGE_REPORTED
+    found[attrs.GEN_AI_USAGE_INPUT_TOKENS] = usage.input_tokens
+    found[attrs.GEN_AI_USAGE_OUTPUT_TOKENS] = usage.output_tokens
+    found[attrs.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cache_read_tokens
+    found[attrs.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS] = usage.cache_creation_tokens
     if usage.reasoning_tokens:
-        span.set_attribute(attrs.USAGE_REASONING_TOKENS, usage.reasoning_tokens)
+        found[attrs.USAGE_REASONING_TOKENS] = usage.reasoning_tokens
+    if usage.cache_creation_5m_tokens is not None:
+        found[attrs.USAGE_CACHE_CREATION_5M_TOKENS] = usage.cache_creation_5m_tokens
+    if usage.cache_creation_1h_tokens is not None:
+        found[attrs.USAGE_CACHE_CREATION_1H_TOKENS] = usage.cache_creation_1h_tokens
+    if usage.input_audio_tokens:
+        found[attrs.USAGE_INPUT_AUDIO_TOKENS] = usage.input_audio_tokens
+    if usage.output_audio_tokens:
+        found[attrs.USAGE_OUTPUT_AUDIO_TOKENS] = usage.output_audio_tokens
+    return found
+
+
+def record_usage(span: Span, usage: TokenUsage | None, *, partial: bool = False) -> None:
+    """Put ``usage`` on ``span`` (see ``usage_attributes``)."""
+    if span.is_recording():
+        span.set_attributes(usage_attributes(usage, partial=partial))
+
+
+def clean_attributes(values: Mapping[str, object]) -> dict[str, AttributeValue]:
+    """``values`` as span attributes: absent (None) values dropped, SDK enums and objects as strings."""
+    found: dict[str, AttributeValue] = {}
+    for key, value in values.items():
+        if value is None:
+            continue
+        if isinstance(value, str | bool | int | float):
+            found[key] = value
+        elif isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            found[key] = list(value)
+        else:
+            found[key] = str(value)
+    return found
 
 
 def set_if(span: Span, key: str, value: object) -> None:
@@ -113,3 +389,7 @@ def set_if(span: Span, key: str, value: object) -> None:
 
 def int_or_zero(value: object) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

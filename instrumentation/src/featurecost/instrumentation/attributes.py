@@ -47,11 +47,21 @@ USAGE_SOURCE: Final = "featurecost.usage.source"  # "reported" | "missing"
 REQUEST_SERVICE_TIER: Final = "featurecost.request.service_tier"
 RESPONSE_SERVICE_TIER: Final = "featurecost.response.service_tier"
 
+USAGE_PARTIAL: Final = "featurecost.usage.partial"  # true: the stream ended before its final usage report
+USAGE_CACHE_CREATION_5M_TOKENS: Final = "featurecost.usage.cache_creation.5m_input_tokens"
+USAGE_CACHE_CREATION_1H_TOKENS: Final = "featurecost.usage.cache_creation.1h_input_tokens"
+USAGE_INPUT_AUDIO_TOKENS: Final = "featurecost.usage.input_audio_tokens"
+USAGE_OUTPUT_AUDIO_TOKENS: Final = "featurecost.usage.output_audio_tokens"
+REQUEST_STREAM: Final = "featurecost.request.stream"
+# Set on another instrumentation's LLM span (a framework's, OpenLLMetry's, OpenInference's)
+# that encloses a featurecost span for the same call: the featurecost span bills it.
+SUPERSEDED: Final = "featurecost.superseded"
+# A cost the app computed itself; the collector keeps it apart from its own and reconciles.
+CLIENT_COST_USD: Final = "featurecost.client.cost_usd"
+REQUEST_UNATTRIBUTED: Final = "featurecost.request.unattributed"  # strict mode "flag": no feature was set
+
 USAGE_REPORTED: Final = "reported"
 USAGE_MISSING: Final = "missing"
-# True when a streamed call ended before the provider's final usage (error, close,
-# early break, garbage collection): the counts are what had arrived by then.
-USAGE_PARTIAL: Final = "featurecost.usage.partial"
 
 # --- budget guard (featurecost.instrumentation.guard) ---
 BUDGET_ESTIMATE_USD: Final = "featurecost.budget.estimate_usd"  # pre-flight estimate, a decimal string

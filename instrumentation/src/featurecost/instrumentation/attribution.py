@@ -16,18 +16,28 @@ Usage::
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextvars
 import functools
 import inspect
+import logging
+import os
 import uuid
-from collections.abc import AsyncGenerator, Callable, Generator, Mapping
-from typing import Any, TypeVar, cast
+from collections.abc import AsyncGenerator, Callable, Collection, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
+from opentelemetry.util.types import AttributeValue
 
 from featurecost.instrumentation import attributes as attrs
 
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
+
+log = logging.getLogger(__name__)
 
 _NAMED_KEYS: dict[str, str] = {
     "feature": attrs.FEATURE,
@@ -38,6 +48,97 @@ _NAMED_KEYS: dict[str, str] = {
     "session": attrs.SESSION,
     "version": attrs.VERSION,
 }
+_NAMED_KEY_SET = frozenset(attrs.ATTRIBUTION_KEYS)
+
+StrictMode = Literal["off", "flag", "reject"]
+
+
+class UnattributedCallError(RuntimeError):
+    """Strict mode ``reject``: an LLM call was made with no ``featurecost.feature`` in its context."""
+
+
+@dataclass
+class Settings:
+    """How attribution is read and enforced; change it with ``featurecost.configure``.
+
+    Baggage crosses service boundaries, so anything read from it is untrusted: only
+    the named keys plus allowed extra keys are copied onto spans, values are cut at
+    ``max_value_length`` and at most ``max_extra_keys`` extras are kept.
+    """
+
+    strict: StrictMode = "off"
+    extra_keys: frozenset[str] | None = None  # None: any featurecost.<key>
+    max_value_length: int = 256
+    max_extra_keys: int = 16
+    _warned: set[str] = field(default_factory=set)
+
+
+def _strict_from_env() -> StrictMode:
+    value = os.environ.get("FEATURECOST_STRICT", "off").strip().lower()
+    return cast(StrictMode, value) if value in ("off", "flag", "reject") else "off"
+
+
+settings = Settings(strict=_strict_from_env())
+
+
+def configure(
+    *,
+    strict: StrictMode | None = None,
+    extra_keys: Collection[str] | None = None,
+    allow_any_extra_key: bool = False,
+    max_value_length: int | None = None,
+    max_extra_keys: int | None = None,
+) -> Settings:
+    """Set strict mode (``off``/``flag``/``reject``, default from ``FEATURECOST_STRICT``),
+    the allow-list of extra attribution keys (names without the ``featurecost.`` prefix)
+    and the size caps. Returns the settings in force."""
+    if strict is not None:
+        if strict not in ("off", "flag", "reject"):
+            raise ValueError(f"strict must be 'off', 'flag' or 'reject', not {strict!r}")
+        settings.strict = strict
+    if allow_any_extra_key:
+        settings.extra_keys = None
+    elif extra_keys is not None:
+        settings.extra_keys = frozenset(attrs.EXTRA_PREFIX + key.removeprefix(attrs.EXTRA_PREFIX) for key in extra_keys)
+    if max_value_length is not None:
+        settings.max_value_length = max(1, max_value_length)
+    if max_extra_keys is not None:
+        settings.max_extra_keys = max(0, max_extra_keys)
+    return settings
+
+
+def is_attribution_key(key: str) -> bool:
+    """Whether a baggage key is ours (and so must never reach an LLM provider)."""
+    return key in _NAMED_KEY_SET or key.startswith(attrs.EXTRA_PREFIX)
+
+
+# Span attributes the instrumentors write themselves: baggage from another service must
+# never be able to set usage, request or response facts (and so the bill) of a call.
+_RESERVED_PREFIXES = ("featurecost.usage.", "featurecost.request.", "featurecost.response.", attrs.SUPERSEDED)
+
+
+MAX_KEY_LENGTH = 64
+
+
+def _allowed_extra(key: str) -> bool:
+    if key.startswith(_RESERVED_PREFIXES) or len(key) > MAX_KEY_LENGTH:
+        return False
+    return settings.extra_keys is None or key in settings.extra_keys
+
+
+def check_attribution(attribution: Mapping[str, str]) -> dict[str, AttributeValue]:
+    """Apply strict mode to the attribution of an LLM call about to start.
+
+    Returns the attributes that flag the span; raises ``UnattributedCallError`` in
+    ``reject`` mode, before anything is sent to the provider.
+    """
+    if settings.strict == "off" or attribution.get(attrs.FEATURE):
+        return {}
+    if settings.strict == "reject":
+        raise UnattributedCallError(
+            "LLM call without featurecost.feature (strict mode 'reject'): wrap it in featurecost.attribute(feature=...)"
+        )
+    return {attrs.REQUEST_UNATTRIBUTED: True}
 
 
 def _new_root_id() -> str:
@@ -55,12 +156,15 @@ class Attribution:
 
     Values left as ``None`` are inherited from the enclosing attribution. The first
     attribution entered in a context also fixes the request-tree root id, so every LLM
-    call made under it groups into one user action.
+    call made under it groups into one user action. One instance may be entered in
+    several threads or tasks at once: the tokens to detach live in a context variable.
     """
 
     def __init__(self, values: Mapping[str, str]) -> None:
         self._values = dict(values)
-        self._tokens: list[object] = []
+        self._tokens: contextvars.ContextVar[tuple[list[Any], ...]] = contextvars.ContextVar(
+            "featurecost-attribution-tokens", default=()
+        )
 
     @property
     def values(self) -> dict[str, str]:
@@ -75,11 +179,19 @@ class Attribution:
         return ctx
 
     def __enter__(self) -> Attribution:
-        self._tokens.append(otel_context.attach(self._context()))
+        entry: list[Any] = [otel_context.attach(self._context()), None]
+        entry[1] = self._tokens.set((*self._tokens.get(), entry))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        otel_context.detach(self._tokens.pop())  # type: ignore[arg-type]
+        *rest, (otel_token, var_token) = self._tokens.get()
+        try:
+            # reset, not set: a context that outlives many requests (a worker thread's)
+            # must not keep one variable per attribution object ever entered in it.
+            self._tokens.reset(var_token)
+        except ValueError:  # exited in another context than it was entered in
+            self._tokens.set(tuple(rest))
+        otel_context.detach(otel_token)
 
     def __call__(self, func: F) -> F:
         if inspect.isasyncgenfunction(func):
@@ -111,44 +223,78 @@ class Attribution:
     def _wrap_generator(self, func: Callable[..., Generator[Any, Any, Any]]) -> Callable[..., Any]:
         # A generator runs in its consumer's context between yields: attach around each
         # resume and detach before yielding, so the attribution never leaks out of it.
+        # send/throw/close are forwarded so the generator behaves as if undecorated.
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-            ctx = None
             gen = func(*args, **kwargs)
-            to_send: Any = None
-            while True:
-                if ctx is None:
-                    ctx = self._context()
-                token = otel_context.attach(ctx)
+            ctx: otel_context.Context | None = None
+            resume: Callable[[Any], Any] = gen.send
+            value: Any = None
+            try:
+                while True:
+                    if ctx is None:
+                        ctx = self._context()
+                    token = otel_context.attach(ctx)
+                    try:
+                        item = resume(value)
+                    except StopIteration as stop:
+                        return stop.value
+                    finally:
+                        otel_context.detach(token)
+                    try:
+                        value = yield item
+                        resume = gen.send
+                    except GeneratorExit:
+                        raise
+                    except BaseException as exc:
+                        resume, value = gen.throw, exc
+            finally:
+                token = otel_context.attach(ctx if ctx is not None else otel_context.get_current())
                 try:
-                    item = gen.send(to_send)
-                except StopIteration as stop:
-                    return stop.value
+                    gen.close()
                 finally:
                     otel_context.detach(token)
-                to_send = yield item
 
         return wrapper
 
     def _wrap_async_generator(self, func: Callable[..., AsyncGenerator[Any, Any]]) -> Callable[..., Any]:
         @functools.wraps(func)
         async def wrapper(*args: Any, **kwargs: Any) -> AsyncGenerator[Any, Any]:
-            ctx = None
             agen = func(*args, **kwargs)
-            to_send: Any = None
-            while True:
-                if ctx is None:
-                    ctx = self._context()
-                token = otel_context.attach(ctx)
+            ctx: otel_context.Context | None = None
+            resume: Callable[[Any], Any] = agen.asend
+            value: Any = None
+            try:
+                while True:
+                    if ctx is None:
+                        ctx = self._context()
+                    token = otel_context.attach(ctx)
+                    try:
+                        item = await resume(value)
+                    except StopAsyncIteration:
+                        return
+                    finally:
+                        otel_context.detach(token)
+                    try:
+                        value = yield item
+                        resume = agen.asend
+                    except GeneratorExit:
+                        raise
+                    except BaseException as exc:
+                        resume, value = agen.athrow, exc
+            finally:
+                token = otel_context.attach(ctx if ctx is not None else otel_context.get_current())
                 try:
-                    item = await agen.asend(to_send)
-                except StopAsyncIteration:
-                    return
+                    await agen.aclose()
                 finally:
                     otel_context.detach(token)
-                to_send = yield item
 
         return wrapper
+
+
+def _clip(value: str) -> str:
+    limit = settings.max_value_length
+    return value if len(value) <= limit else value[:limit]
 
 
 def attribute(
@@ -165,7 +311,8 @@ def attribute(
     """Attribute the LLM calls made inside to a feature, tenant, user, ….
 
     ``extra`` keys become ``featurecost.<key>`` baggage entries and end up in the
-    call's attributes map in storage.
+    call's attributes map in storage; keys outside the allow-list (``configure``)
+    are dropped with a warning, values are cut at the configured length.
     """
     named = {
         "feature": feature,
@@ -176,17 +323,64 @@ def attribute(
         "version": version,
         "root_id": root_id,
     }
-    values = {_NAMED_KEYS[name]: str(value) for name, value in named.items() if value is not None}
+    values = {_NAMED_KEYS[name]: _clip(str(value)) for name, value in named.items() if value is not None}
+    kept = 0
     for key, value in extra.items():
-        if value is not None:
-            values[attrs.EXTRA_PREFIX + key] = str(value)
+        if value is None:
+            continue
+        full = attrs.EXTRA_PREFIX + key
+        if full in _NAMED_KEY_SET:
+            values[full] = _clip(str(value))
+        elif _allowed_extra(full) and kept < settings.max_extra_keys:
+            values[full] = _clip(str(value))
+            kept += 1
+        elif full not in settings._warned:
+            settings._warned.add(full)
+            log.warning("featurecost: attribution key %r dropped (not allowed or over max_extra_keys)", full)
     return Attribution(values)
 
 
 def current_attribution(context: otel_context.Context | None = None) -> dict[str, str]:
-    """The attribution in effect: featurecost baggage entries plus ``user.id``/``session.id``."""
+    """The attribution in effect: featurecost baggage entries plus ``user.id``/``session.id``.
+
+    Baggage may come from another service, so the allow-list and caps apply here too.
+    """
     found: dict[str, str] = {}
+    extras = 0
+    limit = settings.max_value_length
     for key, value in baggage.get_all(context=context).items():
-        if key.startswith(attrs.EXTRA_PREFIX) or key in attrs.ATTRIBUTION_KEYS:
-            found[key] = str(value)
+        if key in _NAMED_KEY_SET:
+            pass
+        elif key.startswith(attrs.EXTRA_PREFIX) and _allowed_extra(key) and extras < settings.max_extra_keys:
+            extras += 1
+        else:
+            continue
+        text = value if isinstance(value, str) else str(value)
+        found[key] = text if len(text) <= limit else text[:limit]
     return found
+
+
+def bind_context(func: Callable[P, R]) -> Callable[P, R]:
+    """``func`` run in the OpenTelemetry context (attribution included) current now.
+
+    Threads do not inherit context; hand work to a thread, a pool or a callback
+    through this and its LLM calls keep the caller's attribution.
+    """
+    ctx = otel_context.get_current()
+
+    @functools.wraps(func)
+    def bound(*args: P.args, **kwargs: P.kwargs) -> R:
+        token = otel_context.attach(ctx)
+        try:
+            return func(*args, **kwargs)
+        finally:
+            otel_context.detach(token)
+
+    return bound
+
+
+class ContextThreadPoolExecutor(concurrent.futures.ThreadPoolExecutor):
+    """A ``ThreadPoolExecutor`` whose tasks run in the submitter's context (attribution included)."""
+
+    def submit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> concurrent.futures.Future[R]:
+        return super().submit(bind_context(fn), *args, **kwargs)

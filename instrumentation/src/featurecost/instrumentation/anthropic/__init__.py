@@ -1,100 +1,117 @@
-"""Anthropic SDK instrumentation: one GenAI span per ``messages.create``.
+"""Anthropic SDK instrumentation: one GenAI span per billable message call.
+
+Covered, sync and async, on ``Anthropic``, ``AnthropicBedrock`` and ``AnthropicVertex``
+clients (and the beta namespace): ``messages.create`` (also ``stream=True``),
+``messages.parse``, the ``messages.stream()`` helper, and ``.with_raw_response``.
 
 Anthropic reports ``input_tokens`` *excluding* cache reads and writes; the span carries
 the semconv total (input + cache read + cache creation) with the cache parts as subsets.
-Streaming (``stream=True``) passes through untouched until the streaming work lands.
 
 Recent ``anthropic`` releases trace their own API calls (a ``CLIENT`` span per call,
-scope ``com.anthropic.sdk.python``). Under a featurecost span that native span would
-be a second LLM span for the same call — billed twice — and it carries no
-attribution, so while instrumented we skip it for the calls we wrap.
+scope ``com.anthropic.sdk.python``), and inject the trace context — baggage included —
+into each request. Under a featurecost span that native span would be a second LLM
+span for the same call, billed twice, and its headers would send our attribution
+baggage to Anthropic; so inside our spans (streams too) the native span is skipped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+import importlib
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._spans import (
-    TokenUsage,
-    in_llm_call,
-    int_or_zero,
-    llm_span,
-    record_usage,
-    set_if,
+from featurecost.instrumentation._calls import (
+    Endpoint,
+    async_wrapper,
+    passthrough,
+    provider_by_client_class,
+    start_stream_call,
+    sync_wrapper,
 )
+from featurecost.instrumentation._spans import in_llm_call
+from featurecost.instrumentation._streams import AsyncTracedStream, TracedStream
+from featurecost.instrumentation.anthropic._usage import MessageStreamAccumulator, message_facts, usage_from_anthropic
 from featurecost.instrumentation.version import __version__
 
+__all__ = ["AnthropicInstrumentor", "usage_from_anthropic"]
+
 _instruments = ("anthropic >= 0.34",)
-_MODULE = "anthropic.resources.messages.messages"
 _PROVIDER = "anthropic"
 
-
-def usage_from_anthropic(usage: Any) -> TokenUsage | None:
-    if usage is None:
-        return None
-    uncached = int_or_zero(getattr(usage, "input_tokens", 0))
-    cache_read = int_or_zero(getattr(usage, "cache_read_input_tokens", 0))
-    cache_creation = int_or_zero(getattr(usage, "cache_creation_input_tokens", 0))
-    return TokenUsage(
-        input_tokens=uncached + cache_read + cache_creation,
-        output_tokens=int_or_zero(getattr(usage, "output_tokens", 0)),
-        cache_read_tokens=cache_read,
-        cache_creation_tokens=cache_creation,
-    )
+provider_of = provider_by_client_class(
+    {
+        "AnthropicBedrock": "aws.bedrock",
+        "AsyncAnthropicBedrock": "aws.bedrock",
+        "AnthropicVertex": "gcp.vertex_ai",
+        "AsyncAnthropicVertex": "gcp.vertex_ai",
+    },
+    _PROVIDER,
+)
 
 
-def _record_message(span: trace.Span, message: Any) -> None:
-    set_if(span, attrs.GEN_AI_RESPONSE_MODEL, getattr(message, "model", None))
-    set_if(span, attrs.GEN_AI_RESPONSE_ID, getattr(message, "id", None))
-    stop_reason = getattr(message, "stop_reason", None)
-    if stop_reason:
-        span.set_attribute(attrs.GEN_AI_RESPONSE_FINISH_REASONS, [str(stop_reason)])
-    usage = getattr(message, "usage", None)
-    set_if(span, attrs.RESPONSE_SERVICE_TIER, getattr(usage, "service_tier", None))
-    record_usage(span, usage_from_anthropic(usage))
+def _request_attributes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        attrs.GEN_AI_REQUEST_MAX_TOKENS: kwargs.get("max_tokens"),
+        attrs.REQUEST_SERVICE_TIER: kwargs.get("service_tier"),
+    }
 
 
-def _messages_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
+MESSAGES = Endpoint(
+    operation="chat",
+    provider_of=provider_of,
+    request_attributes=_request_attributes,
+    response_facts=message_facts,
+    new_accumulator=MessageStreamAccumulator,
+)
+
+_MODULES = ("anthropic.resources.messages.messages", "anthropic.resources.beta.messages.messages")
+
+
+def _api_request_attribute(manager: Any) -> str | None:
+    # The stream managers keep the deferred request in a name-mangled attribute
+    # (``_MessageStreamManager__api_request``, ``_BetaMessageStreamManager__...``).
+    return next((name for name in vars(manager) if name.endswith("__api_request")), None)
+
+
+def _stream_helper_wrapper(tracer: trace.Tracer, is_async: bool) -> Callable[..., Any]:
+    """``messages.stream()`` posts directly, not through ``create``: trace the manager's deferred request."""
+
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if kwargs.get("stream") or not is_instrumentation_enabled():
-            return wrapped(*args, **kwargs)
-        with llm_span(
-            tracer,
-            operation="chat",
-            provider=_PROVIDER,
-            request_model=kwargs.get("model"),
-            client=getattr(instance, "_client", None),
-        ) as span:
-            set_if(span, attrs.GEN_AI_REQUEST_MAX_TOKENS, kwargs.get("max_tokens"))
-            message = wrapped(*args, **kwargs)
-            _record_message(span, message)
-            return message
+        manager = wrapped(*args, **kwargs)
+        attribute = _api_request_attribute(manager) if not passthrough() else None
+        if attribute is None:
+            return manager
+        original = getattr(manager, attribute)
+        request_kwargs = {**kwargs, "stream": True}
+        if is_async:
 
-    return wrapper
+            async def traced_async_request() -> Any:
+                if in_llm_call():
+                    return await original
+                call, _ = start_stream_call(tracer, MESSAGES, instance, request_kwargs)
+                with call.requesting():
+                    raw = await original
+                return AsyncTracedStream(raw, call, MessageStreamAccumulator())
 
+            setattr(manager, attribute, traced_async_request())
+        else:
 
-def _async_messages_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if kwargs.get("stream") or not is_instrumentation_enabled():
-            return await wrapped(*args, **kwargs)
-        with llm_span(
-            tracer,
-            operation="chat",
-            provider=_PROVIDER,
-            request_model=kwargs.get("model"),
-            client=getattr(instance, "_client", None),
-        ) as span:
-            set_if(span, attrs.GEN_AI_REQUEST_MAX_TOKENS, kwargs.get("max_tokens"))
-            message = await wrapped(*args, **kwargs)
-            _record_message(span, message)
-            return message
+            def traced_request() -> Any:
+                if in_llm_call():
+                    return original()
+                call, _ = start_stream_call(tracer, MESSAGES, instance, request_kwargs)
+                with call.requesting():
+                    raw = original()
+                return TracedStream(raw, call, MessageStreamAccumulator())
+
+            setattr(manager, attribute, traced_request)
+        return manager
 
     return wrapper
 
@@ -114,24 +131,42 @@ def _has_native_tracing() -> bool:
     return hasattr(base_client, "start_api_call_span")
 
 
+def _each_target() -> list[tuple[Any, str, str, bool]]:
+    """(module, class name, method, is async) for every messages method this SDK version has."""
+    found = []
+    for module_name in _MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for cls_name, is_async in (("Messages", False), ("AsyncMessages", True)):
+            cls = getattr(module, cls_name, None)
+            for method in ("create", "parse", "stream"):
+                if cls is not None and callable(getattr(cls, method, None)):
+                    found.append((module, cls_name, method, is_async))
+    return found
+
+
 class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """Instruments ``anthropic`` messages (sync and async)."""
+    """Instruments ``anthropic`` messages (sync and async, streaming included)."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
-        wrap_function_wrapper(_MODULE, "Messages.create", _messages_wrapper(tracer))
-        wrap_function_wrapper(_MODULE, "AsyncMessages.create", _async_messages_wrapper(tracer))
+        for module, cls_name, method, is_async in _each_target():
+            if method == "stream":
+                wrapper = _stream_helper_wrapper(tracer, is_async)
+            else:
+                wrapper = (async_wrapper if is_async else sync_wrapper)(tracer, MESSAGES)
+            wrap_function_wrapper(module, f"{cls_name}.{method}", wrapper)
         if _has_native_tracing():
             wrap_function_wrapper("anthropic._base_client", "start_api_call_span", _skip_native_span_in_llm_call)
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        import anthropic.resources.messages.messages as messages
-
-        unwrap(messages.Messages, "create")
-        unwrap(messages.AsyncMessages, "create")
+        for module, cls_name, method, _ in _each_target():
+            unwrap(getattr(module, cls_name), method)
         if _has_native_tracing():
             import anthropic._base_client as base_client
 

@@ -28,7 +28,7 @@ from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._spans import TokenUsage, int_or_zero, llm_span, record_usage, set_if
-from featurecost.instrumentation._streams import StreamProxy, StreamRecorder, inside, start_llm_span
+from featurecost.instrumentation._stream_proxies import StreamProxy, StreamRecorder, inside, start_llm_span
 from featurecost.instrumentation.version import __version__
 
 _instruments = ("botocore >= 1.34.116",)  # the first release with the Converse API

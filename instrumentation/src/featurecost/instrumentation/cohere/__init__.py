@@ -21,7 +21,7 @@ from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._spans import TokenUsage, llm_span, record_usage, set_if
-from featurecost.instrumentation._streams import AsyncStreamProxy, StreamProxy, StreamRecorder, start_llm_span
+from featurecost.instrumentation._stream_proxies import AsyncStreamProxy, StreamProxy, StreamRecorder, start_llm_span
 from featurecost.instrumentation.version import __version__
 
 _instruments = ("cohere >= 5.9",)

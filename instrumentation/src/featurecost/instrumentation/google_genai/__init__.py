@@ -29,7 +29,7 @@ from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._spans import TokenUsage, int_or_zero, llm_span, record_usage, set_if
-from featurecost.instrumentation._streams import (
+from featurecost.instrumentation._stream_proxies import (
     AsyncStreamProxy,
     BoundAsyncIterator,
     BoundIterator,

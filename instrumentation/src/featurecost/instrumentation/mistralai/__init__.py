@@ -30,7 +30,7 @@ from featurecost.instrumentation._spans import (
     record_usage,
     set_if,
 )
-from featurecost.instrumentation._streams import (
+from featurecost.instrumentation._stream_proxies import (
     AsyncStreamProxy,
     StreamProxy,
     StreamRecorder,

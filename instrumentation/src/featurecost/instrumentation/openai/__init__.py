@@ -1,110 +1,187 @@
-"""OpenAI SDK instrumentation: one GenAI span per chat completion, with usage and attribution.
+"""OpenAI SDK instrumentation: one GenAI span per billable call, with usage and attribution.
 
-Streaming calls (``stream=True``) pass through untouched for now: their usage needs
-``stream_options.include_usage`` handling that lands with the streaming work.
+Covered, sync and async, on ``OpenAI``, ``AzureOpenAI`` and ``BedrockOpenAI`` clients:
+chat completions (``create``, ``parse``, ``stream=True``, the ``.stream()`` helper),
+the Responses API (``create``, ``parse``, ``stream=True``, ``.stream()``), embeddings
+and legacy completions, also through ``.with_raw_response``.
+
+Streamed chat and legacy completions report usage only when the request sets
+``stream_options.include_usage``. Unless told not to (``inject_stream_usage=False`` or
+``FEATURECOST_OPENAI_INJECT_STREAM_USAGE=false``), the instrumentor adds it to requests
+that leave it unset — merged into the caller's ``stream_options``, never overriding an
+explicit value — and hides the extra usage chunk from the caller, who therefore sees
+exactly the stream it asked for.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+import importlib
+import os
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._spans import TokenUsage, int_or_zero, llm_span, record_usage, set_if
+from featurecost.instrumentation._calls import Endpoint, async_wrapper, provider_by_client_class, sync_wrapper
+from featurecost.instrumentation.openai._usage import (
+    ChatStreamAccumulator,
+    ResponsesStreamAccumulator,
+    completion_facts,
+    responses_facts,
+    usage_from_openai,
+)
 from featurecost.instrumentation.version import __version__
 
+__all__ = ["OpenAIInstrumentor", "usage_from_openai"]
+
 _instruments = ("openai >= 1.40",)
-_MODULE = "openai.resources.chat.completions.completions"
 _PROVIDER = "openai"
 
+provider_of = provider_by_client_class(
+    {
+        "AzureOpenAI": "azure.ai.openai",
+        "AsyncAzureOpenAI": "azure.ai.openai",
+        "BedrockOpenAI": "aws.bedrock",
+        "AsyncBedrockOpenAI": "aws.bedrock",
+    },
+    _PROVIDER,
+)
 
-def usage_from_openai(usage: Any) -> TokenUsage | None:
-    """OpenAI counts cached tokens inside ``prompt_tokens`` and reasoning inside
-    ``completion_tokens``: already the semconv meaning."""
-    if usage is None:
-        return None
-    prompt_details = getattr(usage, "prompt_tokens_details", None)
-    completion_details = getattr(usage, "completion_tokens_details", None)
-    return TokenUsage(
-        input_tokens=int_or_zero(getattr(usage, "prompt_tokens", 0)),
-        output_tokens=int_or_zero(getattr(usage, "completion_tokens", 0)),
-        cache_read_tokens=int_or_zero(getattr(prompt_details, "cached_tokens", 0)),
-        reasoning_tokens=int_or_zero(getattr(completion_details, "reasoning_tokens", 0)),
+
+def _chat_request(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        attrs.GEN_AI_REQUEST_MAX_TOKENS: kwargs.get("max_completion_tokens") or kwargs.get("max_tokens"),
+        attrs.REQUEST_SERVICE_TIER: kwargs.get("service_tier"),
+    }
+
+
+def _responses_request(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        attrs.GEN_AI_REQUEST_MAX_TOKENS: kwargs.get("max_output_tokens"),
+        attrs.REQUEST_SERVICE_TIER: kwargs.get("service_tier"),
+    }
+
+
+def _no_request_attributes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    return {}
+
+
+# Azure OpenAI accepts ``stream_options`` from this API version on; older versions
+# answer 400 to it, so their requests are left as they are.
+_AZURE_STREAM_OPTIONS_SINCE = "2024-09-01"
+
+
+def _include_usage(client: Any, kwargs: dict[str, Any]) -> bool:
+    """Ask for the final usage chunk unless the caller decided; True when we added it."""
+    api_version = getattr(client, "_api_version", None)
+    if isinstance(api_version, str) and api_version[:10] < _AZURE_STREAM_OPTIONS_SINCE:
+        return False
+    options = kwargs.get("stream_options")
+    if isinstance(options, Mapping):
+        if "include_usage" in options:
+            return False
+        kwargs["stream_options"] = {**options, "include_usage": True}
+        return True
+    if options is None or type(options).__name__ in ("Omit", "NotGiven"):
+        kwargs["stream_options"] = {"include_usage": True}
+        return True
+    return False
+
+
+def _chat_accumulator(injected: bool) -> ChatStreamAccumulator:
+    return ChatStreamAccumulator(hide_usage_chunk=injected)
+
+
+def _responses_accumulator(injected: bool) -> ResponsesStreamAccumulator:
+    return ResponsesStreamAccumulator()
+
+
+def _env_flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() not in ("0", "false", "no", "off")
+
+
+def _endpoints(inject_stream_usage: bool) -> dict[str, Endpoint]:
+    prepare = _include_usage if inject_stream_usage else None
+    chat = Endpoint(
+        operation="chat",
+        provider_of=provider_of,
+        request_attributes=_chat_request,
+        response_facts=completion_facts,
+        new_accumulator=_chat_accumulator,
+        prepare_stream=prepare,
     )
-
-
-def _record_chat_response(span: trace.Span, response: Any) -> None:
-    set_if(span, attrs.GEN_AI_RESPONSE_MODEL, getattr(response, "model", None))
-    set_if(span, attrs.GEN_AI_RESPONSE_ID, getattr(response, "id", None))
-    set_if(span, attrs.RESPONSE_SERVICE_TIER, getattr(response, "service_tier", None))
-    choices = getattr(response, "choices", None) or []
-    reasons = [str(c.finish_reason) for c in choices if getattr(c, "finish_reason", None)]
-    if reasons:
-        span.set_attribute(attrs.GEN_AI_RESPONSE_FINISH_REASONS, reasons)
-    record_usage(span, usage_from_openai(getattr(response, "usage", None)))
-
-
-def _start_attributes(span: trace.Span, kwargs: dict[str, Any]) -> None:
-    set_if(span, attrs.GEN_AI_REQUEST_MAX_TOKENS, kwargs.get("max_completion_tokens") or kwargs.get("max_tokens"))
-    set_if(span, attrs.REQUEST_SERVICE_TIER, kwargs.get("service_tier"))
-
-
-def _chat_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if kwargs.get("stream") or not is_instrumentation_enabled():
-            return wrapped(*args, **kwargs)
-        with llm_span(
-            tracer,
+    return {
+        "chat": chat,
+        "responses": Endpoint(
             operation="chat",
-            provider=_PROVIDER,
-            request_model=kwargs.get("model"),
-            client=getattr(instance, "_client", None),
-        ) as span:
-            _start_attributes(span, kwargs)
-            response = wrapped(*args, **kwargs)
-            _record_chat_response(span, response)
-            return response
+            provider_of=provider_of,
+            request_attributes=_responses_request,
+            response_facts=responses_facts,
+            new_accumulator=_responses_accumulator,
+        ),
+        "embeddings": Endpoint(
+            operation="embeddings",
+            provider_of=provider_of,
+            request_attributes=_no_request_attributes,
+            response_facts=completion_facts,
+        ),
+        "text_completion": Endpoint(
+            operation="text_completion",
+            provider_of=provider_of,
+            request_attributes=_chat_request,
+            response_facts=completion_facts,
+            new_accumulator=_chat_accumulator,
+            prepare_stream=prepare,
+        ),
+    }
 
-    return wrapper
+
+# (module, sync class, async class, methods, endpoint)
+_TARGETS: tuple[tuple[str, str, str, tuple[str, ...], str], ...] = (
+    ("openai.resources.chat.completions.completions", "Completions", "AsyncCompletions", ("create", "parse"), "chat"),
+    ("openai.resources.responses.responses", "Responses", "AsyncResponses", ("create", "parse"), "responses"),
+    ("openai.resources.embeddings", "Embeddings", "AsyncEmbeddings", ("create",), "embeddings"),
+    ("openai.resources.completions", "Completions", "AsyncCompletions", ("create",), "text_completion"),
+)
 
 
-def _async_chat_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if kwargs.get("stream") or not is_instrumentation_enabled():
-            return await wrapped(*args, **kwargs)
-        with llm_span(
-            tracer,
-            operation="chat",
-            provider=_PROVIDER,
-            request_model=kwargs.get("model"),
-            client=getattr(instance, "_client", None),
-        ) as span:
-            _start_attributes(span, kwargs)
-            response = await wrapped(*args, **kwargs)
-            _record_chat_response(span, response)
-            return response
-
-    return wrapper
+def _each_target() -> list[tuple[Any, str, str, bool, str]]:
+    """(module, class name, method, is async, endpoint) for every target this SDK version has."""
+    found = []
+    for module_name, sync_cls, async_cls, methods, endpoint in _TARGETS:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue
+        for cls_name, is_async in ((sync_cls, False), (async_cls, True)):
+            cls = getattr(module, cls_name, None)
+            for method in methods:
+                if cls is not None and callable(getattr(cls, method, None)):
+                    found.append((module, cls_name, method, is_async, endpoint))
+    return found
 
 
 class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
-    """Instruments ``openai`` chat completions (sync and async)."""
+    """Instruments the ``openai`` SDK; ``instrument(inject_stream_usage=False)`` leaves stream requests as they are."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
-        wrap_function_wrapper(_MODULE, "Completions.create", _chat_wrapper(tracer))
-        wrap_function_wrapper(_MODULE, "AsyncCompletions.create", _async_chat_wrapper(tracer))
+        inject = kwargs.get("inject_stream_usage")
+        if inject is None:
+            inject = _env_flag("FEATURECOST_OPENAI_INJECT_STREAM_USAGE", True)
+        endpoints = _endpoints(bool(inject))
+        for module, cls_name, method, is_async, endpoint in _each_target():
+            make: Callable[..., Any] = async_wrapper if is_async else sync_wrapper
+            wrap_function_wrapper(module, f"{cls_name}.{method}", make(tracer, endpoints[endpoint]))
 
     def _uninstrument(self, **kwargs: Any) -> None:
-        import openai.resources.chat.completions.completions as completions
-
-        unwrap(completions.Completions, "create")
-        unwrap(completions.AsyncCompletions, "create")
+        for module, cls_name, method, _, _ in _each_target():
+            unwrap(getattr(module, cls_name), method)

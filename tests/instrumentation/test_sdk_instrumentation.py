@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import anthropic
 import openai
@@ -16,15 +15,6 @@ from featurecost.instrumentation.openai import OpenAIInstrumentor
 from tests.conftest import RunningStandIn, Spans
 
 LONG_SYSTEM = "Policy text for the assistant. " * 200  # > 1024 tokens: cacheable
-
-
-@pytest.fixture
-def instrumented(spans: Spans) -> Iterator[Spans]:
-    OpenAIInstrumentor().instrument(tracer_provider=spans.provider)
-    AnthropicInstrumentor().instrument(tracer_provider=spans.provider)
-    yield spans
-    OpenAIInstrumentor().uninstrument()
-    AnthropicInstrumentor().uninstrument()
 
 
 def test_openai_chat_span_carries_usage_and_attribution(stand_in: RunningStandIn, instrumented: Spans) -> None:

@@ -1,0 +1,303 @@
+"""Wrappers for SDK methods that make one billable LLM call, shared by the instrumentors.
+
+An ``Endpoint`` says what one SDK method is (operation, how to read its request,
+response and stream); ``sync_wrapper`` / ``async_wrapper`` turn it into a ``wrapt``
+wrapper that opens the call's one span, hands streams to the stream proxies, and
+passes straight through when instrumentation is suppressed or another featurecost
+span is already billing this call (an SDK helper calling another wrapped method).
+
+The Stainless-generated SDKs (openai, anthropic, …) share the result types this
+handles: parsed models, ``Stream`` / ``AsyncStream``, and the raw responses of
+``.with_raw_response`` (parsed value cached on them) and ``.with_streaming_response``
+(body left unread), told apart by the ``X-Stainless-Raw-Response`` header they set.
+
+Instrumentation never breaks a call: a failure of ours is logged and the call goes on
+(strict mode ``reject`` is the one deliberate exception).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.trace import Span, Tracer
+from opentelemetry.util.types import AttributeValue
+
+from featurecost.instrumentation import attributes as attrs
+from featurecost.instrumentation._spans import (
+    LLMCall,
+    TokenUsage,
+    begin_llm_span,
+    clean_attributes,
+    end_llm_span,
+    in_llm_call,
+    record_usage,
+    start_llm_call,
+    usage_attributes,
+)
+from featurecost.instrumentation._streams import AsyncTracedStream, StreamAccumulator, TracedStream
+from featurecost.instrumentation.attribution import UnattributedCallError
+
+log = logging.getLogger(__name__)
+
+Facts = tuple[dict[str, Any], TokenUsage | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    operation: str
+    provider_of: Callable[[Any], str]
+    request_attributes: Callable[[Mapping[str, Any]], dict[str, Any]]
+    response_facts: Callable[[Any], Facts]
+    # Stream support: a fresh accumulator per stream; its argument says whether
+    # ``prepare_stream`` changed the request to get usage the caller did not ask for.
+    new_accumulator: Callable[[bool], StreamAccumulator] | None = None
+    prepare_stream: Callable[[Any, dict[str, Any]], bool] | None = None  # (client, kwargs)
+
+
+# Set by the SDKs' ``.with_raw_response`` ("raw", or "true" in openai's legacy wrapper)
+# and ``.with_streaming_response`` ("stream") wrappers on the request they make.
+_RAW_RESPONSE_HEADER = "X-Stainless-Raw-Response"
+
+
+def _raw_mode(kwargs: Mapping[str, Any]) -> str | None:
+    headers = kwargs.get("extra_headers")
+    if not headers or not isinstance(headers, Mapping):
+        return None
+    mode = headers.get(_RAW_RESPONSE_HEADER)
+    return mode if isinstance(mode, str) else None
+
+
+def _record_parsed(span: Span, endpoint: Endpoint, parsed: Any) -> None:
+    facts, usage = endpoint.response_facts(parsed)
+    if span.is_recording():
+        span.set_attributes({**clean_attributes(facts), **usage_attributes(usage)})
+
+
+def _parse_raw(result: Any) -> Any:
+    """The parsed value of a ``.with_raw_response`` result (maybe awaitable), or None.
+
+    Parsing is cached on the response, so the caller's own ``.parse()`` returns this
+    very object without a second parse.
+    """
+    try:
+        return result.parse()
+    except Exception:  # the caller will see the same error from its own parse()
+        log.debug("featurecost: could not parse a raw response", exc_info=True)
+        return None
+
+
+def _replace_parsed(result: Any, parsed: Any) -> None:
+    try:
+        result._parsed_by_type[result._cast_to] = parsed
+    except Exception:
+        log.debug("featurecost: could not hand a traced stream to a raw response", exc_info=True)
+
+
+def _record_response(span: Span, endpoint: Endpoint, result: Any, mode: str | None) -> None:
+    if mode is None:
+        _record_parsed(span, endpoint, result)
+    elif mode == "stream":
+        # ``.with_streaming_response``: the body is the caller's to read; we never read it.
+        record_usage(span, None)
+    else:
+        parsed = _parse_raw(result)
+        if parsed is None:
+            record_usage(span, None)
+        else:
+            _record_parsed(span, endpoint, parsed)
+
+
+async def _record_response_async(span: Span, endpoint: Endpoint, result: Any, mode: str | None) -> None:
+    if mode is None or mode == "stream":
+        _record_response(span, endpoint, result, mode)
+        return
+    parsed = _parse_raw(result)
+    if inspect.isawaitable(parsed):
+        try:
+            parsed = await parsed
+        except Exception:
+            log.debug("featurecost: could not parse a raw response", exc_info=True)
+            parsed = None
+    if parsed is None:
+        record_usage(span, None)
+    else:
+        _record_parsed(span, endpoint, parsed)
+
+
+def _proxy(stream: Any, call: LLMCall, acc: StreamAccumulator) -> Any:
+    if hasattr(stream, "__anext__"):
+        return AsyncTracedStream(stream, call, acc)
+    if hasattr(stream, "__next__"):
+        return TracedStream(stream, call, acc)
+    call.finish(None, complete=True)
+    return stream
+
+
+def trace_stream(result: Any, call: LLMCall, acc: StreamAccumulator, mode: str | None = None) -> Any:
+    if mode is None:
+        return _proxy(result, call, acc)
+    if mode == "stream":
+        # ``.with_streaming_response``: the caller reads the raw body; usage is not ours to see.
+        call.finish(None, complete=True)
+        return result
+    stream = _parse_raw(result)
+    if stream is None or inspect.isawaitable(stream):
+        call.finish(None, complete=True)
+        return result
+    _replace_parsed(result, _proxy(stream, call, acc))
+    return result
+
+
+async def trace_stream_async(result: Any, call: LLMCall, acc: StreamAccumulator, mode: str | None) -> Any:
+    if mode is None or mode == "stream":
+        return trace_stream(result, call, acc, mode)
+    stream = _parse_raw(result)
+    if inspect.isawaitable(stream):
+        stream = await stream
+    if stream is None:
+        call.finish(None, complete=True)
+        return result
+    _replace_parsed(result, _proxy(stream, call, acc))
+    return result
+
+
+def start_stream_call(
+    tracer: Tracer, endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]
+) -> tuple[LLMCall, bool]:
+    client = getattr(instance, "_client", None)
+    injected = endpoint.prepare_stream(client, kwargs) if endpoint.prepare_stream is not None else False
+    call = start_llm_call(
+        tracer,
+        operation=endpoint.operation,
+        provider=endpoint.provider_of(client),
+        request_model=_model(kwargs),
+        client=client,
+        attributes=_request_attributes(endpoint, kwargs),
+    )
+    return call, injected
+
+
+def _model(kwargs: Mapping[str, Any]) -> str | None:
+    model = kwargs.get("model")
+    return model if isinstance(model, str) else None
+
+
+def _request_attributes(endpoint: Endpoint, kwargs: Mapping[str, Any]) -> dict[str, AttributeValue]:
+    found = clean_attributes(endpoint.request_attributes(kwargs))
+    if kwargs.get("stream") is True:
+        found[attrs.REQUEST_STREAM] = True
+    return found
+
+
+def passthrough() -> bool:
+    return in_llm_call() or not is_instrumentation_enabled()
+
+
+def sync_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if passthrough():
+            return wrapped(*args, **kwargs)
+        if kwargs.get("stream") is True and endpoint.new_accumulator is not None:
+            try:
+                call, injected = start_stream_call(tracer, endpoint, instance, kwargs)
+            except UnattributedCallError:
+                raise
+            except Exception:  # never let instrumentation break the call
+                log.debug("featurecost: could not start a span", exc_info=True)
+                return wrapped(*args, **kwargs)
+            with call.requesting():
+                result = wrapped(*args, **kwargs)
+            return trace_stream(result, call, endpoint.new_accumulator(injected), _raw_mode(kwargs))
+        client = getattr(instance, "_client", None)
+        try:
+            span, token = begin_llm_span(
+                tracer,
+                operation=endpoint.operation,
+                provider=endpoint.provider_of(client),
+                request_model=_model(kwargs),
+                client=client,
+                attributes=_request_attributes(endpoint, kwargs),
+            )
+        except UnattributedCallError:
+            raise
+        except Exception:
+            log.debug("featurecost: could not start a span", exc_info=True)
+            return wrapped(*args, **kwargs)
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            end_llm_span(span, token, exc)
+            raise
+        try:
+            _record_response(span, endpoint, result, _raw_mode(kwargs))
+        except Exception:
+            log.debug("featurecost: could not read a response", exc_info=True)
+        end_llm_span(span, token)
+        return result
+
+    return wrapper
+
+
+def async_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if passthrough():
+            return await wrapped(*args, **kwargs)
+        if kwargs.get("stream") is True and endpoint.new_accumulator is not None:
+            try:
+                call, injected = start_stream_call(tracer, endpoint, instance, kwargs)
+            except UnattributedCallError:
+                raise
+            except Exception:  # never let instrumentation break the call
+                log.debug("featurecost: could not start a span", exc_info=True)
+                return await wrapped(*args, **kwargs)
+            with call.requesting():
+                result = await wrapped(*args, **kwargs)
+            return await trace_stream_async(result, call, endpoint.new_accumulator(injected), _raw_mode(kwargs))
+        client = getattr(instance, "_client", None)
+        try:
+            span, token = begin_llm_span(
+                tracer,
+                operation=endpoint.operation,
+                provider=endpoint.provider_of(client),
+                request_model=_model(kwargs),
+                client=client,
+                attributes=_request_attributes(endpoint, kwargs),
+            )
+        except UnattributedCallError:
+            raise
+        except Exception:
+            log.debug("featurecost: could not start a span", exc_info=True)
+            return await wrapped(*args, **kwargs)
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            end_llm_span(span, token, exc)
+            raise
+        try:
+            await _record_response_async(span, endpoint, result, _raw_mode(kwargs))
+        except Exception:
+            log.debug("featurecost: could not read a response", exc_info=True)
+        end_llm_span(span, token)
+        return result
+
+    return wrapper
+
+
+def provider_by_client_class(names: Mapping[str, str], default: str) -> Callable[[Any], str]:
+    """``provider_of`` that maps a client's class (or a base class) name to a provider name, cached per class."""
+    cache: dict[type, str] = {}
+
+    def provider_of(client: Any) -> str:
+        cls = type(client)
+        found = cache.get(cls)
+        if found is None:
+            found = next((names[c.__name__] for c in cls.__mro__ if c.__name__ in names), default)
+            cache[cls] = found
+        return found
+
+    return provider_of

@@ -1,0 +1,177 @@
+"""OpenAI usage and response facts, from whole responses and from streams.
+
+OpenAI already counts the way the GenAI semantic conventions do: cached tokens are
+inside ``prompt_tokens`` / ``input_tokens``, reasoning and audio output inside
+``completion_tokens`` / ``output_tokens``. Nothing is added up here, only renamed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from featurecost.instrumentation import attributes as attrs
+from featurecost.instrumentation._spans import TokenUsage, int_or_zero
+
+
+def usage_from_openai(usage: Any) -> TokenUsage | None:
+    """Chat completions, legacy completions and embeddings (``prompt_tokens`` / ``completion_tokens``)."""
+    if usage is None:
+        return None
+    prompt_details = getattr(usage, "prompt_tokens_details", None)
+    completion_details = getattr(usage, "completion_tokens_details", None)
+    return TokenUsage(
+        input_tokens=int_or_zero(getattr(usage, "prompt_tokens", 0)),
+        output_tokens=int_or_zero(getattr(usage, "completion_tokens", 0)),
+        cache_read_tokens=int_or_zero(getattr(prompt_details, "cached_tokens", 0)),
+        reasoning_tokens=int_or_zero(getattr(completion_details, "reasoning_tokens", 0)),
+        input_audio_tokens=int_or_zero(getattr(prompt_details, "audio_tokens", 0)),
+        output_audio_tokens=int_or_zero(getattr(completion_details, "audio_tokens", 0)),
+    )
+
+
+def usage_from_responses(usage: Any) -> TokenUsage | None:
+    """The Responses API (``input_tokens`` / ``output_tokens``)."""
+    if usage is None:
+        return None
+    input_details = getattr(usage, "input_tokens_details", None)
+    output_details = getattr(usage, "output_tokens_details", None)
+    return TokenUsage(
+        input_tokens=int_or_zero(getattr(usage, "input_tokens", 0)),
+        output_tokens=int_or_zero(getattr(usage, "output_tokens", 0)),
+        cache_read_tokens=int_or_zero(getattr(input_details, "cached_tokens", 0)),
+        reasoning_tokens=int_or_zero(getattr(output_details, "reasoning_tokens", 0)),
+    )
+
+
+def _finish_reasons(choices: Any) -> list[str]:
+    return [str(c.finish_reason) for c in choices or () if getattr(c, "finish_reason", None)]
+
+
+def completion_facts(response: Any) -> tuple[dict[str, Any], TokenUsage | None]:
+    """Span attributes and usage of a chat completion, legacy completion or embeddings response."""
+    facts: dict[str, Any] = {
+        attrs.GEN_AI_RESPONSE_MODEL: getattr(response, "model", None),
+        attrs.GEN_AI_RESPONSE_ID: getattr(response, "id", None),
+        attrs.RESPONSE_SERVICE_TIER: getattr(response, "service_tier", None),
+    }
+    reasons = _finish_reasons(getattr(response, "choices", None))
+    if reasons:
+        facts[attrs.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+    return facts, usage_from_openai(getattr(response, "usage", None))
+
+
+def _responses_finish_reason(response: Any) -> str | None:
+    status = getattr(response, "status", None)
+    if status == "completed":
+        return "stop"
+    if status == "incomplete":
+        return str(getattr(getattr(response, "incomplete_details", None), "reason", None) or "incomplete")
+    return str(status) if status else None
+
+
+def responses_facts(response: Any) -> tuple[dict[str, Any], TokenUsage | None]:
+    facts: dict[str, Any] = {
+        attrs.GEN_AI_RESPONSE_MODEL: getattr(response, "model", None),
+        attrs.GEN_AI_RESPONSE_ID: getattr(response, "id", None),
+        attrs.RESPONSE_SERVICE_TIER: getattr(response, "service_tier", None),
+    }
+    reason = _responses_finish_reason(response)
+    if reason:
+        facts[attrs.GEN_AI_RESPONSE_FINISH_REASONS] = [reason]
+    return facts, usage_from_responses(getattr(response, "usage", None))
+
+
+class ChatStreamAccumulator:
+    """Chat completion and legacy completion chunks.
+
+    With ``include_usage`` the last chunk has empty ``choices`` and the usage; when we
+    asked for it (the caller did not), that chunk is hidden so the caller sees the
+    stream it asked for.
+    """
+
+    __slots__ = ("_hide_usage_chunk", "_id", "_model", "_reasons", "_service_tier", "_usage")
+
+    def __init__(self, hide_usage_chunk: bool) -> None:
+        self._hide_usage_chunk = hide_usage_chunk
+        self._usage: Any = None
+        self._id: Any = None
+        self._model: Any = None
+        self._service_tier: Any = None
+        self._reasons: dict[int, str] = {}
+
+    def on_item(self, chunk: Any) -> bool:
+        if self._id is None:
+            self._id = getattr(chunk, "id", None)
+            self._model = getattr(chunk, "model", None)
+            self._service_tier = getattr(chunk, "service_tier", None)
+        choices = getattr(chunk, "choices", None)
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            self._usage = usage
+            if self._hide_usage_chunk and not choices:
+                return False
+        if choices:
+            for choice in choices:
+                reason = choice.finish_reason
+                if reason:
+                    self._reasons[choice.index] = str(reason)
+        return True
+
+    def usage(self) -> TokenUsage | None:
+        return usage_from_openai(self._usage)
+
+    def saw_end(self) -> bool:
+        # The SDK consumes ``[DONE]``; exhaustion is the end.
+        return True
+
+    def response_attributes(self) -> dict[str, Any]:
+        facts = {
+            attrs.GEN_AI_RESPONSE_MODEL: self._model,
+            attrs.GEN_AI_RESPONSE_ID: self._id,
+            attrs.RESPONSE_SERVICE_TIER: self._service_tier,
+        }
+        if self._reasons:
+            facts[attrs.GEN_AI_RESPONSE_FINISH_REASONS] = [self._reasons[i] for i in sorted(self._reasons)]
+        return facts
+
+
+_TERMINAL_RESPONSE_EVENTS = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+
+class ResponsesStreamAccumulator:
+    """Responses API events: the terminal event carries the whole response with its usage."""
+
+    __slots__ = ("_error", "_final", "_started")
+
+    def __init__(self) -> None:
+        self._started: Any = None
+        self._final: Any = None
+        self._error: str | None = None
+
+    def on_item(self, event: Any) -> bool:
+        kind = getattr(event, "type", None)
+        if kind in _TERMINAL_RESPONSE_EVENTS:
+            self._final = event.response
+        elif kind == "response.created":
+            self._started = event.response
+        elif kind == "error":
+            # an in-stream error is yielded as an event, not raised, by the SDK
+            self._error = str(getattr(event, "code", None) or "error")
+        return True
+
+    def saw_end(self) -> bool:
+        return self._final is not None
+
+    def usage(self) -> TokenUsage | None:
+        return usage_from_responses(getattr(self._final, "usage", None))
+
+    def response_attributes(self) -> dict[str, Any]:
+        response = self._final if self._final is not None else self._started
+        facts: dict[str, Any] = {}
+        if response is not None:
+            facts, _ = responses_facts(response)
+            if self._final is None:
+                facts.pop(attrs.GEN_AI_RESPONSE_FINISH_REASONS, None)
+        if self._error is not None:
+            facts[attrs.ERROR_TYPE] = self._error
+        return facts

@@ -1,0 +1,100 @@
+"""One billable span per call, whatever else instruments the SDK; ``uninstrument`` restores everything."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import anthropic
+import anthropic._base_client as anthropic_base_client
+import openai
+from opentelemetry import context as otel_context
+
+import featurecost
+from featurecost.instrumentation._spans import _SUPPRESS_LANGUAGE_MODEL_INSTRUMENTATION_KEY
+from featurecost.instrumentation.anthropic import AnthropicInstrumentor
+from featurecost.instrumentation.openai import OpenAIInstrumentor
+from tests.conftest import RunningStandIn, Spans
+
+USER = [{"role": "user", "content": "hi"}]
+
+OPENAI_TARGETS = [
+    ("openai.resources.chat.completions.completions", "Completions", "create"),
+    ("openai.resources.chat.completions.completions", "Completions", "parse"),
+    ("openai.resources.chat.completions.completions", "AsyncCompletions", "create"),
+    ("openai.resources.chat.completions.completions", "AsyncCompletions", "parse"),
+    ("openai.resources.responses.responses", "Responses", "create"),
+    ("openai.resources.responses.responses", "AsyncResponses", "parse"),
+    ("openai.resources.embeddings", "Embeddings", "create"),
+    ("openai.resources.embeddings", "AsyncEmbeddings", "create"),
+    ("openai.resources.completions", "Completions", "create"),
+    ("openai.resources.completions", "AsyncCompletions", "create"),
+]
+ANTHROPIC_TARGETS = [
+    ("anthropic.resources.messages.messages", cls, method)
+    for cls in ("Messages", "AsyncMessages")
+    for method in ("create", "parse", "stream")
+] + [("anthropic.resources.beta.messages.messages", "Messages", "stream")]
+
+
+def _lookup(module: str, cls: str, method: str) -> Any:
+    return vars(getattr(importlib.import_module(module), cls))[method]
+
+
+def test_uninstrument_restores_every_wrapped_function(spans: Spans) -> None:
+    targets = OPENAI_TARGETS + ANTHROPIC_TARGETS
+    originals = [_lookup(*t) for t in targets]
+    native = anthropic_base_client.start_api_call_span
+    OpenAIInstrumentor().instrument(tracer_provider=spans.provider)
+    AnthropicInstrumentor().instrument(tracer_provider=spans.provider)
+    assert all(_lookup(*t) is not o for t, o in zip(targets, originals, strict=True))
+    assert anthropic_base_client.start_api_call_span is not native
+    OpenAIInstrumentor().uninstrument()
+    AnthropicInstrumentor().uninstrument()
+    assert [_lookup(*t) for t in targets] == originals
+    assert anthropic_base_client.start_api_call_span is native
+
+
+def test_enclosing_llm_span_of_another_instrumentation_is_marked_superseded(
+    stand_in: RunningStandIn, instrumented: Spans
+) -> None:
+    # A framework (or a second LLM instrumentor wrapping outside us) with its own LLM span.
+    framework = instrumented.provider.get_tracer("some.framework")
+    client = openai.OpenAI(base_url=f"{stand_in.url}/v1", api_key="k", max_retries=0)
+    with (
+        featurecost.attribute(feature="agent"),
+        framework.start_as_current_span("chat gpt-4o-mini", attributes={"gen_ai.operation.name": "chat"}),
+    ):
+        client.chat.completions.create(model="gpt-4o-mini", messages=USER)  # type: ignore[arg-type]
+    with framework.start_as_current_span("agent run", attributes={"agent.name": "planner"}):
+        client.chat.completions.create(model="gpt-4o-mini", messages=USER)  # type: ignore[arg-type]
+    by_scope = {
+        (s.instrumentation_scope.name if s.instrumentation_scope else "", s.name): s for s in instrumented.finished()
+    }
+    outer = by_scope[("some.framework", "chat gpt-4o-mini")]
+    plain = by_scope[("some.framework", "agent run")]
+    assert (outer.attributes or {})["featurecost.superseded"] is True
+    assert "featurecost.superseded" not in (plain.attributes or {})  # not an LLM span: left alone
+    ours = [
+        s
+        for s in instrumented.llm()
+        if s.instrumentation_scope and s.instrumentation_scope.name.startswith("featurecost")
+    ]
+    assert len(ours) == 2
+    assert all("featurecost.superseded" not in (s.attributes or {}) for s in ours)
+
+
+def test_inner_llm_instrumentations_see_suppression(stand_in: RunningStandIn, instrumented: Spans) -> None:
+    """What an OpenLLMetry instrumentor wrapping inside us checks before starting its span."""
+    seen: list[object] = []
+    client = anthropic.Anthropic(base_url=stand_in.url, api_key="k", max_retries=0)
+
+    def observe(request: Any) -> None:
+        seen.append(otel_context.get_value(_SUPPRESS_LANGUAGE_MODEL_INSTRUMENTATION_KEY))
+
+    client._client.event_hooks["request"].append(observe)
+    client.messages.create(model="claude-haiku-4-5", max_tokens=16, messages=USER)  # type: ignore[arg-type]
+    with client.messages.stream(model="claude-haiku-4-5", max_tokens=16, messages=USER) as s:  # type: ignore[arg-type]
+        s.until_done()
+    assert seen == [True, True]
+    assert otel_context.get_value(_SUPPRESS_LANGUAGE_MODEL_INSTRUMENTATION_KEY) is None
