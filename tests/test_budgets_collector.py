@@ -283,3 +283,35 @@ def test_without_a_budgets_file_every_call_is_allowed() -> None:
         ticket = guard.check({"model": "gpt-4o-mini", "messages": []}, {attrs.FEATURE: "expensive"})
         assert (ticket.decision.verdict, ticket.decision.source) == ("allow", "collector")
         assert httpx.get(f"{url}/api/v1/budgets/status").status_code == 404
+
+
+@pytest.fixture
+def process_guard(stack: Stack) -> Iterator[Guard]:
+    """The process-wide guard the instrumentors consult, reset after the test."""
+    from featurecost.instrumentation import guard as guard_module
+
+    configured = guard_module.configure(
+        Guard(stack.collector.api_url, environment=ENV, on_soft=lambda d, kw: {**kw, "model": "gpt-4.1-nano"})
+    )
+    yield configured
+    guard_module._default = None
+
+
+def test_instrumented_call_is_refused_by_the_configured_guard(stack: Stack, process_guard: Guard) -> None:
+    served = len(stack.stand_in.served)
+    with featurecost.attribute(feature="expensive", tenant="acme"), pytest.raises(BudgetExceeded):
+        stack.client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert len(stack.stand_in.served) == served  # the provider never saw the call
+
+
+def test_instrumented_call_is_degraded_at_a_soft_limit(stack: Stack, process_guard: Guard) -> None:
+    stack.memory.clear()
+    with featurecost.attribute(feature="pricey", tenant="acme"):
+        stack.client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    assert stack.stand_in.served[-1]["model"] == "gpt-4.1-nano"
+    (span,) = [s for s in stack.memory.get_finished_spans() if s.attributes and "gen_ai.operation.name" in s.attributes]
+    assert span.attributes is not None
+    assert span.attributes[attrs.BUDGET_DECISION] == "soft"
+    assert span.attributes[attrs.BUDGET_DEGRADED] is True
+    assert Decimal(str(span.attributes[attrs.BUDGET_ESTIMATE_USD])) > 0
+    assert span.attributes["gen_ai.request.model"] == "gpt-4.1-nano"  # what was actually sent

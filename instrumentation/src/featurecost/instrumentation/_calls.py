@@ -41,6 +41,7 @@ from featurecost.instrumentation._spans import (
 )
 from featurecost.instrumentation._streams import AsyncTracedStream, StreamAccumulator, TracedStream
 from featurecost.instrumentation.attribution import UnattributedCallError
+from featurecost.instrumentation.guard import Guard, Ticket, active_guard, guarded_ticket, mark_span, usage_tokens
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +195,40 @@ def _request_attributes(endpoint: Endpoint, kwargs: Mapping[str, Any]) -> dict[s
     return found
 
 
+Checked = tuple[Guard, Ticket, str] | None
+
+
+def _check_budget(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> Checked:
+    """Ask the budget guard, when one is configured, before the call's span starts (the
+    attribution is still visible then). Deny raises ``BudgetExceeded``: the call is never
+    made, so no span bills it. A soft-limit callback's changes replace ``kwargs`` in place."""
+    guard = active_guard()
+    if guard is None or guarded_ticket() is not None:  # an app-level ``guarded`` call checked already
+        return None
+    provider = endpoint.provider_of(getattr(instance, "_client", None))
+    ticket = guard.check(kwargs, provider=provider)
+    if ticket.kwargs != kwargs:
+        kwargs.clear()
+        kwargs.update(ticket.kwargs)
+    return guard, ticket, provider
+
+
+def _mark(span: Span, checked: Checked) -> None:
+    ticket = checked[1] if checked is not None else guarded_ticket()
+    if ticket is not None:
+        mark_span(span, ticket)
+
+
+def _settle(checked: Checked, result: Any) -> None:
+    """Count the call's actual cost, not its estimate, in its session's tally."""
+    if checked is None:
+        return
+    tokens = usage_tokens(result)
+    if tokens is not None:
+        guard, ticket, provider = checked
+        guard.settle(ticket, tokens[0], tokens[1], provider)
+
+
 def passthrough() -> bool:
     return in_llm_call() or not is_instrumentation_enabled()
 
@@ -202,6 +237,7 @@ def sync_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if passthrough():
             return wrapped(*args, **kwargs)
+        checked = _check_budget(endpoint, instance, kwargs)
         if kwargs.get("stream") is True and endpoint.new_accumulator is not None:
             try:
                 call, injected = start_stream_call(tracer, endpoint, instance, kwargs)
@@ -210,6 +246,7 @@ def sync_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
             except Exception:  # never let instrumentation break the call
                 log.debug("featurecost: could not start a span", exc_info=True)
                 return wrapped(*args, **kwargs)
+            _mark(call.span, checked)
             with call.requesting():
                 result = wrapped(*args, **kwargs)
             return trace_stream(result, call, endpoint.new_accumulator(injected), _raw_mode(kwargs))
@@ -228,6 +265,7 @@ def sync_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
         except Exception:
             log.debug("featurecost: could not start a span", exc_info=True)
             return wrapped(*args, **kwargs)
+        _mark(span, checked)
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -235,6 +273,7 @@ def sync_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
             raise
         try:
             _record_response(span, endpoint, result, _raw_mode(kwargs))
+            _settle(checked, result)
         except Exception:
             log.debug("featurecost: could not read a response", exc_info=True)
         end_llm_span(span, token)
@@ -247,6 +286,7 @@ def async_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if passthrough():
             return await wrapped(*args, **kwargs)
+        checked = _check_budget(endpoint, instance, kwargs)
         if kwargs.get("stream") is True and endpoint.new_accumulator is not None:
             try:
                 call, injected = start_stream_call(tracer, endpoint, instance, kwargs)
@@ -255,6 +295,7 @@ def async_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
             except Exception:  # never let instrumentation break the call
                 log.debug("featurecost: could not start a span", exc_info=True)
                 return await wrapped(*args, **kwargs)
+            _mark(call.span, checked)
             with call.requesting():
                 result = await wrapped(*args, **kwargs)
             return await trace_stream_async(result, call, endpoint.new_accumulator(injected), _raw_mode(kwargs))
@@ -273,6 +314,7 @@ def async_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
         except Exception:
             log.debug("featurecost: could not start a span", exc_info=True)
             return await wrapped(*args, **kwargs)
+        _mark(span, checked)
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -280,6 +322,7 @@ def async_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
             raise
         try:
             await _record_response_async(span, endpoint, result, _raw_mode(kwargs))
+            _settle(checked, result)
         except Exception:
             log.debug("featurecost: could not read a response", exc_info=True)
         end_llm_span(span, token)

@@ -16,7 +16,9 @@ ahead, a warning is logged) unless ``fail_closed=True``.
 
 Only the standard library is used (``urllib``): the instrumentation stays light.
 
-Instrumentors call it inside their LLM span, before the SDK call::
+The OpenAI and Anthropic instrumentors consult it themselves (``_calls._check_budget``)
+whenever a guard is configured or ``FEATURECOST_BUDGET_API`` is set. Other instrumentors
+call it before the SDK call::
 
     kwargs = guard.check_before_call(kwargs, provider="openai")
     response = wrapped(*args, **kwargs)
@@ -416,6 +418,20 @@ def configure(guard: Guard | None = None, **settings: Any) -> Guard:
         return _default
 
 
+def guarded_ticket() -> Ticket | None:
+    """The ticket of an enclosing ``guarded(...)`` call, which already checked this call."""
+    ticket = otel_context.get_value(_ESTIMATE)
+    return ticket if isinstance(ticket, Ticket) else None
+
+
+def active_guard() -> Guard | None:
+    """The guard instrumentors consult: the configured one, or one from the environment when
+    ``FEATURECOST_BUDGET_API`` is set; None (no cost at all) otherwise."""
+    if _default is not None:
+        return _default
+    return get_guard() if os.environ.get(ENV_API) else None
+
+
 def get_guard() -> Guard:
     global _default
     with _default_lock:
@@ -459,7 +475,7 @@ def after_call(
     guard.settle(ticket, input_tokens, output_tokens, provider)
 
 
-def _usage_tokens(response: Any) -> tuple[int, int] | None:
+def usage_tokens(response: Any) -> tuple[int, int] | None:
     usage = getattr(response, "usage", None)
     if usage is None:
         return None
@@ -492,7 +508,7 @@ def guarded(func: F | None = None, *, provider: str = "", guard: Guard | None = 
             return g, ticket, otel_context.attach(otel_context.set_value(_ESTIMATE, ticket))
 
         def finish(g: Guard, ticket: Ticket, response: Any) -> None:
-            tokens = _usage_tokens(response)
+            tokens = usage_tokens(response)
             if tokens is not None:
                 g.settle(ticket, *tokens, provider=provider)
 
