@@ -198,6 +198,18 @@ def test_loadbalancing_example_resolves_the_headless_service() -> None:
     headless = next(s for s in services if s["spec"].get("clusterIP") == "None")
     name, namespace = headless["metadata"]["name"], headless["metadata"]["namespace"]
     assert resolver["hostname"] == f"{name}.{namespace}.svc.cluster.local"
+    # the exporter speaks OTLP/gRPC: it must hit the collectors' gRPC receiver, which the
+    # headless Service names and the pods listen on (--otlp-grpc-port)
+    grpc = next(p for p in headless["spec"]["ports"] if p["targetPort"] == "otlp-grpc")
+    assert resolver["port"] == grpc["port"]
+    statefulset = next(
+        d for d in yaml.safe_load_all((DEPLOY / "k8s" / "collector-statefulset.yaml").read_text()) if d
+    )
+    (container,) = statefulset["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["otlp-grpc"] == int(env["FEATURECOST_OTLP_GRPC_PORT"]) == grpc["port"]
+    assert "otlp" in config["exporters"]["loadbalancing/featurecost"]["protocol"]
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
