@@ -202,9 +202,7 @@ def test_loadbalancing_example_resolves_the_headless_service() -> None:
     # headless Service names and the pods listen on (--otlp-grpc-port)
     grpc = next(p for p in headless["spec"]["ports"] if p["targetPort"] == "otlp-grpc")
     assert resolver["port"] == grpc["port"]
-    statefulset = next(
-        d for d in yaml.safe_load_all((DEPLOY / "k8s" / "collector-statefulset.yaml").read_text()) if d
-    )
+    statefulset = next(d for d in yaml.safe_load_all((DEPLOY / "k8s" / "collector-statefulset.yaml").read_text()) if d)
     (container,) = statefulset["spec"]["template"]["spec"]["containers"]
     env = {e["name"]: e.get("value") for e in container["env"]}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
