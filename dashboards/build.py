@@ -7,16 +7,26 @@ JSON differs from what this script builds, so edit the SQL or the layout here an
 
     python -m dashboards.build
 
-When rollup tables land, point a panel at them by editing its ``.sql`` file only.
+Panels read the rollup tables (the same ones the reports read). A panel that shows a
+report verbatim includes the report's named query: ``@query(name)`` in a panel's SQL
+becomes the collector's ``queries/<name>.sql`` with its ``{parameter:Type}`` placeholders
+bound to Grafana macros (``NAMED_QUERY_PARAMETERS``), so the panel cannot drift from the
+report. Cache savings in dollars are priced in Python by the ``cache`` report (genai-prices
+per model and day), which SQL cannot do: that panel reads the report API through the
+Infinity datasource.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from featurecost.collector.reports._query import QUERIES
+from featurecost.collector.storage import load_sql
 
 HERE = Path(__file__).resolve().parent
 SQL_DIR = HERE / "sql"
@@ -25,6 +35,8 @@ OUTPUT = HERE / "json" / "featurecost-overview.json"
 DATASOURCE_UID = "featurecost-clickhouse"
 DATASOURCE_TYPE = "grafana-clickhouse-datasource"
 DATASOURCE = {"type": DATASOURCE_TYPE, "uid": DATASOURCE_UID}
+# The collector's report API, for what only the reports compute (cache savings in dollars).
+API_DATASOURCE = {"type": "yesoreyeram-infinity-datasource", "uid": "featurecost-api"}
 DASHBOARD_UID = "featurecost-overview"
 # The plugin's query format: 0 = time series, 1 = table.
 FORMAT_TIME_SERIES = 0
@@ -33,11 +45,40 @@ FORMAT_TABLE = 1
 # (`'__all' IN (${feature:sqlstring})`) instead of listing every value.
 ALL_VALUE = "'__all'"
 
+# Named queries a panel includes, and what their parameters become in Grafana. The weekly
+# report widens its window to whole weeks (Monday 00:00 UTC) and reads the week before it
+# for the week-over-week change: the same here, from the time picker's range.
+NAMED_QUERY_PARAMETERS: dict[str, dict[str, str]] = {
+    "weekly_features": {
+        "environment": "${environment:sqlstring}",
+        "since": "toDateTime64(toMonday($__fromTime, 'UTC'), 6, 'UTC')",
+        "until": "toDateTime64(toMonday($__toTime, 'UTC') + 7, 6, 'UTC')",
+    },
+}
+_INCLUDE = re.compile(r"@query\((\w+)\)")
+_PARAMETER = re.compile(r"\{(\w+):[^{}]+\}")
+
+# Cache savings: the `cache` report over the dashboard's range and environment. The report
+# answers {"rows": [...]} with money as decimal strings.
+CACHE_REPORT_URL = (
+    "/api/v1/reports/cache?environment=${environment:percentencode}&since=${__from:date:iso}&until=${__to:date:iso}"
+)
+CACHE_REPORT_COLUMNS = [
+    ("feature", "feature", "string"),
+    ("saved_usd", "saved_usd", "number"),
+    ("hit_ratio", "cache_hit_ratio", "number"),
+    ("cache_read_tokens", "cache_read_tokens", "number"),
+    ("cache_write_tokens", "cache_write_tokens", "number"),
+    ("input_tokens", "input_tokens", "number"),
+    ("calls", "calls", "number"),
+    ("unpriced_models", "unpriced_models", "string"),
+]
+
 
 @dataclass(frozen=True)
 class Panel:
     title: str
-    sql: str  # file name in sql/, without .sql
+    sql: str  # file name in sql/, without .sql; "" for the report API panel
     kind: str  # Grafana panel type
     grid: tuple[int, int, int, int]  # x, y, w, h
     description: str
@@ -61,12 +102,12 @@ PANELS = [
         "total_spend",
         "stat",
         (0, 0, 12, 4),
-        "Priced spend, calls, sessions and calls whose price is unknown (never counted as $0).",
+        "Spend (restatements included), calls, sessions and calls whose price is unknown (never counted as $0).",
         options={
             "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
             "textMode": "value_and_name",
         },
-        overrides=[_usd("spend_usd")],
+        overrides=[_usd("spend_usd"), _usd("restated_usd")],
     ),
     Panel(
         "Unpriced and unattributed share",
@@ -86,12 +127,14 @@ PANELS = [
         "weekly_features",
         "table",
         (0, 4, 24, 9),
-        "One row per ISO week and feature: spend, calls, actions, sessions, cost per session p50/p95 and the "
-        "week-over-week change of the median session cost.",
+        "The weekly report: one row per ISO week and feature with spend (restatements included), calls, "
+        "sessions, cost per session p50/p95 over fully priced sessions and the week-over-week change of the "
+        "median. Ignores the tenant variable.",
         overrides=[
             _usd("spend_usd"),
-            _usd("session_cost_p50_usd"),
-            _usd("session_cost_p95_usd"),
+            _usd("restated_usd"),
+            _usd("session_p50_usd"),
+            _usd("session_p95_usd"),
             _percent("p50_change_wow"),
         ],
     ),
@@ -100,7 +143,7 @@ PANELS = [
         "cost_over_time",
         "timeseries",
         (0, 13, 12, 9),
-        "Priced cost per interval, one series per feature.",
+        "Spend per interval (restatements included), one series per feature; whole hours.",
         unit="currencyUSD",
         time_series=True,
         options={"legend": {"displayMode": "table", "placement": "right", "calcs": ["sum"]}},
@@ -110,25 +153,28 @@ PANELS = [
         "session_cost_quantiles",
         "timeseries",
         (12, 13, 12, 9),
-        "Cost of a session (conversation) by the interval it started in: median and 95th percentile.",
+        "Cost of a session (conversation) per week: median and 95th percentile over sessions with every "
+        "call priced. Ignores the tenant variable.",
         unit="currencyUSD",
         time_series=True,
     ),
     Panel(
         "Cache savings",
-        "cache_savings",
+        "",
         "table",
         (0, 22, 12, 8),
-        "Prompt-cache use per feature: tokens read from the cache and the cache hit rate of input tokens.",
-        overrides=[_percent("cache_hit_rate"), _usd("input_cost_total_usd")],
+        "The cache report: dollars saved by prompt caching per feature (reads at the cache price instead "
+        "of the input price, minus the cache-write premium, at each model's price of the day) and the hit "
+        "ratio. Models without a price are listed, not guessed. Ignores the feature and tenant variables.",
+        overrides=[_usd("saved_usd"), _percent("cache_hit_ratio")],
     ),
     Panel(
         "Top tenants",
         "top_tenants",
         "table",
         (12, 22, 12, 8),
-        "The ten tenants with the highest priced spend.",
-        overrides=[_usd("spend_usd")],
+        "The ten tenants with the highest spend (restatements included).",
+        overrides=[_usd("spend_usd"), _usd("restated_usd")],
     ),
     Panel(
         "Unpriced calls by model",
@@ -140,13 +186,52 @@ PANELS = [
 ]
 
 
+def _strip_comments(sql: str) -> str:
+    return "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--")).strip()
+
+
+def named_query(name: str) -> str:
+    """The collector's named query ``name`` with its parameters bound to Grafana macros."""
+    bindings = NAMED_QUERY_PARAMETERS[name]
+
+    def bind(match: re.Match[str]) -> str:
+        if match.group(1) not in bindings:
+            raise KeyError(f"queries/{name}.sql: no Grafana binding for parameter {match.group(1)!r}")
+        return bindings[match.group(1)]
+
+    return _PARAMETER.sub(bind, _strip_comments(load_sql(QUERIES, f"{name}.sql")))
+
+
 def read_sql(name: str) -> str:
-    """The query text without its leading comment lines (Grafana shows the description)."""
-    lines = (SQL_DIR / f"{name}.sql").read_text().splitlines()
-    return "\n".join(line for line in lines if not line.startswith("--")).strip()
+    """The query text without comment lines (Grafana shows the description), named
+    queries included."""
+    sql = _strip_comments((SQL_DIR / f"{name}.sql").read_text())
+
+    def include(match: re.Match[str]) -> str:
+        indent = sql[: match.start()].rsplit("\n", 1)[-1]
+        return named_query(match.group(1)).replace("\n", "\n" + indent)
+
+    return _INCLUDE.sub(include, sql)
+
+
+def _api_target() -> dict[str, Any]:
+    return {
+        "refId": "A",
+        "datasource": API_DATASOURCE,
+        "type": "json",
+        "source": "url",
+        "parser": "backend",
+        "format": "table",
+        "url": CACHE_REPORT_URL,
+        "url_options": {"method": "GET", "data": ""},
+        "root_selector": "rows",
+        "columns": [{"selector": s, "text": t, "type": k} for s, t, k in CACHE_REPORT_COLUMNS],
+    }
 
 
 def _target(panel: Panel) -> dict[str, Any]:
+    if not panel.sql:
+        return _api_target()
     return {
         "refId": "A",
         "datasource": DATASOURCE,
@@ -165,7 +250,7 @@ def _panel(panel_id: int, panel: Panel) -> dict[str, Any]:
         "type": panel.kind,
         "title": panel.title,
         "description": panel.description,
-        "datasource": DATASOURCE,
+        "datasource": DATASOURCE if panel.sql else API_DATASOURCE,
         "gridPos": {"x": x, "y": y, "w": w, "h": h},
         "fieldConfig": {"defaults": defaults, "overrides": panel.overrides},
         "options": panel.options,

@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from urllib.parse import quote
 
 ALL = "$__all"
 
@@ -40,6 +41,16 @@ def _sqlstring(values: Sequence[str]) -> str:
     return ",".join("'" + value.replace("'", "''") + "'" for value in values)
 
 
+def _iso(moment: datetime) -> str:
+    """Grafana's ``${__from:date:iso}``: UTC, milliseconds, ``Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def interpolate_globals(text: str, time_range: TimeRange) -> str:
+    """The global time variables Grafana interpolates in any query text (the Infinity URL)."""
+    return text.replace("${__from:date:iso}", _iso(time_range.start)).replace("${__to:date:iso}", _iso(time_range.end))
+
+
 def interpolate(sql: str, variables: Mapping[str, Variable]) -> str:
     def value(name: str, fmt: str | None) -> str:
         if name not in variables:
@@ -51,6 +62,8 @@ def interpolate(sql: str, variables: Mapping[str, Variable]) -> str:
             return variable.all_value  # Grafana does not format a custom all value
         if fmt == "sqlstring":
             return _sqlstring(variable.values)
+        if fmt == "percentencode":
+            return quote(",".join(variable.values), safe="")
         if fmt is None:
             return ",".join(variable.values) if len(variable.values) > 1 else variable.values[0]
         raise UnexpandedMacro(f"format {fmt!r} of ${name} is not supported here")

@@ -140,13 +140,14 @@ def decode_png(data: bytes) -> Image:
 
 
 class TableRows(HTMLParser):
-    """Collect ``<tr data-feature=...>`` rows: {feature: {data-key: cell text}}, and the text
-    inside ``<div id=...>`` / ``<dd id=...>`` elements by id."""
+    """Collect ``<tr data-feature=...>`` rows (or another ``row_attribute``): {feature:
+    {data-key: cell text}}, and the text inside ``<div id=...>`` / ``<dd id=...>`` elements by id."""
 
     ID_TAGS = frozenset({"div", "dd"})
 
-    def __init__(self) -> None:
+    def __init__(self, row_attribute: str = "data-feature") -> None:
         super().__init__()
+        self.row_attribute = row_attribute
         self.rows: dict[str, dict[str, str]] = {}
         self._feature: str | None = None
         self._key: str | None = None
@@ -155,8 +156,8 @@ class TableRows(HTMLParser):
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         attributes = dict(attrs)
-        if tag == "tr" and attributes.get("data-feature") is not None:
-            self._feature = attributes["data-feature"]
+        if tag == "tr" and attributes.get(self.row_attribute) is not None:
+            self._feature = attributes[self.row_attribute]
             self.rows[self._feature or ""] = {}
         elif tag == "td" and self._feature is not None:
             self._key = attributes.get("data-key") or "feature"

@@ -1,9 +1,11 @@
 """Every Grafana panel's SQL, run against the real engine.
 
 The panels' rawSql goes through Grafana's variable interpolation and the ClickHouse
-plugin's macro expansion (tests/grafana_sql.py), then runs on chDB holding calls
-seeded through featurecost's own storage layer. Expected values are computed here
-from the seeded records, in Python, not by another query.
+plugin's macro expansion (tests/grafana_sql.py), then runs on chDB holding calls and
+restatement deltas seeded through featurecost's own storage layer (the rollups fill from
+them through their materialized views). Expected values are computed here from the seeded
+records, in Python, not by another query. The cache panel reads the report API: its URL is
+interpolated the same way and answered by the API's own window/options parsing and report.
 """
 
 from __future__ import annotations
@@ -11,17 +13,23 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
+import genai_prices
 import pytest
 from dashboards import build
 
+from featurecost.collector.api import window_from_query
 from featurecost.collector.records import CallRecord
+from featurecost.collector.reports import ReportOptions, run_report
 from featurecost.collector.storage import Storage
-from tests.grafana_sql import ALL, TimeRange, Variable, to_clickhouse
+from tests.grafana_sql import ALL, TimeRange, Variable, interpolate, interpolate_globals, to_clickhouse
+from tests.reports_seed import RESTATEMENT_COLUMNS, Restatement, Seed, restatement_rows
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)  # a Friday
 RANGE = TimeRange(NOW - timedelta(days=21), NOW, interval_seconds=86400)
@@ -88,10 +96,29 @@ def seed_records() -> list[CallRecord]:
     records.append(_call(901, NOW - timedelta(days=2), "support-bot", "o'reilly", "s-x", Decimal("1.5")))
     records.append(_call(902, NOW - timedelta(days=3), "support-bot", "acme", "s-y", Decimal(5), environment="staging"))
     records.append(_call(903, NOW - timedelta(days=40), "support-bot", "acme", "s-z", Decimal(7)))
+    # a tenant whose only call has no price: spend NULL, not $0
+    records.append(_call(904, NOW - timedelta(days=4), "draft-email", "umbrella", "s-u", None, model="acme-llm"))
     return records
 
 
 SEEDED = seed_records()
+# Re-pricing deltas: spend on every panel is calls.cost_usd + sum(deltas).
+RESTATED = Seed(
+    restatements=[
+        Restatement(SEEDED[0], Decimal("0.250000000000000001"), "r1"),
+        Restatement(SEEDED[4], Decimal("-0.000100000000000001"), "r2"),
+        Restatement(SEEDED[0], Decimal("0.5"), "r3"),
+    ]
+)
+
+
+def delta(record: CallRecord) -> Decimal:
+    return RESTATED.delta_of(record)
+
+
+def cost(record: CallRecord) -> Decimal:
+    """What the call costs in the reports: its price plus its restatement deltas."""
+    return (record.cost_usd or Decimal(0)) + delta(record)
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +127,7 @@ def storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
     try:
         store.migrate()
         store.insert_calls(SEEDED, "dashboards-seed")
+        store.insert_rows("cost_restatements", restatement_rows(RESTATED), RESTATEMENT_COLUMNS)
         yield store
     finally:
         store.close()
@@ -141,11 +169,58 @@ def variable_sql(name: str) -> str:
     raise AssertionError(f"no variable {name!r}")
 
 
+def panel(title: str) -> dict[str, Any]:
+    for item in dashboard()["panels"]:
+        if item["title"] == title:
+            found: dict[str, Any] = item
+            return found
+    raise AssertionError(f"no panel {title!r}")
+
+
+def monday(moment: datetime) -> date:
+    return (moment - timedelta(days=moment.weekday())).date()
+
+
+def quantile(values: list[Decimal], level: float) -> Decimal:
+    """quantileExact: the sorted value at 0-based index floor(level * n)."""
+    ordered = sorted(values)
+    return ordered[min(int(level * len(ordered)), len(ordered) - 1)]
+
+
+@dataclass
+class Week:
+    spend: Decimal = Decimal(0)
+    calls: int = 0
+    unpriced_calls: int = 0
+    sessions: dict[str, Decimal] = field(default_factory=lambda: defaultdict(Decimal))
+    unpriced_sessions: set[str] = field(default_factory=set)
+
+    def priced(self) -> list[Decimal]:
+        return [c for s, c in self.sessions.items() if s not in self.unpriced_sessions]
+
+
+def weeks_expected() -> dict[tuple[date, str], Week]:
+    """Per (week, feature) over the whole weeks the time range touches."""
+    first, last = monday(RANGE.start), monday(RANGE.end)
+    weeks: dict[tuple[date, str], Week] = defaultdict(Week)
+    for r in SEEDED:
+        if r.environment != "production" or not first <= monday(r.start_time) <= last:
+            continue
+        week = weeks[(monday(r.start_time), r.feature)]
+        week.spend += cost(r)
+        week.calls += 1
+        week.sessions[r.session_id] += cost(r)
+        if r.cost_usd is None:
+            week.unpriced_calls += 1
+            week.unpriced_sessions.add(r.session_id)
+    return weeks
+
+
 def test_every_panel_and_variable_query_runs_on_the_engine(storage: Storage) -> None:
     board = dashboard()
-    queries = [t["rawSql"] for p in board["panels"] for t in p["targets"]]
+    queries = [t["rawSql"] for p in board["panels"] for t in p["targets"] if "rawSql" in t]
     queries += [v["query"] for v in board["templating"]["list"]]
-    assert len(queries) == len(build.PANELS) + 3
+    assert len(queries) == len(build.PANELS) - 1 + 3  # all but the report API panel
     for sql in queries:
         run(storage, sql)  # raises on any SQL error
         run(storage, sql, feature=Variable(["support-bot", "draft-email"]), tenant=Variable(["o'reilly"]))
@@ -155,49 +230,70 @@ def test_variables_list_what_was_seeded(storage: Storage) -> None:
     assert [r["environment"] for r in run(storage, variable_sql("environment"))] == ["production", "staging"]
     assert [r["feature"] for r in run(storage, variable_sql("feature"))] == sorted({r.feature for r in in_range()})
     tenants = run(storage, variable_sql("tenant"), feature=Variable(["draft-email"]))
-    assert [r["tenant"] for r in tenants] == ["acme", "initech"]
+    assert [r["tenant"] for r in tenants] == ["acme", "initech", "umbrella"]
 
 
 def test_weekly_table_matches_the_seeded_calls(storage: Storage) -> None:
     rows = run(storage, panel_sql("Weekly cost by feature"))
-    sessions: dict[tuple[Any, str], dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    for r in in_range():
-        week = (r.start_time - timedelta(days=r.start_time.weekday())).date()
-        if r.cost_usd is not None:
-            sessions[(week, r.feature)][r.session_id] += r.cost_usd
-        else:
-            sessions[(week, r.feature)].setdefault(r.session_id, Decimal(0))
+    expected = weeks_expected()
     got = {(row["week"], row["feature"]): row for row in rows}
-    assert set(got) == set(sessions)
-    for key, costs in sessions.items():
+    assert set(got) == set(expected)
+    for key, week in expected.items():
         row = got[key]
-        values = sorted(costs.values())
-        assert row["spend_usd"] == sum(values), key
-        assert row["sessions"] == len(values), key
-        assert row["session_cost_p50_usd"] == values[int(len(values) * 0.5)], key
-        assert row["session_cost_p95_usd"] == values[int(len(values) * 0.95)], key
-    # the week-over-week change compares a feature's median with its previous week's
-    support = sorted((row for row in rows if row["feature"] == "support-bot"), key=lambda row: row["week"])
-    assert support[0]["p50_change_wow"] is None
-    later, earlier = support[1], support[0]
-    expected = float(later["session_cost_p50_usd"]) / float(earlier["session_cost_p50_usd"]) - 1
-    assert later["p50_change_wow"] == pytest.approx(expected)
+        priced = week.priced()
+        assert row["spend_usd"] == week.spend, key
+        assert row["restated_usd"] == sum((delta(r) for r in SEEDED if r.environment == "production"
+                                            and (monday(r.start_time), r.feature) == key), Decimal(0))  # fmt: skip
+        assert (row["calls"], row["unpriced_calls"]) == (week.calls, week.unpriced_calls), key
+        assert (row["sessions"], row["unpriced_sessions"]) == (len(week.sessions), len(week.unpriced_sessions)), key
+        assert row["session_p50_usd"] == (quantile(priced, 0.5) if priced else None), key
+        assert row["session_p95_usd"] == (quantile(priced, 0.95) if priced else None), key
+        previous = expected.get((key[0] - timedelta(days=7), key[1]))
+        if previous is None or not previous.priced():
+            assert row["p50_change_wow"] is None, key
+        else:
+            change = float(quantile(priced, 0.5)) / float(quantile(previous.priced(), 0.5)) - 1
+            assert row["p50_change_wow"] == pytest.approx(change), key
+    assert any(row["p50_change_wow"] is not None for row in rows)
+    assert any(row["restated_usd"] for row in rows)
+
+
+def test_weekly_table_is_the_weekly_report(storage: Storage) -> None:
+    """Same named query: the panel's rows equal the `weekly` report's over the same range."""
+    rows = run(storage, panel_sql("Weekly cost by feature"))
+    window = window_from_query({"since": RANGE.start.isoformat(), "until": RANGE.end.isoformat()})
+    report = run_report("weekly", storage, window, ReportOptions())["rows"]
+    assert len(report) == len(rows)
+    panel_rows = {(row["week"].isoformat(), row["feature"]): row for row in rows}
+    for r in report:
+        row = panel_rows[(r["week"], r["feature"])]
+        assert Decimal(r["spend_usd"]) == row["spend_usd"]
+        assert r["sessions"] == row["sessions"]
+        for name in ("session_p50_usd", "session_p95_usd"):
+            assert (None if r[name] is None else Decimal(r[name])) == row[name]
+        assert r["anomalous_sessions"] == row["anomalous_sessions"]
 
 
 def test_unpriced_calls_are_counted_not_free(storage: Storage) -> None:
-    rows = run(storage, panel_sql("Weekly cost by feature"), tenant=Variable(["o'reilly"]))
-    assert sum(row["unpriced_calls"] for row in rows) == 1
-    assert sum(row["spend_usd"] for row in rows) == Decimal("1.5")
-    (reason,) = run(storage, panel_sql("Unpriced calls by model"))
-    assert (reason["model"], reason["calls"]) == ("acme-llm", 1)
-    assert reason["unpriced_reason"] == "no price for acme-llm"
+    (oreilly,) = run(storage, panel_sql("Top tenants"), tenant=Variable(["o'reilly"]))
+    assert (oreilly["unpriced_calls"], oreilly["spend_usd"]) == (1, Decimal("1.5"))
+    (umbrella,) = run(storage, panel_sql("Top tenants"), tenant=Variable(["umbrella"]))
+    assert (umbrella["calls"], umbrella["unpriced_calls"], umbrella["spend_usd"]) == (1, 1, None)
+    (spend,) = run(storage, panel_sql("Spend in range"), tenant=Variable(["umbrella"]))
+    assert (spend["calls"], spend["unpriced_calls"], spend["spend_usd"]) == (1, 1, None)
+    reasons = run(storage, panel_sql("Unpriced calls by model"))
+    assert [(reason["model"], reason["calls"]) for reason in reasons] == [("acme-llm", 2)]
+    assert reasons[0]["unpriced_reason"] == "no price for acme-llm"
+    # the weekly row of a session with an unpriced call counts it, and keeps it out of p50/p95
+    weekly = run(storage, panel_sql("Weekly cost by feature"), feature=Variable(["draft-email"]))
+    assert sum(row["unpriced_sessions"] for row in weekly) == 1
 
 
 def test_cost_over_time_adds_up_to_the_total_per_feature(storage: Storage) -> None:
     rows = run(storage, panel_sql("Cost over time by feature"))
     totals: dict[str, Decimal] = defaultdict(Decimal)
     for r in in_range():
-        totals[r.feature] += r.cost_usd or Decimal(0)
+        totals[r.feature] += cost(r)
     by_feature: dict[str, Decimal] = defaultdict(Decimal)
     for row in rows:
         by_feature[row["feature"]] += row["cost_usd"] or Decimal(0)
@@ -205,52 +301,112 @@ def test_cost_over_time_adds_up_to_the_total_per_feature(storage: Storage) -> No
     assert by_feature == totals
     (spend,) = run(storage, panel_sql("Spend in range"))
     assert spend["spend_usd"] == sum(totals.values())
+    assert spend["restated_usd"] == sum((delta(r) for r in in_range()), Decimal(0)) != 0
     assert spend["calls"] == len(in_range())
-    assert spend["unpriced_calls"] == 1
+    assert spend["sessions"] == len({r.session_id for r in in_range()})
+    assert spend["unpriced_calls"] == 2
 
 
 def test_feature_and_tenant_variables_filter(storage: Storage) -> None:
     rows = run(
         storage,
         panel_sql("Cost over time by feature"),
-        feature=Variable(["draft-email"]),
-        tenant=Variable(["initech"]),
+        feature=Variable(["support-bot"]),
+        tenant=Variable(["acme"]),
     )
-    assert {row["feature"] for row in rows} == {"draft-email"}
-    expected = sum(
-        (r.cost_usd or Decimal(0) for r in in_range() if r.feature == "draft-email" and r.tenant == "initech"),
-        Decimal(0),
-    )
+    assert {row["feature"] for row in rows} == {"support-bot"}
+    expected = sum((cost(r) for r in in_range() if r.feature == "support-bot" and r.tenant == "acme"), Decimal(0))
     assert sum(row["cost_usd"] for row in rows) == expected
+    weekly = run(storage, panel_sql("Weekly cost by feature"), feature=Variable(["draft-email"]))
+    assert {row["feature"] for row in weekly} == {"draft-email"}
 
 
-def test_session_quantiles_and_top_tenants(storage: Storage) -> None:
-    quantiles = run(storage, panel_sql("Session cost p50 / p95"))
-    assert quantiles
-    assert all(row["p50_usd"] <= row["p95_usd"] for row in quantiles)
+def test_session_quantiles(storage: Storage) -> None:
+    expected = weeks_expected()
+    # one feature: the weekly table's per-feature p50/p95
+    rows = run(storage, panel_sql("Session cost p50 / p95"), feature=Variable(["support-bot"]))
+    want = {week: w for (week, feature), w in expected.items() if feature == "support-bot" and w.priced()}
+    assert [row["time"].date() for row in rows] == sorted(want)
+    for row in rows:
+        priced = want[row["time"].date()].priced()
+        assert (row["p50_usd"], row["p95_usd"]) == (quantile(priced, 0.5), quantile(priced, 0.95))
+    # every feature: a session's cost over all its features, fully priced sessions only
+    sessions: dict[date, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    unpriced: set[tuple[date, str]] = set()
+    for (week, _), w in expected.items():
+        for session, amount in w.sessions.items():
+            sessions[week][session] += amount
+        unpriced |= {(week, s) for s in w.unpriced_sessions}
+    rows = run(storage, panel_sql("Session cost p50 / p95"))
+    assert len(rows) == len(sessions)
+    for row in rows:
+        week = row["time"].date()
+        priced = [c for s, c in sessions[week].items() if (week, s) not in unpriced]
+        assert (row["p50_usd"], row["p95_usd"]) == (quantile(priced, 0.5), quantile(priced, 0.95))
+
+
+def test_top_tenants(storage: Storage) -> None:
     tenants = run(storage, panel_sql("Top tenants"))
     spend: dict[str, Decimal] = defaultdict(Decimal)
+    priced: set[str] = set()
     for r in in_range():
-        spend[r.tenant or "(no tenant)"] += r.cost_usd or Decimal(0)
+        name = r.tenant or "(no tenant)"
+        spend[name] += cost(r)
+        if r.cost_usd is not None or delta(r):
+            priced.add(name)
     assert [row["tenant"] for row in tenants] == sorted(spend, key=lambda t: (-spend[t], t))
-    assert {row["tenant"]: row["spend_usd"] for row in tenants} == spend
+    assert {row["tenant"]: row["spend_usd"] for row in tenants} == {
+        t: (spend[t] if t in priced else None) for t in spend
+    }
 
 
-def test_cache_and_coverage(storage: Storage) -> None:
-    cache = {row["feature"]: row for row in run(storage, panel_sql("Cache savings"))}
-    for feature in cache:
-        records = [r for r in in_range() if r.feature == feature]
+def test_cache_savings_in_dollars_are_the_cache_report(storage: Storage) -> None:
+    target = panel("Cache savings")["targets"][0]
+    assert target["datasource"] == build.API_DATASOURCE
+    url = interpolate_globals(interpolate(target["url"], {"environment": Variable(["production"])}), RANGE)
+    parts = urlsplit(url)
+    assert parts.path == "/api/v1/reports/cache"
+    params = dict(parse_qsl(parts.query))
+    window = window_from_query(params)  # what the API does with the query string
+    assert (window.since, window.until, window.environment) == (RANGE.start, RANGE.end, "production")
+    rows = run_report("cache", storage, window, ReportOptions.from_query(params))[target["root_selector"]]
+    selectors = [column["selector"] for column in target["columns"]]
+    assert all(set(selectors) <= set(row) for row in rows)
+    # independently: each call's input price without the cache minus with it (genai-prices)
+    saved: dict[str, Decimal] = defaultdict(Decimal)
+    for r in in_range():
+        if not r.cache_read_tokens:
+            continue
+
+        def input_price(usage: genai_prices.Usage, r: CallRecord = r) -> Decimal:
+            calc = genai_prices.calc_price(usage, r.request_model, provider_id=r.provider,
+                                           genai_request_timestamp=r.start_time)  # fmt: skip
+            return calc.input_price
+
+        plain = input_price(genai_prices.Usage(input_tokens=r.input_tokens))
+        cached = input_price(genai_prices.Usage(input_tokens=r.input_tokens, cache_read_tokens=r.cache_read_tokens))
+        saved[r.feature] += plain - cached
+    got = {row["feature"]: Decimal(row["saved_usd"]) for row in rows}
+    assert set(got) == {r.feature for r in in_range()}
+    for feature, dollars in saved.items():
+        assert dollars > 0
+        assert abs(got[feature] - dollars) < Decimal("1e-15"), feature
+    for row in rows:
+        records = [r for r in in_range() if r.feature == row["feature"]]
         read = sum(r.cache_read_tokens for r in records)
-        assert cache[feature]["cache_read_tokens_total"] == read
-        assert cache[feature]["cache_hit_rate"] == pytest.approx(read / sum(r.input_tokens for r in records))
+        assert row["cache_read_tokens"] == read
+        assert Decimal(row["hit_ratio"]) == pytest.approx(Decimal(read) / sum(r.input_tokens for r in records))
+
+
+def test_coverage(storage: Storage) -> None:
     (coverage,) = run(storage, panel_sql("Unpriced and unattributed share"), feature=Variable(["draft-email"]))
     records = in_range()
     unattributed = [r for r in records if r.feature == "unattributed"]
-    assert coverage["unpriced_call_share"] == pytest.approx(1 / len(records))
+    assert coverage["unpriced_call_share"] == pytest.approx(2 / len(records))
     assert coverage["unattributed_call_share"] == pytest.approx(len(unattributed) / len(records))
-    priced_total = sum((r.cost_usd or Decimal(0) for r in records), Decimal(0))
-    unattributed_cost = sum((r.cost_usd or Decimal(0) for r in unattributed), Decimal(0))
-    assert coverage["unattributed_cost_share"] == pytest.approx(float(unattributed_cost / priced_total))
+    total = sum((cost(r) for r in records), Decimal(0))
+    unattributed_cost = sum((cost(r) for r in unattributed), Decimal(0))
+    assert coverage["unattributed_cost_share"] == pytest.approx(float(unattributed_cost / total))
 
 
 def test_empty_range_gives_nulls_not_errors(storage: Storage) -> None:
@@ -258,6 +414,8 @@ def test_empty_range_gives_nulls_not_errors(storage: Storage) -> None:
     (row,) = run(storage, sql, environment=Variable(["nowhere"]))
     assert row == {"unpriced_call_share": None, "unattributed_call_share": None, "unattributed_cost_share": None}
     assert run(storage, panel_sql("Weekly cost by feature"), environment=Variable(["nowhere"])) == []
+    (spend,) = run(storage, panel_sql("Spend in range"), environment=Variable(["nowhere"]))
+    assert (spend["spend_usd"], spend["calls"]) == (None, 0)
 
 
 def test_out_of_range_and_other_environments_stay_out(storage: Storage) -> None:
@@ -265,6 +423,17 @@ def test_out_of_range_and_other_environments_stay_out(storage: Storage) -> None:
     assert spend["calls"] == len(in_range())
     (staging,) = run(storage, panel_sql("Spend in range"), environment=Variable(["staging"]))
     assert (staging["calls"], staging["spend_usd"]) == (1, Decimal(5))
+
+
+def test_weekly_panel_includes_the_named_query_text() -> None:
+    """No drifting copy: the report's query, parameters bound, is inside the panel's SQL."""
+    sql = panel_sql("Weekly cost by feature")
+    assert "@query" not in sql
+    assert "{since:" not in sql
+    body = build.named_query("weekly_features")
+    assert "rollup_sessions" in body
+    for line in body.splitlines():
+        assert line.strip() in sql
 
 
 def test_dashboard_json_is_what_build_produces() -> None:

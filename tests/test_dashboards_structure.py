@@ -18,14 +18,35 @@ def dashboard() -> dict[str, Any]:
     return data
 
 
-def test_every_panel_queries_the_provisioned_datasource() -> None:
-    (datasource,) = yaml.safe_load((PROVISIONING / "datasources" / "clickhouse.yaml").read_text())["datasources"]
+def _provisioned(name: str) -> dict[str, Any]:
+    (datasource,) = yaml.safe_load((PROVISIONING / "datasources" / name).read_text())["datasources"]
+    found: dict[str, Any] = datasource
+    return found
+
+
+def sql_panels() -> list[dict[str, Any]]:
+    return [p for p in dashboard()["panels"] if p["datasource"]["uid"] == build.DATASOURCE_UID]
+
+
+def test_every_panel_queries_a_provisioned_datasource() -> None:
+    datasource = _provisioned("clickhouse.yaml")
     assert datasource["type"] == "grafana-clickhouse-datasource"
+    api = _provisioned("featurecost-api.yaml")
+    assert {"type": api["type"], "uid": api["uid"]} == build.API_DATASOURCE
     board = dashboard()
     assert board["panels"]
     for panel in board["panels"]:
-        assert panel["datasource"] == {"type": datasource["type"], "uid": datasource["uid"]}, panel["title"]
         assert panel["targets"], panel["title"]
+        if panel["datasource"] == build.API_DATASOURCE:
+            # the report API panel: a relative URL on the datasource's base URL, rows under "rows"
+            for target in panel["targets"]:
+                assert target["datasource"] == build.API_DATASOURCE
+                assert (target["type"], target["source"], target["root_selector"]) == ("json", "url", "rows")
+                assert target["url"].startswith("/api/v1/reports/")
+                assert "${__from:date:iso}" in target["url"]
+                assert "${__to:date:iso}" in target["url"]
+            continue
+        assert panel["datasource"] == {"type": datasource["type"], "uid": datasource["uid"]}, panel["title"]
         for target in panel["targets"]:
             assert target["datasource"]["uid"] == datasource["uid"]
             assert target["editorType"] == "sql"
@@ -33,7 +54,8 @@ def test_every_panel_queries_the_provisioned_datasource() -> None:
             assert target["format"] in (build.FORMAT_TABLE, build.FORMAT_TIME_SERIES)
             if panel["type"] == "timeseries":
                 assert target["format"] == build.FORMAT_TIME_SERIES
-                assert "$__timeInterval(" in target["rawSql"]
+                assert re.search(r"AS time\b", target["rawSql"])
+    assert len(sql_panels()) == len(board["panels"]) - 1
     for variable in board["templating"]["list"]:
         assert variable["datasource"]["uid"] == datasource["uid"]
 
@@ -42,13 +64,12 @@ def test_variables_are_defined_and_used() -> None:
     board = dashboard()
     defined = {v["name"] for v in board["templating"]["list"]}
     assert defined == {"environment", "feature", "tenant"}
-    sql = [t["rawSql"] for p in board["panels"] for t in p["targets"]] + [
-        v["query"] for v in board["templating"]["list"]
-    ]
+    panels = [t["rawSql"] for p in sql_panels() for t in p["targets"]]
+    sql = panels + [v["query"] for v in board["templating"]["list"]]
     used = {name for text in sql for name in re.findall(r"\$\{(\w+)", text)}
     assert used == defined
-    for text in sql[: len(board["panels"])]:
-        assert "$__timeFilter(start_time)" in text  # every panel follows the time picker
+    for text in panels:
+        assert "$__timeFilter(" in text or "$__fromTime" in text  # every panel follows the time picker
         assert "${environment:sqlstring}" in text
     for variable in board["templating"]["list"]:
         if variable["multi"]:

@@ -133,7 +133,8 @@ def test_collector_service_uses_options_the_cli_reads(compose: dict[str, Any]) -
 def test_grafana_gets_plugin_datasource_and_dashboards(compose: dict[str, Any]) -> None:
     grafana = compose["services"]["grafana"]
     env = env_of(grafana)
-    assert "grafana-clickhouse-datasource" in env["GF_INSTALL_PLUGINS"]
+    plugins = env["GF_INSTALL_PLUGINS"].split(",")
+    assert {"grafana-clickhouse-datasource", "yesoreyeram-infinity-datasource"} <= set(plugins)
     mounts = {m.split(":")[1]: (DEPLOY / m.split(":")[0]).resolve() for m in grafana["volumes"] if m.startswith(".")}
     provisioning = mounts["/etc/grafana/provisioning"]
     assert provisioning == ROOT / "dashboards" / "provisioning"
@@ -142,6 +143,13 @@ def test_grafana_gets_plugin_datasource_and_dashboards(compose: dict[str, Any]) 
     for placeholder in re.findall(r"\$\{(\w+)\}", yaml.safe_dump(datasource)):
         assert placeholder in env, placeholder
     assert env["FEATURECOST_CLICKHOUSE_HOST"] in compose["services"]
+    # the report API datasource (cache savings in dollars) points at the collector's API port
+    api = load(provisioning / "datasources" / "featurecost-api.yaml")["datasources"][0]
+    for placeholder in re.findall(r"\$\{(\w+)\}", yaml.safe_dump(api)):
+        assert placeholder in env, placeholder
+    api_url = urlsplit(env["FEATURECOST_API_URL"])
+    assert api_url.hostname in compose["services"]
+    assert str(api_url.port) == env_of(compose["services"][api_url.hostname])["FEATURECOST_API_PORT"]
     providers = load(provisioning / "dashboards" / "featurecost.yaml")["providers"]
     (provider,) = providers
     dashboards_dir = mounts[provider["options"]["path"]]
@@ -190,6 +198,16 @@ def test_loadbalancing_example_resolves_the_headless_service() -> None:
     headless = next(s for s in services if s["spec"].get("clusterIP") == "None")
     name, namespace = headless["metadata"]["name"], headless["metadata"]["namespace"]
     assert resolver["hostname"] == f"{name}.{namespace}.svc.cluster.local"
+    # the exporter speaks OTLP/gRPC: it must hit the collectors' gRPC receiver, which the
+    # headless Service names and the pods listen on (--otlp-grpc-port)
+    grpc = next(p for p in headless["spec"]["ports"] if p["targetPort"] == "otlp-grpc")
+    assert resolver["port"] == grpc["port"]
+    statefulset = next(d for d in yaml.safe_load_all((DEPLOY / "k8s" / "collector-statefulset.yaml").read_text()) if d)
+    (container,) = statefulset["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["otlp-grpc"] == int(env["FEATURECOST_OTLP_GRPC_PORT"]) == grpc["port"]
+    assert "otlp" in config["exporters"]["loadbalancing/featurecost"]["protocol"]
 
 
 def dockerfile_instructions() -> list[tuple[str, str]]:

@@ -76,7 +76,11 @@ def test_probes_hit_health_and_readiness(manifests: dict[tuple[str, str], dict[s
     c = container(manifests)
     ports = {p["name"]: p["containerPort"] for p in c["ports"]}
     e = env(manifests)
-    assert ports == {"otlp-http": int(e["FEATURECOST_OTLP_HTTP_PORT"]), "api": int(e["FEATURECOST_API_PORT"])}
+    assert ports == {
+        "otlp-http": int(e["FEATURECOST_OTLP_HTTP_PORT"]),
+        "otlp-grpc": int(e["FEATURECOST_OTLP_GRPC_PORT"]),
+        "api": int(e["FEATURECOST_API_PORT"]),
+    }
     paths = api_paths()
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"

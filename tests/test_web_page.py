@@ -9,9 +9,11 @@ charts (pixels of the bar colours, not a blank page).
 
 from __future__ import annotations
 
-from collections import Counter
+import re
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
@@ -39,9 +41,13 @@ CALLS: list[tuple[str | None, str, str, str, int, int]] = [
     ("draft-email", "acme", "s3", "gpt-4.1-mini-2025-04-14", 3_000, 2_500),
     ("summarize & <b>rank</b>", "initech", "s4", "gpt-4.1-mini-2025-04-14", 40_000, 1_000),
     ("private-model", "initech", "s5", "acme-private-llm", 5_000, 500),
+    # a tenant whose only call has no price: "unpriced" in the tenant table, not $0
+    ("private-model", "umbrella", "s7", "acme-private-llm", 1_000, 100),
 ]
 # Bar colours of app.js's palette, in the order features are ranked by cost.
 PALETTE = [(0x2F, 0x6F, 0xDE), (0xE8, 0x83, 0x3A), (0x3A, 0xA7, 0x6D)]
+TENANT_BAR = (0x1B, 0x99, 0x8B)  # app.js TENANT_COLOR
+NO_QUANTILE = "\N{EN DASH}"  # no session of the feature had every call priced
 
 
 def send_spans(collector: Collector) -> None:
@@ -73,6 +79,8 @@ def send_spans(collector: Collector) -> None:
 class Page:
     collector: Collector
     report: list[dict[str, Any]]
+    weekly: list[dict[str, Any]]
+    by_tenant: list[dict[str, Any]]
 
     @property
     def url(self) -> str:
@@ -90,7 +98,19 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
             f"{collector.api_url}/api/v1/reports/feature-costs", params={"environment": "web-test"}, timeout=30
         )
         response.raise_for_status()
-        yield Page(collector, response.json()["rows"])
+        # the window the page asks for with days=7: seven whole UTC days ending tomorrow 00:00
+        today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        until = today + timedelta(days=1)
+        since = until - timedelta(days=7)
+        window = {"environment": "web-test", "since": since.isoformat(), "until": until.isoformat()}
+
+        def rows(name: str, **extra: str) -> list[dict[str, Any]]:
+            answer = httpx.get(f"{collector.api_url}/api/v1/reports/{name}", params={**window, **extra}, timeout=30)
+            answer.raise_for_status()
+            found: list[dict[str, Any]] = answer.json()["rows"]
+            return found
+
+        yield Page(collector, response.json()["rows"], rows("weekly"), rows("breakdown", dimension="tenant"))
     finally:
         assert collector.process.stop() == 0, collector.process.log()
 
@@ -127,7 +147,7 @@ def test_rendered_page_shows_the_report(page: Page) -> None:
         assert cells["cost_usd"] == usd(row["cost_usd"])
     # the unknown model is shown as unpriced, never as $0
     assert parser.rows["private-model"]["cost_usd"] == "unpriced"
-    assert parser.rows["private-model"]["unpriced_calls"] == "1"
+    assert parser.rows["private-model"]["unpriced_calls"] == "2"
     assert "acme-private-llm" in dom
     # a feature name is text, never markup
     assert "<b>rank</b>" not in dom
@@ -168,6 +188,55 @@ def test_coverage_and_cache_figures(page: Page) -> None:
         assert percent_value(shown) == pytest.approx(value, abs=0.051), element_id
 
 
+def test_session_cost_quantiles_are_the_weekly_report(page: Page) -> None:
+    parser = TableRows("data-session-row")
+    parser.feed(rendered_dom(page.url))
+    assert len(parser.rows) == len(page.weekly)
+    sessions_sent = {(feature or "unattributed", session) for feature, _, session, *_ in CALLS}
+    for row in page.weekly:
+        cells = parser.rows[f"{row['week']} {row['feature']}"]
+        assert cells["feature"] == row["feature"]
+        assert cells["sessions"] == str(row["sessions"])
+        assert row["sessions"] == sum(1 for feature, _ in sessions_sent if feature == row["feature"])
+        for key in ("session_p50_usd", "session_p95_usd"):
+            assert cells[key] == (NO_QUANTILE if row[key] is None else usd(row[key])), key
+    # the unknown model's session has no price: counted, no quantile, never $0
+    private = next(row for row in page.weekly if row["feature"] == "private-model")
+    assert (private["unpriced_sessions"], private["session_p50_usd"]) == (2, None)
+    assert parser.rows[f"{private['week']} private-model"]["unpriced_sessions"] == "2"
+    priced = [row for row in page.weekly if row["session_p50_usd"] is not None]
+    assert priced
+    assert all(parser.rows[f"{row['week']} {row['feature']}"]["session_p50_usd"].startswith("$") for row in priced)
+
+
+def test_top_tenants_are_the_breakdown_report(page: Page) -> None:
+    parser = TableRows("data-tenant")
+    dom = rendered_dom(page.url)
+    parser.feed(dom)
+    spend: dict[str, Decimal] = defaultdict(Decimal)
+    calls: Counter[str] = Counter()
+    unpriced: Counter[str] = Counter()
+    for row in page.by_tenant:
+        spend[row["value"]] += Decimal(row["spend_usd"])
+        calls[row["value"]] += row["calls"]
+        unpriced[row["value"]] += row["unpriced_calls"]
+    assert set(calls) == {tenant for _, tenant, *_ in CALLS}
+    assert calls == Counter(tenant for _, tenant, *_ in CALLS)
+    assert set(parser.rows) == set(calls)
+    for tenant, cells in parser.rows.items():
+        assert cells["tenant"] == (tenant or "(no tenant)")
+        assert cells["calls"] == str(calls[tenant])
+        nothing_priced = calls[tenant] == unpriced[tenant] and not spend[tenant]
+        assert cells["spend_usd"] == ("unpriced" if nothing_priced else usd(str(spend[tenant]))), tenant
+    ranked = [t for t, _ in sorted(spend.items(), key=lambda item: (-item[1], item[0]))]
+    assert dom.index(f'data-tenant="{ranked[0]}"') < dom.index(f'data-tenant="{ranked[-1]}"')
+    # one bar per tenant with a positive spend, none for the unpriced ones
+    bars = re.findall(r'<rect [^>]*data-tenant="([^"]*)"', dom)
+    assert sorted(bars) == sorted(t for t in calls if spend[t] > 0)
+    assert len(bars) >= 3
+    assert parser.rows["umbrella"]["spend_usd"] == "unpriced"
+
+
 def test_screenshot_shows_the_charts(page: Page, tmp_path: Path) -> None:
     image = decode_png(screenshot(page.url, tmp_path / "page.png").read_bytes())
     assert (image.width, image.height) == (1280, 900)
@@ -178,6 +247,12 @@ def test_screenshot_shows_the_charts(page: Page, tmp_path: Path) -> None:
     # the three most expensive features have wide bars (the fourth, unattributed, is a sliver)
     for colour in PALETTE[:3]:
         assert colours[colour] > 100, f"no bars of colour {colour} in the screenshot"
+
+
+def test_full_page_screenshot_shows_the_tenant_bars(page: Page, tmp_path: Path) -> None:
+    image = decode_png(screenshot(page.url, tmp_path / "full.png", height=1600).read_bytes())
+    colours = Counter(image.rgb(x, y) for y in range(0, image.height, 2) for x in range(0, image.width, 2))
+    assert colours[TENANT_BAR] > 100, "no tenant bars in the screenshot"
 
 
 def test_empty_environment_says_so(page: Page) -> None:

@@ -1,14 +1,15 @@
--- Stat: how much of the bill the report cannot explain. Unpriced = calls whose cost is
--- unknown (NULL); unattributed = calls no feature was set for. Deliberately not filtered
--- by the feature variable: the point is the share of everything.
+-- Stat: how much of the bill the report cannot explain, from rollup_hourly (whole hours).
+-- Unpriced = calls whose cost is unknown (NULL, counted in unpriced_calls, never $0);
+-- unattributed = calls no feature was set for. Deliberately not filtered by the feature
+-- variable: the point is the share of everything.
 SELECT
-    if(count() = 0, NULL, countIf(cost_usd IS NULL) / count()) AS unpriced_call_share,
-    if(count() = 0, NULL, countIf(feature = 'unattributed') / count()) AS unattributed_call_share,
+    if(sum(r.calls) = 0, NULL, sum(r.unpriced_calls) / sum(r.calls)) AS unpriced_call_share,
+    if(sum(r.calls) = 0, NULL, sumIf(r.calls, feature = 'unattributed') / sum(r.calls)) AS unattributed_call_share,
     if(
-        ifNull(sum(cost_usd), 0) = 0, NULL,
-        toFloat64(ifNull(sumIf(cost_usd, feature = 'unattributed'), 0)) / toFloat64(sum(cost_usd))
+        sum(r.cost_usd) = 0, NULL,
+        toFloat64(sumIf(r.cost_usd, feature = 'unattributed')) / toFloat64(sum(r.cost_usd))
     ) AS unattributed_cost_share
-FROM calls FINAL
+FROM rollup_hourly AS r
 WHERE environment = ${environment:sqlstring}
-  AND $__timeFilter(start_time)
+  AND hour >= toStartOfHour($__fromTime) AND hour <= $__toTime
   AND ('__all' IN (${tenant:sqlstring}) OR tenant IN (${tenant:sqlstring}))

@@ -1,14 +1,15 @@
--- Bar gauge / table: the ten tenants with the highest priced spend.
+-- Table: the ten tenants with the highest spend (priced calls plus restatement deltas), from
+-- rollup_hourly (whole hours). Unpriced calls are counted, never summed as $0; a tenant with
+-- nothing priced has spend NULL.
 SELECT
     if(tenant = '', '(no tenant)', tenant) AS tenant,
-    sum(cost_usd) AS spend_usd,
-    count() AS calls,
-    uniqExact(user_id) AS users,
-    uniqExact(session_id) AS sessions,
-    countIf(cost_usd IS NULL) AS unpriced_calls
-FROM calls FINAL
+    if(sum(r.calls) > sum(r.unpriced_calls) OR sum(r.restated_usd) != 0, sum(r.cost_usd), NULL) AS spend_usd,
+    sum(r.restated_usd) AS restated_usd,
+    sum(r.calls) AS calls,
+    sum(r.unpriced_calls) AS unpriced_calls
+FROM rollup_hourly AS r
 WHERE environment = ${environment:sqlstring}
-  AND $__timeFilter(start_time)
+  AND hour >= toStartOfHour($__fromTime) AND hour <= $__toTime
   AND ('__all' IN (${feature:sqlstring}) OR feature IN (${feature:sqlstring}))
   AND ('__all' IN (${tenant:sqlstring}) OR tenant IN (${tenant:sqlstring}))
 GROUP BY tenant

@@ -1,4 +1,4 @@
 -- Variable `environment`: the deployment.environment.name values seen.
 SELECT DISTINCT environment
-FROM calls
+FROM rollup_hourly
 ORDER BY environment

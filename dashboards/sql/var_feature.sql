@@ -1,6 +1,6 @@
 -- Variable `feature` (multi, All = '__all'): features with calls in the time range.
 SELECT DISTINCT feature
-FROM calls
+FROM rollup_hourly
 WHERE environment = ${environment:sqlstring}
-  AND $__timeFilter(start_time)
+  AND hour >= toStartOfHour($__fromTime) AND hour <= $__toTime
 ORDER BY feature

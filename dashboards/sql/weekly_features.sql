@@ -1,48 +1,42 @@
--- Table: the weekly per-feature row. Spend, calls, actions, sessions, cost per session
--- p50/p95 and the week-over-week change of the median session cost. A session's cost
--- sums its priced calls; sessions with no priced call have no cost and stay out of the
--- quantiles instead of counting as $0.
+-- Table: the `weekly` report's rows. build.py puts the report's own named query
+-- (collector queries/weekly_features.sql) where @query(weekly_features) stands, with
+-- since/until bound to the Mondays around the time range (build.NAMED_QUERY_PARAMETERS):
+-- one query, no drifting copy. Spend includes restatement deltas; p50/p95 are over the
+-- sessions with every call priced (NULL when there are none), unpriced_sessions counts the
+-- others. The week-over-week change compares with the feature's previous calendar week.
+-- The tenant variable does not apply (the weekly report is per feature).
 SELECT
     week,
     feature,
     spend_usd,
+    restated_usd,
     calls,
-    actions,
+    unpriced_calls,
     sessions,
-    session_cost_p50_usd,
-    session_cost_p95_usd,
-    if(previous_p50 > 0, toFloat64(session_cost_p50_usd) / toFloat64(previous_p50) - 1, NULL) AS p50_change_wow,
-    unpriced_calls
+    unpriced_sessions,
+    session_p50_usd,
+    session_p95_usd,
+    if(previous_p50 > 0, toFloat64(session_p50_usd) / toFloat64(previous_p50) - 1, NULL) AS p50_change_wow,
+    anomalous_sessions
 FROM
 (
     SELECT
-        week,
-        feature,
-        sum(session_cost) AS spend_usd,
-        sum(session_calls) AS calls,
-        sum(session_actions) AS actions,
-        count() AS sessions,
-        quantileExact(0.5)(session_cost) AS session_cost_p50_usd,
-        quantileExact(0.95)(session_cost) AS session_cost_p95_usd,
-        lagInFrame(session_cost_p50_usd) OVER (PARTITION BY feature ORDER BY week) AS previous_p50,
-        sum(session_unpriced) AS unpriced_calls
+        *,
+        max(session_p50_usd) OVER (
+            PARTITION BY feature ORDER BY toInt64(toRelativeWeekNum(week))
+            RANGE BETWEEN 1 PRECEDING AND 1 PRECEDING) AS previous_p50
     FROM
     (
         SELECT
-            toMonday(start_time) AS week,
-            feature,
-            session_id,
-            sum(cost_usd) AS session_cost,
-            count() AS session_calls,
-            uniqExact(root_id) AS session_actions,
-            countIf(cost_usd IS NULL) AS session_unpriced
-        FROM calls FINAL
-        WHERE environment = ${environment:sqlstring}
-          AND $__timeFilter(start_time)
-          AND ('__all' IN (${feature:sqlstring}) OR feature IN (${feature:sqlstring}))
-          AND ('__all' IN (${tenant:sqlstring}) OR tenant IN (${tenant:sqlstring}))
-        GROUP BY week, feature, session_id
+            *,
+            if(sessions > unpriced_sessions, session_cost_p50, NULL) AS session_p50_usd,
+            if(sessions > unpriced_sessions, session_cost_p95, NULL) AS session_p95_usd
+        FROM
+        (
+            @query(weekly_features)
+        )
     )
-    GROUP BY week, feature
 )
-ORDER BY week DESC, ifNull(spend_usd, 0) DESC, feature
+WHERE week >= toMonday($__fromTime, 'UTC')
+  AND ('__all' IN (${feature:sqlstring}) OR feature IN (${feature:sqlstring}))
+ORDER BY week DESC, spend_usd DESC, feature

@@ -7,12 +7,48 @@ const SVG = "http://www.w3.org/2000/svg";
 const PALETTE = ["#2f6fde", "#e8833a", "#3aa76d", "#c2417a", "#8e6bd6", "#c9a227", "#2bb3c0", "#7a8794"];
 const DAY_MS = 86400000;
 const UNATTRIBUTED = "unattributed"; // the feature of calls made outside any featurecost.attribute()
+const TENANT_COLOR = "#1b998b"; // not in PALETTE: tenant bars are not features
+const TOP_TENANTS = 10;
+const SCALE = 18; // Decimal(38, 18): money is summed as BigInt in units of 1e-18 USD
 
 function el(tag, attrs, text) {
   const node = tag.startsWith("svg:") ? document.createElementNS(SVG, tag.slice(4)) : document.createElement(tag);
   for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
   if (text !== undefined) node.textContent = text;
   return node;
+}
+
+// A decimal string from the API in plain notation: Python writes a zero with scale 18 as "0E-18".
+function plainDecimal(text) {
+  const match = /^(-?)(\d+)(?:\.(\d*))?(?:[eE]([+-]?\d+))?$/.exec(text);
+  if (!match) throw new Error("not a decimal: " + text);
+  const [, sign, whole, frac = "", exponent = "0"] = match;
+  let digits = whole + frac;
+  let point = whole.length + Number(exponent);
+  if (point <= 0) {
+    digits = "0".repeat(1 - point) + digits;
+    point = 1;
+  }
+  if (point > digits.length) digits += "0".repeat(point - digits.length);
+  return sign + digits.slice(0, point) + "." + digits.slice(point);
+}
+
+function toUnits(text) {
+  const [whole, frac = ""] = plainDecimal(text).split(".");
+  const negative = whole.startsWith("-");
+  const units = BigInt(whole.replace("-", "") + (frac + "0".repeat(SCALE)).slice(0, SCALE));
+  return negative ? -units : units;
+}
+
+function fromUnits(units) {
+  const negative = units < 0n;
+  const digits = (negative ? -units : units).toString().padStart(SCALE + 1, "0");
+  return (negative ? "-" : "") + digits.slice(0, -SCALE) + "." + digits.slice(-SCALE);
+}
+
+// The exact sum of decimal strings (nulls skipped), as a decimal string.
+function sumDecimals(texts) {
+  return fromUnits(texts.reduce((acc, text) => (text === null ? acc : acc + toUnits(text)), 0n));
 }
 
 // Round a non-negative decimal string half-up to `places` digits, without floats.
@@ -26,7 +62,9 @@ function roundDecimal(text, places) {
 }
 
 function money(text) {
-  return text === null ? "unpriced" : "$" + roundDecimal(text, 6);
+  if (text === null) return "unpriced";
+  const plain = plainDecimal(text);
+  return plain.startsWith("-") ? "-$" + roundDecimal(plain.slice(1), 6) : "$" + roundDecimal(plain, 6);
 }
 
 function integer(n) {
@@ -42,25 +80,21 @@ function ratio(part, whole) {
   return whole > 0 ? ((100 * part) / whole).toFixed(1) + "%" : "–";
 }
 
-async function featureCosts(since, until, environment) {
-  const params = new URLSearchParams({ since: since.toISOString(), until: until.toISOString(), environment });
-  const response = await fetch("api/v1/reports/feature-costs?" + params.toString());
+async function report(name, since, until, environment, extra) {
+  const params = new URLSearchParams({ since: since.toISOString(), until: until.toISOString(), environment, ...extra });
+  const response = await fetch(`api/v1/reports/${name}?` + params.toString());
   if (!response.ok) throw new Error("report API answered " + response.status + ": " + (await response.text()));
   return (await response.json()).rows;
+}
+
+function featureCosts(since, until, environment) {
+  return report("feature-costs", since, until, environment);
 }
 
 function renderKpis(rows) {
   const box = document.getElementById("kpis");
   box.replaceChildren();
-  // Sum decimal strings exactly: scale to 18 digits as BigInt.
-  let total = 0n;
-  for (const row of rows) {
-    if (row.cost_usd === null) continue;
-    const [whole, frac = ""] = row.cost_usd.split(".");
-    total += BigInt(whole + (frac + "0".repeat(18)).slice(0, 18));
-  }
-  const digits = total.toString().padStart(19, "0");
-  const totalText = digits.slice(0, -18) + "." + digits.slice(-18);
+  const totalText = sumDecimals(rows.map((row) => row.cost_usd));
   const sum = (key) => rows.reduce((acc, row) => acc + row[key], 0);
   const unattributed = rows.find((row) => row.feature === UNATTRIBUTED);
   const kpis = [
@@ -208,6 +242,84 @@ function renderTable(rows, colors) {
   }
 }
 
+// Top tenants from the breakdown report (one row per feature x tenant): summed per tenant
+// exactly. A tenant none of whose calls has a price shows "unpriced", never $0.
+function topTenants(breakdownRows) {
+  const tenants = new Map();
+  for (const row of breakdownRows) {
+    const tenant = tenants.get(row.value) || { tenant: row.value, units: 0n, calls: 0, unpriced: 0, features: 0 };
+    tenant.units += toUnits(row.spend_usd);
+    tenant.calls += row.calls;
+    tenant.unpriced += row.unpriced_calls;
+    tenant.features += 1;
+    tenants.set(row.value, tenant);
+  }
+  const list = [...tenants.values()].map((t) => ({
+    ...t,
+    spend: t.calls === t.unpriced && t.units === 0n ? null : fromUnits(t.units),
+  }));
+  list.sort((a, b) => (a.units === b.units ? a.tenant.localeCompare(b.tenant) : a.units > b.units ? -1 : 1));
+  return list.slice(0, TOP_TENANTS);
+}
+
+function renderTenants(tenants) {
+  const width = 560;
+  const barHeight = 18;
+  const labelWidth = 150;
+  const height = Math.max(tenants.length, 1) * (barHeight + 8) + 8;
+  const svg = el("svg:svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "Top tenants by spend" });
+  const max = Math.max(...tenants.map((t) => Number(t.spend || 0)), 0);
+  tenants.forEach((t, i) => {
+    const y = 8 + i * (barHeight + 8);
+    const name = t.tenant === "" ? "(no tenant)" : t.tenant;
+    svg.append(el("svg:text", { x: 0, y: y + 13 }, name.length > 21 ? name.slice(0, 20) + "…" : name));
+    if (t.spend === null || Number(t.spend) <= 0 || max <= 0) {
+      svg.append(el("svg:text", { x: labelWidth, y: y + 13, class: t.spend === null ? "unpriced" : "" }, money(t.spend)));
+      return;
+    }
+    const w = Math.max(((width - labelWidth - 90) * Number(t.spend)) / max, 1);
+    svg.append(el("svg:rect", { x: labelWidth, y, width: w, height: barHeight, fill: TENANT_COLOR, "data-tenant": t.tenant }));
+    svg.append(el("svg:text", { x: labelWidth + w + 6, y: y + 13 }, money(t.spend)));
+  });
+  document.getElementById("chart-tenants").replaceChildren(svg);
+  const body = document.querySelector("#tenants tbody");
+  body.replaceChildren();
+  for (const t of tenants) {
+    const tr = el("tr", { "data-tenant": t.tenant });
+    tr.append(el("td", { "data-key": "tenant" }, t.tenant === "" ? "(no tenant)" : t.tenant));
+    tr.append(el("td", { "data-key": "spend_usd", class: t.spend === null ? "unpriced" : "" }, money(t.spend)));
+    tr.append(el("td", { "data-key": "calls" }, integer(t.calls)));
+    tr.append(el("td", { "data-key": "unpriced_calls", class: "unpriced" }, t.unpriced ? integer(t.unpriced) : ""));
+    tr.append(el("td", { "data-key": "features" }, integer(t.features)));
+    body.append(tr);
+  }
+}
+
+// Session cost p50/p95 per feature and week, as the weekly report computes them: over
+// sessions with every call priced; none such -> "–" and the unpriced sessions counted.
+function renderSessions(weeklyRows) {
+  const body = document.querySelector("#sessions tbody");
+  body.replaceChildren();
+  const rows = [...weeklyRows].sort((a, b) => (a.week === b.week ? a.feature.localeCompare(b.feature) : a.week < b.week ? 1 : -1));
+  for (const row of rows) {
+    const tr = el("tr", { "data-session-row": `${row.week} ${row.feature}` });
+    const change = row.median_change_pct === null ? "" : roundDecimal(plainDecimal(row.median_change_pct).replace("-", ""), 1);
+    const cells = [
+      ["week", row.week],
+      ["feature", row.feature],
+      ["sessions", integer(row.sessions)],
+      ["session_p50_usd", row.session_p50_usd === null ? "–" : money(row.session_p50_usd)],
+      ["session_p95_usd", row.session_p95_usd === null ? "–" : money(row.session_p95_usd)],
+      ["median_change_pct", change === "" ? "" : (row.median_change_pct.startsWith("-") ? "-" : "+") + change + "%"],
+      ["unpriced_sessions", row.unpriced_sessions ? integer(row.unpriced_sessions) : ""],
+    ];
+    for (const [key, text] of cells) {
+      tr.append(el("td", { "data-key": key, class: key === "unpriced_sessions" ? "unpriced" : "" }, text));
+    }
+    body.append(tr);
+  }
+}
+
 async function main() {
   const params = new URLSearchParams(location.search);
   const environment = params.get("environment") || "production";
@@ -221,8 +333,10 @@ async function main() {
   const status = document.getElementById("status");
   try {
     const dayStarts = Array.from({ length: days }, (_, i) => new Date(since.getTime() + i * DAY_MS));
-    const [rows, ...daily] = await Promise.all([
+    const [rows, weekly, byTenant, ...daily] = await Promise.all([
       featureCosts(since, until, environment),
+      report("weekly", since, until, environment),
+      report("breakdown", since, until, environment, { dimension: "tenant" }),
       ...dayStarts.map((start) => featureCosts(start, new Date(start.getTime() + DAY_MS), environment)),
     ]);
     const colors = new Map(rows.map((row, i) => [row.feature, PALETTE[i % PALETTE.length]]));
@@ -234,6 +348,8 @@ async function main() {
     );
     renderCacheBars(rows, colors);
     renderCoverage(rows);
+    renderTenants(topTenants(byTenant));
+    renderSessions(weekly);
     renderTable(rows, colors);
     status.textContent = rows.length
       ? `${environment} · ${since.toISOString().slice(0, 10)} → ${until.toISOString().slice(0, 10)} (UTC, end exclusive)`
