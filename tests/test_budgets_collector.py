@@ -315,3 +315,24 @@ def test_instrumented_call_is_degraded_at_a_soft_limit(stack: Stack, process_gua
     assert span.attributes[attrs.BUDGET_DEGRADED] is True
     assert Decimal(str(span.attributes[attrs.BUDGET_ESTIMATE_USD])) > 0
     assert span.attributes["gen_ai.request.model"] == "gpt-4.1-nano"  # what was actually sent
+
+
+def test_other_sdk_instrumentors_consult_the_guard_too(stack: Stack, process_guard: Guard) -> None:
+    import cohere
+
+    from featurecost.instrumentation.cohere import CohereInstrumentor
+    from tests.fixtures.cohere_stand_in import CohereStandIn
+
+    co = CohereStandIn()
+    CohereInstrumentor().instrument()
+    try:
+        with serve_in_thread(co.app()) as url:
+            client = cohere.ClientV2(api_key="test-key", base_url=url)
+            messages: Any = [{"role": "user", "content": "hi"}]
+            with featurecost.attribute(feature="expensive", tenant="acme"), pytest.raises(BudgetExceeded):
+                client.chat(model="command-a-03-2025", messages=messages)
+            with featurecost.attribute(feature="private", tenant="acme"):
+                client.chat(model="command-a-03-2025", messages=messages)
+    finally:
+        CohereInstrumentor().uninstrument()
+    assert len(co.served) == 1  # only the allowed call reached the provider

@@ -41,7 +41,7 @@ from featurecost.instrumentation._spans import (
 )
 from featurecost.instrumentation._streams import AsyncTracedStream, StreamAccumulator, TracedStream
 from featurecost.instrumentation.attribution import UnattributedCallError
-from featurecost.instrumentation.guard import Guard, Ticket, active_guard, guarded_ticket, mark_span, usage_tokens
+from featurecost.instrumentation.guard import Ticket, active_guard, check_call, mark_call_span, usage_tokens
 
 log = logging.getLogger(__name__)
 
@@ -195,28 +195,19 @@ def _request_attributes(endpoint: Endpoint, kwargs: Mapping[str, Any]) -> dict[s
     return found
 
 
-Checked = tuple[Guard, Ticket, str] | None
+Checked = tuple[Ticket, str] | None
 
 
 def _check_budget(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> Checked:
-    """Ask the budget guard, when one is configured, before the call's span starts (the
-    attribution is still visible then). Deny raises ``BudgetExceeded``: the call is never
-    made, so no span bills it. A soft-limit callback's changes replace ``kwargs`` in place."""
-    guard = active_guard()
-    if guard is None or guarded_ticket() is not None:  # an app-level ``guarded`` call checked already
-        return None
+    """The budget guard's check (when one is configured), before the span: a denied call is
+    never made, so no span bills it."""
     provider = endpoint.provider_of(getattr(instance, "_client", None))
-    ticket = guard.check(kwargs, provider=provider)
-    if ticket.kwargs != kwargs:
-        kwargs.clear()
-        kwargs.update(ticket.kwargs)
-    return guard, ticket, provider
+    ticket = check_call(kwargs, provider)
+    return None if ticket is None else (ticket, provider)
 
 
 def _mark(span: Span, checked: Checked) -> None:
-    ticket = checked[1] if checked is not None else guarded_ticket()
-    if ticket is not None:
-        mark_span(span, ticket)
+    mark_call_span(span, checked[0] if checked is not None else None)
 
 
 def _settle(checked: Checked, result: Any) -> None:
@@ -224,8 +215,9 @@ def _settle(checked: Checked, result: Any) -> None:
     if checked is None:
         return
     tokens = usage_tokens(result)
-    if tokens is not None:
-        guard, ticket, provider = checked
+    guard = active_guard()
+    if tokens is not None and guard is not None:
+        ticket, provider = checked
         guard.settle(ticket, tokens[0], tokens[1], provider)
 
 

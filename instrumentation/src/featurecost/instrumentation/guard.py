@@ -16,7 +16,7 @@ ahead, a warning is logged) unless ``fail_closed=True``.
 
 Only the standard library is used (``urllib``): the instrumentation stays light.
 
-The OpenAI and Anthropic instrumentors consult it themselves (``_calls._check_budget``)
+The OpenAI, Anthropic, google-genai, Mistral and Cohere instrumentors consult it themselves (``check_call``)
 whenever a guard is configured or ``FEATURECOST_BUDGET_API`` is set. Other instrumentors
 call it before the SDK call::
 
@@ -430,6 +430,30 @@ def active_guard() -> Guard | None:
     if _default is not None:
         return _default
     return get_guard() if os.environ.get(ENV_API) else None
+
+
+def check_call(kwargs: dict[str, Any], provider: str = "") -> Ticket | None:
+    """For instrumentors, before the call's span starts (the attribution is still visible).
+
+    None when no guard is active or an enclosing ``guarded`` call already checked. Deny
+    raises ``BudgetExceeded``; a soft-limit callback's changes replace ``kwargs`` in place.
+    """
+    guard = active_guard()
+    if guard is None or guarded_ticket() is not None:
+        return None
+    ticket = guard.check(kwargs, provider=provider)
+    if ticket.kwargs != kwargs:
+        kwargs.clear()
+        kwargs.update(ticket.kwargs)
+    return ticket
+
+
+def mark_call_span(span: trace.Span, ticket: Ticket | None) -> None:
+    """Put the budget decision and estimate on the call's span (``check_call``'s ticket, or
+    the enclosing ``guarded`` call's)."""
+    ticket = ticket or guarded_ticket()
+    if ticket is not None:
+        mark_span(span, ticket)
 
 
 def get_guard() -> Guard:

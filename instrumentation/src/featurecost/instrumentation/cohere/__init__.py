@@ -22,6 +22,7 @@ from wrapt import wrap_function_wrapper
 from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._spans import TokenUsage, llm_span, record_usage, set_if
 from featurecost.instrumentation._stream_proxies import AsyncStreamProxy, StreamProxy, StreamRecorder, start_llm_span
+from featurecost.instrumentation.guard import check_call, mark_call_span
 from featurecost.instrumentation.version import __version__
 
 _instruments = ("cohere >= 5.9",)
@@ -116,7 +117,9 @@ def _call_wrapper(tracer: trace.Tracer, operation: str, record: Callable[[trace.
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled():
             return wrapped(*args, **kwargs)
+        ticket = check_call(kwargs, PROVIDER)
         with llm_span(tracer, **_open(operation, kwargs)) as span:
+            mark_call_span(span, ticket)
             _request_attributes(span, instance, kwargs)
             response = wrapped(*args, **kwargs)
             record(span, response)
@@ -129,7 +132,9 @@ def _async_call_wrapper(tracer: trace.Tracer, operation: str, record: Callable[[
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
+        ticket = check_call(kwargs, PROVIDER)
         with llm_span(tracer, **_open(operation, kwargs)) as span:
+            mark_call_span(span, ticket)
             _request_attributes(span, instance, kwargs)
             response = await wrapped(*args, **kwargs)
             record(span, response)
@@ -144,7 +149,9 @@ def _stream_wrapper(tracer: trace.Tracer, proxy: type[StreamProxy] | type[AsyncS
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled():
             return wrapped(*args, **kwargs)
+        ticket = check_call(kwargs, PROVIDER)
         span = start_llm_span(tracer, **_open("chat", kwargs))
+        mark_call_span(span, ticket)
         _request_attributes(span, instance, kwargs)
         state = _ChatState()
         recorder = StreamRecorder(span, state.observe, state.finish)

@@ -38,6 +38,7 @@ from featurecost.instrumentation._stream_proxies import (
     inside,
     start_llm_span,
 )
+from featurecost.instrumentation.guard import check_call, mark_call_span
 from featurecost.instrumentation.version import __version__
 
 _instruments = ("google-genai >= 1.0",)
@@ -149,8 +150,10 @@ def _call_wrapper(tracer: trace.Tracer, operation: str, record: Callable[[trace.
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled():
             return wrapped(*args, **kwargs)
+        ticket = check_call(kwargs, _provider(instance))
         provider, model = _provider(instance), _request_model(kwargs)
         with llm_span(tracer, operation=operation, provider=provider, request_model=model) as span:
+            mark_call_span(span, ticket)
             set_if(span, attrs.SERVER_ADDRESS, _server_address(instance))
             _max_tokens(span, kwargs)
             response = wrapped(*args, **kwargs)
@@ -164,8 +167,10 @@ def _async_call_wrapper(tracer: trace.Tracer, operation: str, record: Callable[[
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
+        ticket = check_call(kwargs, _provider(instance))
         provider, model = _provider(instance), _request_model(kwargs)
         with llm_span(tracer, operation=operation, provider=provider, request_model=model) as span:
+            mark_call_span(span, ticket)
             set_if(span, attrs.SERVER_ADDRESS, _server_address(instance))
             _max_tokens(span, kwargs)
             response = await wrapped(*args, **kwargs)
@@ -192,7 +197,9 @@ def _stream_wrapper(tracer: trace.Tracer) -> Any:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled():
             return wrapped(*args, **kwargs)
+        ticket = check_call(kwargs, _provider(instance))
         recorder = _start_stream_span(tracer, instance, kwargs)
+        mark_call_span(recorder.span, ticket)
         try:
             # a generator: the request goes out on the first next(), inside the proxy
             chunks = wrapped(*args, **kwargs)
@@ -208,7 +215,9 @@ def _async_stream_wrapper(tracer: trace.Tracer) -> Any:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
+        ticket = check_call(kwargs, _provider(instance))
         recorder = _start_stream_span(tracer, instance, kwargs)
+        mark_call_span(recorder.span, ticket)
         try:
             with inside(recorder.span):
                 chunks = await wrapped(*args, **kwargs)  # sends the request, returns the event iterator

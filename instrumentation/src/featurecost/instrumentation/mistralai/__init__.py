@@ -37,6 +37,7 @@ from featurecost.instrumentation._stream_proxies import (
     inside,
     start_llm_span,
 )
+from featurecost.instrumentation.guard import check_call, mark_call_span
 from featurecost.instrumentation.version import __version__
 
 _instruments = ("mistralai >= 2.0",)
@@ -121,7 +122,9 @@ def _call_wrapper(tracer: trace.Tracer, operation: str) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled():
             return wrapped(*args, **kwargs)
+        ticket = check_call(kwargs, PROVIDER)
         with llm_span(tracer, **_span_args(operation, kwargs)) as span:
+            mark_call_span(span, ticket)
             _request_attributes(span, instance, kwargs)
             response = wrapped(*args, **kwargs)
             _record(span, response)
@@ -134,7 +137,9 @@ def _async_call_wrapper(tracer: trace.Tracer, operation: str) -> Callable[..., A
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
+        ticket = check_call(kwargs, PROVIDER)
         with llm_span(tracer, **_span_args(operation, kwargs)) as span:
+            mark_call_span(span, ticket)
             _request_attributes(span, instance, kwargs)
             response = await wrapped(*args, **kwargs)
             _record(span, response)
@@ -154,7 +159,9 @@ def _stream_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled():
             return wrapped(*args, **kwargs)
+        ticket = check_call(kwargs, PROVIDER)
         recorder = _start_stream(tracer, instance, kwargs)
+        mark_call_span(recorder.span, ticket)
         try:
             with inside(recorder.span):
                 events = wrapped(*args, **kwargs)
@@ -170,7 +177,9 @@ def _async_stream_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
+        ticket = check_call(kwargs, PROVIDER)
         recorder = _start_stream(tracer, instance, kwargs)
+        mark_call_span(recorder.span, ticket)
         try:
             with inside(recorder.span):
                 events = await wrapped(*args, **kwargs)
