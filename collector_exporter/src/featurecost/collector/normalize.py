@@ -531,12 +531,16 @@ def span_layout(keys: tuple[str, ...]) -> SpanLayout:
     return found
 
 
+_which = AnyValue.WhichOneof
+
+
 def _decode(key_values: list[KeyValue], read: tuple[tuple[int, str], ...]) -> dict[str, Any]:
+    """``read_attributes`` for the positions a layout reads (same values, same key order)."""
     out: dict[str, Any] = {}
-    scalars = _SCALARS
+    scalars, which = _SCALARS, _which  # locals: this loop runs for every attribute read
     for index, key in read:
         value = key_values[index].value
-        kind = value.WhichOneof("value")
+        kind = which(value, "value")
         out[key] = getattr(value, kind) if kind in scalars else any_value(value)
     return out
 
