@@ -9,8 +9,14 @@ processes that build their spans before the clock starts:
 - **end to end**: ``featurecost collector`` (embedded chDB) — receive, WAL fsync,
   normalize, price, de-duplicate, insert; timed until every span is a stored row.
 
-It also reports the collector's CPU seconds (spans per CPU-second ≈ per core) and the
-in-process rate of each pipeline stage, to show where the time goes.
+Senders export the varied corpus of ``bench/span_corpus.py`` (our instrumentors, OpenLLMetry,
+OpenInference, OpenLIT, Vercel AI SDK attribute sets), LLM spans only, so stored rows equal
+acknowledged spans. The collector is warmed up (one batch stored) before the clock starts.
+
+It also reports the collector's CPU seconds (spans per CPU-second ≈ per core), split by thread
+(the receivers run on the main thread, the pipeline worker — normalize, price, chDB insert —
+on its own), and the in-process cost of each pipeline stage (best of 5) on the corpus with its
+HTTP/DB spans, as µs per LLM call and as a multiple of the decode-only time.
 
     .venv/bin/python -m bench.collector_throughput --spans 40000 --senders 2
 """
@@ -95,6 +101,18 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _thread_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds by thread id (the main thread's id is the process id)."""
+    out: dict[int, float] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:  # the thread ended
+            continue
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
 def _stored(api_url: str) -> int:
     for line in httpx.get(f"{api_url}/metrics", timeout=10).text.splitlines():
         if line.startswith("featurecost_stored_calls_total "):
@@ -115,20 +133,27 @@ def baseline(total: int, senders: int) -> float:
     return acked / (end - start)
 
 
-def end_to_end(total: int, senders: int, workdir: Path) -> tuple[float, float, float]:
+def end_to_end(total: int, senders: int, workdir: Path) -> tuple[float, float, float, dict[str, float]]:
     collector = start_collector(workdir / "data", workdir / "logs", ["--batch-rows", "50000", "--log-level", "WARNING"])
     try:
         # warm up first (lazy imports on the first insert, first rate cards): steady state is timed
         _, warm, _ = _send(f"{collector.otlp_endpoint}/v1/traces", BATCH, 1)
         wait_until(lambda: _stored(collector.api_url) >= warm, 600, "warm-up stored", interval=0.05)
-        cpu_before = _cpu_seconds(collector.process.popen.pid)
+        pid = collector.process.popen.pid
+        cpu_before, threads_before = _cpu_seconds(pid), _thread_cpu_seconds(pid)
         start, acked, acked_at = _send(f"{collector.otlp_endpoint}/v1/traces", total, senders)
         wait_until(lambda: _stored(collector.api_url) >= warm + acked, 3600, "every span stored", interval=0.05)
         end = time.perf_counter()
-        cpu = _cpu_seconds(collector.process.popen.pid) - cpu_before
+        cpu = _cpu_seconds(pid) - cpu_before
+        threads_after = _thread_cpu_seconds(pid)
     finally:
         collector.process.stop()
-    return acked / (end - start), acked / (acked_at - start), acked / cpu
+    used = sorted(((threads_after[t] - threads_before.get(t, 0.0), t) for t in threads_after), reverse=True)
+    by_thread = {
+        ("main thread (receivers)" if tid == pid else f"thread {tid}"): seconds / acked * 1e6
+        for seconds, tid in used[:3]
+    }
+    return acked / (end - start), acked / (acked_at - start), acked / cpu, by_thread
 
 
 def _best(run: Callable[[], object], repeat: int) -> float:
@@ -212,13 +237,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="featurecost-bench-") as tmp:
         work = Path(tmp)
         base = baseline(args.spans, args.senders)
-        e2e, ack_rate, per_cpu = end_to_end(args.spans, args.senders, work)
+        e2e, ack_rate, per_cpu, by_thread = end_to_end(args.spans, args.senders, work)
         print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
         print(f"spans: {args.spans}, senders: {args.senders}, batch: {BATCH}")
         print(f"decode-only baseline      {base:>10,.0f} spans/s")
         print(f"collector, acked (WAL)    {ack_rate:>10,.0f} spans/s   ratio {ack_rate / base:.2f}")
         print(f"collector, end to end     {e2e:>10,.0f} spans/s   ratio {e2e / base:.2f}")
         print(f"collector CPU             {per_cpu:>10,.0f} spans per CPU-second (≈ per core)")
+        for name, micros in by_thread.items():
+            print(f"  {name:<24}{micros:>10.1f} µs CPU per span")
         if not args.skip_stages:
             spans, calls, seconds = stages(min(args.spans, 20_000), work)
             print(f"stages (one thread, in process, best of 5): {spans} corpus spans, {calls} LLM calls")
@@ -227,7 +254,7 @@ def main() -> None:
                 per_call = took / calls * 1e6
                 print(
                     f"  {stage:<20} {spans / took:>10,.0f} spans/s {calls / took:>10,.0f} calls/s "
-                    f"{per_call:>6.1f} µs/call  ×{took / decode:>5.1f} decode"
+                    f"{per_call:>6.1f} µs/call {took / decode:>6.1f}x decode time"
                 )
             pipeline = sum(seconds[s] for s in ("decode", "normalize", "price", "insert"))
             print(f"  {'decode→insert':<20} {spans / pipeline:>10,.0f} spans/s {calls / pipeline:>10,.0f} calls/s")

@@ -13,10 +13,10 @@ import dataclasses
 import json
 from typing import Any
 
+from bench.span_corpus import corpus_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
-from bench.span_corpus import corpus_spans
 from featurecost.collector.normalize import (
     ResourceFacts,
     attribute_map,

@@ -14,8 +14,8 @@ the one way the provider's semantics allow and flagged in ``usage_issues``.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
