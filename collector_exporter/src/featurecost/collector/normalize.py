@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Final
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
@@ -210,10 +211,18 @@ def _count(a: dict[str, Any], keys: tuple[str, ...], usage: _Usage) -> int | Non
     return None
 
 
+def usage_convention(a: dict[str, Any]) -> aliases.UsageConvention | None:
+    """The first convention whose names the span uses (presence of keys alone decides)."""
+    return next((c for c in aliases.USAGE_CONVENTIONS if c.applies(a)), None)
+
+
 def normalize_usage(a: dict[str, Any], provider: str) -> _Usage:
     """Read usage through the first convention the span uses; apply provider semantics."""
+    return _read_usage(a, provider, usage_convention(a))
+
+
+def _read_usage(a: dict[str, Any], provider: str, convention: aliases.UsageConvention | None) -> _Usage:
     usage = _Usage()
-    convention = next((c for c in aliases.USAGE_CONVENTIONS if c.applies(a)), None)
     if convention is None:
         return usage
     usage.convention = convention.name
@@ -297,13 +306,88 @@ def _vercel_cache_write(a: dict[str, Any], usage: _Usage) -> int:
     return 0
 
 
-def _service_tier(a: dict[str, Any]) -> str:
-    tier = _as_str(_first(a, aliases.SERVICE_TIER_KEYS)).strip().lower()
+@dataclass(frozen=True, slots=True)
+class Lookups:
+    """The alias lists the normalizer walks for one span.
+
+    ``FULL_LOOKUPS`` is every alias (the general path). A span layout's lookups (``layout_lookups``)
+    keep only the names that layout carries, in the same order, and its usage convention
+    already chosen: ``_first`` skips absent names anyway, so the result is the same with
+    a fraction of the dictionary probes.
+    """
+
+    # provider, request model, response model, feature, tenant, user, plan, session, version:
+    # each read as _as_str(_first(a, names))
+    texts: tuple[tuple[str, ...], ...]
+    service_tier: tuple[str, ...]
+    client_cost: tuple[str, ...]
+    # None: choose per span (general path); else the chosen convention, names cut to the layout
+    convention: aliases.UsageConvention | None
+    convention_known: bool
+    # None: scan the attributes for extras (general path); else the extra keys, in order
+    extras: tuple[str, ...] | None
+
+
+def _cut(names: tuple[str, ...], present: set[str] | dict[str, Any]) -> tuple[str, ...]:
+    return tuple(name for name in names if name in present)
+
+
+def _lookups(present: set[str] | dict[str, Any] | None) -> Lookups:
+    def cut(names: tuple[str, ...]) -> tuple[str, ...]:
+        return names if present is None else _cut(names, present)
+
+    attribution = aliases.ATTRIBUTION_ALIASES
+    convention: aliases.UsageConvention | None = None
+    extras: tuple[str, ...] | None = None
+    if present is not None:
+        chosen = usage_convention(dict.fromkeys(present))
+        if chosen is not None:
+            convention = replace(
+                chosen,
+                input=cut(chosen.input),
+                output=cut(chosen.output),
+                cache_read=cut(chosen.cache_read),
+                cache_write=cut(chosen.cache_write),
+                reasoning=cut(chosen.reasoning),
+                input_audio=cut(chosen.input_audio),
+                output_audio=cut(chosen.output_audio),
+                total=cut(chosen.total),
+            )
+        extras = tuple(key for key in present if _is_extra(key))
+    return Lookups(
+        texts=(
+            cut(aliases.PROVIDER_KEYS),
+            cut(aliases.REQUEST_MODEL_KEYS),
+            cut(aliases.RESPONSE_MODEL_KEYS),
+            cut(attribution[attrs.FEATURE]),
+            cut(attribution[attrs.TENANT]),
+            cut(attribution[attrs.USER]),
+            cut(attribution[attrs.PLAN]),
+            cut(attribution[attrs.SESSION]),
+            cut(attribution[attrs.VERSION]),
+        ),
+        service_tier=cut(aliases.SERVICE_TIER_KEYS),
+        client_cost=cut(aliases.CLIENT_COST_KEYS),
+        convention=convention,
+        convention_known=present is not None,
+        extras=extras,
+    )
+
+
+FULL_LOOKUPS: Final = _lookups(None)
+
+
+def _is_extra(key: str) -> bool:
+    return key.startswith(attrs.EXTRA_PREFIX) and key not in attrs.ATTRIBUTION_KEYS and not key.startswith(_NOT_EXTRAS)
+
+
+def _service_tier(a: dict[str, Any], keys: tuple[str, ...] = aliases.SERVICE_TIER_KEYS) -> str:
+    tier = _as_str(_first(a, keys)).strip().lower()
     return "" if tier in aliases.STANDARD_TIERS else tier
 
 
-def _client_cost(a: dict[str, Any]) -> Decimal | None:
-    value = _first(a, aliases.CLIENT_COST_KEYS)
+def _client_cost(a: dict[str, Any], keys: tuple[str, ...] = aliases.CLIENT_COST_KEYS) -> Decimal | None:
+    value = _first(a, keys)
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -317,42 +401,73 @@ def _attribution(a: dict[str, Any], key: str) -> str:
     return _as_str(_first(a, aliases.ATTRIBUTION_ALIASES[key]))
 
 
-def normalize_span(span: Span, resource: dict[str, Any], span_attributes: dict[str, Any] | None = None) -> CallRecord:
+@dataclass(frozen=True, slots=True)
+class ResourceFacts:
+    """What a call takes from its resource; the same for every span of a ResourceSpans."""
+
+    environment: str
+    service_name: str
+
+    @classmethod
+    def of(cls, resource: dict[str, Any]) -> ResourceFacts:
+        environment = resource.get(attrs.DEPLOYMENT_ENVIRONMENT) or resource.get(attrs.DEPLOYMENT_ENVIRONMENT_OLD)
+        return cls(_as_str(environment) or DEFAULT_ENVIRONMENT, _as_str(resource.get(attrs.SERVICE_NAME)))
+
+
+def normalize_span(
+    span: Span,
+    resource: dict[str, Any] | ResourceFacts,
+    span_attributes: dict[str, Any] | None = None,
+    lookups: Lookups = FULL_LOOKUPS,
+) -> CallRecord:
+    """One LLM span as a ``CallRecord``. ``lookups`` other than ``FULL_LOOKUPS`` must be the
+    ``layout_lookups`` of exactly these attributes' keys (after metadata flattening)."""
     a = read_attributes(span.attributes) if span_attributes is None else span_attributes
-    _flatten_metadata(a)
+    if lookups is FULL_LOOKUPS:
+        _flatten_metadata(a)
+    facts = resource if isinstance(resource, ResourceFacts) else ResourceFacts.of(resource)
+    # _as_str(_first(a, names)) for each text field, inlined: this runs for every call
+    texts: list[str] = []
+    get = a.get
+    for names in lookups.texts:
+        text = ""
+        for name in names:
+            value = get(name)
+            if value is not None and value != "":
+                text = value if type(value) is str else _as_str(value)
+                break
+        texts.append(text)
+    provider_text, request_model, response_model, feature, tenant, user_id, plan, session_id, version = texts
     trace_id = span.trace_id.hex()
-    root_id = _as_str(a.get(attrs.ROOT_ID)) or trace_id
-    provider = normalize_provider(_as_str(_first(a, aliases.PROVIDER_KEYS)))
-    usage = normalize_usage(a, provider)
+    root_id = _as_str(get(attrs.ROOT_ID)) or trace_id
+    provider = normalize_provider(provider_text)
+    convention = lookups.convention if lookups.convention_known else usage_convention(a)
+    usage = _read_usage(a, provider, convention)
     usage_source = attrs.USAGE_MISSING
     if usage.reported:
         usage_source = _as_str(a.get(attrs.USAGE_SOURCE)) or attrs.USAGE_REPORTED
-    extras = {
-        key: _as_str(value)
-        for key, value in a.items()
-        if key.startswith(attrs.EXTRA_PREFIX) and key not in attrs.ATTRIBUTION_KEYS and not key.startswith(_NOT_EXTRAS)
-    }
+    if lookups.extras is None:
+        extras = {key: _as_str(value) for key, value in a.items() if _is_extra(key)}
+    else:
+        extras = {key: _as_str(a[key]) for key in lookups.extras}
     return CallRecord(
         trace_id=trace_id,
         span_id=span.span_id.hex(),
         start_time=_time(span.start_time_unix_nano),
         end_time=_time(span.end_time_unix_nano),
-        environment=_as_str(
-            resource.get(attrs.DEPLOYMENT_ENVIRONMENT) or resource.get(attrs.DEPLOYMENT_ENVIRONMENT_OLD)
-        )
-        or DEFAULT_ENVIRONMENT,
-        service_name=_as_str(resource.get(attrs.SERVICE_NAME)),
-        feature=_attribution(a, attrs.FEATURE) or attrs.DEFAULT_FEATURE,
-        tenant=_attribution(a, attrs.TENANT),
-        user_id=_attribution(a, attrs.USER),
-        plan=_attribution(a, attrs.PLAN),
+        environment=facts.environment,
+        service_name=facts.service_name,
+        feature=feature or attrs.DEFAULT_FEATURE,
+        tenant=tenant,
+        user_id=user_id,
+        plan=plan,
         root_id=root_id,
-        session_id=_attribution(a, attrs.SESSION) or root_id,
-        version=_attribution(a, attrs.VERSION),
+        session_id=session_id or root_id,
+        version=version,
         operation=_operation(a),
         provider=provider,
-        request_model=_as_str(_first(a, aliases.REQUEST_MODEL_KEYS)),
-        response_model=_as_str(_first(a, aliases.RESPONSE_MODEL_KEYS)),
+        request_model=request_model,
+        response_model=response_model,
         input_tokens=usage.input,
         output_tokens=usage.output,
         cache_read_tokens=usage.cache_read,
@@ -368,20 +483,87 @@ def normalize_span(span: Span, resource: dict[str, Any], span_attributes: dict[s
         raw_usage=usage.raw,
         usage_convention=usage.convention,
         usage_issues=usage.issues,
-        service_tier=_service_tier(a),
-        client_cost_usd=_client_cost(a),
+        service_tier=_service_tier(a, lookups.service_tier),
+        client_cost_usd=_client_cost(a, lookups.client_cost),
     )
+
+
+# --- the fast path: per attribute-key layout ---
+# Spans from one instrumentation carry the same attribute keys in the same order, so
+# what to decode and which aliases can match is worked out once per layout and cached.
+_MAX_LAYOUTS = 4096  # bounded: a layout explosion (random keys) degrades to rebuilding, not memory
+
+
+@dataclass(frozen=True, slots=True)
+class SpanLayout:
+    """What the normalizer does with spans whose attribute keys are exactly ``keys``, in order."""
+
+    candidate: bool  # has a key that can make it an LLM span
+    read: tuple[tuple[int, str], ...]  # (position, key) of every attribute to decode
+    lookups: Lookups | None  # None when flattened metadata adds keys: resolved per span
+
+
+def _layout(keys: tuple[str, ...]) -> SpanLayout:
+    candidate = not _CANDIDATE_KEYS.isdisjoint(keys)
+    read = tuple((i, key) for i, key in enumerate(keys) if key in _KEYS_READ or key.startswith("featurecost."))
+    present = dict.fromkeys(key for _, key in read)
+    lookups = None if aliases.OPENINFERENCE_METADATA in present else layout_lookups(tuple(present))
+    return SpanLayout(candidate, read, lookups)
+
+
+_layouts: dict[tuple[str, ...], SpanLayout] = {}
+_lookups_cache: dict[tuple[str, ...], Lookups] = {}
+
+
+def layout_lookups(keys: tuple[str, ...]) -> Lookups:
+    """The lookups for attributes with exactly these keys (dict order), cached."""
+    found = _lookups_cache.get(keys)
+    if found is None:
+        if len(_lookups_cache) >= _MAX_LAYOUTS:
+            _lookups_cache.clear()
+        found = _lookups_cache[keys] = _lookups(dict.fromkeys(keys))
+    return found
+
+
+def span_layout(keys: tuple[str, ...]) -> SpanLayout:
+    found = _layouts.get(keys)
+    if found is None:
+        if len(_layouts) >= _MAX_LAYOUTS:
+            _layouts.clear()
+        found = _layouts[keys] = _layout(keys)
+    return found
+
+
+_which = AnyValue.WhichOneof
+
+
+def _decode(key_values: list[KeyValue], read: tuple[tuple[int, str], ...]) -> dict[str, Any]:
+    """``read_attributes`` for the positions a layout reads (same values, same key order)."""
+    out: dict[str, Any] = {}
+    scalars, which = _SCALARS, _which  # locals: this loop runs for every attribute read
+    for index, key in read:
+        value = key_values[index].value
+        kind = which(value, "value")
+        out[key] = getattr(value, kind) if kind in scalars else any_value(value)
+    return out
 
 
 def normalize_request(request: ExportTraceServiceRequest) -> Iterator[CallRecord]:
     """The LLM calls in ``request``, in the order they appear."""
     for resource_spans in request.resource_spans:
-        resource = attribute_map(resource_spans.resource.attributes)
+        facts = ResourceFacts.of(attribute_map(resource_spans.resource.attributes))
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
+                key_values = list(span.attributes)  # one wrapper per attribute, reused by _decode
+                layout = span_layout(tuple([kv.key for kv in key_values]))
                 # decide on the keys alone; HTTP/DB/framework spans never get their values decoded
-                if not any(kv.key in _CANDIDATE_KEYS for kv in span.attributes):
+                if not layout.candidate:
                     continue
-                a = read_attributes(span.attributes)
-                if is_llm_span(a):
-                    yield normalize_span(span, resource, a)
+                a = _decode(key_values, layout.read)
+                if not is_llm_span(a):
+                    continue
+                lookups = layout.lookups
+                if lookups is None:
+                    _flatten_metadata(a)
+                    lookups = layout_lookups(tuple(a))
+                yield normalize_span(span, facts, a, lookups)
