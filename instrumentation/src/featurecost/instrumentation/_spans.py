@@ -238,18 +238,27 @@ class LLMCall:
     end by exhaustion in one thread and by garbage collection in another.
     """
 
-    __slots__ = ("_finished", "_lock", "call_context", "span")
+    __slots__ = ("_finished", "_lock", "_provider_context", "call_context", "span")
 
     def __init__(self, span: Span, call_context: otel_context.Context) -> None:
         self.span = span
         self.call_context = call_context
         self._finished = False
         self._lock = threading.Lock()
+        self._provider_context: Context | None = None
+
+    def provider_context(self) -> Context:
+        """The context the SDK talks to the provider in (see ``_provider_context``), built once:
+        streams that do I/O on every step (lazy generators, event streams) enter it per step."""
+        found = self._provider_context
+        if found is None:
+            found = self._provider_context = _provider_context(self.call_context, self.span)
+        return found
 
     @contextmanager
     def requesting(self) -> Iterator[None]:
         """Context for sending the request: our span current, attribution hidden from the provider."""
-        token = otel_context.attach(_provider_context(self.call_context, self.span))
+        token = otel_context.attach(self.provider_context())
         try:
             yield
         except BaseException as exc:
@@ -282,16 +291,18 @@ class LLMCall:
         response: Mapping[str, Any] | None = None,
         error: BaseException | None = None,
     ) -> None:
-        """End the span with the usage seen so far; ``complete`` says whether the stream ran to its end."""
+        """End the span with the usage seen so far; ``complete`` says whether the stream ran to its end.
+
+        A stream that failed midway keeps what it reported before the failure (and is
+        partial): input tokens counted in a first event were billed all the same.
+        """
         if not self._claim():
             return
         span = self.span
         if span.is_recording():
             if error is not None:
                 _record_error(span, error)
-                if usage is None:
-                    span.end()
-                    return
+                complete = False
             # Attribution is copied again at the end: keys that were absent when the call
             # started but are set in the consumer's context now are filled in, never overridden.
             started_with = current_attribution(self.call_context)

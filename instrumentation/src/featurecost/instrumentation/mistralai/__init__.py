@@ -19,23 +19,24 @@ from urllib.parse import urlparse
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.util.types import AttributeValue
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._spans import (
+    LLMCall,
     TokenUsage,
+    clean_attributes,
     in_llm_call,
     int_or_zero,
     llm_span,
-    record_usage,
-    set_if,
+    start_llm_call,
 )
-from featurecost.instrumentation._stream_proxies import (
-    AsyncStreamProxy,
-    StreamProxy,
-    StreamRecorder,
-    inside,
-    start_llm_span,
+from featurecost.instrumentation._streams import (
+    AsyncTracedStream,
+    ResponseAccumulator,
+    TracedStream,
+    record_accumulated,
 )
 from featurecost.instrumentation.guard import check_call, mark_call_span
 from featurecost.instrumentation.version import __version__
@@ -71,51 +72,59 @@ def _server_address(instance: Any) -> str | None:
     return urlparse(str(url)).hostname
 
 
-class _ResponseState:
-    """A chat response, whole or assembled from stream chunks (usage on the last one)."""
+class _ResponseAccumulator(ResponseAccumulator):
+    """A chat response, whole or assembled from stream events (usage on the last one)."""
 
     def __init__(self) -> None:
         self.model: Any = None
         self.response_id: Any = None
-        self.usage: Any = None
+        self.usage_seen: Any = None
         self.finish_reasons: list[str] = []
 
-    def observe(self, response: Any) -> None:
-        chunk = getattr(response, "data", None)
+    def on_item(self, item: Any) -> bool:
+        response = item
+        chunk = getattr(item, "data", None)
         if hasattr(chunk, "choices"):  # a stream event wraps its chunk in .data (embeddings' .data is a list)
             response = chunk
         self.model = getattr(response, "model", None) or self.model
         self.response_id = getattr(response, "id", None) or self.response_id
-        self.usage = getattr(response, "usage", None) or self.usage
+        self.usage_seen = getattr(response, "usage", None) or self.usage_seen
         for choice in getattr(response, "choices", None) or []:
             reason = getattr(choice, "finish_reason", None)
             if reason:
                 self.finish_reasons.append(str(reason))
+        return True
 
-    def finish(self, span: trace.Span) -> TokenUsage | None:
-        set_if(span, attrs.GEN_AI_RESPONSE_MODEL, self.model)
-        set_if(span, attrs.GEN_AI_RESPONSE_ID, self.response_id)
-        if self.finish_reasons and span.is_recording():
-            span.set_attribute(attrs.GEN_AI_RESPONSE_FINISH_REASONS, self.finish_reasons)
-        return usage_from_mistral(self.usage)
+    def usage(self) -> TokenUsage | None:
+        return usage_from_mistral(self.usage_seen)
+
+    def response_attributes(self) -> dict[str, Any]:
+        return {
+            attrs.GEN_AI_RESPONSE_MODEL: self.model,
+            attrs.GEN_AI_RESPONSE_ID: self.response_id,
+            attrs.GEN_AI_RESPONSE_FINISH_REASONS: self.finish_reasons or None,
+        }
 
 
 def _record(span: trace.Span, response: Any) -> None:
-    state = _ResponseState()
-    state.observe(response)
-    record_usage(span, state.finish(span))
+    acc = _ResponseAccumulator()
+    acc.on_item(response)
+    record_accumulated(span, acc)
 
 
 def _span_args(operation: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {"operation": operation, "provider": PROVIDER, "request_model": kwargs.get("model")}
 
 
-def _request_attributes(span: trace.Span, instance: Any, kwargs: dict[str, Any]) -> None:
-    set_if(span, attrs.SERVER_ADDRESS, _server_address(instance))
-    max_tokens = kwargs.get("max_tokens")
-    set_if(span, attrs.GEN_AI_REQUEST_MAX_TOKENS, max_tokens if isinstance(max_tokens, int) else None)
-    tier = kwargs.get("service_tier")
-    set_if(span, attrs.REQUEST_SERVICE_TIER, tier if isinstance(tier, str) else None)
+def _request_attributes(instance: Any, kwargs: dict[str, Any]) -> dict[str, AttributeValue]:
+    max_tokens, tier = kwargs.get("max_tokens"), kwargs.get("service_tier")
+    return clean_attributes(
+        {
+            attrs.SERVER_ADDRESS: _server_address(instance),
+            attrs.GEN_AI_REQUEST_MAX_TOKENS: max_tokens if isinstance(max_tokens, int) else None,
+            attrs.REQUEST_SERVICE_TIER: tier if isinstance(tier, str) else None,
+        }
+    )
 
 
 def _call_wrapper(tracer: trace.Tracer, operation: str) -> Callable[..., Any]:
@@ -123,9 +132,9 @@ def _call_wrapper(tracer: trace.Tracer, operation: str) -> Callable[..., Any]:
         if not is_instrumentation_enabled():
             return wrapped(*args, **kwargs)
         ticket = check_call(kwargs, PROVIDER)
-        with llm_span(tracer, **_span_args(operation, kwargs)) as span:
+        attributes = _request_attributes(instance, kwargs)
+        with llm_span(tracer, **_span_args(operation, kwargs), attributes=attributes) as span:
             mark_call_span(span, ticket)
-            _request_attributes(span, instance, kwargs)
             response = wrapped(*args, **kwargs)
             _record(span, response)
             return response
@@ -138,9 +147,9 @@ def _async_call_wrapper(tracer: trace.Tracer, operation: str) -> Callable[..., A
         if not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
         ticket = check_call(kwargs, PROVIDER)
-        with llm_span(tracer, **_span_args(operation, kwargs)) as span:
+        attributes = _request_attributes(instance, kwargs)
+        with llm_span(tracer, **_span_args(operation, kwargs), attributes=attributes) as span:
             mark_call_span(span, ticket)
-            _request_attributes(span, instance, kwargs)
             response = await wrapped(*args, **kwargs)
             _record(span, response)
             return response
@@ -148,27 +157,21 @@ def _async_call_wrapper(tracer: trace.Tracer, operation: str) -> Callable[..., A
     return wrapper
 
 
-def _start_stream(tracer: trace.Tracer, instance: Any, kwargs: dict[str, Any]) -> StreamRecorder:
-    span = start_llm_span(tracer, **_span_args("chat", kwargs))
-    _request_attributes(span, instance, kwargs)
-    state = _ResponseState()
-    return StreamRecorder(span, state.observe, state.finish)
+def _start_stream(tracer: trace.Tracer, instance: Any, kwargs: dict[str, Any]) -> LLMCall:
+    ticket = check_call(kwargs, PROVIDER)
+    call = start_llm_call(tracer, **_span_args("chat", kwargs), attributes=_request_attributes(instance, kwargs))
+    mark_call_span(call.span, ticket)
+    return call
 
 
 def _stream_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled():
             return wrapped(*args, **kwargs)
-        ticket = check_call(kwargs, PROVIDER)
-        recorder = _start_stream(tracer, instance, kwargs)
-        mark_call_span(recorder.span, ticket)
-        try:
-            with inside(recorder.span):
-                events = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            recorder.fail(exc)
-            raise
-        return StreamProxy(events, recorder)
+        call = _start_stream(tracer, instance, kwargs)
+        with call.requesting():
+            events = wrapped(*args, **kwargs)
+        return TracedStream(events, call, _ResponseAccumulator(), in_call=True)
 
     return wrapper
 
@@ -177,16 +180,10 @@ def _async_stream_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
-        ticket = check_call(kwargs, PROVIDER)
-        recorder = _start_stream(tracer, instance, kwargs)
-        mark_call_span(recorder.span, ticket)
-        try:
-            with inside(recorder.span):
-                events = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            recorder.fail(exc)
-            raise
-        return AsyncStreamProxy(events, recorder)
+        call = _start_stream(tracer, instance, kwargs)
+        with call.requesting():
+            events = await wrapped(*args, **kwargs)
+        return AsyncTracedStream(events, call, _ResponseAccumulator(), in_call=True)
 
     return wrapper
 
