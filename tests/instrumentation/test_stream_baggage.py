@@ -122,9 +122,11 @@ def test_mistral_streams_do_not_send_attribution(spans: Spans, app_baggage: None
 
         MistralAIInstrumentor().instrument(tracer_provider=spans.provider)
         try:
-            with featurecost.attribute(feature="renewals", tenant="acme", user="u-1"):
-                with client.chat.stream(model="mistral-small-latest", messages=MESSAGES) as events:
-                    list(events)
+            with (
+                featurecost.attribute(feature="renewals", tenant="acme", user="u-1"),
+                client.chat.stream(model="mistral-small-latest", messages=MESSAGES) as events,
+            ):
+                list(events)
 
             async def run() -> None:
                 with featurecost.attribute(feature="renewals", tenant="acme", user="u-1"):

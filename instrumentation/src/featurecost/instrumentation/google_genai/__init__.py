@@ -25,18 +25,26 @@ from urllib.parse import urlparse
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.util.types import AttributeValue
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._spans import TokenUsage, int_or_zero, llm_span, record_usage, set_if
-from featurecost.instrumentation._stream_proxies import (
-    AsyncStreamProxy,
+from featurecost.instrumentation._spans import (
+    LLMCall,
+    TokenUsage,
+    clean_attributes,
+    int_or_zero,
+    llm_span,
+    record_usage,
+    start_llm_call,
+)
+from featurecost.instrumentation._streams import (
+    AsyncTracedStream,
     BoundAsyncIterator,
     BoundIterator,
-    StreamProxy,
-    StreamRecorder,
-    inside,
-    start_llm_span,
+    ResponseAccumulator,
+    TracedStream,
+    record_accumulated,
 )
 from featurecost.instrumentation.guard import check_call, mark_call_span
 from featurecost.instrumentation.version import __version__
@@ -105,45 +113,53 @@ def _finish_reasons(response: Any) -> list[str]:
     return reasons
 
 
-class _GenerationState:
-    """What the chunks of one streamed generation have said so far (usage is cumulative)."""
+class _GenerationAccumulator(ResponseAccumulator):
+    """A generation, whole or read from stream chunks (usage is cumulative: the last one wins)."""
 
     def __init__(self) -> None:
-        self.usage: Any = None
+        self.usage_seen: Any = None
         self.model: Any = None
         self.response_id: Any = None
         self.finish_reasons: list[str] = []
 
-    def observe(self, chunk: Any) -> None:
-        usage = getattr(chunk, "usage_metadata", None)
+    def on_item(self, item: Any) -> bool:
+        usage = getattr(item, "usage_metadata", None)
         if usage is not None:
-            self.usage = usage
-        self.model = getattr(chunk, "model_version", None) or self.model
-        self.response_id = getattr(chunk, "response_id", None) or self.response_id
-        self.finish_reasons = _finish_reasons(chunk) or self.finish_reasons
+            self.usage_seen = usage
+        self.model = getattr(item, "model_version", None) or self.model
+        self.response_id = getattr(item, "response_id", None) or self.response_id
+        self.finish_reasons = _finish_reasons(item) or self.finish_reasons
+        return True
 
-    def finish(self, span: trace.Span) -> TokenUsage | None:
-        set_if(span, attrs.GEN_AI_RESPONSE_MODEL, self.model)
-        set_if(span, attrs.GEN_AI_RESPONSE_ID, self.response_id)
-        if self.finish_reasons and span.is_recording():
-            span.set_attribute(attrs.GEN_AI_RESPONSE_FINISH_REASONS, self.finish_reasons)
-        return usage_from_gemini(self.usage)
+    def usage(self) -> TokenUsage | None:
+        return usage_from_gemini(self.usage_seen)
+
+    def response_attributes(self) -> dict[str, Any]:
+        return {
+            attrs.GEN_AI_RESPONSE_MODEL: self.model,
+            attrs.GEN_AI_RESPONSE_ID: self.response_id,
+            attrs.GEN_AI_RESPONSE_FINISH_REASONS: self.finish_reasons or None,
+        }
 
 
 def _record_generation(span: trace.Span, response: Any) -> None:
-    state = _GenerationState()
-    state.observe(response)
-    record_usage(span, state.finish(span))
+    acc = _GenerationAccumulator()
+    acc.on_item(response)
+    record_accumulated(span, acc)
 
 
 def _record_embedding(span: trace.Span, response: Any) -> None:
     record_usage(span, usage_from_embedding(response))
 
 
-def _max_tokens(span: trace.Span, kwargs: dict[str, Any]) -> None:
+def _request_attributes(instance: Any, kwargs: dict[str, Any]) -> dict[str, AttributeValue]:
     config = kwargs.get("config")
-    value = config.get("max_output_tokens") if isinstance(config, dict) else getattr(config, "max_output_tokens", None)
-    set_if(span, attrs.GEN_AI_REQUEST_MAX_TOKENS, value)
+    max_tokens = (
+        config.get("max_output_tokens") if isinstance(config, dict) else getattr(config, "max_output_tokens", None)
+    )
+    return clean_attributes(
+        {attrs.SERVER_ADDRESS: _server_address(instance), attrs.GEN_AI_REQUEST_MAX_TOKENS: max_tokens}
+    )
 
 
 def _call_wrapper(tracer: trace.Tracer, operation: str, record: Callable[[trace.Span, Any], None]) -> Any:
@@ -152,10 +168,11 @@ def _call_wrapper(tracer: trace.Tracer, operation: str, record: Callable[[trace.
             return wrapped(*args, **kwargs)
         ticket = check_call(kwargs, _provider(instance))
         provider, model = _provider(instance), _request_model(kwargs)
-        with llm_span(tracer, operation=operation, provider=provider, request_model=model) as span:
+        attributes = _request_attributes(instance, kwargs)
+        with llm_span(
+            tracer, operation=operation, provider=provider, request_model=model, attributes=attributes
+        ) as span:
             mark_call_span(span, ticket)
-            set_if(span, attrs.SERVER_ADDRESS, _server_address(instance))
-            _max_tokens(span, kwargs)
             response = wrapped(*args, **kwargs)
             record(span, response)
             return response
@@ -169,10 +186,11 @@ def _async_call_wrapper(tracer: trace.Tracer, operation: str, record: Callable[[
             return await wrapped(*args, **kwargs)
         ticket = check_call(kwargs, _provider(instance))
         provider, model = _provider(instance), _request_model(kwargs)
-        with llm_span(tracer, operation=operation, provider=provider, request_model=model) as span:
+        attributes = _request_attributes(instance, kwargs)
+        with llm_span(
+            tracer, operation=operation, provider=provider, request_model=model, attributes=attributes
+        ) as span:
             mark_call_span(span, ticket)
-            set_if(span, attrs.SERVER_ADDRESS, _server_address(instance))
-            _max_tokens(span, kwargs)
             response = await wrapped(*args, **kwargs)
             record(span, response)
             return response
@@ -180,33 +198,28 @@ def _async_call_wrapper(tracer: trace.Tracer, operation: str, record: Callable[[
     return wrapper
 
 
-def _start_stream_span(tracer: trace.Tracer, instance: Any, kwargs: dict[str, Any]) -> StreamRecorder:
-    span = start_llm_span(
+def _start_stream(tracer: trace.Tracer, instance: Any, kwargs: dict[str, Any]) -> LLMCall:
+    ticket = check_call(kwargs, _provider(instance))
+    call = start_llm_call(
         tracer,
         operation="generate_content",
         provider=_provider(instance),
         request_model=_request_model(kwargs),
-        server_address=_server_address(instance),
+        attributes=_request_attributes(instance, kwargs),
     )
-    _max_tokens(span, kwargs)
-    state = _GenerationState()
-    return StreamRecorder(span, state.observe, state.finish)
+    mark_call_span(call.span, ticket)
+    return call
 
 
 def _stream_wrapper(tracer: trace.Tracer) -> Any:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled():
             return wrapped(*args, **kwargs)
-        ticket = check_call(kwargs, _provider(instance))
-        recorder = _start_stream_span(tracer, instance, kwargs)
-        mark_call_span(recorder.span, ticket)
-        try:
-            # a generator: the request goes out on the first next(), inside the proxy
+        call = _start_stream(tracer, instance, kwargs)
+        with call.requesting():
+            # a generator: the request goes out on the first next(), run in the call's context
             chunks = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            recorder.fail(exc)
-            raise
-        return StreamProxy(chunks, recorder)
+        return TracedStream(chunks, call, _GenerationAccumulator(), in_call=True)
 
     return wrapper
 
@@ -215,16 +228,10 @@ def _async_stream_wrapper(tracer: trace.Tracer) -> Any:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
-        ticket = check_call(kwargs, _provider(instance))
-        recorder = _start_stream_span(tracer, instance, kwargs)
-        mark_call_span(recorder.span, ticket)
-        try:
-            with inside(recorder.span):
-                chunks = await wrapped(*args, **kwargs)  # sends the request, returns the event iterator
-        except BaseException as exc:
-            recorder.fail(exc)
-            raise
-        return AsyncStreamProxy(chunks, recorder)
+        call = _start_stream(tracer, instance, kwargs)
+        with call.requesting():
+            chunks = await wrapped(*args, **kwargs)  # sends the request, returns the event iterator
+        return AsyncTracedStream(chunks, call, _GenerationAccumulator(), in_call=True)
 
     return wrapper
 
