@@ -10,32 +10,20 @@ input. Embeddings report their billed units in ``meta.billed_units``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.util.types import AttributeValue
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._spans import (
-    TokenUsage,
-    clean_attributes,
-    llm_span,
-    record_usage,
-    set_if,
-    start_llm_call,
-)
-from featurecost.instrumentation._streams import (
-    AsyncTracedStream,
-    ResponseAccumulator,
-    TracedStream,
-    record_accumulated,
-)
-from featurecost.instrumentation.guard import check_call, mark_call_span
+from featurecost.instrumentation._calls import SDKCall, async_call_wrapper, call_wrapper, stream_wrapper
+from featurecost.instrumentation._spans import TokenUsage, clean_attributes, record_usage, set_if
+from featurecost.instrumentation._streams import AsyncTracedStream, ResponseAccumulator, record_accumulated
 from featurecost.instrumentation.version import __version__
 
 _instruments = ("cohere >= 5.9",)
@@ -122,64 +110,21 @@ def _server_address(instance: Any) -> str | None:
     return urlparse(str(get_base_url())).hostname
 
 
-def _open(operation: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {"operation": operation, "provider": PROVIDER, "request_model": kwargs.get("model")}
+def _request(instance: Any, kwargs: Mapping[str, Any]) -> tuple[str | None, dict[str, AttributeValue]]:
+    model, max_tokens = kwargs.get("model"), kwargs.get("max_tokens")
+    attributes = {
+        attrs.SERVER_ADDRESS: _server_address(instance),
+        attrs.GEN_AI_REQUEST_MAX_TOKENS: max_tokens if isinstance(max_tokens, int) else None,
+    }
+    return (model if isinstance(model, str) else None), clean_attributes(attributes)
 
 
-def _request_attributes(instance: Any, kwargs: dict[str, Any]) -> dict[str, AttributeValue]:
-    max_tokens = kwargs.get("max_tokens")
-    return clean_attributes(
-        {
-            attrs.SERVER_ADDRESS: _server_address(instance),
-            attrs.GEN_AI_REQUEST_MAX_TOKENS: max_tokens if isinstance(max_tokens, int) else None,
-        }
-    )
+def _provider(instance: Any) -> str:
+    return PROVIDER
 
 
-def _call_wrapper(tracer: trace.Tracer, operation: str, record: Callable[[trace.Span, Any], None]) -> Any:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
-            return wrapped(*args, **kwargs)
-        ticket = check_call(kwargs, PROVIDER)
-        attributes = _request_attributes(instance, kwargs)
-        with llm_span(tracer, **_open(operation, kwargs), attributes=attributes) as span:
-            mark_call_span(span, ticket)
-            response = wrapped(*args, **kwargs)
-            record(span, response)
-            return response
-
-    return wrapper
-
-
-def _async_call_wrapper(tracer: trace.Tracer, operation: str, record: Callable[[trace.Span, Any], None]) -> Any:
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
-            return await wrapped(*args, **kwargs)
-        ticket = check_call(kwargs, PROVIDER)
-        attributes = _request_attributes(instance, kwargs)
-        with llm_span(tracer, **_open(operation, kwargs), attributes=attributes) as span:
-            mark_call_span(span, ticket)
-            response = await wrapped(*args, **kwargs)
-            record(span, response)
-            return response
-
-    return wrapper
-
-
-def _stream_wrapper(tracer: trace.Tracer, proxy: type[TracedStream] | type[AsyncTracedStream]) -> Any:
-    # chat_stream is a (sync or async) generator function: calling it sends nothing; the
-    # request goes out on the first step, which the proxy runs in the call's context.
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
-            return wrapped(*args, **kwargs)
-        ticket = check_call(kwargs, PROVIDER)
-        call = start_llm_call(tracer, **_open("chat", kwargs), attributes=_request_attributes(instance, kwargs))
-        mark_call_span(call.span, ticket)
-        with call.requesting():
-            events = wrapped(*args, **kwargs)
-        return proxy(events, call, _ChatAccumulator(), in_call=True)
-
-    return wrapper
+CHAT = SDKCall("chat", _provider, _request)
+EMBED = SDKCall("embeddings", _provider, _request)
 
 
 class CohereInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -190,12 +135,15 @@ class CohereInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
-        wrap_function_wrapper(_MODULE, "V2Client.chat", _call_wrapper(tracer, "chat", _record_chat))
-        wrap_function_wrapper(_MODULE, "V2Client.chat_stream", _stream_wrapper(tracer, TracedStream))
-        wrap_function_wrapper(_MODULE, "V2Client.embed", _call_wrapper(tracer, "embeddings", _record_embed))
-        wrap_function_wrapper(_MODULE, "AsyncV2Client.chat", _async_call_wrapper(tracer, "chat", _record_chat))
-        wrap_function_wrapper(_MODULE, "AsyncV2Client.chat_stream", _stream_wrapper(tracer, AsyncTracedStream))
-        wrap_function_wrapper(_MODULE, "AsyncV2Client.embed", _async_call_wrapper(tracer, "embeddings", _record_embed))
+        wrap_function_wrapper(_MODULE, "V2Client.chat", call_wrapper(tracer, CHAT, _record_chat))
+        wrap_function_wrapper(_MODULE, "V2Client.embed", call_wrapper(tracer, EMBED, _record_embed))
+        wrap_function_wrapper(_MODULE, "AsyncV2Client.chat", async_call_wrapper(tracer, CHAT, _record_chat))
+        wrap_function_wrapper(_MODULE, "AsyncV2Client.embed", async_call_wrapper(tracer, EMBED, _record_embed))
+        # chat_stream is a (sync or async) generator function: calling it sends nothing; the
+        # request goes out on the first step, which the proxy runs in the call's context.
+        wrap_function_wrapper(_MODULE, "V2Client.chat_stream", stream_wrapper(tracer, CHAT, _ChatAccumulator))
+        stream_async = stream_wrapper(tracer, CHAT, _ChatAccumulator, AsyncTracedStream)
+        wrap_function_wrapper(_MODULE, "AsyncV2Client.chat_stream", stream_async)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         import cohere.v2.client as client

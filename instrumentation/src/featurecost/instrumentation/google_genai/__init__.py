@@ -18,35 +18,31 @@ are billed as input and are added to it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.util.types import AttributeValue
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._spans import (
-    LLMCall,
-    TokenUsage,
-    clean_attributes,
-    int_or_zero,
-    llm_span,
-    record_usage,
-    start_llm_call,
+from featurecost.instrumentation._calls import (
+    SDKCall,
+    async_call_wrapper,
+    async_stream_wrapper,
+    call_wrapper,
+    stream_wrapper,
 )
+from featurecost.instrumentation._spans import TokenUsage, clean_attributes, int_or_zero, record_usage
 from featurecost.instrumentation._streams import (
-    AsyncTracedStream,
     BoundAsyncIterator,
     BoundIterator,
     ResponseAccumulator,
-    TracedStream,
     record_accumulated,
 )
-from featurecost.instrumentation.guard import check_call, mark_call_span
 from featurecost.instrumentation.version import __version__
 
 _instruments = ("google-genai >= 1.0",)
@@ -96,7 +92,7 @@ def _server_address(instance: Any) -> str | None:
     return urlparse(base_url).hostname if isinstance(base_url, str) else None
 
 
-def _request_model(kwargs: dict[str, Any]) -> str | None:
+def _request_model(kwargs: Mapping[str, Any]) -> str | None:
     model = kwargs.get("model")
     if not isinstance(model, str):
         return None
@@ -152,88 +148,17 @@ def _record_embedding(span: trace.Span, response: Any) -> None:
     record_usage(span, usage_from_embedding(response))
 
 
-def _request_attributes(instance: Any, kwargs: dict[str, Any]) -> dict[str, AttributeValue]:
+def _request(instance: Any, kwargs: Mapping[str, Any]) -> tuple[str | None, dict[str, AttributeValue]]:
     config = kwargs.get("config")
     max_tokens = (
         config.get("max_output_tokens") if isinstance(config, dict) else getattr(config, "max_output_tokens", None)
     )
-    return clean_attributes(
-        {attrs.SERVER_ADDRESS: _server_address(instance), attrs.GEN_AI_REQUEST_MAX_TOKENS: max_tokens}
-    )
+    attributes = {attrs.SERVER_ADDRESS: _server_address(instance), attrs.GEN_AI_REQUEST_MAX_TOKENS: max_tokens}
+    return _request_model(kwargs), clean_attributes(attributes)
 
 
-def _call_wrapper(tracer: trace.Tracer, operation: str, record: Callable[[trace.Span, Any], None]) -> Any:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
-            return wrapped(*args, **kwargs)
-        ticket = check_call(kwargs, _provider(instance))
-        provider, model = _provider(instance), _request_model(kwargs)
-        attributes = _request_attributes(instance, kwargs)
-        with llm_span(
-            tracer, operation=operation, provider=provider, request_model=model, attributes=attributes
-        ) as span:
-            mark_call_span(span, ticket)
-            response = wrapped(*args, **kwargs)
-            record(span, response)
-            return response
-
-    return wrapper
-
-
-def _async_call_wrapper(tracer: trace.Tracer, operation: str, record: Callable[[trace.Span, Any], None]) -> Any:
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
-            return await wrapped(*args, **kwargs)
-        ticket = check_call(kwargs, _provider(instance))
-        provider, model = _provider(instance), _request_model(kwargs)
-        attributes = _request_attributes(instance, kwargs)
-        with llm_span(
-            tracer, operation=operation, provider=provider, request_model=model, attributes=attributes
-        ) as span:
-            mark_call_span(span, ticket)
-            response = await wrapped(*args, **kwargs)
-            record(span, response)
-            return response
-
-    return wrapper
-
-
-def _start_stream(tracer: trace.Tracer, instance: Any, kwargs: dict[str, Any]) -> LLMCall:
-    ticket = check_call(kwargs, _provider(instance))
-    call = start_llm_call(
-        tracer,
-        operation="generate_content",
-        provider=_provider(instance),
-        request_model=_request_model(kwargs),
-        attributes=_request_attributes(instance, kwargs),
-    )
-    mark_call_span(call.span, ticket)
-    return call
-
-
-def _stream_wrapper(tracer: trace.Tracer) -> Any:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
-            return wrapped(*args, **kwargs)
-        call = _start_stream(tracer, instance, kwargs)
-        with call.requesting():
-            # a generator: the request goes out on the first next(), run in the call's context
-            chunks = wrapped(*args, **kwargs)
-        return TracedStream(chunks, call, _GenerationAccumulator(), in_call=True)
-
-    return wrapper
-
-
-def _async_stream_wrapper(tracer: trace.Tracer) -> Any:
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
-            return await wrapped(*args, **kwargs)
-        call = _start_stream(tracer, instance, kwargs)
-        with call.requesting():
-            chunks = await wrapped(*args, **kwargs)  # sends the request, returns the event iterator
-        return AsyncTracedStream(chunks, call, _GenerationAccumulator(), in_call=True)
-
-    return wrapper
+GENERATE = SDKCall("generate_content", _provider, _request)
+EMBED = SDKCall("embeddings", _provider, _request)
 
 
 def _embed_method() -> str:
@@ -264,16 +189,18 @@ class GoogleGenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
-        generate = _call_wrapper(tracer, "generate_content", _record_generation)
-        embed = _call_wrapper(tracer, "embeddings", _record_embedding)
-        wrap_function_wrapper(_MODULE, "Models._generate_content", generate)
-        wrap_function_wrapper(_MODULE, "Models._generate_content_stream", _stream_wrapper(tracer))
-        wrap_function_wrapper(_MODULE, f"Models.{_embed_method()}", embed)
-        agenerate = _async_call_wrapper(tracer, "generate_content", _record_generation)
-        aembed = _async_call_wrapper(tracer, "embeddings", _record_embedding)
+        embed = _embed_method()
+        wrap_function_wrapper(_MODULE, "Models._generate_content", call_wrapper(tracer, GENERATE, _record_generation))
+        wrap_function_wrapper(_MODULE, f"Models.{embed}", call_wrapper(tracer, EMBED, _record_embedding))
+        # a generator: the request goes out on its first step, which runs in the call's context
+        stream = stream_wrapper(tracer, GENERATE, _GenerationAccumulator)
+        wrap_function_wrapper(_MODULE, "Models._generate_content_stream", stream)
+        agenerate = async_call_wrapper(tracer, GENERATE, _record_generation)
         wrap_function_wrapper(_MODULE, "AsyncModels._generate_content", agenerate)
-        wrap_function_wrapper(_MODULE, "AsyncModels._generate_content_stream", _async_stream_wrapper(tracer))
-        wrap_function_wrapper(_MODULE, f"AsyncModels.{_embed_method()}", aembed)
+        wrap_function_wrapper(_MODULE, f"AsyncModels.{embed}", async_call_wrapper(tracer, EMBED, _record_embedding))
+        # sends the request, returns the event iterator
+        astream = async_stream_wrapper(tracer, GENERATE, _GenerationAccumulator)
+        wrap_function_wrapper(_MODULE, "AsyncModels._generate_content_stream", astream)
         wrap_function_wrapper(_MODULE, "Models.generate_content_stream", _bind_call_context)
         wrap_function_wrapper(_MODULE, "AsyncModels.generate_content_stream", _bind_call_context_async)
 

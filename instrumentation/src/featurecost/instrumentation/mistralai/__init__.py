@@ -18,27 +18,20 @@ from urllib.parse import urlparse
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.util.types import AttributeValue
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._spans import (
-    LLMCall,
-    TokenUsage,
-    clean_attributes,
-    in_llm_call,
-    int_or_zero,
-    llm_span,
-    start_llm_call,
+from featurecost.instrumentation._calls import (
+    SDKCall,
+    async_call_wrapper,
+    async_stream_wrapper,
+    call_wrapper,
+    stream_wrapper,
 )
-from featurecost.instrumentation._streams import (
-    AsyncTracedStream,
-    ResponseAccumulator,
-    TracedStream,
-    record_accumulated,
-)
-from featurecost.instrumentation.guard import check_call, mark_call_span
+from featurecost.instrumentation._spans import TokenUsage, clean_attributes, in_llm_call, int_or_zero
+from featurecost.instrumentation._streams import ResponseAccumulator, record_accumulated
 from featurecost.instrumentation.version import __version__
 
 _instruments = ("mistralai >= 2.0",)
@@ -112,80 +105,22 @@ def _record(span: trace.Span, response: Any) -> None:
     record_accumulated(span, acc)
 
 
-def _span_args(operation: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {"operation": operation, "provider": PROVIDER, "request_model": kwargs.get("model")}
+def _request(instance: Any, kwargs: Mapping[str, Any]) -> tuple[str | None, dict[str, AttributeValue]]:
+    model, max_tokens, tier = kwargs.get("model"), kwargs.get("max_tokens"), kwargs.get("service_tier")
+    attributes = {
+        attrs.SERVER_ADDRESS: _server_address(instance),
+        attrs.GEN_AI_REQUEST_MAX_TOKENS: max_tokens if isinstance(max_tokens, int) else None,
+        attrs.REQUEST_SERVICE_TIER: tier if isinstance(tier, str) else None,
+    }
+    return (model if isinstance(model, str) else None), clean_attributes(attributes)
 
 
-def _request_attributes(instance: Any, kwargs: dict[str, Any]) -> dict[str, AttributeValue]:
-    max_tokens, tier = kwargs.get("max_tokens"), kwargs.get("service_tier")
-    return clean_attributes(
-        {
-            attrs.SERVER_ADDRESS: _server_address(instance),
-            attrs.GEN_AI_REQUEST_MAX_TOKENS: max_tokens if isinstance(max_tokens, int) else None,
-            attrs.REQUEST_SERVICE_TIER: tier if isinstance(tier, str) else None,
-        }
-    )
+def _provider(instance: Any) -> str:
+    return PROVIDER
 
 
-def _call_wrapper(tracer: trace.Tracer, operation: str) -> Callable[..., Any]:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
-            return wrapped(*args, **kwargs)
-        ticket = check_call(kwargs, PROVIDER)
-        attributes = _request_attributes(instance, kwargs)
-        with llm_span(tracer, **_span_args(operation, kwargs), attributes=attributes) as span:
-            mark_call_span(span, ticket)
-            response = wrapped(*args, **kwargs)
-            _record(span, response)
-            return response
-
-    return wrapper
-
-
-def _async_call_wrapper(tracer: trace.Tracer, operation: str) -> Callable[..., Any]:
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
-            return await wrapped(*args, **kwargs)
-        ticket = check_call(kwargs, PROVIDER)
-        attributes = _request_attributes(instance, kwargs)
-        with llm_span(tracer, **_span_args(operation, kwargs), attributes=attributes) as span:
-            mark_call_span(span, ticket)
-            response = await wrapped(*args, **kwargs)
-            _record(span, response)
-            return response
-
-    return wrapper
-
-
-def _start_stream(tracer: trace.Tracer, instance: Any, kwargs: dict[str, Any]) -> LLMCall:
-    ticket = check_call(kwargs, PROVIDER)
-    call = start_llm_call(tracer, **_span_args("chat", kwargs), attributes=_request_attributes(instance, kwargs))
-    mark_call_span(call.span, ticket)
-    return call
-
-
-def _stream_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
-            return wrapped(*args, **kwargs)
-        call = _start_stream(tracer, instance, kwargs)
-        with call.requesting():
-            events = wrapped(*args, **kwargs)
-        return TracedStream(events, call, _ResponseAccumulator(), in_call=True)
-
-    return wrapper
-
-
-def _async_stream_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
-            return await wrapped(*args, **kwargs)
-        call = _start_stream(tracer, instance, kwargs)
-        with call.requesting():
-            events = await wrapped(*args, **kwargs)
-        return AsyncTracedStream(events, call, _ResponseAccumulator(), in_call=True)
-
-    return wrapper
+CHAT = SDKCall("chat", _provider, _request)
+EMBEDDINGS = SDKCall("embeddings", _provider, _request)
 
 
 def _skip_native_span_in_llm_call(
@@ -219,12 +154,12 @@ class MistralAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
-        wrap_function_wrapper(_CHAT, "Chat.complete", _call_wrapper(tracer, "chat"))
-        wrap_function_wrapper(_CHAT, "Chat.complete_async", _async_call_wrapper(tracer, "chat"))
-        wrap_function_wrapper(_CHAT, "Chat.stream", _stream_wrapper(tracer))
-        wrap_function_wrapper(_CHAT, "Chat.stream_async", _async_stream_wrapper(tracer))
-        wrap_function_wrapper(_EMBEDDINGS, "Embeddings.create", _call_wrapper(tracer, "embeddings"))
-        wrap_function_wrapper(_EMBEDDINGS, "Embeddings.create_async", _async_call_wrapper(tracer, "embeddings"))
+        wrap_function_wrapper(_CHAT, "Chat.complete", call_wrapper(tracer, CHAT, _record))
+        wrap_function_wrapper(_CHAT, "Chat.complete_async", async_call_wrapper(tracer, CHAT, _record))
+        wrap_function_wrapper(_CHAT, "Chat.stream", stream_wrapper(tracer, CHAT, _ResponseAccumulator))
+        wrap_function_wrapper(_CHAT, "Chat.stream_async", async_stream_wrapper(tracer, CHAT, _ResponseAccumulator))
+        wrap_function_wrapper(_EMBEDDINGS, "Embeddings.create", call_wrapper(tracer, EMBEDDINGS, _record))
+        wrap_function_wrapper(_EMBEDDINGS, "Embeddings.create_async", async_call_wrapper(tracer, EMBEDDINGS, _record))
         if _has_native_tracing():
             wrap_function_wrapper(_NATIVE_TRACING, "get_traced_request_and_span", _skip_native_span_in_llm_call)
 
