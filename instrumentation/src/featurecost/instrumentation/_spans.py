@@ -159,6 +159,28 @@ def _record_error(span: Span, exc: BaseException) -> None:
         span.set_status(Status(StatusCode.ERROR, str(exc)[:256]))
 
 
+def _start_span(
+    tracer: Tracer,
+    ctx: otel_context.Context,
+    operation: str,
+    provider: str,
+    request_model: str | None,
+    client: object,
+    attributes: Mapping[str, AttributeValue] | None,
+) -> Span:
+    """The one billable span, carrying the attribution of ``ctx`` (strict mode checked)."""
+    attribution = current_attribution(ctx)
+    flags = check_attribution(attribution)
+    _supersede_enclosing_llm_span(ctx)
+    name = f"{operation} {request_model}" if request_model else operation
+    return tracer.start_span(
+        name,
+        kind=SpanKind.CLIENT,
+        attributes=_start_attributes(operation, provider, request_model, client, attribution, flags, attributes),
+        context=ctx,
+    )
+
+
 def begin_llm_span(
     tracer: Tracer,
     *,
@@ -174,16 +196,7 @@ def begin_llm_span(
     start so samplers see them. The returned token restores the caller's context.
     """
     ctx = otel_context.get_current()
-    attribution = current_attribution(ctx)
-    flags = check_attribution(attribution)
-    _supersede_enclosing_llm_span(ctx)
-    name = f"{operation} {request_model}" if request_model else operation
-    span = tracer.start_span(
-        name,
-        kind=SpanKind.CLIENT,
-        attributes=_start_attributes(operation, provider, request_model, client, attribution, flags, attributes),
-        context=ctx,
-    )
+    span = _start_span(tracer, ctx, operation, provider, request_model, client, attributes)
     return span, otel_context.attach(_provider_context(ctx, span))
 
 
@@ -324,16 +337,7 @@ def start_llm_call(
 ) -> LLMCall:
     """Start the span of a streamed call; the caller sends the request inside ``call.requesting()``."""
     call_context = otel_context.get_current()
-    attribution = current_attribution(call_context)
-    flags = check_attribution(attribution)
-    _supersede_enclosing_llm_span(call_context)
-    name = f"{operation} {request_model}" if request_model else operation
-    span = tracer.start_span(
-        name,
-        kind=SpanKind.CLIENT,
-        attributes=_start_attributes(operation, provider, request_model, client, attribution, flags, attributes),
-        context=call_context,
-    )
+    span = _start_span(tracer, call_context, operation, provider, request_model, client, attributes)
     return LLMCall(span, call_context)
 
 
