@@ -130,8 +130,10 @@ class TracedStream(ObjectProxy[Any]):  # type: ignore[misc]
         self._self_acc = acc
         self._self_in_call = in_call
         self._self_response: Any = None
-        # botocore's EventStream is iterable, not an iterator: its iterator is made on the first step
+        # The common case (an SDK iterator read in the caller's context) steps without a detour.
+        # botocore's EventStream is iterable, not an iterator: its iterator is made on the first step.
         self._self_next: Any = getattr(wrapped, "__next__", None)
+        self._self_direct: Any = None if in_call else self._self_next
 
     def __iter__(self) -> TracedStream:
         return self
@@ -142,6 +144,8 @@ class TracedStream(ObjectProxy[Any]):  # type: ignore[misc]
             step = self._self_next
             if step is None:
                 step = self._self_next = iter(self.__wrapped__).__next__
+                if not self._self_in_call:
+                    self._self_direct = step
             return step()
         finally:
             if token is not None:
@@ -151,9 +155,8 @@ class TracedStream(ObjectProxy[Any]):  # type: ignore[misc]
         on_item = self._self_acc.on_item
         while True:
             try:
-                step = self._self_next
-                # the common case (an SDK stream read in the caller's context) without a detour
-                item = step() if step is not None and not self._self_in_call else self._step()
+                step = self._self_direct
+                item = step() if step is not None else self._step()
             except StopIteration:
                 _finish(self._self_call, self._self_acc, complete=True)
                 raise

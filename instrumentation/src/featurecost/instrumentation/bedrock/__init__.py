@@ -11,6 +11,9 @@ Usage semantics: Bedrock's ``inputTokens`` *exclude* cache reads and writes
 with the cache parts as subsets. ``InvokeModel`` bodies are each model family's own
 format; we read the usage from the body where the family reports it and otherwise from
 the ``X-Amzn-Bedrock-*-Token-Count`` headers Bedrock adds for every family.
+
+The budget guard, when configured, is asked before each of these calls (``_check_budget``):
+botocore's ``api_params`` are the request, ``modelId`` read as the model.
 """
 
 from __future__ import annotations
