@@ -1,5 +1,6 @@
-"""Streamed calls of the SDKs whose streams send (or read) on iteration keep our
-attribution baggage away from the provider, like every other call.
+"""Streamed calls of the SDKs whose streams send (or read) on iteration are held to the
+same rules as every other call: our attribution baggage never reaches the provider, and
+strict mode refuses an unattributed call before anything is sent.
 
 The provider stand-ins are wrapped in an ASGI layer that records the ``baggage`` header
 each request arrived with; the SDKs get HTTP clients that inject the current context
@@ -20,6 +21,7 @@ from opentelemetry import baggage, propagate
 from opentelemetry import context as otel_context
 
 import featurecost
+from featurecost.instrumentation.attribution import UnattributedCallError
 from featurecost.instrumentation.cohere import CohereInstrumentor
 from featurecost.instrumentation.mistralai import MistralAIInstrumentor
 from tests.conftest import Spans, serve_in_thread
@@ -139,3 +141,29 @@ def test_mistral_streams_do_not_send_attribution(spans: Spans, app_baggage: None
             MistralAIInstrumentor().uninstrument()
     assert len(seen) == 2
     _assert_not_sent(seen, spans)
+
+
+def test_strict_mode_rejects_unattributed_streams_before_sending(spans: Spans) -> None:
+    cohere_seen, mistral_seen = list[str](), list[str]()
+    with (
+        serve_in_thread(_recording(CohereStandIn().app(), cohere_seen)) as cohere_url,
+        serve_in_thread(_recording(MistralStandIn().app(), mistral_seen)) as mistral_url,
+    ):
+        CohereInstrumentor().instrument(tracer_provider=spans.provider)
+        MistralAIInstrumentor().instrument(tracer_provider=spans.provider)
+        try:
+            featurecost.configure(strict="reject")
+            co = cohere.ClientV2(api_key="k", base_url=cohere_url)
+            mistral = Mistral(api_key="k", server_url=mistral_url)
+            with pytest.raises(UnattributedCallError):
+                co.chat_stream(model="command-r7b-12-2024", messages=MESSAGES)
+            with pytest.raises(UnattributedCallError):
+                mistral.chat.stream(model="mistral-small-latest", messages=MESSAGES)
+            with featurecost.attribute(feature="renewals"):
+                list(co.chat_stream(model="command-r7b-12-2024", messages=MESSAGES))
+                list(mistral.chat.stream(model="mistral-small-latest", messages=MESSAGES))
+        finally:
+            CohereInstrumentor().uninstrument()
+            MistralAIInstrumentor().uninstrument()
+    assert (len(cohere_seen), len(mistral_seen)) == (1, 1)  # only the attributed calls were sent
+    assert sorted(str((s.attributes or {})["featurecost.feature"]) for s in spans.llm()) == ["renewals"] * 2
