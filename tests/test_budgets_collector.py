@@ -336,3 +336,62 @@ def test_other_sdk_instrumentors_consult_the_guard_too(stack: Stack, process_gua
     finally:
         CohereInstrumentor().uninstrument()
     assert len(co.served) == 1  # only the allowed call reached the provider
+
+
+def test_bedrock_instrumentor_consults_the_guard(stack: Stack) -> None:
+    import boto3
+    import botocore.client
+
+    from featurecost.instrumentation import guard as guard_module
+    from featurecost.instrumentation.bedrock import BedrockInstrumentor
+    from tests.fixtures.bedrock_stand_in import BedrockStandIn
+
+    haiku, llama = "us.anthropic.claude-haiku-4-5-20251001-v1:0", "meta.llama3-1-8b-instruct-v1:0"
+    guard_module.configure(
+        Guard(stack.collector.api_url, environment=ENV, on_soft=lambda d, kw: {**kw, "model": llama})
+    )
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    stand_in = BedrockStandIn()
+    messages: Any = [{"role": "user", "content": [{"text": "hi"}]}]
+    invoke_body = json.dumps({"anthropic_version": "bedrock-2023-05-31", "max_tokens": 16, "messages": messages})
+    BedrockInstrumentor().instrument(tracer_provider=provider)
+    try:
+        with serve_in_thread(stand_in.app()) as url:
+            client = boto3.client(
+                "bedrock-runtime",
+                endpoint_url=url,
+                region_name="us-east-1",
+                aws_access_key_id="AKIDEXAMPLE",
+                aws_secret_access_key="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+                config=botocore.client.Config(retries={"max_attempts": 1}),
+            )
+            with featurecost.attribute(feature="expensive", tenant="acme"):
+                with pytest.raises(BudgetExceeded):
+                    client.converse(modelId=haiku, messages=messages)
+                with pytest.raises(BudgetExceeded):
+                    client.invoke_model(modelId=haiku, body=invoke_body)
+                with pytest.raises(BudgetExceeded):
+                    client.converse_stream(modelId=haiku, messages=messages)
+            assert stand_in.served == []  # denied calls never reached the provider
+            assert memory.get_finished_spans() == ()  # and no span bills them
+
+            with featurecost.attribute(feature="private", tenant="acme"):
+                client.converse(modelId=haiku, messages=messages)
+                client.invoke_model(modelId=haiku, body=invoke_body)
+            with featurecost.attribute(feature="pricey", tenant="acme"):
+                client.converse(modelId=haiku, messages=messages)
+    finally:
+        BedrockInstrumentor().uninstrument()
+        guard_module._default = None
+    assert len(stand_in.served) == 3
+    allowed_converse, allowed_invoke, degraded = memory.get_finished_spans()
+    for span in (allowed_converse, allowed_invoke):
+        assert span.attributes is not None
+        assert span.attributes[attrs.BUDGET_DECISION] == "allow"
+        assert span.attributes[attrs.GEN_AI_REQUEST_MODEL] == haiku
+    assert degraded.attributes is not None
+    assert degraded.attributes[attrs.BUDGET_DECISION] == "soft"
+    assert degraded.attributes[attrs.BUDGET_DEGRADED] is True
+    assert degraded.attributes[attrs.GEN_AI_REQUEST_MODEL] == llama  # the model the request was sent to

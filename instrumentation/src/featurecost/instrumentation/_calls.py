@@ -11,6 +11,10 @@ handles: parsed models, ``Stream`` / ``AsyncStream``, and the raw responses of
 ``.with_raw_response`` (parsed value cached on them) and ``.with_streaming_response``
 (body left unread), told apart by the ``X-Stainless-Raw-Response`` header they set.
 
+Other SDKs (google-genai, Mistral, Cohere) describe a method with an ``SDKCall`` and
+get the same spans from ``call_wrapper`` / ``stream_wrapper`` and their async twins;
+every stream, whichever SDK made it, ends through ``_streams.py``.
+
 Instrumentation never breaks a call: a failure of ours is logged and the call goes on
 (strict mode ``reject`` is the one deliberate exception).
 """
@@ -35,6 +39,7 @@ from featurecost.instrumentation._spans import (
     clean_attributes,
     end_llm_span,
     in_llm_call,
+    llm_span,
     record_usage,
     start_llm_call,
     usage_attributes,
@@ -336,3 +341,105 @@ def provider_by_client_class(names: Mapping[str, str], default: str) -> Callable
         return found
 
     return provider_of
+
+
+# --- SDKs without the Stainless shapes (google-genai, Mistral, Cohere) ---
+
+
+@dataclass(frozen=True, slots=True)
+class SDKCall:
+    """What one method of such an SDK is: its operation, whom it bills, and how to read a
+    request — ``request(instance, kwargs)`` gives the request model and span attributes.
+    Read after the budget guard's check, so a degraded request is described as sent."""
+
+    operation: str
+    provider_of: Callable[[Any], str]
+    request: Callable[[Any, Mapping[str, Any]], tuple[str | None, dict[str, AttributeValue]]]
+
+
+def _open(sdk: SDKCall, instance: Any, kwargs: dict[str, Any]) -> tuple[Ticket | None, dict[str, Any]]:
+    provider = sdk.provider_of(instance)
+    ticket = check_call(kwargs, provider)  # before the span: a denied call is never made
+    model, attributes = sdk.request(instance, kwargs)
+    return ticket, {"operation": sdk.operation, "provider": provider, "request_model": model, "attributes": attributes}
+
+
+def _record_quietly(record: Callable[[Span, Any], None], span: Span, response: Any) -> None:
+    try:
+        record(span, response)
+    except Exception:  # never let instrumentation break the call
+        log.debug("featurecost: could not read a response", exc_info=True)
+
+
+def call_wrapper(tracer: Tracer, sdk: SDKCall, record: Callable[[Span, Any], None]) -> Callable[..., Any]:
+    """A ``wrapt`` wrapper for a method whose call is over when it returns."""
+
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not is_instrumentation_enabled():
+            return wrapped(*args, **kwargs)
+        ticket, span_args = _open(sdk, instance, kwargs)
+        with llm_span(tracer, **span_args) as span:
+            mark_call_span(span, ticket)
+            response = wrapped(*args, **kwargs)
+            _record_quietly(record, span, response)
+            return response
+
+    return wrapper
+
+
+def async_call_wrapper(tracer: Tracer, sdk: SDKCall, record: Callable[[Span, Any], None]) -> Callable[..., Any]:
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not is_instrumentation_enabled():
+            return await wrapped(*args, **kwargs)
+        ticket, span_args = _open(sdk, instance, kwargs)
+        with llm_span(tracer, **span_args) as span:
+            mark_call_span(span, ticket)
+            response = await wrapped(*args, **kwargs)
+            _record_quietly(record, span, response)
+            return response
+
+    return wrapper
+
+
+def _start_call(tracer: Tracer, sdk: SDKCall, instance: Any, kwargs: dict[str, Any]) -> LLMCall:
+    ticket, span_args = _open(sdk, instance, kwargs)
+    call = start_llm_call(tracer, **span_args)
+    mark_call_span(call.span, ticket)
+    return call
+
+
+def stream_wrapper(
+    tracer: Tracer,
+    sdk: SDKCall,
+    new_accumulator: Callable[[], StreamAccumulator],
+    proxy: type[TracedStream] | type[AsyncTracedStream] = TracedStream,
+) -> Callable[..., Any]:
+    """A ``wrapt`` wrapper for a method that returns a stream (``proxy`` is the async one for
+    a method returning an async generator). These SDKs' streams send the request or read
+    the response while iterated, so each step runs in the call's context (``in_call``)."""
+
+    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not is_instrumentation_enabled():
+            return wrapped(*args, **kwargs)
+        call = _start_call(tracer, sdk, instance, kwargs)
+        with call.requesting():
+            events = wrapped(*args, **kwargs)
+        return proxy(events, call, new_accumulator(), in_call=True)
+
+    return wrapper
+
+
+def async_stream_wrapper(
+    tracer: Tracer, sdk: SDKCall, new_accumulator: Callable[[], StreamAccumulator]
+) -> Callable[..., Any]:
+    """For a coroutine method that sends the request and returns an async stream."""
+
+    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if not is_instrumentation_enabled():
+            return await wrapped(*args, **kwargs)
+        call = _start_call(tracer, sdk, instance, kwargs)
+        with call.requesting():
+            events = await wrapped(*args, **kwargs)
+        return AsyncTracedStream(events, call, new_accumulator(), in_call=True)
+
+    return wrapper

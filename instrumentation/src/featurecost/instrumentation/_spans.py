@@ -159,6 +159,28 @@ def _record_error(span: Span, exc: BaseException) -> None:
         span.set_status(Status(StatusCode.ERROR, str(exc)[:256]))
 
 
+def _start_span(
+    tracer: Tracer,
+    ctx: otel_context.Context,
+    operation: str,
+    provider: str,
+    request_model: str | None,
+    client: object,
+    attributes: Mapping[str, AttributeValue] | None,
+) -> Span:
+    """The one billable span, carrying the attribution of ``ctx`` (strict mode checked)."""
+    attribution = current_attribution(ctx)
+    flags = check_attribution(attribution)
+    _supersede_enclosing_llm_span(ctx)
+    name = f"{operation} {request_model}" if request_model else operation
+    return tracer.start_span(
+        name,
+        kind=SpanKind.CLIENT,
+        attributes=_start_attributes(operation, provider, request_model, client, attribution, flags, attributes),
+        context=ctx,
+    )
+
+
 def begin_llm_span(
     tracer: Tracer,
     *,
@@ -174,16 +196,7 @@ def begin_llm_span(
     start so samplers see them. The returned token restores the caller's context.
     """
     ctx = otel_context.get_current()
-    attribution = current_attribution(ctx)
-    flags = check_attribution(attribution)
-    _supersede_enclosing_llm_span(ctx)
-    name = f"{operation} {request_model}" if request_model else operation
-    span = tracer.start_span(
-        name,
-        kind=SpanKind.CLIENT,
-        attributes=_start_attributes(operation, provider, request_model, client, attribution, flags, attributes),
-        context=ctx,
-    )
+    span = _start_span(tracer, ctx, operation, provider, request_model, client, attributes)
     return span, otel_context.attach(_provider_context(ctx, span))
 
 
@@ -238,18 +251,27 @@ class LLMCall:
     end by exhaustion in one thread and by garbage collection in another.
     """
 
-    __slots__ = ("_finished", "_lock", "call_context", "span")
+    __slots__ = ("_finished", "_lock", "_provider_context", "call_context", "span")
 
     def __init__(self, span: Span, call_context: otel_context.Context) -> None:
         self.span = span
         self.call_context = call_context
         self._finished = False
         self._lock = threading.Lock()
+        self._provider_context: Context | None = None
+
+    def provider_context(self) -> Context:
+        """The context the SDK talks to the provider in (see ``_provider_context``), built once:
+        streams that do I/O on every step (lazy generators, event streams) enter it per step."""
+        found = self._provider_context
+        if found is None:
+            found = self._provider_context = _provider_context(self.call_context, self.span)
+        return found
 
     @contextmanager
     def requesting(self) -> Iterator[None]:
         """Context for sending the request: our span current, attribution hidden from the provider."""
-        token = otel_context.attach(_provider_context(self.call_context, self.span))
+        token = otel_context.attach(self.provider_context())
         try:
             yield
         except BaseException as exc:
@@ -282,16 +304,18 @@ class LLMCall:
         response: Mapping[str, Any] | None = None,
         error: BaseException | None = None,
     ) -> None:
-        """End the span with the usage seen so far; ``complete`` says whether the stream ran to its end."""
+        """End the span with the usage seen so far; ``complete`` says whether the stream ran to its end.
+
+        A stream that failed midway keeps what it reported before the failure (and is
+        partial): input tokens counted in a first event were billed all the same.
+        """
         if not self._claim():
             return
         span = self.span
         if span.is_recording():
             if error is not None:
                 _record_error(span, error)
-                if usage is None:
-                    span.end()
-                    return
+                complete = False
             # Attribution is copied again at the end: keys that were absent when the call
             # started but are set in the consumer's context now are filled in, never overridden.
             started_with = current_attribution(self.call_context)
@@ -313,16 +337,7 @@ def start_llm_call(
 ) -> LLMCall:
     """Start the span of a streamed call; the caller sends the request inside ``call.requesting()``."""
     call_context = otel_context.get_current()
-    attribution = current_attribution(call_context)
-    flags = check_attribution(attribution)
-    _supersede_enclosing_llm_span(call_context)
-    name = f"{operation} {request_model}" if request_model else operation
-    span = tracer.start_span(
-        name,
-        kind=SpanKind.CLIENT,
-        attributes=_start_attributes(operation, provider, request_model, client, attribution, flags, attributes),
-        context=call_context,
-    )
+    span = _start_span(tracer, call_context, operation, provider, request_model, client, attributes)
     return LLMCall(span, call_context)
 
 

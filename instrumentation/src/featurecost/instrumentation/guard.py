@@ -16,7 +16,7 @@ ahead, a warning is logged) unless ``fail_closed=True``.
 
 Only the standard library is used (``urllib``): the instrumentation stays light.
 
-The OpenAI, Anthropic, google-genai, Mistral and Cohere instrumentors consult it themselves (``check_call``)
+The OpenAI, Anthropic, google-genai, Bedrock, Mistral and Cohere instrumentors consult it themselves (``check_call``)
 whenever a guard is configured or ``FEATURECOST_BUDGET_API`` is set. Other instrumentors
 call it before the SDK call::
 

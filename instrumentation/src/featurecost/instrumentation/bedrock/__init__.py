@@ -11,6 +11,9 @@ Usage semantics: Bedrock's ``inputTokens`` *exclude* cache reads and writes
 with the cache parts as subsets. ``InvokeModel`` bodies are each model family's own
 format; we read the usage from the body where the family reports it and otherwise from
 the ``X-Amzn-Bedrock-*-Token-Count`` headers Bedrock adds for every family.
+
+The budget guard, when configured, is asked before each of these calls (``_check_budget``):
+botocore's ``api_params`` are the request, ``modelId`` read as the model.
 """
 
 from __future__ import annotations
@@ -27,8 +30,17 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwr
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._spans import TokenUsage, int_or_zero, llm_span, record_usage, set_if
-from featurecost.instrumentation._stream_proxies import StreamProxy, StreamRecorder, inside, start_llm_span
+from featurecost.instrumentation._spans import (
+    TokenUsage,
+    clean_attributes,
+    int_or_zero,
+    llm_span,
+    record_usage,
+    set_if,
+    start_llm_call,
+)
+from featurecost.instrumentation._streams import ResponseAccumulator, TracedStream
+from featurecost.instrumentation.guard import Ticket, check_call, mark_call_span
 from featurecost.instrumentation.version import __version__
 
 _instruments = ("botocore >= 1.34.116",)  # the first release with the Converse API
@@ -38,6 +50,7 @@ _INPUT_HEADER = "x-amzn-bedrock-input-token-count"
 _OUTPUT_HEADER = "x-amzn-bedrock-output-token-count"
 _CACHE_READ_HEADER = "x-amzn-bedrock-cache-read-input-token-count"
 _CACHE_WRITE_HEADER = "x-amzn-bedrock-cache-write-input-token-count"
+_MODEL_CALLS = frozenset({"Converse", "ConverseStream", "InvokeModel", "InvokeModelWithResponseStream"})
 
 
 def _total(uncached: int, cache_read: int, cache_write: int, output: int) -> TokenUsage:
@@ -166,27 +179,31 @@ def _record_invoke(span: trace.Span, result: dict[str, Any]) -> None:
     record_usage(span, usage or usage_from_headers(_headers(result)))
 
 
-class _ConverseStreamState:
+class _ConverseStreamAccumulator(ResponseAccumulator):
     def __init__(self) -> None:
-        self.usage: Any = None
+        self.usage_seen: Any = None
         self.stop_reason: Any = None
         self.service_tier: Any = None
 
-    def observe(self, event: Mapping[str, Any]) -> None:
-        if "messageStop" in event:
-            self.stop_reason = event["messageStop"].get("stopReason")
-        if "metadata" in event:
-            self.usage = event["metadata"].get("usage")
-            self.service_tier = _service_tier(event["metadata"])
+    def on_item(self, item: Mapping[str, Any]) -> bool:
+        if "messageStop" in item:
+            self.stop_reason = item["messageStop"].get("stopReason")
+        if "metadata" in item:
+            self.usage_seen = item["metadata"].get("usage")
+            self.service_tier = _service_tier(item["metadata"])
+        return True
 
-    def finish(self, span: trace.Span) -> TokenUsage | None:
-        if self.stop_reason and span.is_recording():
-            span.set_attribute(attrs.GEN_AI_RESPONSE_FINISH_REASONS, [str(self.stop_reason)])
-        set_if(span, attrs.RESPONSE_SERVICE_TIER, self.service_tier)
-        return usage_from_converse(self.usage)
+    def usage(self) -> TokenUsage | None:
+        return usage_from_converse(self.usage_seen)
+
+    def response_attributes(self) -> dict[str, Any]:
+        return {
+            attrs.GEN_AI_RESPONSE_FINISH_REASONS: [str(self.stop_reason)] if self.stop_reason else None,
+            attrs.RESPONSE_SERVICE_TIER: self.service_tier,
+        }
 
 
-class _InvokeStreamState:
+class _InvokeStreamAccumulator(ResponseAccumulator):
     """InvokeModelWithResponseStream: chunks carry the family's own events; the last one
     also carries Bedrock's invocation metrics, which we prefer (same for every family)."""
 
@@ -197,13 +214,13 @@ class _InvokeStreamState:
         self.stop_reason: Any = None
         self.anthropic_usage: dict[str, Any] = {}
 
-    def observe(self, event: Mapping[str, Any]) -> None:
-        payload = event.get("chunk", {}).get("bytes")
+    def on_item(self, item: Mapping[str, Any]) -> bool:
+        payload = item.get("chunk", {}).get("bytes")
         if not payload:
-            return
+            return True
         chunk = json.loads(payload)
         if not isinstance(chunk, Mapping):
-            return
+            return True
         self.metrics = _invocation_metrics(chunk) or self.metrics
         message = chunk.get("message")
         if isinstance(message, Mapping):  # Anthropic message_start
@@ -213,46 +230,65 @@ class _InvokeStreamState:
         if chunk.get("type") == "message_delta":
             self.anthropic_usage.update(chunk.get("usage") or {})
             self.stop_reason = (chunk.get("delta") or {}).get("stop_reason") or self.stop_reason
+        return True
 
-    def finish(self, span: trace.Span) -> TokenUsage | None:
-        set_if(span, attrs.GEN_AI_RESPONSE_MODEL, self.model)
-        set_if(span, attrs.GEN_AI_RESPONSE_ID, self.response_id)
-        if self.stop_reason and span.is_recording():
-            span.set_attribute(attrs.GEN_AI_RESPONSE_FINISH_REASONS, [str(self.stop_reason)])
+    def usage(self) -> TokenUsage | None:
         if self.metrics is not None:
             return self.metrics
         return usage_from_invoke_body({"usage": self.anthropic_usage}) if self.anthropic_usage else None
 
+    def response_attributes(self) -> dict[str, Any]:
+        return {
+            attrs.GEN_AI_RESPONSE_MODEL: self.model,
+            attrs.GEN_AI_RESPONSE_ID: self.response_id,
+            attrs.GEN_AI_RESPONSE_FINISH_REASONS: [str(self.stop_reason)] if self.stop_reason else None,
+        }
 
-def _max_tokens(operation: str, params: Mapping[str, Any]) -> Any:
-    if operation.startswith("Converse"):
-        config = params.get("inferenceConfig")
-        return config.get("maxTokens") if isinstance(config, Mapping) else None
+
+def _max_tokens_of(params: Mapping[str, Any]) -> Any:
+    config = params.get("inferenceConfig")
+    if isinstance(config, Mapping):  # Converse, ConverseStream
+        return config.get("maxTokens")
+    return _invoke_body(params).get("max_tokens")
+
+
+def _invoke_body(params: Mapping[str, Any]) -> Mapping[str, Any]:
     try:
         body = json.loads(params.get("body") or b"{}")
     except (TypeError, ValueError):
-        return None
-    return body.get("max_tokens") if isinstance(body, Mapping) else None
+        return {}
+    return body if isinstance(body, Mapping) else {}
 
 
-def _stream(
-    tracer: trace.Tracer,
-    call: Callable[[], dict[str, Any]],
-    key: str,
-    state: _ConverseStreamState | _InvokeStreamState,
-    max_tokens: Any,
-    **span_args: Any,
-) -> dict[str, Any]:
-    recorder = StreamRecorder(start_llm_span(tracer, **span_args), state.observe, state.finish)
-    set_if(recorder.span, attrs.GEN_AI_REQUEST_MAX_TOKENS, max_tokens)
-    try:
-        with inside(recorder.span):
-            result = call()
-    except BaseException as exc:
-        recorder.fail(exc)
-        raise
-    result[key] = StreamProxy(result[key], recorder)
-    return result
+def _guard_view(params: Mapping[str, Any]) -> dict[str, Any]:
+    """The request as the budget guard reads requests: ``model`` for ``modelId``, the
+    output cap as ``max_tokens``, and for ``InvokeModel`` the text of the JSON body."""
+    view = dict(params)
+    view["model"] = params.get("modelId")
+    if "body" in params:
+        body = _invoke_body(params)
+        for key in ("messages", "system", "prompt"):
+            if key in body:
+                view.setdefault(key, body[key])
+    max_tokens = _max_tokens_of(params)
+    if isinstance(max_tokens, int):
+        view["max_tokens"] = max_tokens
+    return view
+
+
+def _check_budget(params: dict[str, Any]) -> Ticket | None:
+    """The budget guard's check (when one is configured), before the span: a denied call
+    raises and is never sent. A soft-limit callback may change the request: a new
+    ``model`` becomes the ``modelId``, and Bedrock's own parameters are taken as changed."""
+    view = _guard_view(params)
+    model = view["model"]
+    ticket = check_call(view, PROVIDER)
+    if ticket is not None and ticket.degraded:
+        for key in params.keys() & view.keys():
+            params[key] = view[key]
+        if view.get("model") != model and isinstance(view.get("model"), str):
+            params["modelId"] = view["model"]
+    return ticket
 
 
 def _api_call_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
@@ -261,31 +297,37 @@ def _api_call_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
         params = args[1] if len(args) > 1 else kwargs.get("api_params", {})
         meta = getattr(instance, "meta", None)
         service = getattr(getattr(meta, "service_model", None), "service_name", None)
-        if service != _SERVICE or not is_instrumentation_enabled() or not isinstance(params, Mapping):
+        if (
+            service != _SERVICE
+            or operation not in _MODEL_CALLS
+            or not is_instrumentation_enabled()
+            or not isinstance(params, dict)
+        ):
             return wrapped(*args, **kwargs)
+        ticket = _check_budget(params)
         span_args: dict[str, Any] = {
             "operation": "chat",
             "provider": PROVIDER,
             "request_model": params.get("modelId"),
+            "attributes": clean_attributes(
+                {
+                    attrs.SERVER_ADDRESS: urlparse(str(getattr(meta, "endpoint_url", ""))).hostname,
+                    attrs.GEN_AI_REQUEST_MAX_TOKENS: _max_tokens_of(params),
+                }
+            ),
         }
-        address = urlparse(str(getattr(meta, "endpoint_url", ""))).hostname
-
-        def call() -> Any:
-            return wrapped(*args, **kwargs)
-
-        max_tokens = _max_tokens(str(operation), params)
-        if operation == "ConverseStream":
-            state: _ConverseStreamState | _InvokeStreamState = _ConverseStreamState()
-            return _stream(tracer, call, "stream", state, max_tokens, server_address=address, **span_args)
-        if operation == "InvokeModelWithResponseStream":
-            state = _InvokeStreamState()
-            return _stream(tracer, call, "body", state, max_tokens, server_address=address, **span_args)
-        if operation not in ("Converse", "InvokeModel"):
-            return call()
+        stream_key, accumulator = _STREAMS.get(operation, (None, None))
+        if stream_key is not None and accumulator is not None:
+            call = start_llm_call(tracer, **span_args)
+            mark_call_span(call.span, ticket)
+            with call.requesting():
+                result = wrapped(*args, **kwargs)
+            # the event stream reads the response as it is iterated: each step runs in the call's context
+            result[stream_key] = TracedStream(result[stream_key], call, accumulator(), in_call=True)
+            return result
         with llm_span(tracer, **span_args) as span:
-            set_if(span, attrs.SERVER_ADDRESS, address)
-            set_if(span, attrs.GEN_AI_REQUEST_MAX_TOKENS, max_tokens)
-            result = call()
+            mark_call_span(span, ticket)
+            result = wrapped(*args, **kwargs)
             if operation == "Converse":
                 _record_converse(span, result)
             else:
@@ -293,6 +335,13 @@ def _api_call_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
             return result
 
     return wrapper
+
+
+# streamed operations: (the result key of the event stream, its accumulator)
+_STREAMS: dict[str, tuple[str, Callable[[], ResponseAccumulator]]] = {
+    "ConverseStream": ("stream", _ConverseStreamAccumulator),
+    "InvokeModelWithResponseStream": ("body", _InvokeStreamAccumulator),
+}
 
 
 class BedrockInstrumentor(BaseInstrumentor):  # type: ignore[misc]

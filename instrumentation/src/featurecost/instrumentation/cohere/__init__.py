@@ -10,19 +10,20 @@ input. Embeddings report their billed units in ``meta.billed_units``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.util.types import AttributeValue
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._spans import TokenUsage, llm_span, record_usage, set_if
-from featurecost.instrumentation._stream_proxies import AsyncStreamProxy, StreamProxy, StreamRecorder, start_llm_span
-from featurecost.instrumentation.guard import check_call, mark_call_span
+from featurecost.instrumentation._calls import SDKCall, async_call_wrapper, call_wrapper, stream_wrapper
+from featurecost.instrumentation._spans import TokenUsage, clean_attributes, record_usage, set_if
+from featurecost.instrumentation._streams import AsyncTracedStream, ResponseAccumulator, record_accumulated
 from featurecost.instrumentation.version import __version__
 
 _instruments = ("cohere >= 5.9",)
@@ -57,37 +58,43 @@ def usage_from_cohere(usage: Any) -> TokenUsage | None:
     )
 
 
-class _ChatState:
+class _ChatAccumulator(ResponseAccumulator):
+    """A chat response, whole or read from stream events (id first, usage in ``message-end``)."""
+
     def __init__(self) -> None:
         self.response_id: Any = None
         self.finish_reason: Any = None
-        self.usage: Any = None
+        self.usage_seen: Any = None
 
-    def observe_response(self, response: Any) -> None:
+    def on_response(self, response: Any) -> None:
         self.response_id = getattr(response, "id", None)
         self.finish_reason = getattr(response, "finish_reason", None)
-        self.usage = getattr(response, "usage", None)
+        self.usage_seen = getattr(response, "usage", None)
 
-    def observe(self, event: Any) -> None:
-        kind = getattr(event, "type", None)
+    def on_item(self, item: Any) -> bool:
+        kind = getattr(item, "type", None)
         if kind == "message-start":
-            self.response_id = getattr(event, "id", None) or self.response_id
+            self.response_id = getattr(item, "id", None) or self.response_id
         elif kind == "message-end":
-            delta = getattr(event, "delta", None)
+            delta = getattr(item, "delta", None)
             self.finish_reason = getattr(delta, "finish_reason", None)
-            self.usage = getattr(delta, "usage", None)
+            self.usage_seen = getattr(delta, "usage", None)
+        return True
 
-    def finish(self, span: trace.Span) -> TokenUsage | None:
-        set_if(span, attrs.GEN_AI_RESPONSE_ID, self.response_id)
-        if self.finish_reason and span.is_recording():
-            span.set_attribute(attrs.GEN_AI_RESPONSE_FINISH_REASONS, [str(self.finish_reason)])
-        return usage_from_cohere(self.usage)
+    def usage(self) -> TokenUsage | None:
+        return usage_from_cohere(self.usage_seen)
+
+    def response_attributes(self) -> dict[str, Any]:
+        return {
+            attrs.GEN_AI_RESPONSE_ID: self.response_id,
+            attrs.GEN_AI_RESPONSE_FINISH_REASONS: [str(self.finish_reason)] if self.finish_reason else None,
+        }
 
 
 def _record_chat(span: trace.Span, response: Any) -> None:
-    state = _ChatState()
-    state.observe_response(response)
-    record_usage(span, state.finish(span))
+    acc = _ChatAccumulator()
+    acc.on_response(response)
+    record_accumulated(span, acc)
 
 
 def _record_embed(span: trace.Span, response: Any) -> None:
@@ -103,66 +110,21 @@ def _server_address(instance: Any) -> str | None:
     return urlparse(str(get_base_url())).hostname
 
 
-def _open(operation: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {"operation": operation, "provider": PROVIDER, "request_model": kwargs.get("model")}
+def _request(instance: Any, kwargs: Mapping[str, Any]) -> tuple[str | None, dict[str, AttributeValue]]:
+    model, max_tokens = kwargs.get("model"), kwargs.get("max_tokens")
+    attributes = {
+        attrs.SERVER_ADDRESS: _server_address(instance),
+        attrs.GEN_AI_REQUEST_MAX_TOKENS: max_tokens if isinstance(max_tokens, int) else None,
+    }
+    return (model if isinstance(model, str) else None), clean_attributes(attributes)
 
 
-def _request_attributes(span: trace.Span, instance: Any, kwargs: dict[str, Any]) -> None:
-    set_if(span, attrs.SERVER_ADDRESS, _server_address(instance))
-    max_tokens = kwargs.get("max_tokens")
-    set_if(span, attrs.GEN_AI_REQUEST_MAX_TOKENS, max_tokens if isinstance(max_tokens, int) else None)
+def _provider(instance: Any) -> str:
+    return PROVIDER
 
 
-def _call_wrapper(tracer: trace.Tracer, operation: str, record: Callable[[trace.Span, Any], None]) -> Any:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
-            return wrapped(*args, **kwargs)
-        ticket = check_call(kwargs, PROVIDER)
-        with llm_span(tracer, **_open(operation, kwargs)) as span:
-            mark_call_span(span, ticket)
-            _request_attributes(span, instance, kwargs)
-            response = wrapped(*args, **kwargs)
-            record(span, response)
-            return response
-
-    return wrapper
-
-
-def _async_call_wrapper(tracer: trace.Tracer, operation: str, record: Callable[[trace.Span, Any], None]) -> Any:
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
-            return await wrapped(*args, **kwargs)
-        ticket = check_call(kwargs, PROVIDER)
-        with llm_span(tracer, **_open(operation, kwargs)) as span:
-            mark_call_span(span, ticket)
-            _request_attributes(span, instance, kwargs)
-            response = await wrapped(*args, **kwargs)
-            record(span, response)
-            return response
-
-    return wrapper
-
-
-def _stream_wrapper(tracer: trace.Tracer, proxy: type[StreamProxy] | type[AsyncStreamProxy]) -> Any:
-    # chat_stream is a (sync or async) generator function: calling it sends nothing; the
-    # request goes out on the first step, which the proxy runs inside the span.
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
-            return wrapped(*args, **kwargs)
-        ticket = check_call(kwargs, PROVIDER)
-        span = start_llm_span(tracer, **_open("chat", kwargs))
-        mark_call_span(span, ticket)
-        _request_attributes(span, instance, kwargs)
-        state = _ChatState()
-        recorder = StreamRecorder(span, state.observe, state.finish)
-        try:
-            events = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            recorder.fail(exc)
-            raise
-        return proxy(events, recorder)
-
-    return wrapper
+CHAT = SDKCall("chat", _provider, _request)
+EMBED = SDKCall("embeddings", _provider, _request)
 
 
 class CohereInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -173,12 +135,15 @@ class CohereInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
-        wrap_function_wrapper(_MODULE, "V2Client.chat", _call_wrapper(tracer, "chat", _record_chat))
-        wrap_function_wrapper(_MODULE, "V2Client.chat_stream", _stream_wrapper(tracer, StreamProxy))
-        wrap_function_wrapper(_MODULE, "V2Client.embed", _call_wrapper(tracer, "embeddings", _record_embed))
-        wrap_function_wrapper(_MODULE, "AsyncV2Client.chat", _async_call_wrapper(tracer, "chat", _record_chat))
-        wrap_function_wrapper(_MODULE, "AsyncV2Client.chat_stream", _stream_wrapper(tracer, AsyncStreamProxy))
-        wrap_function_wrapper(_MODULE, "AsyncV2Client.embed", _async_call_wrapper(tracer, "embeddings", _record_embed))
+        wrap_function_wrapper(_MODULE, "V2Client.chat", call_wrapper(tracer, CHAT, _record_chat))
+        wrap_function_wrapper(_MODULE, "V2Client.embed", call_wrapper(tracer, EMBED, _record_embed))
+        wrap_function_wrapper(_MODULE, "AsyncV2Client.chat", async_call_wrapper(tracer, CHAT, _record_chat))
+        wrap_function_wrapper(_MODULE, "AsyncV2Client.embed", async_call_wrapper(tracer, EMBED, _record_embed))
+        # chat_stream is a (sync or async) generator function: calling it sends nothing; the
+        # request goes out on the first step, which the proxy runs in the call's context.
+        wrap_function_wrapper(_MODULE, "V2Client.chat_stream", stream_wrapper(tracer, CHAT, _ChatAccumulator))
+        stream_async = stream_wrapper(tracer, CHAT, _ChatAccumulator, AsyncTracedStream)
+        wrap_function_wrapper(_MODULE, "AsyncV2Client.chat_stream", stream_async)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         import cohere.v2.client as client

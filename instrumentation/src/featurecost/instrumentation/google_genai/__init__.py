@@ -18,27 +18,31 @@ are billed as input and are added to it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.util.types import AttributeValue
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._spans import TokenUsage, int_or_zero, llm_span, record_usage, set_if
-from featurecost.instrumentation._stream_proxies import (
-    AsyncStreamProxy,
+from featurecost.instrumentation._calls import (
+    SDKCall,
+    async_call_wrapper,
+    async_stream_wrapper,
+    call_wrapper,
+    stream_wrapper,
+)
+from featurecost.instrumentation._spans import TokenUsage, clean_attributes, int_or_zero, record_usage
+from featurecost.instrumentation._streams import (
     BoundAsyncIterator,
     BoundIterator,
-    StreamProxy,
-    StreamRecorder,
-    inside,
-    start_llm_span,
+    ResponseAccumulator,
+    record_accumulated,
 )
-from featurecost.instrumentation.guard import check_call, mark_call_span
 from featurecost.instrumentation.version import __version__
 
 _instruments = ("google-genai >= 1.0",)
@@ -88,7 +92,7 @@ def _server_address(instance: Any) -> str | None:
     return urlparse(base_url).hostname if isinstance(base_url, str) else None
 
 
-def _request_model(kwargs: dict[str, Any]) -> str | None:
+def _request_model(kwargs: Mapping[str, Any]) -> str | None:
     model = kwargs.get("model")
     if not isinstance(model, str):
         return None
@@ -105,128 +109,56 @@ def _finish_reasons(response: Any) -> list[str]:
     return reasons
 
 
-class _GenerationState:
-    """What the chunks of one streamed generation have said so far (usage is cumulative)."""
+class _GenerationAccumulator(ResponseAccumulator):
+    """A generation, whole or read from stream chunks (usage is cumulative: the last one wins)."""
 
     def __init__(self) -> None:
-        self.usage: Any = None
+        self.usage_seen: Any = None
         self.model: Any = None
         self.response_id: Any = None
         self.finish_reasons: list[str] = []
 
-    def observe(self, chunk: Any) -> None:
-        usage = getattr(chunk, "usage_metadata", None)
+    def on_item(self, item: Any) -> bool:
+        usage = getattr(item, "usage_metadata", None)
         if usage is not None:
-            self.usage = usage
-        self.model = getattr(chunk, "model_version", None) or self.model
-        self.response_id = getattr(chunk, "response_id", None) or self.response_id
-        self.finish_reasons = _finish_reasons(chunk) or self.finish_reasons
+            self.usage_seen = usage
+        self.model = getattr(item, "model_version", None) or self.model
+        self.response_id = getattr(item, "response_id", None) or self.response_id
+        self.finish_reasons = _finish_reasons(item) or self.finish_reasons
+        return True
 
-    def finish(self, span: trace.Span) -> TokenUsage | None:
-        set_if(span, attrs.GEN_AI_RESPONSE_MODEL, self.model)
-        set_if(span, attrs.GEN_AI_RESPONSE_ID, self.response_id)
-        if self.finish_reasons and span.is_recording():
-            span.set_attribute(attrs.GEN_AI_RESPONSE_FINISH_REASONS, self.finish_reasons)
-        return usage_from_gemini(self.usage)
+    def usage(self) -> TokenUsage | None:
+        return usage_from_gemini(self.usage_seen)
+
+    def response_attributes(self) -> dict[str, Any]:
+        return {
+            attrs.GEN_AI_RESPONSE_MODEL: self.model,
+            attrs.GEN_AI_RESPONSE_ID: self.response_id,
+            attrs.GEN_AI_RESPONSE_FINISH_REASONS: self.finish_reasons or None,
+        }
 
 
 def _record_generation(span: trace.Span, response: Any) -> None:
-    state = _GenerationState()
-    state.observe(response)
-    record_usage(span, state.finish(span))
+    acc = _GenerationAccumulator()
+    acc.on_item(response)
+    record_accumulated(span, acc)
 
 
 def _record_embedding(span: trace.Span, response: Any) -> None:
     record_usage(span, usage_from_embedding(response))
 
 
-def _max_tokens(span: trace.Span, kwargs: dict[str, Any]) -> None:
+def _request(instance: Any, kwargs: Mapping[str, Any]) -> tuple[str | None, dict[str, AttributeValue]]:
     config = kwargs.get("config")
-    value = config.get("max_output_tokens") if isinstance(config, dict) else getattr(config, "max_output_tokens", None)
-    set_if(span, attrs.GEN_AI_REQUEST_MAX_TOKENS, value)
-
-
-def _call_wrapper(tracer: trace.Tracer, operation: str, record: Callable[[trace.Span, Any], None]) -> Any:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
-            return wrapped(*args, **kwargs)
-        ticket = check_call(kwargs, _provider(instance))
-        provider, model = _provider(instance), _request_model(kwargs)
-        with llm_span(tracer, operation=operation, provider=provider, request_model=model) as span:
-            mark_call_span(span, ticket)
-            set_if(span, attrs.SERVER_ADDRESS, _server_address(instance))
-            _max_tokens(span, kwargs)
-            response = wrapped(*args, **kwargs)
-            record(span, response)
-            return response
-
-    return wrapper
-
-
-def _async_call_wrapper(tracer: trace.Tracer, operation: str, record: Callable[[trace.Span, Any], None]) -> Any:
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
-            return await wrapped(*args, **kwargs)
-        ticket = check_call(kwargs, _provider(instance))
-        provider, model = _provider(instance), _request_model(kwargs)
-        with llm_span(tracer, operation=operation, provider=provider, request_model=model) as span:
-            mark_call_span(span, ticket)
-            set_if(span, attrs.SERVER_ADDRESS, _server_address(instance))
-            _max_tokens(span, kwargs)
-            response = await wrapped(*args, **kwargs)
-            record(span, response)
-            return response
-
-    return wrapper
-
-
-def _start_stream_span(tracer: trace.Tracer, instance: Any, kwargs: dict[str, Any]) -> StreamRecorder:
-    span = start_llm_span(
-        tracer,
-        operation="generate_content",
-        provider=_provider(instance),
-        request_model=_request_model(kwargs),
-        server_address=_server_address(instance),
+    max_tokens = (
+        config.get("max_output_tokens") if isinstance(config, dict) else getattr(config, "max_output_tokens", None)
     )
-    _max_tokens(span, kwargs)
-    state = _GenerationState()
-    return StreamRecorder(span, state.observe, state.finish)
+    attributes = {attrs.SERVER_ADDRESS: _server_address(instance), attrs.GEN_AI_REQUEST_MAX_TOKENS: max_tokens}
+    return _request_model(kwargs), clean_attributes(attributes)
 
 
-def _stream_wrapper(tracer: trace.Tracer) -> Any:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
-            return wrapped(*args, **kwargs)
-        ticket = check_call(kwargs, _provider(instance))
-        recorder = _start_stream_span(tracer, instance, kwargs)
-        mark_call_span(recorder.span, ticket)
-        try:
-            # a generator: the request goes out on the first next(), inside the proxy
-            chunks = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            recorder.fail(exc)
-            raise
-        return StreamProxy(chunks, recorder)
-
-    return wrapper
-
-
-def _async_stream_wrapper(tracer: trace.Tracer) -> Any:
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
-            return await wrapped(*args, **kwargs)
-        ticket = check_call(kwargs, _provider(instance))
-        recorder = _start_stream_span(tracer, instance, kwargs)
-        mark_call_span(recorder.span, ticket)
-        try:
-            with inside(recorder.span):
-                chunks = await wrapped(*args, **kwargs)  # sends the request, returns the event iterator
-        except BaseException as exc:
-            recorder.fail(exc)
-            raise
-        return AsyncStreamProxy(chunks, recorder)
-
-    return wrapper
+GENERATE = SDKCall("generate_content", _provider, _request)
+EMBED = SDKCall("embeddings", _provider, _request)
 
 
 def _embed_method() -> str:
@@ -257,16 +189,18 @@ class GoogleGenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
-        generate = _call_wrapper(tracer, "generate_content", _record_generation)
-        embed = _call_wrapper(tracer, "embeddings", _record_embedding)
-        wrap_function_wrapper(_MODULE, "Models._generate_content", generate)
-        wrap_function_wrapper(_MODULE, "Models._generate_content_stream", _stream_wrapper(tracer))
-        wrap_function_wrapper(_MODULE, f"Models.{_embed_method()}", embed)
-        agenerate = _async_call_wrapper(tracer, "generate_content", _record_generation)
-        aembed = _async_call_wrapper(tracer, "embeddings", _record_embedding)
+        embed = _embed_method()
+        wrap_function_wrapper(_MODULE, "Models._generate_content", call_wrapper(tracer, GENERATE, _record_generation))
+        wrap_function_wrapper(_MODULE, f"Models.{embed}", call_wrapper(tracer, EMBED, _record_embedding))
+        # a generator: the request goes out on its first step, which runs in the call's context
+        stream = stream_wrapper(tracer, GENERATE, _GenerationAccumulator)
+        wrap_function_wrapper(_MODULE, "Models._generate_content_stream", stream)
+        agenerate = async_call_wrapper(tracer, GENERATE, _record_generation)
         wrap_function_wrapper(_MODULE, "AsyncModels._generate_content", agenerate)
-        wrap_function_wrapper(_MODULE, "AsyncModels._generate_content_stream", _async_stream_wrapper(tracer))
-        wrap_function_wrapper(_MODULE, f"AsyncModels.{_embed_method()}", aembed)
+        wrap_function_wrapper(_MODULE, f"AsyncModels.{embed}", async_call_wrapper(tracer, EMBED, _record_embedding))
+        # sends the request, returns the event iterator
+        astream = async_stream_wrapper(tracer, GENERATE, _GenerationAccumulator)
+        wrap_function_wrapper(_MODULE, "AsyncModels._generate_content_stream", astream)
         wrap_function_wrapper(_MODULE, "Models.generate_content_stream", _bind_call_context)
         wrap_function_wrapper(_MODULE, "AsyncModels.generate_content_stream", _bind_call_context_async)
 

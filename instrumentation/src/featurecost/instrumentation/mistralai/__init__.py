@@ -18,26 +18,20 @@ from urllib.parse import urlparse
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.instrumentation.utils import unwrap
+from opentelemetry.util.types import AttributeValue
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._spans import (
-    TokenUsage,
-    in_llm_call,
-    int_or_zero,
-    llm_span,
-    record_usage,
-    set_if,
+from featurecost.instrumentation._calls import (
+    SDKCall,
+    async_call_wrapper,
+    async_stream_wrapper,
+    call_wrapper,
+    stream_wrapper,
 )
-from featurecost.instrumentation._stream_proxies import (
-    AsyncStreamProxy,
-    StreamProxy,
-    StreamRecorder,
-    inside,
-    start_llm_span,
-)
-from featurecost.instrumentation.guard import check_call, mark_call_span
+from featurecost.instrumentation._spans import TokenUsage, clean_attributes, in_llm_call, int_or_zero
+from featurecost.instrumentation._streams import ResponseAccumulator, record_accumulated
 from featurecost.instrumentation.version import __version__
 
 _instruments = ("mistralai >= 2.0",)
@@ -71,124 +65,62 @@ def _server_address(instance: Any) -> str | None:
     return urlparse(str(url)).hostname
 
 
-class _ResponseState:
-    """A chat response, whole or assembled from stream chunks (usage on the last one)."""
+class _ResponseAccumulator(ResponseAccumulator):
+    """A chat response, whole or assembled from stream events (usage on the last one)."""
 
     def __init__(self) -> None:
         self.model: Any = None
         self.response_id: Any = None
-        self.usage: Any = None
+        self.usage_seen: Any = None
         self.finish_reasons: list[str] = []
 
-    def observe(self, response: Any) -> None:
-        chunk = getattr(response, "data", None)
+    def on_item(self, item: Any) -> bool:
+        response = item
+        chunk = getattr(item, "data", None)
         if hasattr(chunk, "choices"):  # a stream event wraps its chunk in .data (embeddings' .data is a list)
             response = chunk
         self.model = getattr(response, "model", None) or self.model
         self.response_id = getattr(response, "id", None) or self.response_id
-        self.usage = getattr(response, "usage", None) or self.usage
+        self.usage_seen = getattr(response, "usage", None) or self.usage_seen
         for choice in getattr(response, "choices", None) or []:
             reason = getattr(choice, "finish_reason", None)
             if reason:
                 self.finish_reasons.append(str(reason))
+        return True
 
-    def finish(self, span: trace.Span) -> TokenUsage | None:
-        set_if(span, attrs.GEN_AI_RESPONSE_MODEL, self.model)
-        set_if(span, attrs.GEN_AI_RESPONSE_ID, self.response_id)
-        if self.finish_reasons and span.is_recording():
-            span.set_attribute(attrs.GEN_AI_RESPONSE_FINISH_REASONS, self.finish_reasons)
-        return usage_from_mistral(self.usage)
+    def usage(self) -> TokenUsage | None:
+        return usage_from_mistral(self.usage_seen)
+
+    def response_attributes(self) -> dict[str, Any]:
+        return {
+            attrs.GEN_AI_RESPONSE_MODEL: self.model,
+            attrs.GEN_AI_RESPONSE_ID: self.response_id,
+            attrs.GEN_AI_RESPONSE_FINISH_REASONS: self.finish_reasons or None,
+        }
 
 
 def _record(span: trace.Span, response: Any) -> None:
-    state = _ResponseState()
-    state.observe(response)
-    record_usage(span, state.finish(span))
+    acc = _ResponseAccumulator()
+    acc.on_item(response)
+    record_accumulated(span, acc)
 
 
-def _span_args(operation: str, kwargs: dict[str, Any]) -> dict[str, Any]:
-    return {"operation": operation, "provider": PROVIDER, "request_model": kwargs.get("model")}
+def _request(instance: Any, kwargs: Mapping[str, Any]) -> tuple[str | None, dict[str, AttributeValue]]:
+    model, max_tokens, tier = kwargs.get("model"), kwargs.get("max_tokens"), kwargs.get("service_tier")
+    attributes = {
+        attrs.SERVER_ADDRESS: _server_address(instance),
+        attrs.GEN_AI_REQUEST_MAX_TOKENS: max_tokens if isinstance(max_tokens, int) else None,
+        attrs.REQUEST_SERVICE_TIER: tier if isinstance(tier, str) else None,
+    }
+    return (model if isinstance(model, str) else None), clean_attributes(attributes)
 
 
-def _request_attributes(span: trace.Span, instance: Any, kwargs: dict[str, Any]) -> None:
-    set_if(span, attrs.SERVER_ADDRESS, _server_address(instance))
-    max_tokens = kwargs.get("max_tokens")
-    set_if(span, attrs.GEN_AI_REQUEST_MAX_TOKENS, max_tokens if isinstance(max_tokens, int) else None)
-    tier = kwargs.get("service_tier")
-    set_if(span, attrs.REQUEST_SERVICE_TIER, tier if isinstance(tier, str) else None)
+def _provider(instance: Any) -> str:
+    return PROVIDER
 
 
-def _call_wrapper(tracer: trace.Tracer, operation: str) -> Callable[..., Any]:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
-            return wrapped(*args, **kwargs)
-        ticket = check_call(kwargs, PROVIDER)
-        with llm_span(tracer, **_span_args(operation, kwargs)) as span:
-            mark_call_span(span, ticket)
-            _request_attributes(span, instance, kwargs)
-            response = wrapped(*args, **kwargs)
-            _record(span, response)
-            return response
-
-    return wrapper
-
-
-def _async_call_wrapper(tracer: trace.Tracer, operation: str) -> Callable[..., Any]:
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
-            return await wrapped(*args, **kwargs)
-        ticket = check_call(kwargs, PROVIDER)
-        with llm_span(tracer, **_span_args(operation, kwargs)) as span:
-            mark_call_span(span, ticket)
-            _request_attributes(span, instance, kwargs)
-            response = await wrapped(*args, **kwargs)
-            _record(span, response)
-            return response
-
-    return wrapper
-
-
-def _start_stream(tracer: trace.Tracer, instance: Any, kwargs: dict[str, Any]) -> StreamRecorder:
-    span = start_llm_span(tracer, **_span_args("chat", kwargs))
-    _request_attributes(span, instance, kwargs)
-    state = _ResponseState()
-    return StreamRecorder(span, state.observe, state.finish)
-
-
-def _stream_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
-            return wrapped(*args, **kwargs)
-        ticket = check_call(kwargs, PROVIDER)
-        recorder = _start_stream(tracer, instance, kwargs)
-        mark_call_span(recorder.span, ticket)
-        try:
-            with inside(recorder.span):
-                events = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            recorder.fail(exc)
-            raise
-        return StreamProxy(events, recorder)
-
-    return wrapper
-
-
-def _async_stream_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
-            return await wrapped(*args, **kwargs)
-        ticket = check_call(kwargs, PROVIDER)
-        recorder = _start_stream(tracer, instance, kwargs)
-        mark_call_span(recorder.span, ticket)
-        try:
-            with inside(recorder.span):
-                events = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            recorder.fail(exc)
-            raise
-        return AsyncStreamProxy(events, recorder)
-
-    return wrapper
+CHAT = SDKCall("chat", _provider, _request)
+EMBEDDINGS = SDKCall("embeddings", _provider, _request)
 
 
 def _skip_native_span_in_llm_call(
@@ -222,12 +154,12 @@ class MistralAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
-        wrap_function_wrapper(_CHAT, "Chat.complete", _call_wrapper(tracer, "chat"))
-        wrap_function_wrapper(_CHAT, "Chat.complete_async", _async_call_wrapper(tracer, "chat"))
-        wrap_function_wrapper(_CHAT, "Chat.stream", _stream_wrapper(tracer))
-        wrap_function_wrapper(_CHAT, "Chat.stream_async", _async_stream_wrapper(tracer))
-        wrap_function_wrapper(_EMBEDDINGS, "Embeddings.create", _call_wrapper(tracer, "embeddings"))
-        wrap_function_wrapper(_EMBEDDINGS, "Embeddings.create_async", _async_call_wrapper(tracer, "embeddings"))
+        wrap_function_wrapper(_CHAT, "Chat.complete", call_wrapper(tracer, CHAT, _record))
+        wrap_function_wrapper(_CHAT, "Chat.complete_async", async_call_wrapper(tracer, CHAT, _record))
+        wrap_function_wrapper(_CHAT, "Chat.stream", stream_wrapper(tracer, CHAT, _ResponseAccumulator))
+        wrap_function_wrapper(_CHAT, "Chat.stream_async", async_stream_wrapper(tracer, CHAT, _ResponseAccumulator))
+        wrap_function_wrapper(_EMBEDDINGS, "Embeddings.create", call_wrapper(tracer, EMBEDDINGS, _record))
+        wrap_function_wrapper(_EMBEDDINGS, "Embeddings.create_async", async_call_wrapper(tracer, EMBEDDINGS, _record))
         if _has_native_tracing():
             wrap_function_wrapper(_NATIVE_TRACING, "get_traced_request_and_span", _skip_native_span_in_llm_call)
 
