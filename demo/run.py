@@ -10,6 +10,7 @@ import argparse
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from demo.harness import (
@@ -21,6 +22,15 @@ from demo.harness import (
     start_collector,
     start_stand_in,
 )
+
+
+def demo_usage_csv(now: datetime) -> str:
+    """Monthly revenue and active users of the demo's tenants (see demo/app.py)."""
+    period = f"{now:%Y-%m}"
+    rows = [("acme", "1200", 3), ("globex", "310.50", 2), ("initech", "0", 1)]
+    return "tenant,period,revenue_usd,active_users\n" + "".join(
+        f"{tenant},{period},{revenue},{users}\n" for tenant, revenue, users in rows
+    )
 
 
 def main() -> int:
@@ -46,18 +56,15 @@ def main() -> int:
         print(f"waiting for the {served} LLM calls to be stored …", flush=True)
         collector.wait_for_calls(before + served)
         collector.wait_drained()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "featurecost.collector.cli",
-                "report",
-                "features",
-                "--api",
-                collector.api_url,
-            ],
-            check=True,
-        )
+        cli = [sys.executable, "-m", "featurecost.collector.cli"]
+        subprocess.run([*cli, "report", "features", "--api", collector.api_url], check=True)
+        # The sample SaaS's revenue this month, so the weekly row and margins have a denominator.
+        usage_csv = args.dir / "usage.csv"
+        usage_csv.write_text(demo_usage_csv(datetime.now(UTC)))
+        print(f"importing product revenue ({usage_csv}) …", flush=True)
+        subprocess.run([*cli, "import", "usage", str(usage_csv), "--api", collector.api_url], check=True)
+        for report in ("weekly", "margin"):
+            subprocess.run([*cli, "report", report, "--days", "7", "--api", collector.api_url], check=True)
     except HarnessError as exc:
         print(f"demo failed: {exc}\nlogs: {log_dir}", file=sys.stderr)
         return 1
