@@ -8,13 +8,10 @@ import json
 import logging
 import re
 import sys
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -23,8 +20,9 @@ from featurecost.collector.budgets.cli import budgets_app, load_budgets_option
 from featurecost.collector.config import ConfigError, build_config
 from featurecost.collector.import_cli import import_app
 from featurecost.collector.prices_cli import check_prices_file, prices_app
+from featurecost.collector.report_commands import DEFAULT_API, Format, fetch, window
 from featurecost.collector.report_commands import register as register_reports
-from featurecost.collector.reports import FeatureCostRow, Window, feature_costs
+from featurecost.collector.reports import FeatureCostRow, ReportOptions, feature_costs
 from featurecost.collector.server import serve
 from featurecost.collector.storage import Storage
 from featurecost.collector.storage_cli import storage_app
@@ -37,15 +35,6 @@ app.add_typer(budgets_app, name="budgets")
 app.add_typer(prices_app, name="prices")
 register_reports(report_app)
 app.add_typer(import_app, name="import")
-
-DEFAULT_API = "http://127.0.0.1:8787"
-
-
-class OutputFormat(StrEnum):
-    table = "table"
-    json = "json"
-    csv = "csv"
-
 
 _DEFAULT_NOTE = re.compile(r"\s*\[default: ([^\]]+)\]")
 
@@ -168,35 +157,6 @@ def collector(
     asyncio.run(serve(config, budgets=budgets))
 
 
-def _window(since: str | None, until: str | None, days: int, env: str) -> Window:
-    now = datetime.now(UTC)
-    end = datetime.fromisoformat(until) if until else now + timedelta(seconds=1)
-    start = datetime.fromisoformat(since) if since else end - timedelta(days=days)
-    start = start if start.tzinfo else start.replace(tzinfo=UTC)
-    end = end if end.tzinfo else end.replace(tzinfo=UTC)
-    if start >= end:
-        raise typer.BadParameter("--since must be before --until")
-    return Window(start, end, env)
-
-
-def _fetch_feature_costs(api: str, window: Window) -> list[FeatureCostRow]:
-    params = {
-        "since": window.since.isoformat(),
-        "until": window.until.isoformat(),
-        "environment": window.environment,
-    }
-    try:
-        response = httpx.get(f"{api.rstrip('/')}/api/v1/reports/feature-costs", params=params, timeout=30)
-    except httpx.HTTPError as exc:
-        raise typer.BadParameter(
-            f"cannot reach the collector API at {api} ({exc}); start `featurecost collector` "
-            "or read storage directly with --storage"
-        ) from exc
-    if response.status_code != 200:
-        raise typer.BadParameter(f"collector API answered {response.status_code}: {response.text}")
-    return [FeatureCostRow.from_json(row) for row in response.json()["rows"]]
-
-
 def _money(value: Decimal | None) -> str:
     return "unpriced" if value is None else f"${value:,.6f}"
 
@@ -242,21 +202,22 @@ def report_features(
         str | None,
         typer.Option(envvar="FEATURECOST_STORAGE", help="Read this DSN directly instead of the API."),
     ] = None,
-    output: Annotated[OutputFormat, typer.Option("--format", help="table, json or csv.")] = OutputFormat.table,
+    output: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.table,
 ) -> None:
     """Per-feature cost: calls, actions, sessions, tokens, cost and share of total."""
-    window = _window(since, until, days, env)
+    win = window(since, until, days, env)
     if storage:
         store = Storage(storage)
         try:
-            rows = feature_costs(store, window)
+            rows = feature_costs(store, win)
         finally:
             store.close()
     else:
-        rows = _fetch_feature_costs(api, window)
-    if output is OutputFormat.json:
+        payload = fetch("feature-costs", api, win, ReportOptions())
+        rows = [FeatureCostRow.from_json(row) for row in payload["rows"]]
+    if output is Format.json:
         print(json.dumps([row.to_json() for row in rows], indent=2))
-    elif output is OutputFormat.csv:
+    elif output is Format.csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=list(FeatureCostRow.__dataclass_fields__))
         writer.writeheader()
         for row in rows:
@@ -264,8 +225,8 @@ def report_features(
             data["unpriced_reasons"] = "; ".join(data["unpriced_reasons"])
             writer.writerow(data)
     else:
-        span = f"{window.since:%Y-%m-%d %H:%M} → {window.until:%Y-%m-%d %H:%M} UTC"
-        title = f"LLM cost by feature · {window.environment} · {span}"
+        span = f"{win.since:%Y-%m-%d %H:%M} → {win.until:%Y-%m-%d %H:%M} UTC"
+        title = f"LLM cost by feature · {win.environment} · {span}"
         # Off a terminal rich assumes 80 columns and would elide the numbers.
         console = Console() if sys.stdout.isatty() else Console(width=200)
         render_feature_costs(rows, console, title)
