@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,23 @@ def _spawn(name: str, argv: list[str], log_dir: Path, env: Mapping[str, str] | N
     return ManagedProcess(name, popen, log_path)
 
 
+def spawn_ready(name: str, argv: list[str], log_dir: Path, ready_url: str, timeout: float) -> ManagedProcess:
+    """Start ``argv`` and wait until ``ready_url`` answers 200; kill it if it never does."""
+    process = _spawn(name, argv, log_dir)
+
+    def ready() -> bool:
+        if not process.alive():
+            raise HarnessError(f"{name} exited during start:\n{process.log()}")
+        return httpx.get(ready_url, timeout=2).status_code == 200
+
+    try:
+        wait_until(ready, timeout, f"{name} readiness")
+    except BaseException:
+        process.kill()
+        raise
+    return process
+
+
 @dataclass
 class Collector:
     process: ManagedProcess
@@ -142,27 +159,14 @@ def start_collector(data_dir: Path, log_dir: Path, extra_args: list[str] | None 
         "--api-port", str(api_port),
         *(extra_args or []),
     ]  # fmt: skip
-    process = _spawn("collector", argv, log_dir)
-    collector = Collector(process, data_dir, otlp_port, api_port, grpc_port)
-
-    def ready() -> bool:
-        if not process.alive():
-            raise HarnessError(f"collector exited during start:\n{process.log()}")
-        return httpx.get(f"{collector.api_url}/readyz", timeout=2).status_code == 200
-
-    try:
-        wait_until(ready, 60, "collector readiness")
-    except BaseException:
-        process.kill()
-        raise
-    return collector
+    process = spawn_ready("collector", argv, log_dir, f"http://127.0.0.1:{api_port}/readyz", 60)
+    return Collector(process, data_dir, otlp_port, api_port, grpc_port)
 
 
 @dataclass
 class StandIn:
     process: ManagedProcess
     port: int
-    served_cache: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -177,20 +181,9 @@ class StandIn:
 
 def start_stand_in(log_dir: Path) -> StandIn:
     port = free_port()
-    process = _spawn("stand-in", [sys.executable, "-m", "demo.providers", "--port", str(port)], log_dir)
-    stand_in = StandIn(process, port)
-
-    def ready() -> bool:
-        if not process.alive():
-            raise HarnessError(f"stand-in exited during start:\n{process.log()}")
-        return httpx.get(f"{stand_in.url}/_stand_in/health", timeout=2).status_code == 200
-
-    try:
-        wait_until(ready, 30, "provider stand-in readiness")
-    except BaseException:
-        process.kill()
-        raise
-    return stand_in
+    argv = [sys.executable, "-m", "demo.providers", "--port", str(port)]
+    process = spawn_ready("stand-in", argv, log_dir, f"http://127.0.0.1:{port}/_stand_in/health", 30)
+    return StandIn(process, port)
 
 
 def app_environment(collector: Collector, stand_in: StandIn, environment: str = "production") -> dict[str, str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import subprocess
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -14,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import clickhouse_connect
-import httpx
 from clickhouse_connect.driver.client import Client
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -23,7 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from demo.harness import HarnessError, ManagedProcess, free_port, wait_until
+from demo.harness import ManagedProcess, free_port, spawn_ready
 from featurecost.collector.grpc_receiver import create_grpc_server
 from featurecost.collector.ingest import Ingest
 from featurecost.collector.wal import WriteAheadLog
@@ -157,21 +155,6 @@ class ClickHouseHttp:
 
 def start_clickhouse_http(path: Path, log_dir: Path, port: int | None = None) -> ClickHouseHttp:
     port = port or free_port()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / "clickhouse-http.log"
     argv = [sys.executable, "-m", "tests.fixtures.clickhouse_http", "--port", str(port), "--path", str(path)]
-    with log_path.open("ab") as log:
-        popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    process = ManagedProcess("clickhouse-http", popen, log_path)
-
-    def ready() -> bool:
-        if not process.alive():
-            raise HarnessError(f"clickhouse-http exited:\n{process.log()}")
-        return httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200
-
-    try:
-        wait_until(ready, 30, "the ClickHouse HTTP endpoint")
-    except BaseException:
-        process.kill()
-        raise
+    process = spawn_ready("clickhouse-http", argv, log_dir, f"http://127.0.0.1:{port}/ping", 30)
     return ClickHouseHttp(process, port, path, log_dir)
