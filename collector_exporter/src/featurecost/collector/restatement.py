@@ -20,10 +20,9 @@ from typing import Any
 
 from featurecost.collector.pricing import Pricer
 from featurecost.collector.records import CallRecord
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage import Storage, money
 
 _PACKAGE = "featurecost.collector"
-_QUANTUM = Decimal("1e-18")  # Decimal(38, 18)
 
 RESTATEMENT_COLUMNS = (
     "trace_id", "span_id", "start_time", "environment", "service_name", "feature", "tenant", "user_id",
@@ -49,10 +48,6 @@ class RepriceResult:
     would_become_unpriced: int = 0
     total_delta_usd: Decimal = Decimal(0)
     rows: list[list[Any]] = field(default_factory=list)
-
-
-def _q(value: Decimal | None) -> Decimal | None:
-    return None if value is None else value.quantize(_QUANTUM)
 
 
 def _utc(value: datetime) -> datetime:
@@ -87,14 +82,14 @@ def reprice(
     for row in storage.query_named(_PACKAGE, "prices_reprice_candidates", parameters):
         result.examined += 1
         restated = int(row["restatements"] or 0) > 0
-        current = _q(row["restated_cost_usd"] if restated else row["stored_cost_usd"])
-        current_input = _q(row["stored_input_cost_usd"] or Decimal(0)) or Decimal(0)
-        current_output = _q(row["stored_output_cost_usd"] or Decimal(0)) or Decimal(0)
+        current = money(row["restated_cost_usd"] if restated else row["stored_cost_usd"])
+        current_input = money(row["stored_input_cost_usd"] or Decimal(0)) or Decimal(0)
+        current_output = money(row["stored_output_cost_usd"] or Decimal(0)) or Decimal(0)
         if restated:
             current_input += row["restated_input_cost_usd"] or Decimal(0)
             current_output += row["restated_output_cost_usd"] or Decimal(0)
         call = pricer.price(stored_call(row))
-        new = _q(call.cost_usd)
+        new = money(call.cost_usd)
         if new is None:
             if current is None:
                 result.still_unpriced += 1
@@ -104,8 +99,8 @@ def reprice(
         if new == current:
             continue
         delta = new - (current or Decimal(0))
-        input_delta = (_q(call.input_cost_usd) or Decimal(0)) - current_input
-        output_delta = (_q(call.output_cost_usd) or Decimal(0)) - current_output
+        input_delta = (money(call.input_cost_usd) or Decimal(0)) - current_input
+        output_delta = (money(call.output_cost_usd) or Decimal(0)) - current_output
         stamp = f"{call.trace_id}/{call.span_id}|{call.price_entry}|{call.price_data_version}|{new}|{current}"
         restatement_id = hashlib.sha256(stamp.encode()).hexdigest()[:16]
         result.rows.append(

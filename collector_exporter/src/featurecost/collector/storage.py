@@ -35,17 +35,18 @@ CALL_COLUMNS = (
 _MONEY_COLUMNS = frozenset(
     {"cost_usd", "input_cost_usd", "output_cost_usd", "client_cost_usd", "cost_delta_vs_client_usd"}
 )
-_MONEY_QUANTUM = Decimal("1e-18")  # the Decimal(38, 18) scale of the money columns
+MONEY_QUANTUM = Decimal("1e-18")  # the Decimal(38, 18) scale of the money columns
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
-def _money(value: Decimal | None) -> Decimal | None:
-    return None if value is None else value.quantize(_MONEY_QUANTUM)
+def money(value: Decimal | None) -> Decimal | None:
+    """``value`` at the scale the money columns store, so comparisons with stored values are exact."""
+    return None if value is None else value.quantize(MONEY_QUANTUM)
 
 
 def _column_value(record: CallRecord, column: str) -> object:
     value = getattr(record, column)
-    return _money(value) if column in _MONEY_COLUMNS else value
+    return money(value) if column in _MONEY_COLUMNS else value
 
 
 def load_sql(package: str, name: str) -> str:
@@ -118,7 +119,7 @@ class Storage:
         # Column-oriented: clickhouse-connect writes Native columns, so building columns
         # directly skips its row→column transpose (the costliest step of a big insert).
         columns = [
-            [_money(v) for v in map(attrgetter(column), records)]
+            [money(v) for v in map(attrgetter(column), records)]
             if column in _MONEY_COLUMNS
             else list(map(attrgetter(column), records))
             for column in CALL_COLUMNS

@@ -9,10 +9,10 @@ from decimal import Decimal, localcontext
 from enum import StrEnum
 from typing import Any
 
-from featurecost.collector.storage import Storage, load_sql
+from featurecost.collector.storage import MONEY_QUANTUM, Storage, load_sql
 
 QUERIES = "featurecost.collector.queries"
-MONEY = Decimal("1e-18")
+MONEY = MONEY_QUANTUM
 
 
 class Source(StrEnum):
