@@ -63,7 +63,7 @@ SSE_HEADERS = {"cache-control": "no-cache", "connection": "keep-alive"}
 OPENAI_MIN_CACHE = 1024
 ANTHROPIC_MIN_CACHE = 1024
 
-_WORDS = tuple(
+WORDS = tuple(
     "the customer asked about billing and the plan includes priority support so we can escalate "
     "the ticket summarize key points draft a reply with next steps and a clear timeline for the fix".split()
 )
@@ -73,33 +73,40 @@ def count_tokens(text: str) -> int:
     return max(1, math.ceil(len(text) / 4))
 
 
-def _text_of(content: Any) -> str:
+def text_of(content: Any) -> str:
+    """The text of a message's content: a string, or a list of blocks with ``text``."""
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+        return "".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
     return ""
 
 
-def _digest(*parts: str) -> int:
+def digest(*parts: str) -> int:
     return int.from_bytes(hashlib.sha256("\x00".join(parts).encode()).digest()[:8], "big")
 
 
-def _completion(seed: int, max_tokens: int | None) -> tuple[str, int, bool]:
-    wanted = 40 + seed % 360
+def completion_words(seed: int, max_tokens: int | None, base: int = 40, spread: int = 360) -> tuple[list[str], bool]:
+    """The words of a completion (one token each) and whether max_tokens cut it short."""
+    wanted = base + seed % spread
     truncated = max_tokens is not None and wanted > max_tokens
     n = min(wanted, max_tokens) if max_tokens is not None else wanted
-    words = [_WORDS[(seed >> (i % 48)) % len(_WORDS)] for i in range(n)]
-    return " ".join(words), n, truncated
+    return [WORDS[(seed >> (i % 48)) % len(WORDS)] for i in range(n)], truncated
+
+
+def _completion(seed: int, max_tokens: int | None) -> tuple[str, int, bool]:
+    words, truncated = completion_words(seed, max_tokens)
+    return " ".join(words), len(words), truncated
 
 
 def _is_reasoning_model(model: str) -> bool:
     return model.startswith(("o1", "o3", "o4", "gpt-5"))
 
 
-def _sse(data: Any, event: str | None = None) -> bytes:
+def sse(data: Any, event: str | None = None, separator: str = "\n\n") -> bytes:
+    """One server-sent event carrying ``data`` as compact JSON."""
     head = f"event: {event}\n" if event else ""
-    return f"{head}data: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
+    return f"{head}data: {json.dumps(data, separators=(',', ':'))}{separator}".encode()
 
 
 def _pieces(text: str, n: int = 4) -> list[str]:
@@ -173,9 +180,9 @@ class StandIn:
             if key in self._openai_prefixes and prefix >= OPENAI_MIN_CACHE:
                 cached = min(prefix, prompt_tokens) // 128 * 128
             self._openai_prefixes.add(key)
-        text, completion_tokens, truncated = _completion(_digest(model, *texts), limit)
+        text, completion_tokens, truncated = _completion(digest(model, *texts), limit)
         # reasoning models think before they answer: billed as output, reported as a subset
-        reasoning = 64 + _digest("reasoning", model, *texts) % 192 if _is_reasoning_model(model) else 0
+        reasoning = 64 + digest("reasoning", model, *texts) % 192 if _is_reasoning_model(model) else 0
         usage = {
             "prompt_tokens": prompt_tokens,
             "completion_tokens": completion_tokens + reasoning,
@@ -205,7 +212,7 @@ class StandIn:
         messages = body.get("messages")
         if not model or not isinstance(messages, list) or not messages:
             return _openai_error(400, "you must provide a model parameter and messages", "messages")
-        texts = [_text_of(m.get("content")) for m in messages]
+        texts = [text_of(m.get("content")) for m in messages]
         system = "".join(t for m, t in zip(messages, texts, strict=True) if m.get("role") in ("system", "developer"))
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         usage, text, truncated = self._openai_usage(model, system, texts, limit)
@@ -266,10 +273,10 @@ class StandIn:
             return data
 
         def events() -> Iterable[bytes]:
-            yield _sse(chunk({"role": "assistant", "content": "", "refusal": None}, None))
+            yield sse(chunk({"role": "assistant", "content": "", "refusal": None}, None))
             for i, piece in enumerate(_pieces(text)):
                 if _fail_after(request) == i:
-                    yield _sse(
+                    yield sse(
                         {
                             "error": {
                                 "message": "The server had an error",
@@ -280,13 +287,13 @@ class StandIn:
                         }
                     )
                     return
-                yield _sse(chunk({"content": piece}, None))
-            yield _sse(chunk({}, finish))
+                yield sse(chunk({"content": piece}, None))
+            yield sse(chunk({}, finish))
             if include_usage:
                 final = chunk({}, None)
                 final["choices"] = []
                 final["usage"] = usage
-                yield _sse(final)
+                yield sse(final)
             yield b"data: [DONE]\n\n"
 
         return _event_stream(events(), self._openai_headers(n))
@@ -314,9 +321,9 @@ class StandIn:
             for i, piece in enumerate(pieces):
                 last = i == len(pieces) - 1
                 choice = {"text": piece, "index": 0, "logprobs": None, "finish_reason": finish if last else None}
-                yield _sse({**base, "choices": [choice], **({"usage": None} if include_usage else {})})
+                yield sse({**base, "choices": [choice], **({"usage": None} if include_usage else {})})
             if include_usage:
-                yield _sse({**base, "choices": [], "usage": usage})
+                yield sse({**base, "choices": [], "usage": usage})
             yield b"data: [DONE]\n\n"
 
         return _event_stream(events(), self._openai_headers(n))
@@ -336,7 +343,7 @@ class StandIn:
         self._serve("openai", model, usage, "", texts[-1], endpoint="embeddings", stream=False)
         data = []
         for index, text in enumerate(texts):
-            seed = _digest(model, text)
+            seed = digest(model, text)
             vector = [((seed >> (i * 4)) % 97) / 97.0 - 0.5 for i in range(EMBEDDING_DIMENSIONS)]
             encoded: Any = vector
             if body.get("encoding_format") == "base64":
@@ -352,7 +359,7 @@ class StandIn:
         if not model or raw_input is None:
             return _openai_error(400, "you must provide a model parameter and input", "input")
         items = [{"role": "user", "content": raw_input}] if isinstance(raw_input, str) else list(raw_input)
-        texts = [_text_of(item.get("content")) for item in items if isinstance(item, dict)]
+        texts = [text_of(item.get("content")) for item in items if isinstance(item, dict)]
         system = str(body.get("instructions") or "")
         if system:
             texts.insert(0, system)
@@ -415,7 +422,7 @@ class StandIn:
                 nonlocal seq
                 data = {"type": kind, "sequence_number": seq, **fields}
                 seq += 1
-                return _sse(data, kind)
+                return sse(data, kind)
 
             yield event("response.created", response=response_object("in_progress", [], False))
             yield event("response.in_progress", response=response_object("in_progress", [], False))
@@ -478,7 +485,7 @@ class StandIn:
         ttl_1h = cached_upto >= 0 and (blocks[cached_upto].get("cache_control") or {}).get("ttl") == "1h"
         prefix_text = "".join(b.get("text", "") for b in blocks[: cached_upto + 1])
         rest_text = "".join(b.get("text", "") for b in blocks[cached_upto + 1 :])
-        message_texts = [_text_of(m.get("content")) for m in messages]
+        message_texts = [text_of(m.get("content")) for m in messages]
         prefix_tokens = count_tokens(prefix_text) if prefix_text else 0
         other_tokens = (count_tokens(rest_text) if rest_text else 0) + sum(3 + count_tokens(t) for t in message_texts)
         cache_read = cache_write = 0
@@ -492,7 +499,7 @@ class StandIn:
             input_tokens = other_tokens
         else:
             input_tokens = other_tokens + prefix_tokens
-        text, output_tokens, truncated = _completion(_digest(model, prefix_text, rest_text, *message_texts), max_tokens)
+        text, output_tokens, truncated = _completion(digest(model, prefix_text, rest_text, *message_texts), max_tokens)
         output_format = (body.get("output_config") or {}).get("format")
         if isinstance(output_format, dict) and output_format.get("type") == "json_schema":
             text = _structured({"type": "json_schema", "json_schema": {"schema": output_format.get("schema")}}, text)
@@ -542,20 +549,20 @@ class StandIn:
                 start_usage.update(cache_creation_input_tokens=0, cache_read_input_tokens=0)
                 start_usage.pop("cache_creation")
             started = {**message, "content": [], "stop_reason": None, "usage": start_usage}
-            yield _sse({"type": "message_start", "message": started}, "message_start")
-            yield _sse(
+            yield sse({"type": "message_start", "message": started}, "message_start")
+            yield sse(
                 {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
                 "content_block_start",
             )
-            yield _sse({"type": "ping"}, "ping")
+            yield sse({"type": "ping"}, "ping")
             for i, piece in enumerate(_pieces(text)):
                 if _fail_after(request) == i:
                     error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
-                    yield _sse(error, "error")
+                    yield sse(error, "error")
                     return
                 delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
-                yield _sse(delta, "content_block_delta")
-            yield _sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
+                yield sse(delta, "content_block_delta")
+            yield sse({"type": "content_block_stop", "index": 0}, "content_block_stop")
             # message_delta usage is cumulative: the totals so far, not an increment
             delta_usage: dict[str, Any] = {
                 "input_tokens": input_tokens,
@@ -565,7 +572,7 @@ class StandIn:
             }
             if gateway:
                 delta_usage["cache_creation"] = usage["cache_creation"]
-            yield _sse(
+            yield sse(
                 {
                     "type": "message_delta",
                     "delta": {"stop_reason": stop_reason, "stop_sequence": None},
@@ -573,7 +580,7 @@ class StandIn:
                 },
                 "message_delta",
             )
-            yield _sse({"type": "message_stop"}, "message_stop")
+            yield sse({"type": "message_stop"}, "message_stop")
 
         return _event_stream(events(), headers)
 
