@@ -113,7 +113,7 @@ async def serve(config: CollectorConfig, budgets: BudgetsConfig | None = None) -
         return bool(ingest_http.started)
 
     evaluator = build_evaluator(storage, budgets, interval=config.budget_interval) if budgets else None
-    routes = budget_routes(evaluator, AlertStore(storage) if evaluator else None)
+    routes = budget_routes(evaluator, AlertStore(storage) if evaluator else None, pipeline.pricer)
     api = create_api_app(
         storage,
         wal,

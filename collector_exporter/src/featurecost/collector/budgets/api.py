@@ -9,7 +9,6 @@ pre-flight estimate.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from functools import cache
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -26,14 +25,9 @@ _MILLION = 1_000_000
 _DIMENSIONS = ("feature", "tenant", "user", "environment")
 
 
-@cache
-def _pricer() -> Pricer:
-    return Pricer()
-
-
-def unit_prices(provider: str, model: str) -> dict[str, str | None]:
+def unit_prices(pricer: Pricer, provider: str, model: str) -> dict[str, str | None]:
     """USD per million input and output tokens, as the collector would price them now."""
-    prices = token_prices(_pricer(), provider, model, datetime.now(UTC).date())
+    prices = token_prices(pricer, provider, model, datetime.now(UTC).date())
     return {
         "provider": provider,
         "model": model,
@@ -42,7 +36,13 @@ def unit_prices(provider: str, model: str) -> dict[str, str | None]:
     }
 
 
-def budget_routes(evaluator: BudgetEvaluator | None, alerts: AlertStore | None = None) -> list[Route]:
+def budget_routes(
+    evaluator: BudgetEvaluator | None, alerts: AlertStore | None = None, pricer: Pricer | None = None
+) -> list[Route]:
+    """The budget endpoints; ``pricer`` is the pipeline's, so estimates use the same
+    overrides (contract prices) as the calls they are compared with."""
+    pricer = pricer or Pricer()
+
     def not_configured() -> Response:
         return JSONResponse({"error": "no budgets file: start the collector with --budgets-file"}, status_code=404)
 
@@ -89,7 +89,7 @@ def budget_routes(evaluator: BudgetEvaluator | None, alerts: AlertStore | None =
         if not model:
             return JSONResponse({"error": "model is required"}, status_code=400)
         provider = request.query_params.get("provider", "")
-        return JSONResponse(await run_in_threadpool(unit_prices, provider, model))
+        return JSONResponse(await run_in_threadpool(unit_prices, pricer, provider, model))
 
     return [
         Route("/api/v1/budgets/decision", decision),
