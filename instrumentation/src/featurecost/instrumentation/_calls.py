@@ -226,6 +226,27 @@ def _settle(checked: Checked, result: Any) -> None:
         guard.settle(ticket, tokens[0], tokens[1], provider)
 
 
+def _begin_span(
+    tracer: Tracer, endpoint: Endpoint, instance: Any, kwargs: Mapping[str, Any]
+) -> tuple[Span, object] | None:
+    """Start a plain call's span; None (call goes on untraced) when our code fails."""
+    client = getattr(instance, "_client", None)
+    try:
+        return begin_llm_span(
+            tracer,
+            operation=endpoint.operation,
+            provider=endpoint.provider_of(client),
+            request_model=_model(kwargs),
+            client=client,
+            attributes=_request_attributes(endpoint, kwargs),
+        )
+    except UnattributedCallError:
+        raise
+    except Exception:
+        log.debug("featurecost: could not start a span", exc_info=True)
+        return None
+
+
 def passthrough() -> bool:
     return in_llm_call() or not is_instrumentation_enabled()
 
@@ -247,21 +268,10 @@ def sync_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
             with call.requesting():
                 result = wrapped(*args, **kwargs)
             return trace_stream(result, call, endpoint.new_accumulator(injected), _raw_mode(kwargs))
-        client = getattr(instance, "_client", None)
-        try:
-            span, token = begin_llm_span(
-                tracer,
-                operation=endpoint.operation,
-                provider=endpoint.provider_of(client),
-                request_model=_model(kwargs),
-                client=client,
-                attributes=_request_attributes(endpoint, kwargs),
-            )
-        except UnattributedCallError:
-            raise
-        except Exception:
-            log.debug("featurecost: could not start a span", exc_info=True)
+        started = _begin_span(tracer, endpoint, instance, kwargs)
+        if started is None:
             return wrapped(*args, **kwargs)
+        span, token = started
         _mark(span, checked)
         try:
             result = wrapped(*args, **kwargs)
@@ -296,21 +306,10 @@ def async_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
             with call.requesting():
                 result = await wrapped(*args, **kwargs)
             return await trace_stream_async(result, call, endpoint.new_accumulator(injected), _raw_mode(kwargs))
-        client = getattr(instance, "_client", None)
-        try:
-            span, token = begin_llm_span(
-                tracer,
-                operation=endpoint.operation,
-                provider=endpoint.provider_of(client),
-                request_model=_model(kwargs),
-                client=client,
-                attributes=_request_attributes(endpoint, kwargs),
-            )
-        except UnattributedCallError:
-            raise
-        except Exception:
-            log.debug("featurecost: could not start a span", exc_info=True)
+        started = _begin_span(tracer, endpoint, instance, kwargs)
+        if started is None:
             return await wrapped(*args, **kwargs)
+        span, token = started
         _mark(span, checked)
         try:
             result = await wrapped(*args, **kwargs)
