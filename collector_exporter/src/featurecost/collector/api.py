@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from starlette.applications import Starlette
@@ -28,6 +28,7 @@ from featurecost.collector.reports import (
     rebuild_rollups,
     run_report,
 )
+from featurecost.collector.reports.window import parse_utc
 from featurecost.collector.storage import Storage
 from featurecost.collector.usage_import import UsageImportError, parse_usage_csv, store_usage
 from featurecost.collector.wal import WriteAheadLog
@@ -35,13 +36,7 @@ from featurecost.collector.web import web_routes
 
 
 def _parse_time(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ValueError(f"{name}: not an ISO-8601 time: {value!r}") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None if value is None else parse_utc(value, name)
 
 
 def window_from_query(params: Any) -> Window:

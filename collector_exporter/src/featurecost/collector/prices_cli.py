@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from featurecost.collector.cli_options import time_option
 from featurecost.collector.overrides import PricesFileError
 from featurecost.collector.pricing import Pricer, explain_lines
 from featurecost.collector.restatement import reprice, stored_call
@@ -46,14 +47,8 @@ def _pricer(prices_file: Path | None) -> Pricer:
         raise typer.BadParameter(str(exc), param_hint="--prices-file") from exc
 
 
-def _when(value: str | None, default: datetime) -> datetime:
-    if not value:
-        return default
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise typer.BadParameter(f"{value!r} is not an ISO-8601 date or time") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+def _when(value: str | None, default: datetime, option: str) -> datetime:
+    return time_option(value, option) if value else default
 
 
 def _money(value: Decimal | None) -> str:
@@ -130,8 +125,8 @@ def unpriced(
     output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
 ) -> None:
     """Models seen without a price: calls, tokens, first/last seen and why."""
-    end = _when(until, datetime.now(UTC) + timedelta(seconds=1))
-    start = _when(since, end - timedelta(days=30))
+    end = _when(until, datetime.now(UTC) + timedelta(seconds=1), "--until")
+    start = _when(since, end - timedelta(days=30), "--since")
     store = Storage(storage)
     try:
         rows = store.query_named(
@@ -168,8 +163,8 @@ def reprice_command(
     dry_run: Annotated[bool, typer.Option(help="Show what would be restated; append nothing.")] = False,
 ) -> None:
     """Price stored calls again; append a restatement (a cost delta) for each whose cost changed."""
-    start = _when(since, datetime.now(UTC))
-    end = _when(until, datetime.now(UTC) + timedelta(seconds=1))
+    start = _when(since, datetime.now(UTC), "--since")
+    end = _when(until, datetime.now(UTC) + timedelta(seconds=1), "--until")
     if start >= end:
         raise typer.BadParameter("--since must be before --until")
     pricer = _pricer(prices_file)

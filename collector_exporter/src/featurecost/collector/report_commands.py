@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from featurecost.collector.cli_options import time_option
 from featurecost.collector.reports import (
     Dimension,
     ReportError,
@@ -55,15 +56,8 @@ SourceOption = Annotated[
 
 
 def window(since: str | None, until: str | None, days: int, env: str) -> Window:
-    def parse(value: str, name: str) -> datetime:
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError as exc:
-            raise typer.BadParameter(f"{name}: not an ISO-8601 time: {value!r}") from exc
-        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-    end = parse(until, "--until") if until else datetime.now(UTC) + timedelta(seconds=1)
-    start = parse(since, "--since") if since else end - timedelta(days=days)
+    end = time_option(until, "--until") if until else datetime.now(UTC) + timedelta(seconds=1)
+    start = time_option(since, "--since") if since else end - timedelta(days=days)
     if start >= end:
         raise typer.BadParameter("--since must be before --until")
     return Window(start, end, env)

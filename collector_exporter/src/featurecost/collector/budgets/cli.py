@@ -19,6 +19,7 @@ from featurecost.collector.alerts import AlertStore
 from featurecost.collector.budgets.config import BudgetsConfig, BudgetsFileError, load_budgets
 from featurecost.collector.budgets.evaluator import evaluate_budgets
 from featurecost.collector.budgets.periods import period_containing
+from featurecost.collector.cli_options import time_option
 from featurecost.collector.storage import Storage
 
 budgets_app = typer.Typer(help="Budgets and alerts: check the budgets file, see spend against limits.")
@@ -67,13 +68,7 @@ def _get(api: str, path: str, params: dict[str, Any] | None = None) -> dict[str,
 
 
 def _parse_at(at: str | None) -> datetime:
-    if at is None:
-        return datetime.now(UTC)
-    try:
-        parsed = datetime.fromisoformat(at)
-    except ValueError as exc:
-        raise typer.BadParameter(f"not an ISO-8601 time: {at!r}", param_hint="--at") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return datetime.now(UTC) if at is None else time_option(at, "--at")
 
 
 def render_status(statuses: list[dict[str, Any]], evaluated_at: str, console: Console) -> None:

@@ -9,6 +9,15 @@ from typing import Any
 ALL_ENVIRONMENTS = "*"
 
 
+def parse_utc(value: str, name: str) -> datetime:
+    """An ISO-8601 time from a user (CLI option, query parameter); a naive time means UTC."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"{name}: not an ISO-8601 time: {value!r}") from exc
+    return _utc(parsed)
+
+
 def _utc(value: datetime) -> datetime:
     return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
