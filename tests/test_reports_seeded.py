@@ -13,8 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from featurecost.collector.overrides import Overrides
+from featurecost.collector.pricing import Pricer
 from featurecost.collector.reports import (
     Dimension,
+    ReportOptions,
     Source,
     Window,
     breakdown,
@@ -23,6 +26,7 @@ from featurecost.collector.reports import (
     feature_costs,
     outliers,
     regressions,
+    run_report,
     shared_cost_allocation,
     tenant_margin,
     unit_costs,
@@ -273,6 +277,30 @@ def test_cache_effectiveness(storage: Storage, data: Seed) -> None:
     assert rows["draft-email"].saved_usd == saved["draft-email"] < 0  # writes only: caching cost money
     for feature, (inp, read) in tokens.items():
         assert rows[feature].hit_ratio == ratio(read, inp)
+
+
+def test_cache_savings_use_each_tenants_contract_prices(storage: Storage, data: Seed) -> None:
+    # One tenant has a contract price for the model support-bot caches on; the others pay list price.
+    pricer = Pricer(
+        Overrides.parse(
+            "prices: [{model: gpt-4o-mini, tenant: globex, input_mtok: '0.10', output_mtok: '0.40', "
+            "cache_read_mtok: '0.02'}]"
+        )
+    )
+    list_price, contract = (Decimal("0.15"), Decimal("0.075")), (Decimal("0.10"), Decimal("0.02"))
+    saved = Decimal(0)
+    for c in production(data):
+        if c.feature == "support-bot" and c.request_model == "gpt-4o-mini":
+            p_in, p_read = contract if c.tenant == "globex" else list_price
+            saved += c.cache_read_tokens * (p_in - p_read) / 1_000_000
+    assert saved > 0
+    with_contract = {r.feature: r for r in cache_effectiveness(storage, WINDOW, pricer=pricer)}["support-bot"]
+    list_only = {r.feature: r for r in cache_effectiveness(storage, WINDOW)}["support-bot"]
+    assert with_contract.saved_usd == saved
+    assert with_contract.saved_usd != list_only.saved_usd
+    # the report API and the CLI go through run_report, which takes the collector's pricer
+    payload = run_report("cache", storage, WINDOW, ReportOptions(), pricer)
+    assert Decimal(next(r for r in payload["rows"] if r["feature"] == "support-bot")["saved_usd"]) == saved
 
 
 # --- outliers, unattributed, feature costs ----------------------------------------------

@@ -127,7 +127,7 @@ def create_api_app(
         try:
             window = window_from_query(request.query_params)
             options = ReportOptions.from_query(request.query_params)
-            payload = await run_in_threadpool(run_report, name, storage, window, options)
+            payload = await run_in_threadpool(run_report, name, storage, window, options, pipeline.pricer)
         except (ValueError, ReportError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(payload)

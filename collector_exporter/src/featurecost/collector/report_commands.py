@@ -13,6 +13,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -21,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from featurecost.collector.cli_options import time_option
+from featurecost.collector.pricing import Pricer
 from featurecost.collector.reports import (
     Dimension,
     ReportError,
@@ -50,6 +52,16 @@ StorageDsn = Annotated[
     str | None, typer.Option(envvar="FEATURECOST_STORAGE", help="Read this DSN directly instead of the API.")
 ]
 Output = Annotated[Format, typer.Option("--format", help="table, json or csv.")]
+PricesFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--prices",
+        envvar="FEATURECOST_PRICES_FILE",
+        exists=True,
+        dir_okay=False,
+        help="With --storage: the collector's prices file, so savings use contract prices (the API uses its own).",
+    ),
+]
 SourceOption = Annotated[
     Source, typer.Option("--source", help="rollup (fast) or raw (calls FINAL: exact even if a span was stored twice).")
 ]
@@ -78,12 +90,16 @@ def fetch(name: str, api: str, win: Window, options: ReportOptions) -> dict[str,
     return payload
 
 
-def produce(name: str, api: str, storage: str | None, win: Window, options: ReportOptions) -> dict[str, Any]:
+def produce(
+    name: str, api: str, storage: str | None, win: Window, options: ReportOptions, prices: Path | None = None
+) -> dict[str, Any]:
+    """The report from the collector API, or with ``storage`` straight from that DSN (then
+    ``prices`` is the prices file the collector uses, for reports that price tokens)."""
     if not storage:
         return fetch(name, api, win, options)
     store = Storage(storage)
     try:
-        return run_report(name, store, win, options)
+        return run_report(name, store, win, options, Pricer.from_file(prices))
     except ReportError as exc:
         raise typer.BadParameter(str(exc)) from exc
     finally:
@@ -165,8 +181,9 @@ def register(report_app: typer.Typer) -> None:
     """Add the named reports to ``featurecost report``."""
 
     def emit(name: str, title: str, since: str | None, until: str | None, days: int, env: str, api: str,
-             storage: str | None, output: Format, options: ReportOptions) -> None:  # fmt: skip
-        render(produce(name, api, storage, window(since, until, days, env), options), output, title)
+             storage: str | None, output: Format, options: ReportOptions,
+             prices: Path | None = None) -> None:  # fmt: skip
+        render(produce(name, api, storage, window(since, until, days, env), options, prices), output, title)
 
     @report_app.command("weekly")
     def weekly(
@@ -201,10 +218,11 @@ def register(report_app: typer.Typer) -> None:
     def cache(
         since: Since = None, until: Until = None, days: Days = 7, env: Env = "production", api: Api = DEFAULT_API,
         storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
+        prices: PricesFile = None,
     ) -> None:  # fmt: skip
-        """Prompt-cache effectiveness per feature: hit ratio and dollars saved."""
+        """Prompt-cache effectiveness per feature: hit ratio and dollars saved (at each tenant's prices)."""
         emit("cache", "Prompt cache per feature", since, until, days, env, api, storage, output,
-             ReportOptions(source=source))  # fmt: skip
+             ReportOptions(source=source), prices)  # fmt: skip
 
     @report_app.command("outliers")
     def outliers(

@@ -147,7 +147,7 @@ class Storage:
             rows = self.client.query(
                 "SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = 'calls'"
             ).result_rows
-            types = dict(rows)
+            types = {str(name): str(type_name) for name, type_name in rows}
             self._call_types = [types[column] for column in CALL_COLUMNS]
         return self._call_types
 

@@ -6,7 +6,6 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
-from functools import cache
 
 from featurecost.collector.pricing import Pricer, TokenPrices, token_prices
 from featurecost.collector.reports._query import Row, Source, ratio, run
@@ -14,15 +13,20 @@ from featurecost.collector.reports.window import Window
 from featurecost.collector.storage import Storage
 
 
-@cache
-def _pricer() -> Pricer:
-    return Pricer()
+class _UnitPrices:
+    """Per-token prices by (provider, model, day, tenant scope), resolved once per report."""
 
+    def __init__(self, pricer: Pricer) -> None:
+        self.pricer = pricer
+        self._found: dict[tuple[str, str, date, str], TokenPrices | None] = {}
 
-@cache
-def unit_prices(provider: str, model: str, day: date) -> TokenPrices | None:
-    """The model's base-tier token prices on ``day``, from the same pricer as the pipeline."""
-    return token_prices(_pricer(), provider, model, day)
+    def get(self, provider: str, model: str, day: date, tenant: str) -> TokenPrices | None:
+        # a tenant without prices-file entries of its own pays what everyone pays: one lookup
+        scope = tenant if tenant in self.pricer.overrides.tenants else ""
+        key = (provider, model, day, scope)
+        if key not in self._found:
+            self._found[key] = token_prices(self.pricer, provider, model, day, scope)
+        return self._found[key]
 
 
 @dataclass(slots=True)
@@ -37,11 +41,18 @@ class CacheRow(Row):
     unpriced_models: list[str] = field(default_factory=list)
 
 
-def cache_effectiveness(storage: Storage, window: Window, source: Source = Source.rollup) -> list[CacheRow]:
+def cache_effectiveness(
+    storage: Storage, window: Window, source: Source = Source.rollup, pricer: Pricer | None = None
+) -> list[CacheRow]:
     """Per feature: hit ratio = cache_read / input tokens, and net dollars saved =
     cache_read x (input - cache-read price) - cache_write x (cache-write - input price),
-    at each model's base-tier price of the day. Models without a price are listed, not guessed.
+    at each model's base-tier price of the day for each tenant. Models without a price are
+    listed, not guessed.
+
+    ``pricer`` is the one that prices the calls (the collector's, with its prices file), so a
+    contract price changes the saving as it changes the bill; ``None``: list prices only.
     """
+    prices_of = _UnitPrices(pricer or Pricer())
     rows: dict[str, CacheRow] = defaultdict(lambda: CacheRow(""))
     for r in run(storage, "cache_effectiveness", window.parameters(), source):
         row = rows[r["feature"]]
@@ -53,7 +64,7 @@ def cache_effectiveness(storage: Storage, window: Window, source: Source = Sourc
         row.cache_write_tokens += write
         if not read and not write:
             continue
-        prices = unit_prices(r["provider"], r["model"], r["day"])
+        prices = prices_of.get(r["provider"], r["model"], r["day"], r["tenant"])
         if prices is None:
             name = f"{r['provider']}/{r['model']}"
             if name not in row.unpriced_models:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from featurecost.collector.pricing import Pricer
 from featurecost.collector.reports._query import Source
 from featurecost.collector.reports.allocation import RULE, shared_cost_allocation
 from featurecost.collector.reports.breakdown import Dimension, breakdown, decomposition
@@ -55,19 +56,19 @@ class ReportOptions:
         }
 
 
-Runner = Callable[[Storage, Window, ReportOptions], dict[str, Any]]
+Runner = Callable[[Storage, Window, ReportOptions, Pricer], dict[str, Any]]
 
 
 def _rows(rows: list[Any]) -> dict[str, Any]:
     return {"rows": [row.to_json() for row in rows]}
 
 
-def _outliers(storage: Storage, window: Window, options: ReportOptions) -> dict[str, Any]:
+def _outliers(storage: Storage, window: Window, options: ReportOptions, pricer: Pricer) -> dict[str, Any]:
     rows, totals = outliers(storage, window, options.n, options.source)
     return {**_rows(rows), "totals": totals.to_json()}
 
 
-def _allocation(storage: Storage, window: Window, options: ReportOptions) -> dict[str, Any]:
+def _allocation(storage: Storage, window: Window, options: ReportOptions, pricer: Pricer) -> dict[str, Any]:
     if not options.shared:
         raise ReportError("allocation needs the shared feature(s): shared=embeddings[,other]")
     rows = shared_cost_allocation(storage, window, list(options.shared), options.source)
@@ -75,25 +76,31 @@ def _allocation(storage: Storage, window: Window, options: ReportOptions) -> dic
 
 
 REPORTS: dict[str, Runner] = {
-    "feature-costs": lambda s, w, o: _rows(feature_costs(s, w)),
-    "weekly": lambda s, w, o: _rows(weekly_features(s, w, o.source)),
-    "breakdown": lambda s, w, o: _rows(breakdown(s, w, o.dimension, o.feature, o.source)),
-    "decomposition": lambda s, w, o: _rows(decomposition(s, w, o.source)),
-    "cache": lambda s, w, o: _rows(cache_effectiveness(s, w, o.source)),
+    "feature-costs": lambda s, w, o, p: _rows(feature_costs(s, w)),
+    "weekly": lambda s, w, o, p: _rows(weekly_features(s, w, o.source)),
+    "breakdown": lambda s, w, o, p: _rows(breakdown(s, w, o.dimension, o.feature, o.source)),
+    "decomposition": lambda s, w, o, p: _rows(decomposition(s, w, o.source)),
+    "cache": lambda s, w, o, p: _rows(cache_effectiveness(s, w, o.source, p)),
     "outliers": _outliers,
-    "regressions": lambda s, w, o: _rows(regressions(s, w, o.source)),
-    "margin": lambda s, w, o: _rows(tenant_margin(s, w, o.source)),
-    "unit-costs": lambda s, w, o: _rows(unit_costs(s, w, o.source)),
+    "regressions": lambda s, w, o, p: _rows(regressions(s, w, o.source)),
+    "margin": lambda s, w, o, p: _rows(tenant_margin(s, w, o.source)),
+    "unit-costs": lambda s, w, o, p: _rows(unit_costs(s, w, o.source)),
     "allocation": _allocation,
     # not windowed: every month the rollups hold, against calls FINAL
-    "drift": lambda s, w, o: _rows(rollup_drift(s)),
+    "drift": lambda s, w, o, p: _rows(rollup_drift(s)),
 }
 
 
-def run_report(name: str, storage: Storage, window: Window, options: ReportOptions) -> dict[str, Any]:
-    """The JSON payload of report ``name``: window, source, rows (+ report extras)."""
+def run_report(
+    name: str, storage: Storage, window: Window, options: ReportOptions, pricer: Pricer | None = None
+) -> dict[str, Any]:
+    """The JSON payload of report ``name``: window, source, rows (+ report extras).
+
+    ``pricer``: the one that priced the calls (reports that price, e.g. cache savings, use it);
+    ``None`` means list prices only.
+    """
     runner = REPORTS.get(name)
     if runner is None:
         raise KeyError(name)
-    payload = runner(storage, window, options)
+    payload = runner(storage, window, options, pricer or Pricer())
     return {"report": name, "window": window.to_json(), "source": options.source.value, **payload}
