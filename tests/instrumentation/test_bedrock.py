@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 import featurecost
+from featurecost.collector.normalize import is_llm_span
 from featurecost.instrumentation.bedrock import BedrockInstrumentor
 from tests.conftest import Spans, serve_in_thread
 from tests.fixtures.bedrock_stand_in import BedrockStandIn
@@ -252,3 +253,35 @@ def test_uninstrument_restores_botocore(bedrock: tuple[Any, BedrockStandIn], spa
     assert botocore.client.BaseClient._make_api_call is original
     client.converse(**_converse_args())
     assert spans.llm() == []
+
+
+@pytest.mark.parametrize("ours", ["inside", "outside"])
+def test_with_the_contrib_botocore_instrumentation_one_span_is_billed(
+    bedrock: tuple[Any, BedrockStandIn], spans: Spans, ours: str
+) -> None:
+    """opentelemetry-instrumentation-botocore gives Bedrock calls GenAI spans of its own; with
+    both installed (``opentelemetry-instrument`` enables every instrumentor it finds), the
+    collector must still bill each call once — ours, which carries the attribution."""
+    from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
+
+    # wrapt wrappers nest: the instrumentor applied last runs outside
+    order = [BedrockInstrumentor(), BotocoreInstrumentor()]
+    if ours == "outside":
+        order.reverse()
+    for instrumentor in order:
+        instrumentor.instrument(tracer_provider=spans.provider)
+    client, _ = bedrock
+    try:
+        with featurecost.attribute(feature="ticket-summary", tenant="acme"):
+            client.converse(**_converse_args())
+            list(client.converse_stream(**_converse_args())["stream"])
+    finally:
+        for instrumentor in order:
+            instrumentor.uninstrument()
+    exported = spans.finished()
+    assert any(s.instrumentation_scope.name.startswith("opentelemetry.instrumentation.botocore") for s in exported) == (
+        ours == "inside"
+    )  # outside, ours keeps the contrib span from starting at all
+    billed = [s for s in exported if is_llm_span(dict(s.attributes or {}))]
+    assert len(billed) == 2
+    assert all((s.attributes or {})["featurecost.feature"] == "ticket-summary" for s in billed)

@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, suppress_instrumentation, unwrap
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import attributes as attrs
@@ -292,6 +292,15 @@ def _check_budget(params: dict[str, Any]) -> Ticket | None:
 
 
 def _api_call_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
+    """Our span around a Bedrock model call; the call itself runs with instrumentation suppressed.
+
+    Suppressed because the contrib botocore instrumentation (which ``opentelemetry-instrument``
+    enables whenever it is installed) wraps the same method: running inside us it would emit a
+    second GenAI span for the call and the collector would bill it twice. When it wraps outside
+    us, its span is the enclosing one and ours marks it superseded. The HTTP span of the request
+    goes too; our span carries the endpoint.
+    """
+
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         operation = args[0] if args else kwargs.get("operation_name")
         params = args[1] if len(args) > 1 else kwargs.get("api_params", {})
@@ -320,14 +329,15 @@ def _api_call_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
         if stream_key is not None and accumulator is not None:
             call = start_llm_call(tracer, **span_args)
             mark_call_span(call.span, ticket)
-            with call.requesting():
+            with call.requesting(), suppress_instrumentation():
                 result = wrapped(*args, **kwargs)
             # the event stream reads the response as it is iterated: each step runs in the call's context
             result[stream_key] = TracedStream(result[stream_key], call, accumulator(), in_call=True)
             return result
         with llm_span(tracer, **span_args) as span:
             mark_call_span(span, ticket)
-            result = wrapped(*args, **kwargs)
+            with suppress_instrumentation():
+                result = wrapped(*args, **kwargs)
             if operation == "Converse":
                 _record_converse(span, result)
             else:
