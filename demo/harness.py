@@ -199,7 +199,7 @@ def app_environment(collector: Collector, stand_in: StandIn, environment: str = 
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"{collector.otlp_endpoint}/v1/traces",
             "OTEL_BSP_SCHEDULE_DELAY": "200",
             # Third-party OpenAI/Anthropic instrumentors installed for the normalizer's tests register as
-            # "openai"/"anthropic"; the demo runs ours only (two spans per call would double count).
+            # "openai"/"anthropic"; the demo runs ours only (theirs would be marked superseded: noise).
             "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai,anthropic",
             "FEATURECOST_DEMO_LLM_URL": stand_in.url,
             "PYTHONPATH": os.pathsep.join(

@@ -8,9 +8,11 @@ from typing import Any
 import anthropic
 import anthropic._base_client as anthropic_base_client
 import openai
+import pytest
 from opentelemetry import context as otel_context
 
 import featurecost
+from featurecost.collector.normalize import is_llm_span
 from featurecost.instrumentation._spans import _SUPPRESS_LANGUAGE_MODEL_INSTRUMENTATION_KEY
 from featurecost.instrumentation.anthropic import AnthropicInstrumentor
 from featurecost.instrumentation.openai import OpenAIInstrumentor
@@ -98,3 +100,46 @@ def test_inner_llm_instrumentations_see_suppression(stand_in: RunningStandIn, in
         s.until_done()
     assert seen == [True, True]
     assert otel_context.get_value(_SUPPRESS_LANGUAGE_MODEL_INSTRUMENTATION_KEY) is None
+
+
+def _official_openai() -> Any:
+    from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as Official
+
+    return Official()
+
+
+def _openinference_openai() -> Any:
+    from openinference.instrumentation.openai import OpenAIInstrumentor as OpenInference
+
+    return OpenInference()
+
+
+@pytest.mark.parametrize("other", [_official_openai, _openinference_openai], ids=["openai-v2", "openinference"])
+@pytest.mark.parametrize("ours", ["inside", "outside"])
+def test_with_another_openai_instrumentation_one_span_is_billed(
+    stand_in: RunningStandIn, spans: Spans, ours: str, other: Any
+) -> None:
+    """The official openai-v2 and OpenInference instrumentors wrap the same methods and check no
+    GenAI suppression key: whichever order ``opentelemetry-instrument`` loads them in, the
+    collector must bill each call once — ours, which carries the attribution."""
+    order = [OpenAIInstrumentor(), other()]  # the last applied runs outside
+    if ours == "outside":
+        order.reverse()
+    for instrumentor in order:
+        instrumentor.instrument(tracer_provider=spans.provider)
+    client = openai.OpenAI(base_url=f"{stand_in.url}/v1", api_key="k", max_retries=0)
+    try:
+        with featurecost.attribute(feature="agent", tenant="acme"):
+            client.chat.completions.create(model="gpt-4o-mini", messages=USER)  # type: ignore[arg-type]
+            stream = client.chat.completions.create(model="gpt-4o-mini", messages=USER, stream=True)  # type: ignore[arg-type]
+            chunks = list(stream)
+    finally:
+        for instrumentor in order:
+            instrumentor.uninstrument()
+    assert chunks
+    exported = spans.finished()
+    scopes = {s.instrumentation_scope.name.split(".")[0] for s in exported if s.instrumentation_scope}
+    assert {"featurecost", "opentelemetry" if other is _official_openai else "openinference"} <= scopes
+    billed = [s for s in exported if is_llm_span(dict(s.attributes or {}))]
+    assert len(billed) == 2  # the stream's span too: it ends when the stream does, not at GC
+    assert all((s.attributes or {})["featurecost.feature"] == "agent" for s in billed)

@@ -135,18 +135,24 @@ async def _record_response_async(span: Span, endpoint: Endpoint, result: Any, mo
         _record_parsed(span, endpoint, parsed)
 
 
-def _proxy(stream: Any, call: LLMCall, acc: StreamAccumulator) -> Any:
-    if hasattr(stream, "__anext__"):
+def _proxy(stream: Any, call: LLMCall, acc: StreamAccumulator, asynchronous: bool) -> Any:
+    # The method called decides, not the object: another instrumentation's stream wrapper
+    # (openai-v2's) has both __next__ and __anext__, and a sync caller iterates it with next().
+    if asynchronous and hasattr(stream, "__anext__"):
         return AsyncTracedStream(stream, call, acc)
     if hasattr(stream, "__next__"):
         return TracedStream(stream, call, acc)
+    if hasattr(stream, "__anext__"):
+        return AsyncTracedStream(stream, call, acc)
     call.finish(None, complete=True)
     return stream
 
 
-def trace_stream(result: Any, call: LLMCall, acc: StreamAccumulator, mode: str | None = None) -> Any:
+def trace_stream(
+    result: Any, call: LLMCall, acc: StreamAccumulator, mode: str | None = None, *, asynchronous: bool = False
+) -> Any:
     if mode is None:
-        return _proxy(result, call, acc)
+        return _proxy(result, call, acc, asynchronous)
     if mode == "stream":
         # ``.with_streaming_response``: the caller reads the raw body; usage is not ours to see.
         call.finish(None, complete=True)
@@ -155,20 +161,20 @@ def trace_stream(result: Any, call: LLMCall, acc: StreamAccumulator, mode: str |
     if stream is None or inspect.isawaitable(stream):
         call.finish(None, complete=True)
         return result
-    _replace_parsed(result, _proxy(stream, call, acc))
+    _replace_parsed(result, _proxy(stream, call, acc, asynchronous))
     return result
 
 
 async def trace_stream_async(result: Any, call: LLMCall, acc: StreamAccumulator, mode: str | None) -> Any:
     if mode is None or mode == "stream":
-        return trace_stream(result, call, acc, mode)
+        return trace_stream(result, call, acc, mode, asynchronous=True)
     stream = _parse_raw(result)
     if inspect.isawaitable(stream):
         stream = await stream
     if stream is None:
         call.finish(None, complete=True)
         return result
-    _replace_parsed(result, _proxy(stream, call, acc))
+    _replace_parsed(result, _proxy(stream, call, acc, asynchronous=True))
     return result
 
 

@@ -30,9 +30,9 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AttributeValue
 
 from featurecost.instrumentation import attributes as attrs
+from featurecost.instrumentation._nested import IN_LLM_CALL, watch_global_provider
 from featurecost.instrumentation.attribution import check_attribution, current_attribution, is_attribution_key
 
-_IN_LLM_CALL = otel_context.create_key("featurecost-in-llm-call")
 # OpenLLMetry's instrumentors read this plain key; setting it stops one of them that
 # wraps inside us from emitting a second LLM span for the same call.
 _SUPPRESS_LANGUAGE_MODEL_INSTRUMENTATION_KEY = "suppress_language_model_instrumentation"
@@ -40,7 +40,7 @@ _SUPPRESS_LANGUAGE_MODEL_INSTRUMENTATION_KEY = "suppress_language_model_instrume
 
 def in_llm_call() -> bool:
     """True inside a featurecost LLM span: a nested LLM span here would bill the call twice."""
-    return bool(otel_context.get_value(_IN_LLM_CALL))
+    return bool(otel_context.get_value(IN_LLM_CALL))
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +95,7 @@ def _provider_context(ctx: otel_context.Context, span: Span) -> otel_context.Con
     entries = values.get(_BAGGAGE_KEY)
     if isinstance(entries, Mapping) and entries and any(is_attribution_key(k) for k in entries):
         values[_BAGGAGE_KEY] = {k: v for k, v in entries.items() if not is_attribution_key(k)}
-    values[_IN_LLM_CALL] = True
+    values[IN_LLM_CALL] = True
     values[_SUPPRESS_LANGUAGE_MODEL_INSTRUMENTATION_KEY] = True
     return Context(values)
 
@@ -121,7 +121,10 @@ def _supersede_enclosing_llm_span(ctx: otel_context.Context) -> None:
     found = getattr(current, "attributes", None)
     if not found or not current.is_recording():
         return
-    if any(marker in found for marker in _FOREIGN_LLM_MARKERS) or found.get("openinference.span.kind") == "LLM":
+    if any(marker in found for marker in _FOREIGN_LLM_MARKERS) or found.get("openinference.span.kind") in (
+        "LLM",
+        "EMBEDDING",
+    ):
         current.set_attribute(attrs.SUPERSEDED, True)
 
 
@@ -169,6 +172,7 @@ def _start_span(
     attributes: Mapping[str, AttributeValue] | None,
 ) -> Span:
     """The one billable span, carrying the attribution of ``ctx`` (strict mode checked)."""
+    watch_global_provider()
     attribution = current_attribution(ctx)
     flags = check_attribution(attribution)
     _supersede_enclosing_llm_span(ctx)

@@ -34,6 +34,7 @@ from featurecost.instrumentation._calls import (
     start_stream_call,
     sync_wrapper,
 )
+from featurecost.instrumentation._nested import watch_nested_spans
 from featurecost.instrumentation._spans import in_llm_call
 from featurecost.instrumentation._streams import AsyncTracedStream, TracedStream
 from featurecost.instrumentation.anthropic._usage import MessageStreamAccumulator, message_facts, usage_from_anthropic
@@ -155,6 +156,7 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
+        watch_nested_spans(kwargs.get("tracer_provider"))
         for module, cls_name, method, is_async in _each_target():
             if method == "stream":
                 wrapper = _stream_helper_wrapper(tracer, is_async)

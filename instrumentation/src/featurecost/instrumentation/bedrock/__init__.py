@@ -30,6 +30,7 @@ from opentelemetry.instrumentation.utils import is_instrumentation_enabled, supp
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import attributes as attrs
+from featurecost.instrumentation._nested import watch_nested_spans
 from featurecost.instrumentation._spans import (
     TokenUsage,
     clean_attributes,
@@ -362,6 +363,7 @@ class BedrockInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
+        watch_nested_spans(kwargs.get("tracer_provider"))
         wrap_function_wrapper("botocore.client", "BaseClient._make_api_call", _api_call_wrapper(tracer))
 
     def _uninstrument(self, **kwargs: Any) -> None:

@@ -22,6 +22,7 @@ from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._calls import SDKCall, async_call_wrapper, call_wrapper, stream_wrapper
+from featurecost.instrumentation._nested import watch_nested_spans
 from featurecost.instrumentation._spans import TokenUsage, clean_attributes, record_usage, set_if
 from featurecost.instrumentation._streams import AsyncTracedStream, ResponseAccumulator, record_accumulated
 from featurecost.instrumentation.version import __version__
@@ -135,6 +136,7 @@ class CohereInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
+        watch_nested_spans(kwargs.get("tracer_provider"))
         wrap_function_wrapper(_MODULE, "V2Client.chat", call_wrapper(tracer, CHAT, _record_chat))
         wrap_function_wrapper(_MODULE, "V2Client.embed", call_wrapper(tracer, EMBED, _record_embed))
         wrap_function_wrapper(_MODULE, "AsyncV2Client.chat", async_call_wrapper(tracer, CHAT, _record_chat))

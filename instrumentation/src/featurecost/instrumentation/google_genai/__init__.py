@@ -36,6 +36,7 @@ from featurecost.instrumentation._calls import (
     call_wrapper,
     stream_wrapper,
 )
+from featurecost.instrumentation._nested import watch_nested_spans
 from featurecost.instrumentation._spans import TokenUsage, clean_attributes, int_or_zero, record_usage
 from featurecost.instrumentation._streams import (
     BoundAsyncIterator,
@@ -189,6 +190,7 @@ class GoogleGenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
+        watch_nested_spans(kwargs.get("tracer_provider"))
         embed = _embed_method()
         wrap_function_wrapper(_MODULE, "Models._generate_content", call_wrapper(tracer, GENERATE, _record_generation))
         wrap_function_wrapper(_MODULE, f"Models.{embed}", call_wrapper(tracer, EMBED, _record_embedding))

@@ -30,6 +30,7 @@ from featurecost.instrumentation._calls import (
     call_wrapper,
     stream_wrapper,
 )
+from featurecost.instrumentation._nested import watch_nested_spans
 from featurecost.instrumentation._spans import TokenUsage, clean_attributes, in_llm_call, int_or_zero
 from featurecost.instrumentation._streams import ResponseAccumulator, record_accumulated
 from featurecost.instrumentation.version import __version__
@@ -154,6 +155,7 @@ class MistralAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
+        watch_nested_spans(kwargs.get("tracer_provider"))
         wrap_function_wrapper(_CHAT, "Chat.complete", call_wrapper(tracer, CHAT, _record))
         wrap_function_wrapper(_CHAT, "Chat.complete_async", async_call_wrapper(tracer, CHAT, _record))
         wrap_function_wrapper(_CHAT, "Chat.stream", stream_wrapper(tracer, CHAT, _ResponseAccumulator))

@@ -27,6 +27,7 @@ from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._calls import Endpoint, async_wrapper, provider_by_client_class, sync_wrapper
+from featurecost.instrumentation._nested import watch_nested_spans
 from featurecost.instrumentation.openai._usage import (
     ChatStreamAccumulator,
     ResponsesStreamAccumulator,
@@ -174,6 +175,7 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
+        watch_nested_spans(kwargs.get("tracer_provider"))
         inject = kwargs.get("inject_stream_usage")
         if inject is None:
             inject = _env_flag("FEATURECOST_OPENAI_INJECT_STREAM_USAGE", True)

@@ -1,0 +1,77 @@
+"""Spans started inside a featurecost LLM call are marked ``featurecost.superseded``.
+
+Another LLM instrumentation that wraps the same SDK method *inside* ours (the official
+``opentelemetry-instrumentation-openai-v2`` checks no suppression key; which one wraps inside
+depends on the order ``opentelemetry-instrument`` loads them) emits a second GenAI span for
+the same call, and the collector would bill it twice. A span processor sees every span start
+with its parent context: one started while our provider context is current is part of our
+call, so it is marked superseded — the collector bills only the span that carries the
+attribution. Non-LLM spans in there (the HTTP request) carry the mark harmlessly: the collector
+only looks at it on LLM spans.
+
+The processor is added once per SDK ``TracerProvider``; it does nothing outside our calls, so
+``uninstrument`` can leave it in place (the SDK has no API to remove a processor).
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+
+from featurecost.instrumentation import attributes as attrs
+
+# Set in the context the SDK talks to the provider in (``_spans._provider_context``).
+IN_LLM_CALL = otel_context.create_key("featurecost-in-llm-call")
+_lock = threading.Lock()
+_watched: weakref.WeakSet[Any] = weakref.WeakSet()
+_global_watched = False
+
+
+def watch_global_provider() -> None:
+    """``watch_nested_spans`` for the global provider, until it has worked once (cheap after)."""
+    global _global_watched
+    if not _global_watched:
+        _global_watched = watch_nested_spans()
+
+
+def watch_nested_spans(tracer_provider: Any = None) -> bool:
+    """Add the marking processor to ``tracer_provider`` (default: the global one) once.
+
+    False when the provider takes no span processors (a no-op or proxy provider: no SDK yet);
+    ``llm_span`` tries again with the global provider when a call starts.
+    """
+    provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+    add = getattr(provider, "add_span_processor", None)
+    if add is None:
+        return False
+    with _lock:
+        if provider in _watched:
+            return True
+        _watched.add(provider)
+    add(_marker())
+    return True
+
+
+def _marker() -> Any:
+    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+    from opentelemetry.sdk.trace import Span as SdkSpan
+
+    class NestedSpanMarker(SpanProcessor):  # type: ignore[misc]
+        def on_start(self, span: SdkSpan, parent_context: otel_context.Context | None = None) -> None:
+            if otel_context.get_value(IN_LLM_CALL, parent_context):
+                span.set_attribute(attrs.SUPERSEDED, True)
+
+        def on_end(self, span: ReadableSpan) -> None:
+            pass
+
+        def shutdown(self) -> None:
+            pass
+
+        def force_flush(self, timeout_millis: int = 30_000) -> bool:
+            return True
+
+    return NestedSpanMarker()
