@@ -279,9 +279,8 @@ def test_with_the_contrib_botocore_instrumentation_one_span_is_billed(
         for instrumentor in order:
             instrumentor.uninstrument()
     exported = spans.finished()
-    assert any(s.instrumentation_scope.name.startswith("opentelemetry.instrumentation.botocore") for s in exported) == (
-        ours == "inside"
-    )  # outside, ours keeps the contrib span from starting at all
+    contrib = [s for s in exported if (s.attributes or {}).get("gen_ai.system") == "aws.bedrock"]
+    assert len(contrib) == 2  # the contrib instrumentation really emitted its GenAI spans
     billed = [s for s in exported if is_llm_span(dict(s.attributes or {}))]
     assert len(billed) == 2
     assert all((s.attributes or {})["featurecost.feature"] == "ticket-summary" for s in billed)

@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, suppress_instrumentation, unwrap
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import attributes as attrs
@@ -293,13 +293,11 @@ def _check_budget(params: dict[str, Any]) -> Ticket | None:
 
 
 def _api_call_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
-    """Our span around a Bedrock model call; the call itself runs with instrumentation suppressed.
+    """Our span around a Bedrock model call.
 
-    Suppressed because the contrib botocore instrumentation (which ``opentelemetry-instrument``
-    enables whenever it is installed) wraps the same method: running inside us it would emit a
-    second GenAI span for the call and the collector would bill it twice. When it wraps outside
-    us, its span is the enclosing one and ours marks it superseded. The HTTP span of the request
-    goes too; our span carries the endpoint.
+    The contrib botocore instrumentation (which ``opentelemetry-instrument`` enables whenever it
+    is installed) wraps the same method with a GenAI span of its own: outside ours, ours marks
+    it superseded; inside ours, ``_nested`` does. Either way the collector bills the call once.
     """
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
@@ -330,15 +328,14 @@ def _api_call_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
         if stream_key is not None and accumulator is not None:
             call = start_llm_call(tracer, **span_args)
             mark_call_span(call.span, ticket)
-            with call.requesting(), suppress_instrumentation():
+            with call.requesting():
                 result = wrapped(*args, **kwargs)
             # the event stream reads the response as it is iterated: each step runs in the call's context
             result[stream_key] = TracedStream(result[stream_key], call, accumulator(), in_call=True)
             return result
         with llm_span(tracer, **span_args) as span:
             mark_call_span(span, ticket)
-            with suppress_instrumentation():
-                result = wrapped(*args, **kwargs)
+            result = wrapped(*args, **kwargs)
             if operation == "Converse":
                 _record_converse(span, result)
             else:
