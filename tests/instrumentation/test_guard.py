@@ -4,15 +4,24 @@ tests/test_budgets_collector.py."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from decimal import Decimal
+from typing import Any
 
+import openai
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
 
 import featurecost
 from demo.harness import free_port
 from featurecost.instrumentation import attributes as attrs
+from featurecost.instrumentation.attribution import current_attribution as featurecost_attribution
 from featurecost.instrumentation.guard import BudgetExceeded, Guard, Price, estimate_tokens
-from tests.conftest import Spans
+from tests.conftest import RunningStandIn, Spans, serve_in_thread
 
 MINI = Price(Decimal("0.15"), Decimal("0.60"))
 
@@ -132,3 +141,42 @@ def test_instrumentor_hook_marks_the_current_span_and_settles(spans: Spans) -> N
     assert span.attributes[attrs.BUDGET_DECISION] == "allow"
     assert attrs.BUDGET_DEGRADED not in span.attributes
     assert guard.session_spend("conv-9") == Decimal("0.0000198")  # 12 in, 30 out: the actual
+
+
+def test_async_calls_ask_the_collector_without_blocking_the_event_loop(
+    stand_in: RunningStandIn, instrumented: Spans
+) -> None:
+    """A decision not cached yet is fetched off the event loop: the loop keeps running the
+    app's other tasks meanwhile (here, the one that lets the decision API answer)."""
+    from featurecost.instrumentation import guard as guard_module
+
+    asked, answer = threading.Event(), threading.Event()
+
+    async def decision(request: Request) -> Response:
+        asked.set()
+        await asyncio.to_thread(answer.wait, 10)
+        return JSONResponse({"decision": "allow", "budget": None})
+
+    client = openai.AsyncOpenAI(base_url=f"{stand_in.url}/v1", api_key="k", max_retries=0)
+
+    async def app() -> Any:
+        call = asyncio.create_task(
+            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+        )
+        # runs only if the call's decision fetch leaves the loop free; else the guard times out
+        assert await asyncio.to_thread(asked.wait, 10)
+        answer.set()
+        return await call
+
+    with serve_in_thread(Starlette(routes=[Route("/api/v1/budgets/decision", decision)])) as url:
+        guard = guard_module.configure(Guard(url, environment="test", fetch_prices=False, timeout=5))
+        try:
+            with featurecost.attribute(feature="support-bot", tenant="acme"):
+                asyncio.run(app())
+                cached = guard.decision(guard.scope_of(featurecost_attribution()))
+        finally:
+            guard_module.configure(Guard())
+    assert (cached.verdict, cached.source) == ("allow", "collector")  # answered, not failed open
+    assert guard.api_requests == 1
+    (span,) = instrumented.llm()
+    assert (span.attributes or {})[attrs.BUDGET_DECISION] == "allow"

@@ -46,7 +46,14 @@ from featurecost.instrumentation._spans import (
 )
 from featurecost.instrumentation._streams import AsyncTracedStream, StreamAccumulator, TracedStream
 from featurecost.instrumentation.attribution import UnattributedCallError
-from featurecost.instrumentation.guard import Ticket, active_guard, check_call, mark_call_span, usage_tokens
+from featurecost.instrumentation.guard import (
+    Ticket,
+    active_guard,
+    check_call,
+    check_call_async,
+    mark_call_span,
+    usage_tokens,
+)
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +224,12 @@ def _check_budget(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> 
     return None if ticket is None else (ticket, provider)
 
 
+async def _check_budget_async(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> Checked:
+    provider = endpoint.provider_of(getattr(instance, "_client", None))
+    ticket = await check_call_async(kwargs, provider)
+    return None if ticket is None else (ticket, provider)
+
+
 def _mark(span: Span, checked: Checked) -> None:
     mark_call_span(span, checked[0] if checked is not None else None)
 
@@ -299,7 +312,7 @@ def async_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if passthrough():
             return await wrapped(*args, **kwargs)
-        checked = _check_budget(endpoint, instance, kwargs)
+        checked = await _check_budget_async(endpoint, instance, kwargs)
         if kwargs.get("stream") is True and endpoint.new_accumulator is not None:
             try:
                 call, injected = start_stream_call(tracer, endpoint, instance, kwargs)
@@ -365,8 +378,18 @@ class SDKCall:
 def _open(sdk: SDKCall, instance: Any, kwargs: dict[str, Any]) -> tuple[Ticket | None, dict[str, Any]]:
     provider = sdk.provider_of(instance)
     ticket = check_call(kwargs, provider)  # before the span: a denied call is never made
+    return ticket, _span_args(sdk, instance, kwargs, provider)
+
+
+async def _open_async(sdk: SDKCall, instance: Any, kwargs: dict[str, Any]) -> tuple[Ticket | None, dict[str, Any]]:
+    provider = sdk.provider_of(instance)
+    ticket = await check_call_async(kwargs, provider)
+    return ticket, _span_args(sdk, instance, kwargs, provider)
+
+
+def _span_args(sdk: SDKCall, instance: Any, kwargs: dict[str, Any], provider: str) -> dict[str, Any]:
     model, attributes = sdk.request(instance, kwargs)
-    return ticket, {"operation": sdk.operation, "provider": provider, "request_model": model, "attributes": attributes}
+    return {"operation": sdk.operation, "provider": provider, "request_model": model, "attributes": attributes}
 
 
 def _record_quietly(record: Callable[[Span, Any], None], span: Span, response: Any) -> None:
@@ -396,7 +419,7 @@ def async_call_wrapper(tracer: Tracer, sdk: SDKCall, record: Callable[[Span, Any
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
-        ticket, span_args = _open(sdk, instance, kwargs)
+        ticket, span_args = await _open_async(sdk, instance, kwargs)
         with llm_span(tracer, **span_args) as span:
             mark_call_span(span, ticket)
             response = await wrapped(*args, **kwargs)
@@ -442,7 +465,9 @@ def async_stream_wrapper(
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
-        call = _start_call(tracer, sdk, instance, kwargs)
+        ticket, span_args = await _open_async(sdk, instance, kwargs)
+        call = start_llm_call(tracer, **span_args)
+        mark_call_span(call.span, ticket)
         with call.requesting():
             events = await wrapped(*args, **kwargs)
         return AsyncTracedStream(events, call, new_accumulator(), in_call=True)

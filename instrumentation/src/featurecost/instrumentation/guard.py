@@ -30,6 +30,7 @@ Apps opt in with ``guarded(client.chat.completions.create)`` (or as a decorator)
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 import json
@@ -258,10 +259,28 @@ class Guard:
         self.environment = _default_environment()
         return self.environment
 
+    def _decision_key(self, scope: Mapping[str, str]) -> tuple[str, ...]:
+        return tuple(scope[k] for k in ("feature", "tenant", "user", "environment"))
+
+    def would_ask(self, request_kwargs: Mapping[str, Any], attribution: Mapping[str, str], provider: str = "") -> bool:
+        """True when ``check`` would have to ask the collector (a decision or price not cached)."""
+        if self.api_url is None:
+            return False
+        now = self.clock()
+        key = self._decision_key(self.scope_of(attribution))
+        model = str(request_kwargs.get("model") or "")
+        with self._lock:
+            cached = self._decisions.get(key)
+            price = self._fetched_prices.get((provider, model))
+        if cached is None or cached[0] <= now:
+            return True
+        fetches_price = self.fetch_prices and bool(model) and model not in self.prices
+        return fetches_price and (price is None or price[0] <= now)
+
     def decision(self, scope: Mapping[str, str]) -> Decision:
         if self.api_url is None:
             return Decision("allow", source="not-configured")
-        key = tuple(scope[k] for k in ("feature", "tenant", "user", "environment"))
+        key = self._decision_key(scope)
         now = self.clock()
         with self._lock:
             cached = self._decisions.get(key)
@@ -448,6 +467,18 @@ def check_call(kwargs: dict[str, Any], provider: str = "") -> Ticket | None:
     return ticket
 
 
+async def check_call_async(kwargs: dict[str, Any], provider: str = "") -> Ticket | None:
+    """``check_call`` for coroutines: when the collector must be asked (a decision or price not
+    cached), the blocking request runs in a worker thread (with this context), so the event
+    loop keeps serving other tasks; otherwise it is answered here from the cache."""
+    guard = active_guard()
+    if guard is None or guarded_ticket() is not None:
+        return None
+    if guard.would_ask(kwargs, current_attribution(), provider):
+        return await asyncio.to_thread(check_call, kwargs, provider)
+    return check_call(kwargs, provider)
+
+
 def mark_call_span(span: trace.Span, ticket: Ticket | None) -> None:
     """Put the budget decision and estimate on the call's span (``check_call``'s ticket, or
     the enclosing ``guarded`` call's)."""
@@ -527,7 +558,16 @@ def guarded(func: F | None = None, *, provider: str = "", guard: Guard | None = 
     def decorate(fn: F) -> F:
         def begin(kwargs: dict[str, Any]) -> tuple[Guard, Ticket, object]:
             g = guard or get_guard()
-            ticket = g.check(kwargs, provider=provider)
+            return enter(g, g.check(kwargs, provider=provider))
+
+        async def begin_async(kwargs: dict[str, Any]) -> tuple[Guard, Ticket, object]:
+            g = guard or get_guard()
+            if g.would_ask(kwargs, current_attribution(), provider):
+                # the collector must be asked: off the event loop (see check_call_async)
+                return enter(g, await asyncio.to_thread(g.check, kwargs, provider=provider))
+            return enter(g, g.check(kwargs, provider=provider))
+
+        def enter(g: Guard, ticket: Ticket) -> tuple[Guard, Ticket, object]:
             mark_span(trace.get_current_span(), ticket)
             return g, ticket, otel_context.attach(otel_context.set_value(_ESTIMATE, ticket))
 
@@ -540,7 +580,7 @@ def guarded(func: F | None = None, *, provider: str = "", guard: Guard | None = 
 
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                g, ticket, token = begin(kwargs)
+                g, ticket, token = await begin_async(kwargs)
                 try:
                     response = await fn(*args, **ticket.kwargs)
                 finally:
