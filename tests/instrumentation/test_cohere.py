@@ -11,6 +11,7 @@ from typing import Any
 
 import cohere
 import cohere.v2.client
+import cohere.v2.raw_client
 import pytest
 from opentelemetry.trace import StatusCode
 
@@ -183,11 +184,67 @@ def test_threads_keep_their_own_attribution(co: tuple[str, CohereStandIn], instr
 
 def test_uninstrument_restores_the_sdk(co: tuple[str, CohereStandIn], spans: Spans) -> None:
     url, _ = co
-    original = cohere.v2.client.V2Client.chat
+    raw = cohere.v2.raw_client
+    targets = [(cls, m) for cls in (cohere.v2.client.V2Client, cohere.v2.client.AsyncV2Client, raw.RawV2Client,
+               raw.AsyncRawV2Client) for m in ("chat", "chat_stream", "embed")]  # fmt: skip
+    originals = [vars(cls)[m] for cls, m in targets]
     CohereInstrumentor().instrument(tracer_provider=spans.provider)
-    assert cohere.v2.client.V2Client.chat is not original
+    assert all(vars(cls)[m] is not o for (cls, m), o in zip(targets, originals, strict=True))
     CohereInstrumentor().uninstrument()
-    assert cohere.v2.client.V2Client.chat is original
+    assert [vars(cls)[m] for cls, m in targets] == originals
     client = cohere.ClientV2(api_key="test-key", base_url=url)
     client.chat(model="command-r7b-12-2024", messages=[{"role": "user", "content": "hi"}])
     assert spans.llm() == []
+
+
+@pytest.mark.parametrize("built", ["before", "after"])
+def test_clients_built_before_instrument_are_traced_once(
+    co: tuple[str, CohereStandIn], spans: Spans, built: str
+) -> None:
+    """``ClientV2`` binds chat/chat_stream on the instance when built; one built before
+    ``instrument()`` (a module-level client, instrumented later) is traced through its raw
+    client — and one built after is not traced twice."""
+    url, stand_in = co
+    clients: dict[str, Any] = {}
+
+    def build() -> None:
+        clients["sync"] = cohere.ClientV2(api_key="test-key", base_url=url)
+        clients["async"] = cohere.AsyncClientV2(api_key="test-key", base_url=url)
+
+    if built == "before":
+        build()
+    CohereInstrumentor().instrument(tracer_provider=spans.provider)
+    if built == "after":
+        build()
+    sync_client, async_client = clients["sync"], clients["async"]
+    messages: Any = [{"role": "user", "content": "a"}]
+
+    async def run_async() -> None:
+        await async_client.chat(model="command-a-03-2025", messages=messages)
+        async for _ in async_client.chat_stream(model="command-a-03-2025", messages=messages):
+            pass
+
+    try:
+        with featurecost.attribute(feature="early-client"):
+            sync_client.chat(model="command-a-03-2025", messages=messages)
+            for _ in sync_client.chat_stream(model="command-a-03-2025", messages=messages):
+                pass
+            left_early = sync_client.chat_stream(model="command-a-03-2025", messages=messages)
+            next(left_early)
+            left_early.close()
+            sync_client.embed(model="embed-v4.0", input_type="search_query", texts=["c"])
+            asyncio.run(run_async())
+    finally:
+        CohereInstrumentor().uninstrument()
+    llm = sorted(spans.llm(), key=lambda s: s.start_time or 0)
+    assert len(llm) == len(stand_in.served) == 6  # one span per request the provider served
+    assert all((s.attributes or {})["featurecost.feature"] == "early-client" for s in llm)
+    chat, streamed, partial, embedded, async_chat, async_streamed = llm
+    billed = [served.get("usage", served.get("meta", {})).get("billed_units", {}) for served in stand_in.served]
+    assert (chat.attributes or {})["gen_ai.usage.input_tokens"] == billed[0]["input_tokens"]
+    assert (streamed.attributes or {})["gen_ai.usage.output_tokens"] == billed[1]["output_tokens"]
+    assert "featurecost.usage.partial" not in (streamed.attributes or {})
+    assert (partial.attributes or {})["featurecost.usage.partial"] is True
+    assert (embedded.attributes or {})["gen_ai.operation.name"] == "embeddings"
+    assert (async_chat.attributes or {})["gen_ai.usage.input_tokens"] == billed[4]["input_tokens"]
+    assert (async_streamed.attributes or {})["gen_ai.usage.output_tokens"] == billed[5]["output_tokens"]

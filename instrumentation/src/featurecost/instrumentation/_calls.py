@@ -429,6 +429,18 @@ def async_call_wrapper(tracer: Tracer, sdk: SDKCall, record: Callable[[Span, Any
     return wrapper
 
 
+def start_call(tracer: Tracer, sdk: SDKCall, instance: Any, kwargs: dict[str, Any]) -> LLMCall:
+    """The span of a streamed call (the budget guard checked first), for SDK-specific stream shapes."""
+    return _start_call(tracer, sdk, instance, kwargs)
+
+
+async def start_call_async(tracer: Tracer, sdk: SDKCall, instance: Any, kwargs: dict[str, Any]) -> LLMCall:
+    ticket, span_args = await _open_async(sdk, instance, kwargs)
+    call = start_llm_call(tracer, **span_args)
+    mark_call_span(call.span, ticket)
+    return call
+
+
 def _start_call(tracer: Tracer, sdk: SDKCall, instance: Any, kwargs: dict[str, Any]) -> LLMCall:
     ticket, span_args = _open(sdk, instance, kwargs)
     call = start_llm_call(tracer, **span_args)
@@ -465,9 +477,7 @@ def async_stream_wrapper(
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled():
             return await wrapped(*args, **kwargs)
-        ticket, span_args = await _open_async(sdk, instance, kwargs)
-        call = start_llm_call(tracer, **span_args)
-        mark_call_span(call.span, ticket)
+        call = await start_call_async(tracer, sdk, instance, kwargs)
         with call.requesting():
             events = await wrapped(*args, **kwargs)
         return AsyncTracedStream(events, call, new_accumulator(), in_call=True)

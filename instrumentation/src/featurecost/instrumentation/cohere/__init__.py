@@ -18,18 +18,32 @@ from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.util.types import AttributeValue
-from wrapt import wrap_function_wrapper
+from wrapt import ObjectProxy, wrap_function_wrapper
 
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._calls import SDKCall, async_call_wrapper, call_wrapper, stream_wrapper
+from featurecost.instrumentation._calls import (
+    SDKCall,
+    async_call_wrapper,
+    call_wrapper,
+    passthrough,
+    start_call,
+    start_call_async,
+    stream_wrapper,
+)
 from featurecost.instrumentation._nested import watch_nested_spans
 from featurecost.instrumentation._spans import TokenUsage, clean_attributes, record_usage, set_if
-from featurecost.instrumentation._streams import AsyncTracedStream, ResponseAccumulator, record_accumulated
+from featurecost.instrumentation._streams import (
+    AsyncTracedStream,
+    ResponseAccumulator,
+    TracedStream,
+    record_accumulated,
+)
 from featurecost.instrumentation.version import __version__
 
 _instruments = ("cohere >= 5.9",)
 PROVIDER = "cohere"
 _MODULE = "cohere.v2.client"
+_RAW_MODULE = "cohere.v2.raw_client"
 _METHODS = ("chat", "chat_stream", "embed")
 
 
@@ -128,6 +142,96 @@ CHAT = SDKCall("chat", _provider, _request)
 EMBED = SDKCall("embeddings", _provider, _request)
 
 
+# --- the raw clients: for clients made before instrument() ---
+# A ``cohere.ClientV2`` binds ``chat``/``chat_stream`` on the instance when it is built
+# (cohere.client's ``validate_args``), so one built before ``instrument()`` never reaches the
+# wrapped ``V2Client`` methods. Every client calls its raw client's method at call time, though:
+# wrapped there too, such a call is traced; the raw wrapper passes through when the client
+# method's wrapper already traces the call.
+
+
+def _data(record: Any) -> Any:
+    def from_http_response(span: trace.Span, response: Any) -> None:
+        record(span, getattr(response, "data", None))
+
+    return from_http_response
+
+
+def _raw_call_wrapper(tracer: trace.Tracer, sdk: SDKCall, record: Any, asynchronous: bool) -> Any:
+    traced = (async_call_wrapper if asynchronous else call_wrapper)(tracer, sdk, _data(record))
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if passthrough():
+            return wrapped(*args, **kwargs)
+        return traced(wrapped, instance, args, kwargs)
+
+    return wrapper
+
+
+class _StreamResponse(ObjectProxy[Any]):  # type: ignore[misc]
+    """The raw stream's ``HttpResponse`` with its ``data`` (the event iterator) traced."""
+
+    def __init__(self, response: Any, data: Any) -> None:
+        super().__init__(response)
+        self._self_data = data
+
+    @property
+    def data(self) -> Any:
+        return self._self_data
+
+
+class _TracedStreamContext:
+    """``RawV2Client.chat_stream(...)``: a context manager whose ``HttpResponse.data`` streams events."""
+
+    def __init__(self, tracer: trace.Tracer, wrapped: Any, instance: Any, args: Any, kwargs: dict[str, Any]) -> None:
+        self._start = (tracer, wrapped, instance, args, kwargs)
+        self._context: Any = None
+        self._stream: Any = None
+
+    def __enter__(self) -> Any:
+        tracer, wrapped, instance, args, kwargs = self._start
+        call = start_call(tracer, CHAT, instance, kwargs)
+        with call.requesting():
+            self._context = wrapped(*args, **kwargs)
+            response = self._context.__enter__()
+        self._stream = TracedStream(response.data, call, _ChatAccumulator(), in_call=True)
+        return _StreamResponse(response, self._stream)
+
+    def __exit__(self, *exc_info: Any) -> Any:
+        try:
+            return self._context.__exit__(*exc_info)
+        finally:
+            self._stream.close()  # ends the span if the events were not read to the end
+
+
+class _AsyncTracedStreamContext(_TracedStreamContext):
+    async def __aenter__(self) -> Any:
+        tracer, wrapped, instance, args, kwargs = self._start
+        call = await start_call_async(tracer, CHAT, instance, kwargs)
+        with call.requesting():
+            self._context = wrapped(*args, **kwargs)
+            response = await self._context.__aenter__()
+        self._stream = AsyncTracedStream(response.data, call, _ChatAccumulator(), in_call=True)
+        return _StreamResponse(response, self._stream)
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            return await self._context.__aexit__(*exc_info)
+        finally:
+            await self._stream.aclose()
+
+
+def _raw_stream_wrapper(tracer: trace.Tracer, asynchronous: bool) -> Any:
+    context = _AsyncTracedStreamContext if asynchronous else _TracedStreamContext
+
+    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if passthrough():
+            return wrapped(*args, **kwargs)
+        return context(tracer, wrapped, instance, args, kwargs)
+
+    return wrapper
+
+
 class CohereInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Instruments ``cohere`` v2 chat, chat_stream and embed (``ClientV2``/``AsyncClientV2``, ``client.v2``)."""
 
@@ -146,10 +250,19 @@ class CohereInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         wrap_function_wrapper(_MODULE, "V2Client.chat_stream", stream_wrapper(tracer, CHAT, _ChatAccumulator))
         stream_async = stream_wrapper(tracer, CHAT, _ChatAccumulator, AsyncTracedStream)
         wrap_function_wrapper(_MODULE, "AsyncV2Client.chat_stream", stream_async)
+        for name, asynchronous in (("RawV2Client", False), ("AsyncRawV2Client", True)):
+            chat = _raw_call_wrapper(tracer, CHAT, _record_chat, asynchronous)
+            embed = _raw_call_wrapper(tracer, EMBED, _record_embed, asynchronous)
+            wrap_function_wrapper(_RAW_MODULE, f"{name}.chat", chat)
+            wrap_function_wrapper(_RAW_MODULE, f"{name}.embed", embed)
+            wrap_function_wrapper(_RAW_MODULE, f"{name}.chat_stream", _raw_stream_wrapper(tracer, asynchronous))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         import cohere.v2.client as client
+        import cohere.v2.raw_client as raw
 
         for method in _METHODS:
             unwrap(client.V2Client, method)
             unwrap(client.AsyncV2Client, method)
+            unwrap(raw.RawV2Client, method)
+            unwrap(raw.AsyncRawV2Client, method)
