@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -79,7 +80,7 @@ def open_storage(path: Path) -> Iterator[Storage]:
 
 
 def truncate(storage: Storage) -> None:
-    for table in ("calls", "cost_restatements", "alerts"):
+    for table in ("calls", "cost_restatements", "alerts", "alert_claims"):
         storage.client.command(f"TRUNCATE TABLE {table}")
 
 
@@ -91,10 +92,15 @@ class Receiver:
     received: list[dict[str, Any]] = field(default_factory=list)
     attempts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # called (in a worker thread, the server keeps serving) before the first POST is answered
+    while_first_is_open: Callable[[], None] | None = None
 
     def app(self) -> Starlette:
         async def hook(request: Request) -> Response:
             body = await request.json()
+            first, self.while_first_is_open = self.while_first_is_open, None
+            if first is not None:
+                await asyncio.to_thread(first)
             with self.lock:
                 self.attempts += 1
                 status = self.script.pop(0) if self.script else 200

@@ -101,6 +101,23 @@ def test_each_level_fires_once_per_period_and_again_next_period(storage: Storage
     assert {a.status for a in stored} == {AlertStatus.delivered}
 
 
+def test_collectors_sharing_storage_deliver_each_alert_once(storage: Storage) -> None:
+    """Replicas each run the evaluator on one ClickHouse: while one collector is still sending
+    an alert, another finds it pending — and must not send it a second time."""
+    receiver = Receiver()
+    with serve_in_thread(receiver.app()) as url:
+        yaml = budgets_yaml((f"{url}/hook", "json"))
+        first, _, _ = make(storage, yaml, utc(2026, 3, 28, 12))
+        second, _, _ = make(storage, yaml, utc(2026, 3, 28, 12))
+        insert(storage, make_call(utc(2026, 3, 28, 9), "8.5"))
+        receiver.while_first_is_open = second.evaluate  # the other replica's turn, mid-delivery
+        first.evaluate()
+        second.evaluate()
+    assert [r["body"]["level"] for r in receiver.received] == ["soft"]
+    (stored,) = AlertStore(storage).recent()
+    assert (stored.status, stored.attempts) == (AlertStatus.delivered, 1)
+
+
 def test_a_500_is_retried_with_backoff_then_delivered(storage: Storage) -> None:
     receiver = Receiver(script=[500, 503])
     with serve_in_thread(receiver.app()) as url:

@@ -400,3 +400,19 @@ ENGINE = Distributed('{cluster}', 'featurecost', 'alerts_local', cityHash64(dedu
 
 INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 31, '0031_alerts.sql' WHERE 31 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
 
+CREATE TABLE IF NOT EXISTS featurecost.alert_claims_local ON CLUSTER '{cluster}'
+(
+    dedupe_key String,
+    attempt UInt32,
+    collector String,
+    claimed_at DateTime64(3, 'UTC') DEFAULT now64(3)
+)
+ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/alert_claims_local', '{replica}')
+ORDER BY (dedupe_key, attempt)
+TTL toDateTime(claimed_at) + INTERVAL 30 DAY;
+
+CREATE TABLE IF NOT EXISTS featurecost.alert_claims ON CLUSTER '{cluster}' AS featurecost.alert_claims_local
+ENGINE = Distributed('{cluster}', 'featurecost', 'alert_claims_local', cityHash64((dedupe_key, attempt)));
+
+INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 32, '0032_alert_claims.sql' WHERE 32 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
+

@@ -13,7 +13,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -203,6 +206,25 @@ class AlertStore:
     def save(self, alert: Alert) -> None:
         self.storage.insert_rows("alerts", [alert.row()], ALERT_COLUMNS)
 
+    def claim(self, alert: Alert, attempt: int, collector: str, lease_seconds: int) -> bool:
+        """Claim delivering ``attempt`` of ``alert`` for ``collector``; True when it is ours.
+
+        Every collector that finds the alert pending claims it, then all read the same winner
+        (the earliest live claim), so one of them sends it and the others skip it.
+        """
+        key = alert.finding.dedupe_key
+        self.storage.insert_rows(
+            "alert_claims",
+            [[key, attempt, collector]],
+            ("dedupe_key", "attempt", "collector"),
+            # on a cluster the claim must be on its shard before the winner is read, not queued
+            settings={"distributed_foreground_insert": 1},
+        )
+        rows = self.storage.query_named(
+            _PACKAGE, "alert_claim_winner", {"key": key, "attempt": attempt, "lease_seconds": lease_seconds}
+        )
+        return bool(rows) and rows[0]["collector"] == collector
+
     def pending(self, max_attempts: int) -> list[Alert]:
         rows = self.storage.query_named(_PACKAGE, "alert_pending", {"max_attempts": max_attempts})
         return [Alert.from_row(row) for row in rows]
@@ -272,8 +294,22 @@ class WebhookNotifier:
         self.client.close()
 
 
+def collector_identity() -> str:
+    """This process, as alert claims name it: host, pid and a random part (pids repeat)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+# Longer than delivering to every webhook with retries takes; a claimer that died is replaced after it.
+CLAIM_LEASE_SECONDS = 600
+
+
 class AlertManager:
-    """One evaluation's alerting: collect findings, store the new ones, deliver what is pending."""
+    """One evaluation's alerting: collect findings, store the new ones, deliver what is pending.
+
+    Several collectors may share the storage (replicas behind a load balancer, each running
+    the evaluator): the alert row is one row whoever stores it (ReplacingMergeTree, read
+    with FINAL), and each delivery attempt is claimed first, so one collector sends it.
+    """
 
     def __init__(
         self,
@@ -281,11 +317,16 @@ class AlertManager:
         config: AlertsConfig,
         rules: Sequence[AlertRule],
         notifier: WebhookNotifier | None = None,
+        *,
+        collector: str | None = None,
+        claim_lease_seconds: int = CLAIM_LEASE_SECONDS,
     ) -> None:
         self.store = store
         self.config = config
         self.rules = list(rules)
         self.notifier = notifier or WebhookNotifier(config.webhooks)
+        self.collector = collector or collector_identity()
+        self.claim_lease_seconds = claim_lease_seconds
 
     def __call__(self, snapshot: Snapshot) -> None:
         self.raise_new(snapshot)
@@ -314,6 +355,8 @@ class AlertManager:
     def deliver_pending(self, now: datetime) -> list[Alert]:
         results = []
         for alert in self.store.pending(self.config.max_attempts):
+            if not self.store.claim(alert, alert.attempts + 1, self.collector, self.claim_lease_seconds):
+                continue  # another collector is delivering this attempt
             delivered, error, permanent = list(alert.delivered_to), "", False
             for webhook in self.notifier.webhooks:
                 if webhook.url in delivered:

@@ -152,7 +152,12 @@ class Storage:
         return self._call_types
 
     def insert_rows(
-        self, table: str, rows: Sequence[Sequence[object]], columns: Sequence[str], dedup_token: str | None = None
+        self,
+        table: str,
+        rows: Sequence[Sequence[object]],
+        columns: Sequence[str],
+        dedup_token: str | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> None:
         """Insert rows into another table of the schema (``cost_restatements``, ``alerts``, ...).
 
@@ -160,9 +165,9 @@ class Storage:
         """
         if not rows:
             return
-        settings = {"insert_deduplication_token": dedup_token} if dedup_token else None
+        settings = {**(settings or {}), **({"insert_deduplication_token": dedup_token} if dedup_token else {})}
         with self._lock:
-            self.client.insert(table, [list(r) for r in rows], column_names=list(columns), settings=settings)
+            self.client.insert(table, [list(r) for r in rows], column_names=list(columns), settings=settings or None)
 
     # --- reads ---
     def query_named(self, package: str, name: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
