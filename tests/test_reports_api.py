@@ -175,3 +175,11 @@ def test_raw_source_through_the_api_matches_the_rollups(collector: Collector) ->
         assert raw.json()["source"] == "raw"
         assert raw.json()["rows"] == rollup["rows"], name
         assert rollup["rows"], name
+
+
+def test_table_cells_put_the_sign_before_the_dollar() -> None:
+    from featurecost.collector.report_commands import _cell
+
+    assert _cell("margin_usd", "-0.011126") == "-$0.011126"
+    assert _cell("spend_usd", "1234.5") == "$1,234.500000"
+    assert _cell("margin_pct", "-12.34") == "-12.3%"

@@ -119,7 +119,7 @@ def _cell(key: str, value: Any) -> str:
         except InvalidOperation:
             return value
         if key.endswith("_usd"):
-            return f"${number:,.6f}"
+            return f"-${-number:,.6f}" if number < 0 else f"${number:,.6f}"
         if key.endswith("_pct"):
             return f"{number:,.1f}%"
         if key.endswith(("share", "ratio")):
