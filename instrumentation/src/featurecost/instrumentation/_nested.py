@@ -38,6 +38,34 @@ def watch_global_provider() -> None:
         _global_watched = watch_nested_spans()
 
 
+class PassiveSpanProcessor:
+    """A span processor that acts only when spans start. Duck-typed (no opentelemetry-sdk
+    import): the SDK's multi-processor calls all of these, ``_on_ending`` included."""
+
+    def on_start(self, span: Any, parent_context: otel_context.Context | None = None) -> None:
+        pass
+
+    def _on_ending(self, span: Any) -> None:
+        pass
+
+    def on_end(self, span: Any) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
+
+
+class NestedSpanMarker(PassiveSpanProcessor):
+    """Marks spans started inside a featurecost LLM call superseded (see the module docstring)."""
+
+    def on_start(self, span: Any, parent_context: otel_context.Context | None = None) -> None:
+        if otel_context.get_value(IN_LLM_CALL, parent_context):
+            span.set_attribute(attrs.SUPERSEDED, True)
+
+
 def watch_nested_spans(tracer_provider: Any = None) -> bool:
     """Add the marking processor to ``tracer_provider`` (default: the global one) once.
 
@@ -52,26 +80,5 @@ def watch_nested_spans(tracer_provider: Any = None) -> bool:
         if provider in _watched:
             return True
         _watched.add(provider)
-    add(_marker())
+    add(NestedSpanMarker())
     return True
-
-
-def _marker() -> Any:
-    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
-    from opentelemetry.sdk.trace import Span as SdkSpan
-
-    class NestedSpanMarker(SpanProcessor):  # type: ignore[misc]
-        def on_start(self, span: SdkSpan, parent_context: otel_context.Context | None = None) -> None:
-            if otel_context.get_value(IN_LLM_CALL, parent_context):
-                span.set_attribute(attrs.SUPERSEDED, True)
-
-        def on_end(self, span: ReadableSpan) -> None:
-            pass
-
-        def shutdown(self) -> None:
-            pass
-
-        def force_flush(self, timeout_millis: int = 30_000) -> bool:
-            return True
-
-    return NestedSpanMarker()

@@ -52,6 +52,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from featurecost.instrumentation import attributes as attrs
+from featurecost.instrumentation._nested import PassiveSpanProcessor
 from featurecost.instrumentation.attribution import current_attribution
 
 log = logging.getLogger(__name__)
@@ -618,7 +619,7 @@ def guarded(func: F | None = None, *, provider: str = "", guard: Guard | None = 
     return decorate(func) if func is not None else decorate
 
 
-class BudgetSpanProcessor:
+class BudgetSpanProcessor(PassiveSpanProcessor):
     """Copies a ``guarded`` call's estimate and decision onto the LLM span an
     instrumentor starts inside it. Add it to the SDK ``TracerProvider``
     (``provider.add_span_processor(BudgetSpanProcessor())``)."""
@@ -628,17 +629,3 @@ class BudgetSpanProcessor:
         attributes = getattr(span, "attributes", None) or {}
         if isinstance(ticket, Ticket) and attrs.GEN_AI_OPERATION_NAME in attributes:
             mark_span(span, ticket)
-
-    # Duck-typed so the light distribution needs no opentelemetry-sdk; the SDK's
-    # multi-processor calls all of these, _on_ending included.
-    def _on_ending(self, span: Any) -> None:
-        pass
-
-    def on_end(self, span: Any) -> None:
-        pass
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
