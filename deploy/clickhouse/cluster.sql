@@ -409,7 +409,8 @@ CREATE TABLE IF NOT EXISTS featurecost.alert_claims_local ON CLUSTER '{cluster}'
 )
 ENGINE = ReplicatedMergeTree('/clickhouse/tables/{shard}/{database}/alert_claims_local', '{replica}')
 ORDER BY (dedupe_key, attempt)
-TTL toDateTime(claimed_at) + INTERVAL 30 DAY;
+TTL toDateTime(claimed_at) + INTERVAL 30 DAY
+SETTINGS replicated_deduplication_window = 10000;
 
 CREATE TABLE IF NOT EXISTS featurecost.alert_claims ON CLUSTER '{cluster}' AS featurecost.alert_claims_local
 ENGINE = Distributed('{cluster}', 'featurecost', 'alert_claims_local', cityHash64((dedupe_key, attempt)));

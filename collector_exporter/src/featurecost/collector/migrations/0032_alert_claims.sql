@@ -13,3 +13,4 @@ CREATE TABLE IF NOT EXISTS alert_claims
 ENGINE = MergeTree
 ORDER BY (dedupe_key, attempt)
 TTL toDateTime(claimed_at) + INTERVAL 30 DAY
+SETTINGS non_replicated_deduplication_window = 10000
