@@ -16,6 +16,7 @@ The processor is added once per SDK ``TracerProvider``; it does nothing outside 
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from typing import Any
 
@@ -29,13 +30,24 @@ IN_LLM_CALL = otel_context.create_key("featurecost-in-llm-call")
 _lock = threading.Lock()
 _watched: weakref.WeakSet[Any] = weakref.WeakSet()
 _global_watched = False
+_next_global_try = 0.0
 
 
 def watch_global_provider() -> None:
-    """``watch_nested_spans`` for the global provider, until it has worked once (cheap after)."""
-    global _global_watched
-    if not _global_watched:
-        _global_watched = watch_nested_spans()
+    """``watch_nested_spans`` for the global provider, until it has worked once.
+
+    Called as every LLM call starts: while the global provider is still the API's proxy (no
+    SDK set up yet, or an app that only passes providers explicitly), it asks at most once a
+    second rather than on every call.
+    """
+    global _global_watched, _next_global_try
+    if _global_watched:
+        return
+    now = time.monotonic()
+    if now < _next_global_try:
+        return
+    _next_global_try = now + 1.0
+    _global_watched = watch_nested_spans()
 
 
 class PassiveSpanProcessor:
