@@ -118,6 +118,27 @@ def test_collectors_sharing_storage_deliver_each_alert_once(storage: Storage) ->
     assert (stored.status, stored.attempts) == (AlertStatus.delivered, 1)
 
 
+def test_an_alert_claimed_by_a_collector_that_died_is_delivered_after_its_lease(storage: Storage) -> None:
+    receiver = Receiver()
+    with serve_in_thread(receiver.app()) as url:
+        evaluator, _, _ = make(storage, budgets_yaml((f"{url}/hook", "json")), utc(2026, 3, 28, 12))
+        insert(storage, make_call(utc(2026, 3, 28, 9), "8.5"))
+        key = "budget|bot-daily:feature=support-bot|2026-03-28|soft"
+        # another collector claimed the first attempt and died before sending it
+        dead = [[key, 1, "dead-collector", datetime.now(UTC) - timedelta(seconds=601)]]
+        storage.insert_rows("alert_claims", dead, ("dedupe_key", "attempt", "collector", "claimed_at"))
+        evaluator.evaluate()
+        assert [r["body"]["dedupe_key"] for r in receiver.received] == [key]  # lease (600 s) over: taken over
+        truncate(storage)
+        insert(storage, make_call(utc(2026, 3, 28, 9), "8.5"))
+        live = [[key, 1, "live-collector", datetime.now(UTC)]]
+        storage.insert_rows("alert_claims", live, ("dedupe_key", "attempt", "collector", "claimed_at"))
+        evaluator.evaluate()
+        assert len(receiver.received) == 1  # a live claim by another collector: this one skips
+    (stored,) = AlertStore(storage).recent()
+    assert stored.status is AlertStatus.pending
+
+
 def test_a_500_is_retried_with_backoff_then_delivered(storage: Storage) -> None:
     receiver = Receiver(script=[500, 503])
     with serve_in_thread(receiver.app()) as url:
