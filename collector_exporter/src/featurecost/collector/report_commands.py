@@ -99,7 +99,7 @@ def produce(
         return fetch(name, api, win, options)
     store = Storage(storage)
     try:
-        return run_report(name, store, win, options, Pricer.from_file(prices))
+        return run_report(name, store, win, options, Pricer.from_file(prices) if prices else None)
     except ReportError as exc:
         raise typer.BadParameter(str(exc)) from exc
     finally:

@@ -431,18 +431,14 @@ def async_call_wrapper(tracer: Tracer, sdk: SDKCall, record: Callable[[Span, Any
 
 def start_call(tracer: Tracer, sdk: SDKCall, instance: Any, kwargs: dict[str, Any]) -> LLMCall:
     """The span of a streamed call (the budget guard checked first), for SDK-specific stream shapes."""
-    return _start_call(tracer, sdk, instance, kwargs)
+    return _begin_call(tracer, *_open(sdk, instance, kwargs))
 
 
 async def start_call_async(tracer: Tracer, sdk: SDKCall, instance: Any, kwargs: dict[str, Any]) -> LLMCall:
-    ticket, span_args = await _open_async(sdk, instance, kwargs)
-    call = start_llm_call(tracer, **span_args)
-    mark_call_span(call.span, ticket)
-    return call
+    return _begin_call(tracer, *await _open_async(sdk, instance, kwargs))
 
 
-def _start_call(tracer: Tracer, sdk: SDKCall, instance: Any, kwargs: dict[str, Any]) -> LLMCall:
-    ticket, span_args = _open(sdk, instance, kwargs)
+def _begin_call(tracer: Tracer, ticket: Ticket | None, span_args: dict[str, Any]) -> LLMCall:
     call = start_llm_call(tracer, **span_args)
     mark_call_span(call.span, ticket)
     return call
@@ -461,7 +457,7 @@ def stream_wrapper(
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if not is_instrumentation_enabled():
             return wrapped(*args, **kwargs)
-        call = _start_call(tracer, sdk, instance, kwargs)
+        call = start_call(tracer, sdk, instance, kwargs)
         with call.requesting():
             events = wrapped(*args, **kwargs)
         return proxy(events, call, new_accumulator(), in_call=True)

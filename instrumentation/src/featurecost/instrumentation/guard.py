@@ -407,6 +407,21 @@ class Guard:
         self._add_to_session(session_id, estimate)
         return Ticket(kwargs, decision, estimate, session_id, str(kwargs.get("model") or ""), degraded)
 
+    async def check_async(
+        self,
+        request_kwargs: Mapping[str, Any],
+        attribution: Mapping[str, str] | None = None,
+        *,
+        provider: str = "",
+    ) -> Ticket:
+        """``check`` for coroutines: when the collector must be asked (a decision or price not
+        cached), the blocking request runs in a worker thread, so the event loop keeps serving
+        other tasks; otherwise it is answered here from the cache."""
+        attribution = current_attribution() if attribution is None else attribution
+        if self.would_ask(request_kwargs, attribution, provider):
+            return await asyncio.to_thread(self.check, request_kwargs, attribution, provider=provider)
+        return self.check(request_kwargs, attribution, provider=provider)
+
     def settle(self, ticket: Ticket, input_tokens: int, output_tokens: int, provider: str = "") -> Decimal | None:
         """Replace the ticket's estimate in its session's tally with the call's actual cost."""
         actual = self.cost(ticket.model, provider, input_tokens, output_tokens)
@@ -461,23 +476,23 @@ def check_call(kwargs: dict[str, Any], provider: str = "") -> Ticket | None:
     guard = active_guard()
     if guard is None or guarded_ticket() is not None:
         return None
-    ticket = guard.check(kwargs, provider=provider)
+    return _sent_as_checked(kwargs, guard.check(kwargs, provider=provider))
+
+
+async def check_call_async(kwargs: dict[str, Any], provider: str = "") -> Ticket | None:
+    """``check_call`` for coroutines (``Guard.check_async``: the event loop is never blocked)."""
+    guard = active_guard()
+    if guard is None or guarded_ticket() is not None:
+        return None
+    return _sent_as_checked(kwargs, await guard.check_async(kwargs, provider=provider))
+
+
+def _sent_as_checked(kwargs: dict[str, Any], ticket: Ticket) -> Ticket:
+    """A soft-limit callback's changes replace the request's ``kwargs`` in place."""
     if ticket.kwargs != kwargs:
         kwargs.clear()
         kwargs.update(ticket.kwargs)
     return ticket
-
-
-async def check_call_async(kwargs: dict[str, Any], provider: str = "") -> Ticket | None:
-    """``check_call`` for coroutines: when the collector must be asked (a decision or price not
-    cached), the blocking request runs in a worker thread (with this context), so the event
-    loop keeps serving other tasks; otherwise it is answered here from the cache."""
-    guard = active_guard()
-    if guard is None or guarded_ticket() is not None:
-        return None
-    if guard.would_ask(kwargs, current_attribution(), provider):
-        return await asyncio.to_thread(check_call, kwargs, provider)
-    return check_call(kwargs, provider)
 
 
 def mark_call_span(span: trace.Span, ticket: Ticket | None) -> None:
@@ -563,10 +578,7 @@ def guarded(func: F | None = None, *, provider: str = "", guard: Guard | None = 
 
         async def begin_async(kwargs: dict[str, Any]) -> tuple[Guard, Ticket, object]:
             g = guard or get_guard()
-            if g.would_ask(kwargs, current_attribution(), provider):
-                # the collector must be asked: off the event loop (see check_call_async)
-                return enter(g, await asyncio.to_thread(g.check, kwargs, provider=provider))
-            return enter(g, g.check(kwargs, provider=provider))
+            return enter(g, await g.check_async(kwargs, provider=provider))
 
         def enter(g: Guard, ticket: Ticket) -> tuple[Guard, Ticket, object]:
             mark_span(trace.get_current_span(), ticket)

@@ -56,19 +56,19 @@ class ReportOptions:
         }
 
 
-Runner = Callable[[Storage, Window, ReportOptions, Pricer], dict[str, Any]]
+Runner = Callable[[Storage, Window, ReportOptions, Pricer | None], dict[str, Any]]
 
 
 def _rows(rows: list[Any]) -> dict[str, Any]:
     return {"rows": [row.to_json() for row in rows]}
 
 
-def _outliers(storage: Storage, window: Window, options: ReportOptions, pricer: Pricer) -> dict[str, Any]:
+def _outliers(storage: Storage, window: Window, options: ReportOptions, pricer: Pricer | None) -> dict[str, Any]:
     rows, totals = outliers(storage, window, options.n, options.source)
     return {**_rows(rows), "totals": totals.to_json()}
 
 
-def _allocation(storage: Storage, window: Window, options: ReportOptions, pricer: Pricer) -> dict[str, Any]:
+def _allocation(storage: Storage, window: Window, options: ReportOptions, pricer: Pricer | None) -> dict[str, Any]:
     if not options.shared:
         raise ReportError("allocation needs the shared feature(s): shared=embeddings[,other]")
     rows = shared_cost_allocation(storage, window, list(options.shared), options.source)
@@ -102,5 +102,5 @@ def run_report(
     runner = REPORTS.get(name)
     if runner is None:
         raise KeyError(name)
-    payload = runner(storage, window, options, pricer or Pricer())
+    payload = runner(storage, window, options, pricer)
     return {"report": name, "window": window.to_json(), "source": options.source.value, **payload}
