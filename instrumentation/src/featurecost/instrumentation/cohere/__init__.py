@@ -180,7 +180,7 @@ class _StreamResponse(ObjectProxy[Any]):  # type: ignore[misc]
         return self._self_data
 
 
-class _TracedStreamContext:
+class _RawStreamContext:
     """``RawV2Client.chat_stream(...)``: a context manager whose ``HttpResponse.data`` streams events."""
 
     def __init__(self, tracer: trace.Tracer, wrapped: Any, instance: Any, args: Any, kwargs: dict[str, Any]) -> None:
@@ -188,6 +188,8 @@ class _TracedStreamContext:
         self._context: Any = None
         self._stream: Any = None
 
+
+class _TracedStreamContext(_RawStreamContext):
     def __enter__(self) -> Any:
         tracer, wrapped, instance, args, kwargs = self._start
         call = start_call(tracer, CHAT, instance, kwargs)
@@ -204,7 +206,7 @@ class _TracedStreamContext:
             self._stream.close()  # ends the span if the events were not read to the end
 
 
-class _AsyncTracedStreamContext(_TracedStreamContext):
+class _AsyncTracedStreamContext(_RawStreamContext):
     async def __aenter__(self) -> Any:
         tracer, wrapped, instance, args, kwargs = self._start
         call = await start_call_async(tracer, CHAT, instance, kwargs)
@@ -222,7 +224,7 @@ class _AsyncTracedStreamContext(_TracedStreamContext):
 
 
 def _raw_stream_wrapper(tracer: trace.Tracer, asynchronous: bool) -> Any:
-    context = _AsyncTracedStreamContext if asynchronous else _TracedStreamContext
+    context: type[_RawStreamContext] = _AsyncTracedStreamContext if asynchronous else _TracedStreamContext
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if passthrough():
