@@ -121,8 +121,9 @@ class _ClosingResponse(ObjectProxy[Any]):  # type: ignore[misc]
             _finish(self._self_call, self._self_acc, complete=False)
 
 
-class TracedStream(ObjectProxy[Any]):  # type: ignore[misc]
-    """A synchronous stream whose end ends the call's span."""
+class _CallStream(ObjectProxy[Any]):  # type: ignore[misc]
+    """What the sync and async stream proxies share: the call, its accumulator, the
+    ``response`` whose close ends the call, and ending it when abandoned."""
 
     def __init__(self, wrapped: Any, call: LLMCall, acc: StreamAccumulator, *, in_call: bool = False) -> None:
         super().__init__(wrapped)
@@ -130,6 +131,23 @@ class TracedStream(ObjectProxy[Any]):  # type: ignore[misc]
         self._self_acc = acc
         self._self_in_call = in_call
         self._self_response: Any = None
+
+    @property
+    def response(self) -> Any:
+        if self._self_response is None:
+            self._self_response = _ClosingResponse(self.__wrapped__.response, self._self_call, self._self_acc)
+        return self._self_response
+
+    def __del__(self) -> None:
+        # Abandoned after an early break and never closed: bill what was reported.
+        _finish_quietly(self._self_call, self._self_acc)
+
+
+class TracedStream(_CallStream):
+    """A synchronous stream whose end ends the call's span."""
+
+    def __init__(self, wrapped: Any, call: LLMCall, acc: StreamAccumulator, *, in_call: bool = False) -> None:
+        super().__init__(wrapped, call, acc, in_call=in_call)
         # The common case (an SDK iterator read in the caller's context) steps without a detour.
         # botocore's EventStream is iterable, not an iterator: its iterator is made on the first step.
         self._self_next: Any = getattr(wrapped, "__next__", None)
@@ -186,26 +204,12 @@ class TracedStream(ObjectProxy[Any]):  # type: ignore[misc]
         finally:
             _finish(self._self_call, self._self_acc, complete=False)
 
-    @property
-    def response(self) -> Any:
-        if self._self_response is None:
-            self._self_response = _ClosingResponse(self.__wrapped__.response, self._self_call, self._self_acc)
-        return self._self_response
 
-    def __del__(self) -> None:
-        # Abandoned after an early break and never closed: bill what was reported.
-        _finish_quietly(self._self_call, self._self_acc)
-
-
-class AsyncTracedStream(ObjectProxy[Any]):  # type: ignore[misc]
+class AsyncTracedStream(_CallStream):
     """An asynchronous stream whose end ends the call's span."""
 
     def __init__(self, wrapped: Any, call: LLMCall, acc: StreamAccumulator, *, in_call: bool = False) -> None:
-        super().__init__(wrapped)
-        self._self_call = call
-        self._self_acc = acc
-        self._self_in_call = in_call
-        self._self_response: Any = None
+        super().__init__(wrapped, call, acc, in_call=in_call)
         self._self_next: Any = getattr(wrapped, "__anext__", None)
 
     def __aiter__(self) -> AsyncTracedStream:
@@ -263,15 +267,6 @@ class AsyncTracedStream(ObjectProxy[Any]):  # type: ignore[misc]
             return await exit_(*exc_info) if exit_ is not None else await self.close()
         finally:
             _finish(self._self_call, self._self_acc, complete=False)
-
-    @property
-    def response(self) -> Any:
-        if self._self_response is None:
-            self._self_response = _ClosingResponse(self.__wrapped__.response, self._self_call, self._self_acc)
-        return self._self_response
-
-    def __del__(self) -> None:
-        _finish_quietly(self._self_call, self._self_acc)
 
 
 class BoundIterator(ObjectProxy[Any]):  # type: ignore[misc]
