@@ -13,6 +13,7 @@ the one way the provider's semantics allow and flagged in ``usage_issues``.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
@@ -491,7 +492,7 @@ def normalize_span(
 # --- the fast path: per attribute-key layout ---
 # Spans from one instrumentation carry the same attribute keys in the same order, so
 # what to decode and which aliases can match is worked out once per layout and cached.
-_MAX_LAYOUTS = 4096  # bounded: a layout explosion (random keys) degrades to rebuilding, not memory
+_MAX_LAYOUTS = 4096  # bounded: a layout explosion (random keys) evicts the least used, not memory
 
 
 @dataclass(frozen=True, slots=True)
@@ -511,27 +512,15 @@ def _layout(keys: tuple[str, ...]) -> SpanLayout:
     return SpanLayout(candidate, read, lookups)
 
 
-_layouts: dict[tuple[str, ...], SpanLayout] = {}
-_lookups_cache: dict[tuple[str, ...], Lookups] = {}
-
-
+@functools.lru_cache(maxsize=_MAX_LAYOUTS)
 def layout_lookups(keys: tuple[str, ...]) -> Lookups:
     """The lookups for attributes with exactly these keys (dict order), cached."""
-    found = _lookups_cache.get(keys)
-    if found is None:
-        if len(_lookups_cache) >= _MAX_LAYOUTS:
-            _lookups_cache.clear()
-        found = _lookups_cache[keys] = _lookups(dict.fromkeys(keys))
-    return found
+    return _lookups(dict.fromkeys(keys))
 
 
+@functools.lru_cache(maxsize=_MAX_LAYOUTS)
 def span_layout(keys: tuple[str, ...]) -> SpanLayout:
-    found = _layouts.get(keys)
-    if found is None:
-        if len(_layouts) >= _MAX_LAYOUTS:
-            _layouts.clear()
-        found = _layouts[keys] = _layout(keys)
-    return found
+    return _layout(keys)
 
 
 _which = AnyValue.WhichOneof
