@@ -270,20 +270,31 @@ def passthrough() -> bool:
     return in_llm_call() or not is_instrumentation_enabled()
 
 
+def _start_stream(
+    tracer: Tracer, endpoint: Endpoint, instance: Any, kwargs: dict[str, Any], checked: Checked
+) -> tuple[LLMCall, bool] | None:
+    """The span of a ``stream=True`` call, or None (the call goes out untraced) if it cannot start."""
+    try:
+        call, injected = start_stream_call(tracer, endpoint, instance, kwargs)
+    except UnattributedCallError:
+        raise
+    except Exception:  # never let instrumentation break the call
+        log.debug("featurecost: could not start a span", exc_info=True)
+        return None
+    _mark(call.span, checked)
+    return call, injected
+
+
 def sync_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if passthrough():
             return wrapped(*args, **kwargs)
         checked = _check_budget(endpoint, instance, kwargs)
         if kwargs.get("stream") is True and endpoint.new_accumulator is not None:
-            try:
-                call, injected = start_stream_call(tracer, endpoint, instance, kwargs)
-            except UnattributedCallError:
-                raise
-            except Exception:  # never let instrumentation break the call
-                log.debug("featurecost: could not start a span", exc_info=True)
+            stream_call = _start_stream(tracer, endpoint, instance, kwargs, checked)
+            if stream_call is None:
                 return wrapped(*args, **kwargs)
-            _mark(call.span, checked)
+            call, injected = stream_call
             with call.requesting():
                 result = wrapped(*args, **kwargs)
             return trace_stream(result, call, endpoint.new_accumulator(injected), _raw_mode(kwargs))
@@ -314,14 +325,10 @@ def async_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
             return await wrapped(*args, **kwargs)
         checked = await _check_budget_async(endpoint, instance, kwargs)
         if kwargs.get("stream") is True and endpoint.new_accumulator is not None:
-            try:
-                call, injected = start_stream_call(tracer, endpoint, instance, kwargs)
-            except UnattributedCallError:
-                raise
-            except Exception:  # never let instrumentation break the call
-                log.debug("featurecost: could not start a span", exc_info=True)
+            stream_call = _start_stream(tracer, endpoint, instance, kwargs, checked)
+            if stream_call is None:
                 return await wrapped(*args, **kwargs)
-            _mark(call.span, checked)
+            call, injected = stream_call
             with call.requesting():
                 result = await wrapped(*args, **kwargs)
             return await trace_stream_async(result, call, endpoint.new_accumulator(injected), _raw_mode(kwargs))
