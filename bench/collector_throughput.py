@@ -47,7 +47,7 @@ from starlette.routing import Route
 from bench.span_corpus import corpus_spans
 from demo.harness import free_port, start_collector, wait_until
 from featurecost.collector.records import CallRecord
-from tests.collector_support import request_for
+from tests.collector_support import normalize_general, request_for
 
 BATCH = 512  # the SDK BatchSpanProcessor's default max_export_batch_size
 
@@ -173,12 +173,7 @@ def stages(count: int, workdir: Path, repeat: int = 5) -> tuple[int, int, dict[s
     through every alias (``FULL_LOOKUPS``), kept as the reference the layout fast path must match.
     """
     from featurecost.collector.normalize import (
-        ResourceFacts,
-        attribute_map,
-        is_llm_span,
         normalize_request,
-        normalize_span,
-        read_attributes,
     )
     from featurecost.collector.pricing import Pricer
     from featurecost.collector.server import tune_gc
@@ -197,16 +192,7 @@ def stages(count: int, workdir: Path, repeat: int = 5) -> tuple[int, int, dict[s
                         pass
 
     def general() -> list[CallRecord]:
-        out = []
-        for request in requests:
-            for rs in request.resource_spans:
-                facts = ResourceFacts.of(attribute_map(rs.resource.attributes))
-                for ss in rs.scope_spans:
-                    for span in ss.spans:
-                        a = read_attributes(span.attributes)
-                        if is_llm_span(a):
-                            out.append(normalize_span(span, facts, a))
-        return out
+        return [c for request in requests for c in normalize_general(request)]
 
     calls = [c for r in requests for c in normalize_request(r)]
     seconds = {

@@ -24,6 +24,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from demo.harness import ManagedProcess, free_port, spawn_ready
 from featurecost.collector.grpc_receiver import create_grpc_server
 from featurecost.collector.ingest import Ingest
+from featurecost.collector.normalize import ResourceFacts, attribute_map, is_llm_span, normalize_span, read_attributes
+from featurecost.collector.records import CallRecord
 from featurecost.collector.wal import WriteAheadLog
 
 _counter = itertools.count()
@@ -158,3 +160,17 @@ def start_clickhouse_http(path: Path, log_dir: Path, port: int | None = None) ->
     argv = [sys.executable, "-m", "tests.fixtures.clickhouse_http", "--port", str(port), "--path", str(path)]
     process = spawn_ready("clickhouse-http", argv, log_dir, f"http://127.0.0.1:{port}/ping", 30)
     return ClickHouseHttp(process, port, path, log_dir)
+
+
+def normalize_general(request: ExportTraceServiceRequest) -> list[CallRecord]:
+    """The normalizer's general path: every read attribute decoded, every alias walked
+    (``FULL_LOOKUPS``) — the reference ``normalize_request``'s per-layout fast path must match."""
+    out = []
+    for resource_spans in request.resource_spans:
+        facts = ResourceFacts.of(attribute_map(resource_spans.resource.attributes))
+        for scope_spans in resource_spans.scope_spans:
+            for span in scope_spans.spans:
+                a = read_attributes(span.attributes)
+                if is_llm_span(a):
+                    out.append(normalize_span(span, facts, a))
+    return out

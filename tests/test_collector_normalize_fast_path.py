@@ -19,27 +19,11 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from featurecost.collector.normalize import (
     ResourceFacts,
-    attribute_map,
-    is_llm_span,
     normalize_request,
-    normalize_span,
-    read_attributes,
 )
 from featurecost.collector.records import CallRecord
-from tests.collector_support import request_for
+from tests.collector_support import normalize_general, request_for
 from tests.test_pricing_normalize import record_spans
-
-
-def _general(request: ExportTraceServiceRequest) -> list[CallRecord]:
-    out = []
-    for resource_spans in request.resource_spans:
-        resource = attribute_map(resource_spans.resource.attributes)
-        for scope_spans in resource_spans.scope_spans:
-            for span in scope_spans.spans:
-                a = read_attributes(span.attributes)
-                if is_llm_span(a):
-                    out.append(normalize_span(span, resource, a))
-    return out
 
 
 def _as_dicts(calls: list[CallRecord]) -> list[dict[str, Any]]:
@@ -48,7 +32,9 @@ def _as_dicts(calls: list[CallRecord]) -> list[dict[str, Any]]:
 
 def _both(request: ExportTraceServiceRequest) -> tuple[list[CallRecord], list[CallRecord]]:
     fresh = ExportTraceServiceRequest.FromString(request.SerializeToString())
-    return list(normalize_request(fresh)), _general(ExportTraceServiceRequest.FromString(request.SerializeToString()))
+    return list(normalize_request(fresh)), normalize_general(
+        ExportTraceServiceRequest.FromString(request.SerializeToString())
+    )
 
 
 def test_fast_and_general_paths_agree_on_the_bench_corpus() -> None:
