@@ -16,12 +16,11 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from featurecost.collector.cli_options import time_option
+from featurecost.collector.cli_options import collector_api, time_option
 from featurecost.collector.pricing import Pricer
 from featurecost.collector.reports import (
     Dimension,
@@ -77,17 +76,14 @@ def window(since: str | None, until: str | None, days: int, env: str) -> Window:
 
 def fetch(name: str, api: str, win: Window, options: ReportOptions) -> dict[str, Any]:
     params = {**{k: v for k, v in win.to_json().items()}, **options.to_query()}
-    try:
-        response = httpx.get(f"{api.rstrip('/')}/api/v1/reports/{name}", params=params, timeout=120)
-    except httpx.HTTPError as exc:
-        raise typer.BadParameter(
-            f"cannot reach the collector API at {api} ({exc}); start `featurecost collector` "
-            "or read storage directly with --storage"
-        ) from exc
-    if response.status_code != 200:
-        raise typer.BadParameter(f"collector API answered {response.status_code}: {response.text}")
-    payload: dict[str, Any] = response.json()
-    return payload
+    return collector_api(
+        "GET",
+        api,
+        f"/api/v1/reports/{name}",
+        params=params,
+        timeout=120,
+        unreachable_hint="start `featurecost collector` or read storage directly with --storage",
+    )
 
 
 def produce(
@@ -169,12 +165,8 @@ def rebuild(month: int, api: str, storage: str | None) -> None:
         finally:
             store.close()
         return
-    try:
-        response = httpx.post(f"{api.rstrip('/')}/api/v1/rollups/rebuild", params={"month": month}, timeout=600)
-    except httpx.HTTPError as exc:
-        raise typer.BadParameter(f"cannot reach the collector API at {api} ({exc}); or use --storage") from exc
-    if response.status_code != 200:
-        raise typer.BadParameter(f"collector API answered {response.status_code}: {response.text}")
+    path = "/api/v1/rollups/rebuild"
+    collector_api("POST", api, path, params={"month": month}, timeout=600, unreachable_hint="or use --storage")
 
 
 def register(report_app: typer.Typer) -> None:

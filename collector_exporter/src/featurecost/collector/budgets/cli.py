@@ -10,7 +10,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -19,7 +18,7 @@ from featurecost.collector.alerts import AlertStore
 from featurecost.collector.budgets.config import BudgetsConfig, BudgetsFileError, load_budgets
 from featurecost.collector.budgets.evaluator import evaluate_budgets
 from featurecost.collector.budgets.periods import period_containing
-from featurecost.collector.cli_options import time_option
+from featurecost.collector.cli_options import collector_api, time_option
 from featurecost.collector.storage import Storage
 
 budgets_app = typer.Typer(help="Budgets and alerts: check the budgets file, see spend against limits.")
@@ -49,22 +48,14 @@ def _console() -> Console:
 
 
 def _get(api: str, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    url = f"{api.rstrip('/')}{path}"
-    try:
-        response = httpx.get(url, params=params, timeout=30)
-    except httpx.HTTPError as exc:
-        raise typer.BadParameter(
-            f"cannot reach the collector API at {api} ({exc}); start `featurecost collector --budgets-file ...` "
-            "or read storage directly with --storage and --budgets-file"
-        ) from exc
-    if response.status_code != 200:
-        try:
-            message = response.json().get("error", response.text)
-        except ValueError:
-            message = response.text
-        raise typer.BadParameter(f"collector API answered {response.status_code}: {message}")
-    result: dict[str, Any] = response.json()
-    return result
+    return collector_api(
+        "GET",
+        api,
+        path,
+        params=params,
+        unreachable_hint="start `featurecost collector --budgets-file ...` or read storage directly with --storage "
+        "and --budgets-file",
+    )
 
 
 def _parse_at(at: str | None) -> datetime:
