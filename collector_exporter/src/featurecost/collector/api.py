@@ -66,6 +66,8 @@ def create_api_app(
     async def readyz(request: Request) -> Response:
         if not pipeline.running:
             return PlainTextResponse("pipeline not running", status_code=503)
+        if pipeline.blocked:
+            return PlainTextResponse(f"storage cannot progress: {pipeline.blocked}", status_code=503)
         if not ingest_ready():
             return PlainTextResponse("OTLP receiver not listening yet", status_code=503)
         return PlainTextResponse("ready")
@@ -84,6 +86,7 @@ def create_api_app(
                 "running": pipeline.running,
                 "storage_ready": pipeline.storage_ready,
                 "last_error": pipeline.last_error,
+                "blocked": pipeline.blocked,
             },
             "pricing": pipeline.pricer.stats.to_json(),
             "receiver": asdict(receiver_stats),

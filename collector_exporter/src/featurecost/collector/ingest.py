@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -81,10 +82,21 @@ def drop_invalid_spans(request: ExportTraceServiceRequest) -> tuple[int, int, st
 
 
 class Ingest:
-    def __init__(self, wal: WriteAheadLog, *, retry_after: int = 5, bearer_token: str | None = None) -> None:
+    def __init__(
+        self,
+        wal: WriteAheadLog,
+        *,
+        retry_after: int = 5,
+        bearer_token: str | None = None,
+        blocked: Callable[[], str] = lambda: "",
+    ) -> None:
+        """``blocked``: why storage cannot progress (``Pipeline.blocked``), or ``""``.
+        While it says so, requests are refused as retryable instead of acknowledged
+        into a log nobody drains."""
         self.wal = wal
         self.retry_after = retry_after
         self.bearer_token = bearer_token
+        self.blocked = blocked
         self.stats = ReceiverStats()
 
     def authorized(self, authorization: str | None) -> bool:
@@ -101,6 +113,10 @@ class Ingest:
         if accepted == 0:
             return Accepted(0, rejected, message)
         payload = raw if raw is not None and rejected == 0 else request.SerializeToString()
+        blocked = self.blocked()
+        if blocked:
+            self.stats.backpressure += 1
+            raise BackpressureError(f"storage cannot progress: {blocked}", self.retry_after)
         try:
             await asyncio.wrap_future(self.wal.append(payload))
         except WalFullError as exc:

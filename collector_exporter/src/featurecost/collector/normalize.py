@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from featurecost.collector import aliases
 from featurecost.collector.records import CallRecord
@@ -154,7 +154,7 @@ def _flatten_metadata(a: dict[str, Any]) -> None:
         return
     try:
         metadata = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested past the parser's depth
         return
     if isinstance(metadata, dict):
         for key, value in metadata.items():
@@ -297,7 +297,7 @@ def _vercel_cache_write(a: dict[str, Any], usage: _Usage) -> int:
         return 0
     try:
         metadata = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested past the parser's depth
         return 0
     anthropic = metadata.get("anthropic") if isinstance(metadata, dict) else None
     value = anthropic.get("cacheCreationInputTokens") if isinstance(anthropic, dict) else None
@@ -537,22 +537,42 @@ def _decode(key_values: list[KeyValue], read: tuple[tuple[int, str], ...]) -> di
     return out
 
 
-def normalize_request(request: ExportTraceServiceRequest) -> Iterator[CallRecord]:
-    """The LLM calls in ``request``, in the order they appear."""
+SpanFailure = Callable[[ResourceSpans, ScopeSpans, Span, Exception], None]
+
+
+def normalize_request(request: ExportTraceServiceRequest, on_error: SpanFailure | None = None) -> Iterator[CallRecord]:
+    """The LLM calls in ``request``, in the order they appear.
+
+    With ``on_error``, a span that fails to normalize is handed to it and the rest of the
+    request goes on: one bad span must not keep its neighbours (other clients' calls,
+    batched into the same insert) out of storage."""
     for resource_spans in request.resource_spans:
         facts = ResourceFacts.of(attribute_map(resource_spans.resource.attributes))
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                key_values = list(span.attributes)  # one wrapper per attribute, reused by _decode
-                layout = span_layout(tuple([kv.key for kv in key_values]))
-                # decide on the keys alone; HTTP/DB/framework spans never get their values decoded
-                if not layout.candidate:
-                    continue
-                a = _decode(key_values, layout.read)
-                if not is_llm_span(a):
-                    continue
-                lookups = layout.lookups
-                if lookups is None:
-                    _flatten_metadata(a)
-                    lookups = layout_lookups(tuple(a))
-                yield normalize_span(span, facts, a, lookups)
+                if on_error is None:
+                    call = _normalize_one(span, facts)
+                else:
+                    try:
+                        call = _normalize_one(span, facts)
+                    except Exception as exc:
+                        on_error(resource_spans, scope_spans, span, exc)
+                        continue
+                if call is not None:
+                    yield call
+
+
+def _normalize_one(span: Span, facts: ResourceFacts) -> CallRecord | None:
+    key_values = list(span.attributes)  # one wrapper per attribute, reused by _decode
+    layout = span_layout(tuple([kv.key for kv in key_values]))
+    # decide on the keys alone; HTTP/DB/framework spans never get their values decoded
+    if not layout.candidate:
+        return None
+    a = _decode(key_values, layout.read)
+    if not is_llm_span(a):
+        return None
+    lookups = layout.lookups
+    if lookups is None:
+        _flatten_metadata(a)
+        lookups = layout_lookups(tuple(a))
+    return normalize_span(span, facts, a, lookups)

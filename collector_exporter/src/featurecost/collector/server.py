@@ -92,7 +92,12 @@ async def serve(config: CollectorConfig, budgets: BudgetsConfig | None = None) -
     )
     tune_gc()
     pipeline.start()
-    ingest = Ingest(wal, retry_after=config.retry_after_seconds, bearer_token=config.auth_token)
+    ingest = Ingest(
+        wal,
+        retry_after=config.retry_after_seconds,
+        bearer_token=config.auth_token,
+        blocked=lambda: pipeline.blocked,
+    )
     metrics.watch(ingest.stats, pipeline, wal)
     receiver = create_receiver_app(ingest=ingest, max_body_bytes=config.max_body_bytes)
     tls: dict[str, Any] = {}

@@ -18,6 +18,7 @@ import shutil
 import struct
 import threading
 import time
+import uuid
 import zlib
 from collections import deque
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from pathlib import Path
 _HEADER = struct.Struct("<II")
 _SUFFIX = ".wal"
 _CHECKPOINT = "checkpoint"
+_IDENTITY = "identity"
 
 
 class WalFullError(Exception):
@@ -66,6 +68,29 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _identity(directory: Path) -> str:
+    """This log's identity, made once with the directory: positions restart at 1:0 in
+    every WAL directory, so whatever is keyed by position downstream (insert
+    deduplication tokens) needs it to tell two logs — two collectors on one ClickHouse,
+    or one whose directory was reset — apart."""
+    path = directory / _IDENTITY
+    try:
+        identity = path.read_text().strip()
+    except FileNotFoundError:
+        identity = ""
+    if identity:
+        return identity
+    identity = uuid.uuid4().hex
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w") as f:
+        f.write(identity)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(directory)
+    return identity
+
+
 def _valid_length(path: Path) -> int:
     """Bytes of ``path`` that hold whole, checksummed records."""
     valid = 0
@@ -93,6 +118,7 @@ class WriteAheadLog:
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.identity = _identity(self.directory)
         self.segment_bytes = segment_bytes
         self.max_bytes = max_bytes
         self.max_age_seconds = max_age_seconds
