@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -215,4 +216,24 @@ def test_a_span_storage_rejects_alone_is_dead_lettered_and_its_batch_stored(tmp_
     assert json.loads(dead[0].read_text())["feature"] == "poison"
     assert "no_poison" in dead[1].read_text()
     assert "no_poison" in pipeline.stats.last_dead_letter_reason
+    wal.close()
+
+
+def test_a_batch_spanning_150_months_is_split_per_partition(tmp_path: Path, storage: Storage) -> None:
+    # One insert block may touch at most max_partitions_per_insert_block (100) partitions;
+    # ClickHouse answers code 252 otherwise, which no retry fixes.
+    start = datetime(2010, 1, 15, tzinfo=UTC)
+    spans = []
+    for month in range(150):
+        when = start.replace(year=2010 + month // 12, month=1 + month % 12)
+        spans.extend(llm_spans(1, start_ns=int(when.timestamp() * 1e9)))
+    wal = WriteAheadLog(tmp_path / "wal")
+    wal.append(request_for(spans).SerializeToString()).result(10)
+    pipeline = Pipeline(wal, storage, flush_interval=0.05, retention=None, max_attempts=1)
+    pipeline.start()
+    wait_until(lambda: wal.checkpoint == wal.end, 60, "the batch to be stored")
+    assert pipeline.stop(30)
+    assert pipeline.stats.insert_failures == 0
+    months = storage.query_text("SELECT uniqExact(toYYYYMM(start_time)) AS months, count() AS calls FROM calls")
+    assert months == [{"months": 150, "calls": 150}]
     wal.close()

@@ -91,6 +91,10 @@ def collector(
     retention_days: Annotated[
         int | None, _opt("RETENTION_DAYS", "Calls older than this are dropped at ingest. [default: 400]")
     ] = None,
+    max_future_skew_seconds: Annotated[
+        float | None,
+        _opt("MAX_FUTURE_SKEW_SECONDS", "Spans starting/ending later than now + this are rejected. [default: 3600]"),
+    ] = None,
     auth_token: Annotated[
         str | None, _opt("AUTH_TOKEN", "Require 'Authorization: Bearer TOKEN' on OTLP ingest.")
     ] = None,
@@ -139,6 +143,7 @@ def collector(
                 "batch_rows": batch_rows,
                 "flush_interval": flush_interval,
                 "retention_days": retention_days,
+                "max_future_skew_seconds": max_future_skew_seconds,
                 "auth_token": auth_token,
                 "tls_cert": tls_cert,
                 "tls_key": tls_key,

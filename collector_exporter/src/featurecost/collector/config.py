@@ -41,6 +41,7 @@ class CollectorConfig(BaseModel):
     retention_days: int | None = Field(400, gt=0)
     seen_window: int = Field(500_000, gt=0)
     retry_after_seconds: int = Field(5, gt=0)
+    max_future_skew_seconds: float = Field(3600.0, ge=0)  # spans further in the future are rejected
     auth_token: str | None = None
     tls_cert: Path | None = None
     tls_key: Path | None = None

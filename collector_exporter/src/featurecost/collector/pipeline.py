@@ -142,6 +142,8 @@ def _is_transient(exc: Exception) -> bool:
         return True
     if isinstance(exc, DatabaseError):
         message = str(exc)
+        if "Too many partitions for single INSERT block" in message:
+            return False  # code 252 too, but the block's data is the problem: no retry fixes it
         return any(f"Code: {code}." in message or f"code: {code}" in message for code in _TRANSIENT_CODES)
     return False
 

@@ -97,6 +97,7 @@ async def serve(config: CollectorConfig, budgets: BudgetsConfig | None = None) -
         retry_after=config.retry_after_seconds,
         bearer_token=config.auth_token,
         blocked=lambda: pipeline.blocked,
+        max_future_skew=config.max_future_skew_seconds,
     )
     metrics.watch(ingest.stats, pipeline, wal)
     receiver = create_receiver_app(ingest=ingest, max_body_bytes=config.max_body_bytes)
