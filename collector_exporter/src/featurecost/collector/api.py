@@ -13,10 +13,12 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from featurecost.collector.api_security import ApiAccess, ApiSecurity
 from featurecost.collector.metrics import CONTENT_TYPE, Metrics
 from featurecost.collector.pipeline import Pipeline
 from featurecost.collector.reports import (
@@ -59,7 +61,10 @@ def create_api_app(
     extra_routes: Sequence[Route] = (),
     metrics: Metrics | None = None,
     forward_stats: Any = None,
+    access: ApiAccess | None = None,
 ) -> Starlette:
+    """The API app; ``access`` (tokens, body limit) guards every route (api_security.py)."""
+
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
 
@@ -161,6 +166,7 @@ def create_api_app(
         return JSONResponse({"rebuilt": month})
 
     return Starlette(
+        middleware=[Middleware(ApiSecurity, access=access or ApiAccess())],
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
@@ -172,5 +178,5 @@ def create_api_app(
             Route("/api/v1/rollups/rebuild", rebuild, methods=["POST"]),
             *web_routes(),
             *extra_routes,
-        ]
+        ],
     )

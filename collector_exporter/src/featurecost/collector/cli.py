@@ -98,7 +98,22 @@ def collector(
     auth_token: Annotated[
         str | None, _opt("AUTH_TOKEN", "Require 'Authorization: Bearer TOKEN' on OTLP ingest.")
     ] = None,
-    tls_cert: Annotated[Path | None, _opt("TLS_CERT", "PEM certificate chain: serve OTLP over TLS.")] = None,
+    api_token: Annotated[
+        str | None,
+        _opt("API_TOKEN", "Require 'Authorization: Bearer TOKEN' on the API (all but /healthz, /readyz)."),
+    ] = None,
+    admin_token: Annotated[
+        str | None, _opt("ADMIN_TOKEN", "Token for API writes (usage import, rollup rebuild). [default: --api-token]")
+    ] = None,
+    metrics_public: Annotated[
+        bool | None, _opt("METRICS_PUBLIC", "Serve /metrics without a token.", "--metrics-public/--no-metrics-public")
+    ] = None,
+    api_max_body_bytes: Annotated[
+        int | None, _opt("API_MAX_BODY_BYTES", "Largest request body the API accepts. [default: 8 MiB]")
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, _opt("TLS_CERT", "PEM certificate chain: serve OTLP and the API over TLS.")
+    ] = None,
     tls_key: Annotated[Path | None, _opt("TLS_KEY", "PEM private key for --tls-cert.")] = None,
     forward_endpoint: Annotated[
         str | None, _opt("FORWARD_ENDPOINT", "Also send priced spans (cost attributes added) to this OTLP/HTTP URL.")
@@ -145,6 +160,10 @@ def collector(
                 "retention_days": retention_days,
                 "max_future_skew_seconds": max_future_skew_seconds,
                 "auth_token": auth_token,
+                "api_token": api_token,
+                "admin_token": admin_token,
+                "metrics_public": metrics_public,
+                "api_max_body_bytes": api_max_body_bytes,
                 "tls_cert": tls_cert,
                 "tls_key": tls_key,
                 "forward_endpoint": forward_endpoint,

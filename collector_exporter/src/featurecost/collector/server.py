@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import ipaddress
 import logging
 import signal
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import uvicorn
 
 from featurecost.collector.alerts import AlertStore
 from featurecost.collector.api import create_api_app
+from featurecost.collector.api_security import ApiAccess
 from featurecost.collector.budgets.api import budget_routes
 from featurecost.collector.budgets.config import BudgetsConfig
 from featurecost.collector.budgets.service import build_evaluator
@@ -59,6 +61,13 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()  # modules, the price data snapshot, config: live for the whole process
     gc.set_threshold(50_000, 20, 100)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def default_storage_dsn(data_dir: Path) -> str:
@@ -129,10 +138,22 @@ async def serve(config: CollectorConfig, budgets: BudgetsConfig | None = None) -
         metrics=metrics,
         forward_stats=forwarder.stats if forwarder else None,
         extra_routes=routes,
+        access=ApiAccess(
+            read_token=config.api_token,
+            admin_token=config.admin_token,
+            metrics_public=config.metrics_public,
+            max_body_bytes=config.api_max_body_bytes,
+        ),
     )
+    if config.api_token is None and not _loopback(config.host):
+        log.warning(
+            "the API on %s:%d has no --api-token: anyone who can reach it reads every tenant's costs",
+            config.host,
+            config.api_port,
+        )
     servers = [
         ingest_http,
-        _Server(uvicorn.Config(api, host=config.host, port=config.api_port, log_level="warning")),
+        _Server(uvicorn.Config(api, host=config.host, port=config.api_port, log_level="warning", **tls)),
     ]
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()

@@ -80,9 +80,25 @@ function ratio(part, whole) {
   return whole > 0 ? ((100 * part) / whole).toFixed(1) + "%" : "–";
 }
 
+// A collector started with --api-token wants it on every report request. The page takes it
+// from its address (http://host:8787/#token=TOKEN: a fragment never reaches the server or
+// its logs), keeps it for this tab only and drops it from the address bar.
+const TOKEN_KEY = "featurecost-api-token";
+
+function apiHeaders() {
+  const fromAddress = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromAddress) {
+    sessionStorage.setItem(TOKEN_KEY, fromAddress);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? { Authorization: "Bearer " + token } : {};
+}
+
 async function report(name, since, until, environment, extra) {
   const params = new URLSearchParams({ since: since.toISOString(), until: until.toISOString(), environment, ...extra });
-  const response = await fetch(`api/v1/reports/${name}?` + params.toString());
+  const response = await fetch(`api/v1/reports/${name}?` + params.toString(), { headers: apiHeaders() });
+  if (response.status === 401) throw new Error("this collector needs its API token: open the page as " + location.origin + location.pathname + "#token=YOUR_API_TOKEN");
   if (!response.ok) throw new Error("report API answered " + response.status + ": " + (await response.text()));
   return (await response.json()).rows;
 }
