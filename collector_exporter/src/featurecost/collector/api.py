@@ -23,6 +23,7 @@ from featurecost.collector.metrics import CONTENT_TYPE, Metrics
 from featurecost.collector.pipeline import Pipeline
 from featurecost.collector.reports import (
     REPORTS,
+    OpenMonthError,
     ReportError,
     ReportOptions,
     Window,
@@ -162,7 +163,10 @@ def create_api_app(
                 raise ValueError
         except ValueError:
             return JSONResponse({"error": "month=YYYYMM required"}, status_code=400)
-        await run_in_threadpool(rebuild_rollups, storage, month)
+        try:
+            await run_in_threadpool(rebuild_rollups, storage, month)
+        except OpenMonthError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=409)
         return JSONResponse({"rebuilt": month})
 
     return Starlette(

@@ -24,6 +24,7 @@ from featurecost.collector.cli_options import collector_api, time_option
 from featurecost.collector.pricing import Pricer
 from featurecost.collector.reports import (
     Dimension,
+    OpenMonthError,
     ReportError,
     ReportOptions,
     Source,
@@ -162,6 +163,8 @@ def rebuild(month: int, api: str, storage: str | None) -> None:
         store = Storage(storage)
         try:
             rebuild_rollups(store, month)
+        except OpenMonthError as exc:
+            raise typer.BadParameter(str(exc)) from exc
         finally:
             store.close()
         return
