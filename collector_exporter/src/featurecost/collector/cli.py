@@ -23,7 +23,7 @@ from featurecost.collector.prices_cli import check_prices_file, prices_app
 from featurecost.collector.report_commands import DEFAULT_API, Format, fetch, window
 from featurecost.collector.report_commands import register as register_reports
 from featurecost.collector.reports import FeatureCostRow, ReportOptions, feature_costs
-from featurecost.collector.server import serve
+from featurecost.collector.server import StartupError, serve
 from featurecost.collector.storage import Storage
 from featurecost.collector.storage_cli import storage_app
 
@@ -175,10 +175,18 @@ def collector(
         )
     except ConfigError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    config.data_dir.mkdir(parents=True, exist_ok=True)
     check_prices_file(config.prices_file)
     budgets = load_budgets_option(config.budgets_file)
-    asyncio.run(serve(config, budgets=budgets))
+    try:
+        try:
+            config.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartupError(f"cannot use the data directory {config.data_dir}: {exc}") from exc
+        asyncio.run(serve(config, budgets=budgets))
+    except StartupError as exc:  # one line, no traceback: the operator fixes a port or a directory
+        console = Console(stderr=True, soft_wrap=True)
+        console.print(f"featurecost collector: {exc}", style="red", markup=False, highlight=False)
+        raise typer.Exit(1) from exc
 
 
 def _money(value: Decimal | None) -> str:

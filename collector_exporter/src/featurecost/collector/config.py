@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from featurecost.collector.storage import dsn_problem
+
 
 class ConfigError(ValueError):
     pass
@@ -62,6 +64,14 @@ class CollectorConfig(BaseModel):
         # FEATURECOST_API_TOKEN= (empty, as compose passes an unset variable) means no token,
         # never "the empty string is the token"
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("storage_dsn")
+    @classmethod
+    def _dsn(cls, value: str) -> str:
+        problem = dsn_problem(value) if value else None
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _tls_pair(self) -> CollectorConfig:

@@ -11,6 +11,7 @@ import gc
 import ipaddress
 import logging
 import signal
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from featurecost.collector.config import CollectorConfig
 from featurecost.collector.forward import Forwarder
 from featurecost.collector.grpc_receiver import create_grpc_server
 from featurecost.collector.ingest import Ingest
+from featurecost.collector.listen import StartupError, listen
 from featurecost.collector.metrics import Metrics
 from featurecost.collector.pipeline import Pipeline
 from featurecost.collector.pricing import Pricer
@@ -36,7 +38,7 @@ from featurecost.collector.wal import WriteAheadLog
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CollectorConfig", "default_storage_dsn", "serve"]
+__all__ = ["CollectorConfig", "StartupError", "default_storage_dsn", "serve"]
 
 
 class _Server(uvicorn.Server):
@@ -74,17 +76,49 @@ def default_storage_dsn(data_dir: Path) -> str:
     return f"chdb://{data_dir.resolve() / 'clickhouse'}"
 
 
+def _open_wal(config: CollectorConfig) -> WriteAheadLog:
+    try:
+        return WriteAheadLog(
+            config.resolved_wal_dir,
+            segment_bytes=config.wal_segment_bytes,
+            max_bytes=config.wal_max_bytes,
+            max_age_seconds=config.wal_max_age_seconds,
+            min_free_disk_bytes=config.wal_min_free_disk_bytes,
+        )
+    except OSError as exc:
+        raise StartupError(f"cannot use the write-ahead log directory {config.resolved_wal_dir}: {exc}") from exc
+
+
 async def serve(config: CollectorConfig, budgets: BudgetsConfig | None = None) -> None:
+    """Run until SIGTERM/SIGINT. Start-up order: claim the ports, open the WAL, then start
+    storage (in the pipeline worker) — a port in use or an unusable directory is a
+    ``StartupError`` before embedded storage is loaded."""
+    sockets = [listen(config.host, config.otlp_http_port, "OTLP/HTTP")]
+    try:
+        sockets.append(listen(config.host, config.api_port, "the API"))
+        if config.otlp_grpc_port > 0:
+            # gRPC binds its own socket; try the port first so "in use" is our one clear line
+            # (gRPC's C core would add its own log line) and comes before the WAL and storage
+            listen(config.host, config.otlp_grpc_port, "OTLP/gRPC").close()
+        wal = _open_wal(config)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    try:
+        await _serve(config, budgets, wal, sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+async def _serve(
+    config: CollectorConfig, budgets: BudgetsConfig | None, wal: WriteAheadLog, sockets: list[socket.socket]
+) -> None:
+    http_socket, api_socket = sockets
     # Storage connects (and migrates) in the pipeline worker, retrying: an unreachable
     # ClickHouse server must not keep the collector from accepting into its WAL.
     storage = Storage(config.resolved_storage_dsn, lazy=True)
-    wal = WriteAheadLog(
-        config.resolved_wal_dir,
-        segment_bytes=config.wal_segment_bytes,
-        max_bytes=config.wal_max_bytes,
-        max_age_seconds=config.wal_max_age_seconds,
-        min_free_disk_bytes=config.wal_min_free_disk_bytes,
-    )
     metrics = Metrics()
     forwarder = Forwarder(config.forward_endpoint, config.forward_headers) if config.forward_endpoint else None
     pipeline = Pipeline(
@@ -99,8 +133,6 @@ async def serve(config: CollectorConfig, budgets: BudgetsConfig | None = None) -
         on_stored=forwarder.on_stored if forwarder else None,
         prepare_storage=True,
     )
-    tune_gc()
-    pipeline.start()
     ingest = Ingest(
         wal,
         retry_after=config.retry_after_seconds,
@@ -118,9 +150,18 @@ async def serve(config: CollectorConfig, budgets: BudgetsConfig | None = None) -
     )
     grpc_server = None
     if config.otlp_grpc_port >= 0:
-        grpc_server, grpc_port = create_grpc_server(
-            ingest, f"{config.host}:{config.otlp_grpc_port}", max_body_bytes=config.max_body_bytes, tls=config.tls_pem()
-        )
+        address = f"{config.host}:{config.otlp_grpc_port}"
+        try:
+            grpc_server, grpc_port = create_grpc_server(
+                ingest, address, max_body_bytes=config.max_body_bytes, tls=config.tls_pem()
+            )
+        except (RuntimeError, OSError) as exc:
+            wal.close()
+            raise StartupError(f"cannot listen for OTLP/gRPC on {address}: {exc}") from exc
+    # every port is ours: now load storage (chDB in-process) and start serving
+    tune_gc()
+    pipeline.start()
+    if grpc_server is not None:
         await grpc_server.start()
         log.info("OTLP/gRPC on %s:%d", config.host, grpc_port)
 
@@ -168,7 +209,10 @@ async def serve(config: CollectorConfig, budgets: BudgetsConfig | None = None) -
     if evaluator:
         evaluator.start()
     try:
-        results = await asyncio.gather(*(s.serve() for s in servers), return_exceptions=True)
+        results = await asyncio.gather(
+            *(server.serve(sockets=[sock]) for server, sock in zip(servers, (http_socket, api_socket), strict=True)),
+            return_exceptions=True,
+        )
         for result in results:
             if isinstance(result, BaseException):
                 raise result
