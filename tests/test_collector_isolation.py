@@ -7,7 +7,9 @@ worker. Real WAL, real pipeline, real storage (chDB behind the ClickHouse HTTP i
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import tracemalloc
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,6 +25,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from demo.harness import wait_until
 from featurecost.collector.ingest import BackpressureError, Ingest
+from featurecost.collector.normalize import normalize_request
 from featurecost.collector.pipeline import Pipeline
 from featurecost.collector.storage import Storage
 from featurecost.collector.wal import WriteAheadLog
@@ -237,3 +240,31 @@ def test_a_batch_spanning_150_months_is_split_per_partition(tmp_path: Path, stor
     months = storage.query_text("SELECT uniqExact(toYYYYMM(start_time)) AS months, count() AS calls FROM calls")
     assert months == [{"months": 150, "calls": 150}]
     wal.close()
+
+
+def test_crafted_attribute_layouts_are_not_kept_in_memory() -> None:
+    # Each distinct attribute-key layout used to be cached whole (4096 of them): spans with
+    # thousands of long random keys could make the collector keep gigabytes.
+    def crafted(n: int) -> ExportTraceServiceRequest:
+        request = _request({f"span-{n}": {**_CHAT, "featurecost.feature": f"crafted-{n}"}})
+        span = request.resource_spans[0].scope_spans[0].spans[0]
+        for i in range(1000):  # past the SDK's attribute limit: what a hostile client sends
+            span.attributes.add(key=f"featurecost.junk.{n}.{i}.{'k' * 80}").value.string_value = "v"
+        return request
+
+    requests = [crafted(n) for n in range(40)]
+    normal = _request({"ok": {**_CHAT, "featurecost.feature": "ok"}})
+    list(normalize_request(normal))  # warm the cache with an ordinary layout
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        calls = [call for request in requests for call in normalize_request(request)]
+        features = {call.feature for call in calls}
+        del calls
+        gc.collect()
+        retained = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert features == {f"crafted-{n}" for n in range(40)}
+    assert retained < 2 * 1024 * 1024, f"{retained} bytes kept after normalizing 40 crafted layouts"

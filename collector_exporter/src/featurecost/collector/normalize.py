@@ -493,6 +493,24 @@ def normalize_span(
 # Spans from one instrumentation carry the same attribute keys in the same order, so
 # what to decode and which aliases can match is worked out once per layout and cached.
 _MAX_LAYOUTS = 4096  # bounded: a layout explosion (random keys) evicts the least used, not memory
+# ... and so is each entry: a crafted span with thousands of long keys would make one layout
+# megabytes (4096 of them: gigabytes). Such layouts are worked out per span, never cached.
+_MAX_CACHED_KEYS = 96
+_MAX_CACHED_KEY_CHARS = 4096
+
+
+def _cacheable(keys: tuple[str, ...]) -> bool:
+    return len(keys) <= _MAX_CACHED_KEYS and sum(map(len, keys)) <= _MAX_CACHED_KEY_CHARS
+
+
+def layout_of(keys: tuple[str, ...]) -> SpanLayout:
+    """``span_layout``, cached only when the layout is small."""
+    return span_layout(keys) if _cacheable(keys) else _layout(keys)
+
+
+def lookups_of(keys: tuple[str, ...]) -> Lookups:
+    """``layout_lookups``, cached only when the layout is small."""
+    return layout_lookups(keys) if _cacheable(keys) else _lookups(dict.fromkeys(keys))
 
 
 @dataclass(frozen=True, slots=True)
@@ -508,7 +526,7 @@ def _layout(keys: tuple[str, ...]) -> SpanLayout:
     candidate = not _CANDIDATE_KEYS.isdisjoint(keys)
     read = tuple((i, key) for i, key in enumerate(keys) if key in _KEYS_READ or key.startswith("featurecost."))
     present = dict.fromkeys(key for _, key in read)
-    lookups = None if aliases.OPENINFERENCE_METADATA in present else layout_lookups(tuple(present))
+    lookups = None if aliases.OPENINFERENCE_METADATA in present else lookups_of(tuple(present))
     return SpanLayout(candidate, read, lookups)
 
 
@@ -564,7 +582,7 @@ def normalize_request(request: ExportTraceServiceRequest, on_error: SpanFailure 
 
 def _normalize_one(span: Span, facts: ResourceFacts) -> CallRecord | None:
     key_values = list(span.attributes)  # one wrapper per attribute, reused by _decode
-    layout = span_layout(tuple([kv.key for kv in key_values]))
+    layout = layout_of(tuple([kv.key for kv in key_values]))
     # decide on the keys alone; HTTP/DB/framework spans never get their values decoded
     if not layout.candidate:
         return None
@@ -574,5 +592,5 @@ def _normalize_one(span: Span, facts: ResourceFacts) -> CallRecord | None:
     lookups = layout.lookups
     if lookups is None:
         _flatten_metadata(a)
-        lookups = layout_lookups(tuple(a))
+        lookups = lookups_of(tuple(a))
     return normalize_span(span, facts, a, lookups)
