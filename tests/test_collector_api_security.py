@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from demo.harness import Collector, start_collector
+from featurecost.collector.usage_import import MAX_ERRORS, MAX_ROWS, UsageImportError, parse_usage_csv
 from featurecost.instrumentation.guard import Guard
 from tests.collector_support import start_clickhouse_http
 from tests.conftest import serve_in_thread
@@ -166,3 +167,16 @@ def test_a_page_on_another_origin_cannot_write_through_a_browser(tmp_path: Path)
     finally:
         assert collector.process.stop() == 0, collector.process.log()
         clickhouse.process.stop()
+
+
+def test_a_usage_import_is_bounded_in_rows_and_reported_problems() -> None:
+    # validated rows cost ~1.4 KB each: 8 MiB of CSV was ~0.7 GB of memory
+    line = "acme,2026-11,100\n"
+    with pytest.raises(UsageImportError) as too_many:
+        parse_usage_csv("tenant,period,revenue_usd\n" + line * (MAX_ROWS + 1))
+    assert [e.message for e in too_many.value.errors] == [f"more than {MAX_ROWS} rows: split the file"]
+    assert len(parse_usage_csv("tenant,period,revenue_usd\n" + line * MAX_ROWS)) == MAX_ROWS
+    with pytest.raises(UsageImportError) as bad:
+        parse_usage_csv("tenant,period,revenue_usd\n" + "acme,never,-1\n" * 1000)
+    assert len(bad.value.errors) <= MAX_ERRORS + 2
+    assert bad.value.errors[-1].message == f"stopped after {MAX_ERRORS} problems"
