@@ -1,6 +1,6 @@
 """The worker that moves calls from the write-ahead log into storage.
 
-WAL → normalize → price → de-duplicate → insert → remember → checkpoint.
+WAL → normalize → price → de-duplicate → reconcile → insert → remember → checkpoint.
 
 Exactly-once into storage, from at-least-once parts:
 
@@ -12,7 +12,10 @@ Exactly-once into storage, from at-least-once parts:
 2. **Span ids are de-duplicated across batches** (``SeenSpans``): a span an SDK
    re-sends lands in another WAL record and another batch; it is dropped before the
    insert, so no rollup ever sees it twice.
-3. **The checkpoint advances only after the insert and the seen-span record are
+3. **One provider call, one bill** (``reconcile.py``): spans of one trace reporting the
+   same provider response id are one call; the others are stored superseded, and an
+   earlier counted one is withdrawn, in the same insert (same token).
+4. **The checkpoint advances only after the insert and the seen-span record are
    durable**, so nothing acknowledged is lost.
 
 Failures: a storage outage (network, 5xx) is retried forever with backoff — the WAL
@@ -37,7 +40,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from featurecost.collector.normalize import normalize_request
 from featurecost.collector.pricing import Pricer
+from featurecost.collector.reconcile import Reconciler
 from featurecost.collector.records import CallRecord
+from featurecost.collector.restatement import RESTATEMENT_COLUMNS
 from featurecost.collector.seen_spans import SeenSpans
 from featurecost.collector.storage import Storage
 from featurecost.collector.wal import Position, Record, WriteAheadLog
@@ -73,6 +78,7 @@ class PipelineStats:
     calls_priced: int = 0
     calls_unpriced: int = 0
     duplicate_calls: int = 0
+    superseded_calls: int = 0  # spans of a provider call another span of it is billed on
     expired_calls: int = 0
     insert_failures: int = 0
     dead_letters: int = 0
@@ -149,6 +155,7 @@ class Pipeline:
         self.storage_ready = not prepare_storage
         self.stats = PipelineStats()
         self.seen = SeenSpans(wal.directory / "seen", window=seen_window)
+        self.reconciler = Reconciler(storage, wal.directory / "seen-responses", window=seen_window)
         self._plan_path = wal.directory / _PLAN
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="featurecost-pipeline", daemon=True)
@@ -169,6 +176,7 @@ class Pipeline:
         drained = not self._thread.is_alive()
         if drained:
             self.seen.close()
+            self.reconciler.close()
         return drained
 
     # --- the loop ---
@@ -296,7 +304,12 @@ class Pipeline:
         while True:
             started = time.perf_counter()
             try:
-                self.storage.insert_calls(calls, batch.plan.token)
+                # inside the retry: it reads storage, and must see what a failed attempt left
+                reconciled = self.reconciler.reconcile(calls)
+                self.storage.insert_calls(reconciled.rows, batch.plan.token)
+                self.storage.insert_rows(
+                    "cost_restatements", reconciled.restatements, RESTATEMENT_COLUMNS, f"{batch.plan.token}:superseded"
+                )
             except Exception as exc:
                 attempts += 1
                 self.stats.insert_failures += 1
@@ -317,11 +330,13 @@ class Pipeline:
             self.observe_insert(elapsed)
         self.last_error = ""
         self.seen.add(span_key(call) for call in calls)
+        self.reconciler.remember(calls)
         if self.on_stored is not None:
             self.on_stored(batch.records, calls)
         self._advance(batch.plan.end)
         self.stats.batches += 1
         self.stats.calls_stored += len(calls)
+        self.stats.superseded_calls += reconciled.superseded
         unpriced = sum(1 for c in calls if c.cost_usd is None)
         self.stats.calls_unpriced += unpriced
         self.stats.calls_priced += len(calls) - unpriced
