@@ -25,6 +25,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
+from featurecost.instrumentation import _transport
 from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._calls import (
     Endpoint,
@@ -155,6 +156,7 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
+        _transport.install("anthropic")
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
         watch_nested_spans(kwargs.get("tracer_provider"))
         for module, cls_name, method, is_async in _each_target():
@@ -167,6 +169,7 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             wrap_function_wrapper("anthropic._base_client", "start_api_call_span", _skip_native_span_in_llm_call)
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        _transport.uninstall("anthropic")
         for module, cls_name, method, _ in _each_target():
             unwrap(getattr(module, cls_name), method)
         if _has_native_tracing():

@@ -20,6 +20,7 @@ from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.util.types import AttributeValue
 from wrapt import ObjectProxy, wrap_function_wrapper
 
+from featurecost.instrumentation import _transport
 from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._calls import (
     SDKCall,
@@ -241,6 +242,7 @@ class CohereInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
+        _transport.install("cohere")
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
         watch_nested_spans(kwargs.get("tracer_provider"))
         wrap_function_wrapper(_MODULE, "V2Client.chat", call_wrapper(tracer, CHAT, _record_chat))
@@ -260,6 +262,7 @@ class CohereInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             wrap_function_wrapper(_RAW_MODULE, f"{name}.chat_stream", _raw_stream_wrapper(tracer, asynchronous))
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        _transport.uninstall("cohere")
         import cohere.v2.client as client
         import cohere.v2.raw_client as raw
 

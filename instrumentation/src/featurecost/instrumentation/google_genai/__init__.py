@@ -28,6 +28,7 @@ from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.util.types import AttributeValue
 from wrapt import wrap_function_wrapper
 
+from featurecost.instrumentation import _transport
 from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._calls import (
     SDKCall,
@@ -189,6 +190,7 @@ class GoogleGenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
+        _transport.install("google_genai")
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
         watch_nested_spans(kwargs.get("tracer_provider"))
         embed = _embed_method()
@@ -207,6 +209,7 @@ class GoogleGenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         wrap_function_wrapper(_MODULE, "AsyncModels.generate_content_stream", _bind_call_context_async)
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        _transport.uninstall("google_genai")
         import google.genai.models as models
 
         for method in ("_generate_content", "_generate_content_stream", _embed_method(), "generate_content_stream"):
