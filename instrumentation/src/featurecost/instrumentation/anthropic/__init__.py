@@ -21,7 +21,6 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
@@ -35,6 +34,7 @@ from featurecost.instrumentation._calls import (
     start_stream_call,
     sync_wrapper,
 )
+from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._nested import watch_nested_spans
 from featurecost.instrumentation._spans import in_llm_call
 from featurecost.instrumentation._streams import AsyncTracedStream, TracedStream
@@ -149,7 +149,7 @@ def _each_target() -> list[tuple[Any, str, str, bool]]:
     return found
 
 
-class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class AnthropicInstrumentor(SafeInstrumentor):
     """Instruments ``anthropic`` messages (sync and async, streaming included)."""
 
     def instrumentation_dependencies(self) -> Collection[str]:

@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.util.types import AttributeValue
 from wrapt import ObjectProxy, wrap_function_wrapper
@@ -31,6 +30,7 @@ from featurecost.instrumentation._calls import (
     start_call_async,
     stream_wrapper,
 )
+from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._nested import watch_nested_spans
 from featurecost.instrumentation._spans import TokenUsage, clean_attributes, record_usage, set_if
 from featurecost.instrumentation._streams import (
@@ -235,7 +235,7 @@ def _raw_stream_wrapper(tracer: trace.Tracer, asynchronous: bool) -> Any:
     return wrapper
 
 
-class CohereInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class CohereInstrumentor(SafeInstrumentor):
     """Instruments ``cohere`` v2 chat, chat_stream and embed (``ClientV2``/``AsyncClientV2``, ``client.v2``)."""
 
     def instrumentation_dependencies(self) -> Collection[str]:

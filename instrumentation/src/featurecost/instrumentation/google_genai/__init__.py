@@ -23,7 +23,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.util.types import AttributeValue
 from wrapt import wrap_function_wrapper
@@ -37,6 +36,7 @@ from featurecost.instrumentation._calls import (
     call_wrapper,
     stream_wrapper,
 )
+from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._nested import watch_nested_spans
 from featurecost.instrumentation._spans import TokenUsage, clean_attributes, int_or_zero, record_usage
 from featurecost.instrumentation._streams import (
@@ -183,7 +183,7 @@ async def _bind_call_context_async(
     return BoundAsyncIterator(await wrapped(*args, **kwargs))
 
 
-class GoogleGenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class GoogleGenAIInstrumentor(SafeInstrumentor):
     """Instruments ``google-genai`` generate_content (plain and streamed) and embed_content, sync and async."""
 
     def instrumentation_dependencies(self) -> Collection[str]:

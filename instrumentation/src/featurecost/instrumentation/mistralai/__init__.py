@@ -17,7 +17,6 @@ from typing import Any
 from urllib.parse import urlparse
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.util.types import AttributeValue
 from wrapt import wrap_function_wrapper
@@ -31,6 +30,7 @@ from featurecost.instrumentation._calls import (
     call_wrapper,
     stream_wrapper,
 )
+from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._nested import watch_nested_spans
 from featurecost.instrumentation._spans import TokenUsage, clean_attributes, in_llm_call, int_or_zero
 from featurecost.instrumentation._streams import ResponseAccumulator, record_accumulated
@@ -148,7 +148,7 @@ def _has_native_tracing() -> bool:
     return hasattr(module, "get_traced_request_and_span")
 
 
-class MistralAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class MistralAIInstrumentor(SafeInstrumentor):
     """Instruments ``mistralai`` chat.complete/stream and embeddings.create, sync and async."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
