@@ -75,12 +75,23 @@ class PassiveSpanProcessor:
         return True
 
 
+# Set while we call an SDK method whose request is sent later (a stream helper's manager):
+# a list that collects the spans started meanwhile. Another instrumentation wrapping the
+# method inside ours starts its LLM span there without making it current (OpenLLMetry,
+# OpenInference), so only the processor sees it; once our span is sure to exist, it is
+# marked superseded (``supersede_foreign_llm_spans``).
+STARTED_SPANS = otel_context.create_key("featurecost-started-spans")
+
+
 class NestedSpanMarker(PassiveSpanProcessor):
     """Marks spans started inside a featurecost LLM call superseded (see the module docstring)."""
 
     def on_start(self, span: Any, parent_context: otel_context.Context | None = None) -> None:
         if otel_context.get_value(IN_LLM_CALL, parent_context):
             span.set_attribute(attrs.SUPERSEDED, True)
+        started = otel_context.get_value(STARTED_SPANS, parent_context)
+        if isinstance(started, list):
+            started.append(span)
 
 
 def watch_nested_spans(tracer_provider: Any = None) -> bool:
