@@ -486,6 +486,7 @@ def normalize_span(
         usage_issues=usage.issues,
         service_tier=_service_tier(a, lookups.service_tier),
         client_cost_usd=_client_cost(a, lookups.client_cost),
+        response_id=_as_str(_first(a, aliases.RESPONSE_ID_KEYS)),
     )
 
 

@@ -31,6 +31,8 @@ CALL_COLUMNS = (
     # 0010: normalization detail and client-claimed cost
     "cache_write_1h_tokens", "input_audio_tokens", "output_audio_tokens", "raw_usage", "usage_convention",
     "usage_issues", "service_tier", "client_cost_usd", "cost_delta_vs_client_usd",
+    # 0050: one provider call, one bill
+    "response_id", "superseded_by", "rollup_sign",
 )  # fmt: skip
 
 _MONEY_COLUMNS = frozenset(
