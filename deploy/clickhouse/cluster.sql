@@ -417,3 +417,13 @@ ENGINE = Distributed('{cluster}', 'featurecost', 'alert_claims_local', cityHash6
 
 INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 32, '0032_alert_claims.sql' WHERE 32 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
 
+ALTER TABLE featurecost.calls_local ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS endpoint LowCardinality(String) DEFAULT '';
+
+ALTER TABLE featurecost.calls ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS endpoint LowCardinality(String) DEFAULT '';
+
+ALTER TABLE featurecost.calls_local ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS gateway_cost_usd Nullable(Decimal(38, 18));
+
+ALTER TABLE featurecost.calls ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS gateway_cost_usd Nullable(Decimal(38, 18));
+
+INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 60, '0060_calls_endpoint.sql' WHERE 60 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
+

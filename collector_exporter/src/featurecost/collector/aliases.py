@@ -190,11 +190,28 @@ PROVIDER_ALIASES: Final = {
     "perplexity": "perplexity",
 }
 
+# Our provider names whose genai-prices provider id differs (the rest are the same word).
+GENAI_PRICES_PROVIDER_IDS: Final = {
+    "azure.ai.openai": "azure",
+    "az.ai.openai": "azure",
+    "aws.bedrock": "aws",
+    "gcp.gemini": "google",
+    "gcp.vertex_ai": "google",
+    "gcp.gen_ai": "google",
+    "mistral_ai": "mistral",
+    "x_ai": "x-ai",
+}
+
 # Providers whose APIs count cache reads/writes outside input_tokens (additive) and Google,
 # whose thoughts tokens are outside candidates (output) tokens. Applied to conventions that pass
 # raw provider counts through; semconv-following instrumentations already fold them in.
 CACHE_ADDITIVE_PROVIDERS: Final = frozenset({"anthropic", "aws.bedrock"})
 THOUGHTS_OUTSIDE_OUTPUT_PROVIDERS: Final = frozenset({"gcp.gemini", "gcp.vertex_ai", "gcp.gen_ai"})
+# xAI's OpenAI-compatible API reports ``completion_tokens`` without the reasoning tokens
+# (``total_tokens`` = prompt + completion + reasoning; genai-prices' x-ai extractor adds them).
+# Every convention passes those numbers through as the SDK returned them, so this applies to
+# all of them; a reported total still settles it.
+REASONING_OUTSIDE_COMPLETION_PROVIDERS: Final = frozenset({"x_ai"})
 
 # --- service tier / batch ---
 SERVICE_TIER_KEYS: Final = (
@@ -210,6 +227,15 @@ STANDARD_TIERS: Final = frozenset({"", "default", "auto", "standard", "on_demand
 
 # --- cost the client computed itself (kept apart from ours, reconciled) ---
 CLIENT_COST_KEYS: Final = (CLIENT_COST_USD, "gen_ai.usage.cost", "llm.cost.total")
+
+# --- where the call went: the provider is placed from the endpoint (endpoints.py) ---
+SERVER_ADDRESS_KEYS: Final = (attrs.SERVER_ADDRESS,)
+SERVER_PORT_KEYS: Final = (attrs.SERVER_PORT,)
+# The whole base URL, where an instrumentation records it (OpenLLMetry: gen_ai.openai.api_base).
+BASE_URL_KEYS: Final = ("gen_ai.openai.api_base", "url.full")
+
+# --- cost a gateway reported for the call (OpenRouter's usage.cost): what the provider bills ---
+GATEWAY_COST_KEYS: Final = (attrs.GATEWAY_COST_USD,)
 
 # --- attribution: featurecost name → other conventions' names, first present wins ---
 _TRACELOOP = "traceloop.association.properties."
@@ -278,6 +304,8 @@ def keys_read() -> frozenset[str]:
     for group in (PROVIDER_KEYS, REQUEST_MODEL_KEYS, RESPONSE_MODEL_KEYS, OPERATION_KEYS, SERVICE_TIER_KEYS):
         keys.update(group)
     keys.update(CLIENT_COST_KEYS)
+    for group in (SERVER_ADDRESS_KEYS, SERVER_PORT_KEYS, BASE_URL_KEYS, GATEWAY_COST_KEYS):
+        keys.update(group)
     for names in ATTRIBUTION_ALIASES.values():
         keys.update(names)
     keys.update((OPENINFERENCE_METADATA, VERCEL_PROVIDER_METADATA, USAGE_CACHE_WRITE_1H_TOKENS))

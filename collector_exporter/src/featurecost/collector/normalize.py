@@ -25,7 +25,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
-from featurecost.collector import aliases
+from featurecost.collector import aliases, endpoints
 from featurecost.collector.records import CallRecord
 from featurecost.instrumentation import attributes as attrs
 
@@ -260,7 +260,7 @@ def _read_usage(a: dict[str, Any], provider: str, convention: aliases.UsageConve
     if reasoning:
         thoughts_outside = (
             convention.cache_semantics == "provider" and provider in aliases.THOUGHTS_OUTSIDE_OUTPUT_PROVIDERS
-        )
+        ) or provider in aliases.REASONING_OUTSIDE_COMPLETION_PROVIDERS
         if total is not None:
             # A reported total settles it: it adds thoughts to candidates or it does not.
             if total == input_raw + output_raw + reasoning:
@@ -322,6 +322,9 @@ class Lookups:
     texts: tuple[tuple[str, ...], ...]
     service_tier: tuple[str, ...]
     client_cost: tuple[str, ...]
+    gateway_cost: tuple[str, ...]
+    # server address, server port, base URL: where the call went
+    endpoint: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
     # None: choose per span (general path); else the chosen convention, names cut to the layout
     convention: aliases.UsageConvention | None
     convention_known: bool
@@ -369,6 +372,8 @@ def _lookups(present: set[str] | dict[str, Any] | None) -> Lookups:
         ),
         service_tier=cut(aliases.SERVICE_TIER_KEYS),
         client_cost=cut(aliases.CLIENT_COST_KEYS),
+        gateway_cost=cut(aliases.GATEWAY_COST_KEYS),
+        endpoint=(cut(aliases.SERVER_ADDRESS_KEYS), cut(aliases.SERVER_PORT_KEYS), cut(aliases.BASE_URL_KEYS)),
         convention=convention,
         convention_known=present is not None,
         extras=extras,
@@ -442,6 +447,13 @@ def normalize_span(
     trace_id = span.trace_id.hex()
     root_id = _as_str(get(attrs.ROOT_ID)) or trace_id
     provider = normalize_provider(provider_text)
+    address_keys, port_keys, url_keys = lookups.endpoint
+    endpoint = None
+    if address_keys or url_keys:
+        endpoint = endpoints.endpoint_of(_first(a, address_keys), _first(a, port_keys), _first(a, url_keys))
+        if endpoint is not None:
+            # the endpoint decides, not the SDK: an openai client at api.deepseek.com is DeepSeek
+            provider = endpoints.public_provider(endpoint, provider)
     convention = lookups.convention if lookups.convention_known else usage_convention(a)
     usage = _read_usage(a, provider, convention)
     usage_source = attrs.USAGE_MISSING
@@ -486,6 +498,8 @@ def normalize_span(
         usage_issues=usage.issues,
         service_tier=_service_tier(a, lookups.service_tier),
         client_cost_usd=_client_cost(a, lookups.client_cost),
+        endpoint=endpoint.address if endpoint is not None else "",
+        gateway_cost_usd=_client_cost(a, lookups.gateway_cost),
     )
 
 

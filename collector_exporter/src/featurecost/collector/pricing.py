@@ -28,6 +28,7 @@ from pathlib import Path
 from genai_prices import Usage, data_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices, TimeOfDateConstraint
 
+from featurecost.collector import aliases, endpoints
 from featurecost.collector.overrides import Overrides, PriceOverride
 from featurecost.collector.records import CallRecord
 from featurecost.instrumentation import attributes as attrs
@@ -37,18 +38,10 @@ OVERRIDE_SOURCE = "override"
 NOT_BILLED_SOURCE = "not-billed"
 DATA_VERSION = f"genai-prices=={version('genai-prices')}"
 _MTOK = Decimal(1_000_000)
+_MONEY_QUANTUM = Decimal("1e-18")  # the Decimal(38, 18) scale of the money columns
 
-# gen_ai.provider.name values whose genai-prices provider id differs.
-_PROVIDER_IDS = {
-    "azure.ai.openai": "azure",
-    "az.ai.openai": "azure",
-    "aws.bedrock": "aws",
-    "gcp.gemini": "google",
-    "gcp.vertex_ai": "google",
-    "gcp.gen_ai": "google",
-    "mistral_ai": "mistral",
-    "x_ai": "x-ai",
-}
+GATEWAY_SOURCE = "gateway-reported"
+_PROVIDER_IDS = aliases.GENAI_PRICES_PROVIDER_IDS
 
 # Price keys the fast path computes; keys whose usage we never report count zero either way.
 _FAST_KEYS = frozenset({"input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "cache_write_1h_mtok"})
@@ -232,6 +225,7 @@ class Pricer:
         self.overrides = overrides or Overrides.empty()
         self._snapshot = data_snapshot._bundled_snapshot()  # never the auto-updated one
         self._models: dict[tuple[str, str], tuple[Provider, ModelInfo] | str] = {}
+        self._placements: dict[tuple[str, str], endpoints.Placement] = {}
         self.stats = PricingStats()
         self._cards: dict[tuple[str, str, str, str, str, date, tuple[int, int] | None], RateCard] = {}
 
@@ -260,11 +254,24 @@ class Pricer:
                 record.unpriced_reason = ""
                 return self._reconcile(record)
             return self._unpriced(record, "usage not reported", DATA_VERSION)
+        if record.endpoint:
+            placement = self._place(record)
+            record.provider = placement.provider
+            if placement.unplaced_reason:
+                return self._unpriced(
+                    record, f"{placement.unplaced_reason} (model {record.model or '?'})", self._version()
+                )
+        if record.gateway_cost_usd is not None:
+            return self._gateway_priced(record)
         if not record.model:
             return self._unpriced(record, "model not reported", DATA_VERSION)
         card = self.rate_card(record)
         if not card.priced:
-            return self._unpriced(record, card.unpriced_reason, card.data_version)
+            reason = card.unpriced_reason
+            if record.provider == endpoints.SELF_HOSTED:
+                where = f"endpoint {record.endpoint}, " if record.endpoint else ""
+                reason = f"self-hosted endpoint: add a prices-file entry ({where}model {record.model})"
+            return self._unpriced(record, reason, card.data_version)
         assert card.model_price is not None
         if card.fast and not (record.input_audio_tokens or record.output_audio_tokens):
             input_cost, output_cost = _fast_cost(card.model_price, record)
@@ -282,6 +289,39 @@ class Pricer:
         record.price_source = card.source
         record.price_entry = card.entry + (f" - {card.discount_entry}" if card.discount_entry else "")
         record.price_data_version = card.data_version
+        record.unpriced_reason = ""
+        return self._reconcile(record)
+
+    def _place(self, record: CallRecord) -> endpoints.Placement:
+        """The provider the call's endpoint says (cached per endpoint and stated provider)."""
+        key = (record.endpoint, record.provider)
+        placement = self._placements.get(key)
+        if placement is None:
+            if len(self._placements) >= _MAX_CACHED_CARDS:
+                self._placements.clear()
+            endpoint = endpoints.Endpoint.parse(record.endpoint)
+            configured = self.overrides.endpoint_price_as(endpoint)
+            placement = self._placements[key] = endpoints.place(endpoint, record.provider, configured)
+        return placement
+
+    def _gateway_priced(self, record: CallRecord) -> CallRecord:
+        """The cost the gateway reported is what it bills: use it, split like our own estimate."""
+        reported = record.gateway_cost_usd
+        assert reported is not None
+        estimate = self.rate_card(record) if record.model else None
+        input_cost, output_cost = reported, Decimal(0)
+        split = "all on input: no list price to split by"
+        if estimate is not None and estimate.priced and estimate.fast and estimate.model_price is not None:
+            est_input, est_output = _fast_cost(estimate.model_price, record)
+            if est_input + est_output > 0:
+                # at the stored scale, so input + output is exactly the reported cost
+                input_cost = (reported * est_input / (est_input + est_output)).quantize(_MONEY_QUANTUM)
+                output_cost = reported - input_cost
+                split = f"split as {estimate.entry}"
+        record.input_cost_usd, record.output_cost_usd, record.cost_usd = input_cost, output_cost, reported
+        record.price_source = GATEWAY_SOURCE
+        record.price_entry = f"{record.provider or 'gateway'} reported cost ({split})"
+        record.price_data_version = DATA_VERSION
         record.unpriced_reason = ""
         return self._reconcile(record)
 
@@ -315,6 +355,9 @@ class Pricer:
         override = self._from_overrides(provider, candidates, tenant, tier, day)
         if override is not None:
             return override
+        if provider == endpoints.SELF_HOSTED:
+            # a self-hosted server's model has no public price, whatever it is called
+            return RateCard(source="", entry="", data_version=self._version(), unpriced_reason="self-hosted")
         resolved = self._genai_model(provider, names)
         if isinstance(resolved, str):
             return RateCard(
