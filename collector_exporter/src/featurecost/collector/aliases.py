@@ -149,11 +149,22 @@ PROVIDER_KEYS: Final = (
     "llm.system",
     "ai.model.provider",
 )
-REQUEST_MODEL_KEYS: Final = (attrs.GEN_AI_REQUEST_MODEL, "llm.request.model_name", "ai.model.id")
+# OpenInference keeps request parameters as one JSON object; the normalizer flattens the
+# ones it reads (the request model and the service tier) to ``llm.invocation_parameters.<key>``.
+OPENINFERENCE_INVOCATION_PARAMETERS: Final = ("llm.invocation_parameters", "embedding.invocation_parameters")
+INVOCATION_PARAMETERS_READ: Final = ("model", "service_tier")
+REQUEST_MODEL_KEYS: Final = (
+    attrs.GEN_AI_REQUEST_MODEL,
+    "llm.request.model_name",
+    "ai.model.id",
+    "llm.invocation_parameters.model",
+    "embedding.invocation_parameters.model",
+)
 RESPONSE_MODEL_KEYS: Final = (
     attrs.GEN_AI_RESPONSE_MODEL,
     "llm.response.model_name",
     "llm.model_name",
+    "embedding.model_name",  # OpenInference EMBEDDING spans
     "ai.response.model",
 )
 OPERATION_KEYS: Final = (attrs.GEN_AI_OPERATION_NAME, "llm.request.type")
@@ -218,10 +229,15 @@ SERVICE_TIER_KEYS: Final = (
     attrs.RESPONSE_SERVICE_TIER,
     "openai.response.service_tier",
     "gen_ai.openai.response.service_tier",
+    "anthropic.response.service_tier",  # the anthropic SDK's own spans
     attrs.REQUEST_SERVICE_TIER,
     "openai.request.service_tier",
     "gen_ai.openai.request.service_tier",
+    "anthropic.request.service_tier",
+    "llm.invocation_parameters.service_tier",  # OpenInference: only in the request parameters
 )
+# 1-hour-TTL cache writes (a part of the cache writes): ours, and the anthropic SDK's own spans'.
+CACHE_WRITE_1H_KEYS: Final = (USAGE_CACHE_WRITE_1H_TOKENS, "anthropic.usage.cache_creation.ephemeral_1h_input_tokens")
 # Tier values that mean "the standard price".
 STANDARD_TIERS: Final = frozenset({"", "default", "auto", "standard", "on_demand", "standard_only"})
 
@@ -308,5 +324,6 @@ def keys_read() -> frozenset[str]:
         keys.update(group)
     for names in ATTRIBUTION_ALIASES.values():
         keys.update(names)
-    keys.update((OPENINFERENCE_METADATA, VERCEL_PROVIDER_METADATA, USAGE_CACHE_WRITE_1H_TOKENS))
+    keys.update((OPENINFERENCE_METADATA, VERCEL_PROVIDER_METADATA, *CACHE_WRITE_1H_KEYS))
+    keys.update(OPENINFERENCE_INVOCATION_PARAMETERS)
     return frozenset(keys)

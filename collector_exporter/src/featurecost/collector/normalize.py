@@ -148,17 +148,36 @@ def normalize_provider(value: str) -> str:
     return aliases.PROVIDER_ALIASES.get(head, name)
 
 
-def _flatten_metadata(a: dict[str, Any]) -> None:
-    raw = a.get(aliases.OPENINFERENCE_METADATA)
+def _json_object(raw: Any) -> dict[str, Any] | None:
     if not isinstance(raw, str) or not raw.startswith("{"):
-        return
+        return None
     try:
-        metadata = json.loads(raw)
+        value = json.loads(raw)
     except ValueError:
-        return
-    if isinstance(metadata, dict):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _flatten_metadata(a: dict[str, Any]) -> None:
+    """OpenInference's JSON-object attributes as the flat keys the alias table names."""
+    metadata = _json_object(a.get(aliases.OPENINFERENCE_METADATA))
+    if metadata is not None:
         for key, value in metadata.items():
             a.setdefault(f"metadata.{key}", value if isinstance(value, str) else json.dumps(value))
+    for name in aliases.OPENINFERENCE_INVOCATION_PARAMETERS:
+        parameters = _json_object(a.get(name))
+        if parameters is None:
+            continue
+        for key in aliases.INVOCATION_PARAMETERS_READ:
+            value = parameters.get(key)
+            if isinstance(value, str) and value:
+                a.setdefault(f"{name}.{key}", value)
+
+
+def _needs_flattening(keys: Iterable[str]) -> bool:
+    return any(
+        key == aliases.OPENINFERENCE_METADATA or key in aliases.OPENINFERENCE_INVOCATION_PARAMETERS for key in keys
+    )
 
 
 class _Usage:
@@ -235,7 +254,7 @@ def _read_usage(a: dict[str, Any], provider: str, convention: aliases.UsageConve
     cache_write = _count(a, convention.cache_write, usage) or 0
     if convention.name == "vercel-ai-sdk-v5" and not cache_write:
         cache_write = _vercel_cache_write(a, usage)
-    cache_write_1h = _count(a, (aliases.USAGE_CACHE_WRITE_1H_TOKENS,), usage) or 0
+    cache_write_1h = _count(a, aliases.CACHE_WRITE_1H_KEYS, usage) or 0
     reasoning = _count(a, convention.reasoning, usage) or 0
     total = _count(a, convention.total, usage)
     usage.input_audio = _count(a, convention.input_audio, usage) or 0
@@ -522,7 +541,7 @@ def _layout(keys: tuple[str, ...]) -> SpanLayout:
     candidate = not _CANDIDATE_KEYS.isdisjoint(keys)
     read = tuple((i, key) for i, key in enumerate(keys) if key in _KEYS_READ or key.startswith("featurecost."))
     present = dict.fromkeys(key for _, key in read)
-    lookups = None if aliases.OPENINFERENCE_METADATA in present else layout_lookups(tuple(present))
+    lookups = None if _needs_flattening(present) else layout_lookups(tuple(present))
     return SpanLayout(candidate, read, lookups)
 
 

@@ -62,6 +62,11 @@ _REASONING_KEYS = frozenset({"output_reasoning_mtok"})
 
 _BEDROCK_REGION = re.compile(r"^(?:us|eu|apac|ap|ca|jp|au|us-gov|global)\.")
 _DATE_SUFFIX = re.compile(r"(?:[-@]\d{4}-?\d{2}-?\d{2}|-\d{3})$")
+# OpenAI's serving names for legacy base models: "<base>:<yyyy-mm-dd>-v<n>" is "<base>-00<n>".
+_LEGACY_SNAPSHOT = re.compile(r"^(?P<base>[a-z]+):\d{4}-\d{2}-\d{2}-v(?P<version>\d+)$")
+# OpenAI's serving revision of a numbered model ("text-embedding-ada-002-v2"); only after a
+# "-NNN" version, so names where "-v2" is a different model ("deepseek-v2") are left alone.
+_VERSION_SUFFIX = re.compile(r"(?<=-\d{3})-v\d+$")
 
 
 def model_candidates(model: str) -> list[str]:
@@ -91,6 +96,12 @@ def model_candidates(model: str) -> list[str]:
     if "/" in name:
         name = name.rsplit("/", 1)[1]
         add(name)
+    legacy = _LEGACY_SNAPSHOT.match(name)
+    if legacy:
+        # OpenAI answers a davinci-002 request with "davinci:2023-07-21-v2"
+        add(f"{legacy['base']}-{int(legacy['version']):03d}")
+    if not legacy:
+        add(_VERSION_SUFFIX.sub("", name))
     undated = _DATE_SUFFIX.sub("", name)
     add(undated)
     return out
