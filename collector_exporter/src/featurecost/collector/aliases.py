@@ -141,6 +141,18 @@ USAGE_CONVENTIONS: Final = (
     ),
 )
 
+# --- which spans can be LLM calls ---
+# A span with none of these keys is never an LLM call (normalize.is_llm_span decides among the
+# rest). The OpenTelemetry Collector filter in deploy/otel-collector/config.yaml is generated
+# from this tuple (otel_filter.py), so the two cannot disagree about what reaches us.
+LLM_SPAN_MARKERS: Final = (
+    attrs.GEN_AI_OPERATION_NAME,  # GenAI semconv, OpenLLMetry, OpenLIT, Logfire, the anthropic SDK
+    attrs.GEN_AI_PROVIDER_NAME,
+    attrs.GEN_AI_SYSTEM,  # deprecated semconv name, older OpenLLMetry/OpenLIT
+    "openinference.span.kind",  # OpenInference: LLM / EMBEDDING spans carry no gen_ai.* key
+    "ai.operationId",  # Vercel AI SDK: ai.generateText.doGenerate, ...
+)
+
 # --- which provider and model ---
 PROVIDER_KEYS: Final = (
     attrs.GEN_AI_PROVIDER_NAME,

@@ -41,7 +41,7 @@ _OPENINFERENCE_OPERATIONS = {"LLM": "chat", "EMBEDDING": "embeddings"}
 _VERCEL_OPERATION_ID = "ai.operationId"
 _VERCEL_CALL_SUFFIXES = (".doGenerate", ".doStream", ".doEmbed")
 # A span without any of these keys cannot be an LLM call.
-_CANDIDATE_KEYS = frozenset({*_LLM_MARKERS, _OPENINFERENCE_KIND, _VERCEL_OPERATION_ID})
+_CANDIDATE_KEYS = frozenset(aliases.LLM_SPAN_MARKERS)
 # Everything the normalizer reads; other attributes (prompts, tool schemas...) are never decoded.
 _KEYS_READ = aliases.keys_read() | {_OPENINFERENCE_KIND, _VERCEL_OPERATION_ID, attrs.ROOT_ID, attrs.ERROR_TYPE}
 # featurecost.* keys that describe the call itself rather than attribute it
