@@ -26,13 +26,14 @@ def collector_api(
     path: str,
     *,
     params: Mapping[str, Any] | None = None,
+    content: bytes | None = None,
     timeout: float = 30,
     unreachable_hint: str = "or read storage directly with --storage",
 ) -> dict[str, Any]:
     """Call the collector's API for a CLI command; connection errors and non-200 answers
     become a clear usage error (the API's ``error`` message when it gave one)."""
     try:
-        response = httpx.request(method, f"{api.rstrip('/')}{path}", params=params, timeout=timeout)
+        response = httpx.request(method, f"{api.rstrip('/')}{path}", params=params, content=content, timeout=timeout)
     except httpx.HTTPError as exc:
         raise typer.BadParameter(f"cannot reach the collector API at {api} ({exc}); {unreachable_hint}") from exc
     if response.status_code != 200:

@@ -16,7 +16,10 @@ calculation. tests/test_pricing_genai_prices_parity.py checks both agree on ever
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import threading
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -114,6 +117,52 @@ def price_context(tier: str) -> dict[str, str] | None:
     if tier == "batch":
         return {"processing": "batch"}
     return {"service_tier": tier}
+
+
+class PriceDataError(ValueError):
+    """A genai-prices data file that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class PriceData:
+    """The genai-prices provider data the pricer reads, and the version calls are stamped with.
+
+    The package's bundled snapshot is the default (pinned, never fetched). ``featurecost prices
+    update`` loads a newer data file — genai-prices' own ``data.json`` (the provider array its
+    updater downloads) — without upgrading the package.
+    """
+
+    snapshot: data_snapshot.DataSnapshot
+    version: str
+
+    @classmethod
+    def bundled(cls) -> PriceData:
+        return cls(data_snapshot._bundled_snapshot(), DATA_VERSION)  # never the auto-updated one
+
+    @classmethod
+    def parse(cls, content: bytes, source: str = "price data") -> PriceData:
+        from genai_prices.types import _providers_from_raw
+
+        try:
+            raw = json.loads(content)
+        except ValueError as exc:
+            raise PriceDataError(f"{source}: not JSON: {exc}") from exc
+        if not isinstance(raw, list) or not raw:
+            raise PriceDataError(f"{source}: expected genai-prices' provider array (its data.json)")
+        try:
+            providers = _providers_from_raw(raw)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise PriceDataError(f"{source}: not genai-prices provider data: {str(exc)[:500]}") from exc
+        digest = hashlib.sha256(content).hexdigest()[:12]
+        return cls(data_snapshot.DataSnapshot(providers, from_auto_update=False), f"genai-prices-data@{digest}")
+
+    @classmethod
+    def load(cls, path: Path) -> PriceData:
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            raise PriceDataError(f"cannot read price data {path}: {exc}") from exc
+        return cls.parse(content, str(path))
 
 
 _MAX_UNPRICED_KEYS = 200
@@ -232,27 +281,47 @@ def _usage(r: CallRecord) -> Usage:
 class Pricer:
     """Prices ``CallRecord``s in place. ``Pricer()`` uses genai-prices alone."""
 
-    def __init__(self, overrides: Overrides | None = None) -> None:
+    def __init__(self, overrides: Overrides | None = None, data: PriceData | None = None) -> None:
         self.overrides = overrides or Overrides.empty()
-        self._snapshot = data_snapshot._bundled_snapshot()  # never the auto-updated one
+        self._data = data or PriceData.bundled()
+        self._snapshot = self._data.snapshot
+        self._lock = threading.Lock()  # use_data against pricing in the pipeline's thread
         self._models: dict[tuple[str, str], tuple[Provider, ModelInfo] | str] = {}
         self._placements: dict[tuple[str, str], endpoints.Placement] = {}
         self.stats = PricingStats()
         self._cards: dict[tuple[str, str, str, str, str, date, tuple[int, int] | None], RateCard] = {}
 
     @classmethod
-    def from_file(cls, path: Path | None) -> Pricer:
-        return cls(Overrides.load(path) if path else None)
+    def from_file(cls, path: Path | None, data: PriceData | None = None) -> Pricer:
+        return cls(Overrides.load(path) if path else None, data)
+
+    @property
+    def data_version(self) -> str:
+        """The genai-prices data priced calls are stamped with."""
+        return self._data.version
+
+    def use_data(self, data: PriceData) -> None:
+        """Price with ``data`` from now on (``featurecost prices update``), without a restart.
+
+        The pipeline prices under the same lock, so a call is priced wholly by the old or the
+        new data and no resolution of the old data survives in the caches.
+        """
+        with self._lock:
+            self._data, self._snapshot = data, data.snapshot
+            self._cards = {}
+            self._models = {}
 
     # --- the pipeline stage ---
     def price(self, record: CallRecord) -> CallRecord:
-        self._price(record)
+        with self._lock:
+            self._price(record)
         self.stats.count(record)
         return record
 
     def quote(self, record: CallRecord) -> CallRecord:
         """Price ``record`` without counting it in the stats (estimates, probes)."""
-        return self._price(record)
+        with self._lock:
+            return self._price(record)
 
     def _price(self, record: CallRecord) -> CallRecord:
         if record.usage_source != attrs.USAGE_REPORTED:
@@ -261,10 +330,10 @@ class Pricer:
                 record.cost_usd = record.input_cost_usd = record.output_cost_usd = Decimal(0)
                 record.price_source = NOT_BILLED_SOURCE
                 record.price_entry = f"failed call ({record.error_type or 'error'})"
-                record.price_data_version = DATA_VERSION
+                record.price_data_version = self.data_version
                 record.unpriced_reason = ""
                 return self._reconcile(record)
-            return self._unpriced(record, "usage not reported", DATA_VERSION)
+            return self._unpriced(record, "usage not reported", self.data_version)
         if record.endpoint:
             placement = self._place(record)
             record.provider = placement.provider
@@ -275,7 +344,7 @@ class Pricer:
         if record.gateway_cost_usd is not None:
             return self._gateway_priced(record)
         if not record.model:
-            return self._unpriced(record, "model not reported", DATA_VERSION)
+            return self._unpriced(record, "model not reported", self.data_version)
         card = self.rate_card(record)
         if not card.priced:
             reason = card.unpriced_reason
@@ -332,7 +401,7 @@ class Pricer:
         record.input_cost_usd, record.output_cost_usd, record.cost_usd = input_cost, output_cost, reported
         record.price_source = GATEWAY_SOURCE
         record.price_entry = f"{record.provider or 'gateway'} reported cost ({split})"
-        record.price_data_version = DATA_VERSION
+        record.price_data_version = self.data_version
         record.unpriced_reason = ""
         return self._reconcile(record)
 
@@ -391,7 +460,7 @@ class Pricer:
         card = RateCard(
             source=GENAI_PRICES_SOURCE,
             entry=entry,
-            data_version=DATA_VERSION,
+            data_version=self.data_version,
             model_price=model_price,
             fast=self._fast(model_price),
             time_of_day=_time_of_day(gp_model),
@@ -476,9 +545,9 @@ class Pricer:
         known_provider = provider_id is None or data_snapshot.find_provider_by_id(self._snapshot.providers, provider_id)
         where = f"{provider or 'unknown provider'}/{names[0]}"
         if not known_provider:
-            result = f"no price for {where}: provider not in {DATA_VERSION} and no prices-file entry"
+            result = f"no price for {where}: provider not in {self.data_version} and no prices-file entry"
         else:
-            result = f"no price for {where}: model not in {DATA_VERSION} and no prices-file entry"
+            result = f"no price for {where}: model not in {self.data_version} and no prices-file entry"
         self._models[key] = result
         return result
 
@@ -488,7 +557,8 @@ class Pricer:
         return keys <= _FAST_KEYS | _NEVER_REPORTED_KEYS | _AUDIO_KEYS and not keys & _REASONING_KEYS
 
     def _version(self) -> str:
-        return f"{DATA_VERSION};{self.overrides.data_version}" if self.overrides.data_version else DATA_VERSION
+        data_version = self.data_version
+        return f"{data_version};{self.overrides.data_version}" if self.overrides.data_version else data_version
 
     # --- helpers ---
     @staticmethod

@@ -27,6 +27,7 @@ from featurecost.collector.grpc_receiver import create_grpc_server
 from featurecost.collector.ingest import Ingest
 from featurecost.collector.metrics import Metrics
 from featurecost.collector.pipeline import Pipeline
+from featurecost.collector.price_update import saved_price_data
 from featurecost.collector.pricing import Pricer
 from featurecost.collector.receiver import create_receiver_app
 from featurecost.collector.storage import Storage
@@ -81,7 +82,8 @@ async def serve(config: CollectorConfig, budgets: BudgetsConfig | None = None) -
     pipeline = Pipeline(
         wal,
         storage,
-        Pricer.from_file(config.prices_file),
+        # newer genai-prices data a `featurecost prices update` left, else the pinned package's
+        Pricer.from_file(config.prices_file, saved_price_data(config.data_dir)),
         batch_rows=config.batch_rows,
         flush_interval=config.flush_interval,
         retention=config.retention,
@@ -123,6 +125,7 @@ async def serve(config: CollectorConfig, budgets: BudgetsConfig | None = None) -
         metrics=metrics,
         forward_stats=forwarder.stats if forwarder else None,
         extra_routes=routes,
+        data_dir=config.data_dir,
     )
     servers = [
         ingest_http,
