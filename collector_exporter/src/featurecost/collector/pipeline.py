@@ -1,6 +1,6 @@
 """The worker that moves calls from the write-ahead log into storage.
 
-WAL → normalize → price → de-duplicate → insert → remember → checkpoint.
+WAL → normalize → price → de-duplicate → reconcile → insert → remember → checkpoint.
 
 Exactly-once into storage, from at-least-once parts:
 
@@ -12,7 +12,10 @@ Exactly-once into storage, from at-least-once parts:
 2. **Span ids are de-duplicated across batches** (``SeenSpans``): a span an SDK
    re-sends lands in another WAL record and another batch; it is dropped before the
    insert, so no rollup ever sees it twice.
-3. **The checkpoint advances only after the insert and the seen-span record are
+3. **One provider call, one bill** (``reconcile.py``): spans of one trace reporting the
+   same provider response id are one call; the others are stored superseded, and an
+   earlier counted one is withdrawn, in the same insert (same token).
+4. **The checkpoint advances only after the insert and the seen-span record are
    durable**, so nothing acknowledged is lost.
 
 Failures, isolated so one bad span never holds back the others:
@@ -43,6 +46,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
 from google.protobuf.message import DecodeError
@@ -52,12 +56,15 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 from featurecost.collector.bounds import clamp_usage, cost_problem, unprice
 from featurecost.collector.normalize import normalize_request
 from featurecost.collector.pricing import Pricer
+from featurecost.collector.reconcile import Reconciler
 from featurecost.collector.records import CallRecord
+from featurecost.collector.restatement import RESTATEMENT_COLUMNS
 from featurecost.collector.seen_spans import SeenSpans
 from featurecost.collector.storage import Storage
 from featurecost.collector.wal import Position, Record, WriteAheadLog
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 _PLAN = "batch.plan"
 # ClickHouse error codes that mean "try again later", not "this data is bad".
@@ -88,6 +95,7 @@ class PipelineStats:
     calls_priced: int = 0
     calls_unpriced: int = 0
     duplicate_calls: int = 0
+    superseded_calls: int = 0  # spans of a provider call another span of it is billed on
     expired_calls: int = 0
     insert_failures: int = 0
     dead_letters: int = 0  # WAL records moved to dead-letter whole
@@ -187,6 +195,7 @@ class Pipeline:
         self.storage_ready = not prepare_storage
         self.stats = PipelineStats()
         self.seen = SeenSpans(wal.directory / "seen", window=seen_window)
+        self.reconciler = Reconciler(storage, wal.directory / "seen-responses", window=seen_window)
         self._plan_path = wal.directory / _PLAN
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="featurecost-pipeline", daemon=True)
@@ -210,6 +219,7 @@ class Pipeline:
         drained = not self._thread.is_alive()
         if drained:
             self.seen.close()
+            self.reconciler.close()
         return drained
 
     # --- the loop ---
@@ -373,11 +383,24 @@ class Pipeline:
     def _deliver(self, batch: Batch) -> bool:
         calls = self._price(batch)
         started = time.perf_counter()
-        for month, group in _by_month(calls):
+        # reconciling reads storage; the withdrawals it plans go into the same per-month inserts
+        reconciled = self._retry_transient(lambda: self.reconciler.reconcile(calls), batch.plan.token)
+        if reconciled is None:
+            return False
+        for month, group in _by_month(reconciled.rows):
             stored = self._store_group(batch, group, f"{batch.plan.token}:{month}")
             if stored is None:
                 return False
             calls = [call for call in calls if id(call) not in stored] if stored else calls
+        if reconciled.restatements:
+            token = f"{batch.plan.token}:superseded"
+
+            def restate() -> bool:
+                self.storage.insert_rows("cost_restatements", reconciled.restatements, RESTATEMENT_COLUMNS, token)
+                return True
+
+            if self._retry_transient(restate, token) is None:
+                return False
         elapsed = time.perf_counter() - started
         self.stats.last_insert_seconds = elapsed
         if self.observe_insert is not None and calls:
@@ -385,15 +408,34 @@ class Pipeline:
         self.last_error = ""
         self.blocked = ""
         self.seen.add(span_key(call) for call in calls)
+        self.reconciler.remember(calls)
         if self.on_stored is not None:
             self.on_stored(batch.records, calls)
         self._advance(batch.plan.end)
         self.stats.batches += 1
         self.stats.calls_stored += len(calls)
+        self.stats.superseded_calls += reconciled.superseded
         unpriced = sum(1 for c in calls if c.cost_usd is None)
         self.stats.calls_unpriced += unpriced
         self.stats.calls_priced += len(calls) - unpriced
         return True
+
+    def _retry_transient(self, action: Callable[[], _T], token: str) -> _T | None:
+        """Run a storage action, retrying outages with backoff; None when stopping first.
+        Anything not transient propagates to the worker loop, which reports and retries it."""
+        delay = self.retry_seconds
+        while True:
+            try:
+                return action()
+            except Exception as exc:
+                if not _is_transient(exc):
+                    raise
+                self.stats.insert_failures += 1
+                self.last_error = _describe(exc)
+                log.warning("storage unavailable (batch %s): %s", token, exc)
+                if self._stop.wait(delay):
+                    return None
+                delay = min(delay * 2, self.max_retry_seconds)
 
     def _store_group(self, batch: Batch, calls: list[CallRecord], token: str) -> set[int] | None:
         """Insert one partition's calls; the ids of calls dead-lettered instead (empty if

@@ -17,9 +17,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from featurecost.collector.cli_options import time_option
+from featurecost.collector.cli_options import collector_api, time_option
 from featurecost.collector.overrides import PricesFileError
-from featurecost.collector.pricing import Pricer, explain_lines
+from featurecost.collector.pricing import PriceData, PriceDataError, Pricer, explain_lines
 from featurecost.collector.restatement import reprice, stored_call
 from featurecost.collector.storage import Storage
 
@@ -40,9 +40,23 @@ def _console() -> Console:
     return Console() if sys.stdout.isatty() else Console(width=200)
 
 
-def _pricer(prices_file: Path | None) -> Pricer:
+PriceDataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--price-data",
+        envvar="FEATURECOST_PRICE_DATA",
+        help="A newer genai-prices data file (its data.json) instead of the pinned package's data.",
+    ),
+]
+
+
+def _pricer(prices_file: Path | None, price_data: Path | None = None) -> Pricer:
     try:
-        return Pricer.from_file(prices_file)
+        data = PriceData.load(price_data) if price_data else None
+    except PriceDataError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--price-data") from exc
+    try:
+        return Pricer.from_file(prices_file, data)
     except PricesFileError as exc:
         raise typer.BadParameter(str(exc), param_hint="--prices-file") from exc
 
@@ -159,6 +173,7 @@ def reprice_command(
     until: Annotated[str | None, typer.Option(help="ISO-8601 end, exclusive (default: now).")] = None,
     model: Annotated[str, typer.Option(help="Only calls of this (request or response) model.")] = "",
     prices_file: PricesFileOption = None,
+    price_data: PriceDataOption = None,
     reason: Annotated[str, typer.Option(help="Why, kept on every restatement row.")] = "reprice",
     dry_run: Annotated[bool, typer.Option(help="Show what would be restated; append nothing.")] = False,
 ) -> None:
@@ -167,7 +182,7 @@ def reprice_command(
     end = _when(until, datetime.now(UTC) + timedelta(seconds=1), "--until")
     if start >= end:
         raise typer.BadParameter("--since must be before --until")
-    pricer = _pricer(prices_file)
+    pricer = _pricer(prices_file, price_data)
     store = Storage(storage)
     try:
         store.migrate()
@@ -179,6 +194,48 @@ def reprice_command(
         f"examined {result.examined} calls; {verb} {result.restated} (total delta ${result.total_delta_usd:,.9f}); "
         f"{result.still_unpriced} still unpriced; {result.would_become_unpriced} kept (new pricing has no price)"
     )
+
+
+@prices_app.command("update")
+def update(
+    data_file: Annotated[
+        Path | None, typer.Argument(help="genai-prices data file (data.json); omit with --pinned.", show_default=False)
+    ] = None,
+    api: Annotated[
+        str, typer.Option(envvar="FEATURECOST_API", help="The running collector's API.")
+    ] = "http://127.0.0.1:8787",
+    pinned: Annotated[bool, typer.Option(help="Go back to the pinned genai-prices package data.")] = False,
+) -> None:
+    """Load newer genai-prices data into the running collector (no restart); list what it now prices.
+
+    From then on new calls are priced with it and stamped with its version (the collector keeps
+    the file for restarts). Stored unpriced calls are not changed: the table shows which the new
+    data would price; `featurecost prices reprice --since ... --price-data FILE` restates them.
+    """
+    if pinned == (data_file is not None):
+        raise typer.BadParameter("give a data file, or --pinned to go back to the package's data")
+    if data_file is None:
+        result = collector_api("DELETE", api, "/api/v1/prices/data")
+    else:
+        try:
+            content = data_file.read_bytes()
+            PriceData.parse(content, str(data_file))  # a clear error here rather than from the API
+        except (OSError, PriceDataError) as exc:
+            raise typer.BadParameter(str(exc), param_hint="DATA_FILE") from exc
+        result = collector_api("POST", api, "/api/v1/prices/data", content=content, timeout=300)
+    print(f"the collector now prices with {result['data_version']}")
+    newly = result["newly_priced"]
+    if not newly:
+        if data_file is not None:
+            print("no stored unpriced call would be priced by it")
+        return
+    table = Table(title="stored unpriced calls this data now prices", title_justify="left")
+    for header in ("provider", "model", "calls", "priced as", "was unpriced because"):
+        table.add_column(header)
+    for row in newly:
+        table.add_row(row["provider"], row["model"], f"{row['calls']:,}", row["entry"], row["was"])
+    table.caption = f"restate them: featurecost prices reprice --since ... --price-data {data_file}"
+    _console().print(table)
 
 
 def check_prices_file(path: Path | None) -> None:
