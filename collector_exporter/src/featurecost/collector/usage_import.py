@@ -120,7 +120,7 @@ def parse_usage_csv(text: str) -> list[UsageRow]:
     errors: list[RowError] = []
     if "tenant" not in header or "revenue_usd" not in header:
         raise UsageImportError([RowError(1, f"header needs tenant and revenue_usd columns, got {header}")])
-    rows = []
+    rows: list[UsageRow] = []
     for raw in reader:
         line = reader.line_num
         if len(rows) + len(errors) >= MAX_ROWS:
