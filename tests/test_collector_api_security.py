@@ -4,7 +4,12 @@ route — against a real collector process, with the real budget guard as a clie
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -180,3 +185,13 @@ def test_a_usage_import_is_bounded_in_rows_and_reported_problems() -> None:
         parse_usage_csv("tenant,period,revenue_usd\n" + "acme,never,-1\n" * 1000)
     assert len(bad.value.errors) <= MAX_ERRORS + 2
     assert bad.value.errors[-1].message == f"stopped after {MAX_ERRORS} problems"
+
+
+def test_the_image_healthcheck_probes_a_tls_api(locked: Locked) -> None:
+    dockerfile = (Path(__file__).resolve().parent.parent / "deploy" / "Dockerfile").read_text()
+    command = json.loads(re.search(r"HEALTHCHECK .*?CMD (\[.*?\])\n", dockerfile, re.DOTALL).group(1))  # type: ignore[union-attr]
+    assert command[0] == "python"
+    probe = [sys.executable, *command[1:-1], command[-1].replace(":8787/", f":{locked.collector.api_port}/")]
+    env = {**os.environ, "FEATURECOST_TLS_CERT": "/etc/featurecost/tls.crt"}
+    done = subprocess.run(probe, env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
