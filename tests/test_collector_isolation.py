@@ -214,7 +214,8 @@ def test_a_span_storage_rejects_alone_is_dead_lettered_and_its_batch_stored(tmp_
         spans["poison"] = {**_CHAT, "featurecost.feature": "poison"}
         wal = WriteAheadLog(tmp_path / "wal")
         wal.append(_request(spans).SerializeToString()).result(10)
-        pipeline = Pipeline(wal, storage, flush_interval=0.05, retry_seconds=0.01, max_attempts=2)
+        # a long backoff: a rejection that names bad rows must be bisected at once, not retried
+        pipeline = Pipeline(wal, storage, flush_interval=0.05, retry_seconds=60)
         pipeline.start()
         wait_until(lambda: wal.checkpoint == wal.end, 30, "the batch to be stored")
         assert pipeline.stop(60)
