@@ -28,9 +28,9 @@ from pathlib import Path
 from genai_prices import Usage, data_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices, TimeOfDateConstraint
 
+from featurecost.collector import attributes as attrs
 from featurecost.collector.overrides import Overrides, PriceOverride
 from featurecost.collector.records import CallRecord
-from featurecost.instrumentation import attributes as attrs
 
 GENAI_PRICES_SOURCE = "genai-prices"
 OVERRIDE_SOURCE = "override"

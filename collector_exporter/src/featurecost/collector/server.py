@@ -10,7 +10,7 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from featurecost.collector.forward import Forwarder
 from featurecost.collector.grpc_receiver import create_grpc_server
 from featurecost.collector.ingest import Ingest
 from featurecost.collector.metrics import Metrics
+from featurecost.collector.other_signals import signal_grpc_handlers, signal_routes
 from featurecost.collector.pipeline import Pipeline
 from featurecost.collector.pricing import Pricer
 from featurecost.collector.receiver import create_receiver_app
@@ -59,6 +60,41 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()  # modules, the price data snapshot, config: live for the whole process
     gc.set_threshold(50_000, 20, 100)
+
+
+def _url_host(host: str) -> str:
+    """The host to put in a URL a user can open: a wildcard bind is reachable on loopback."""
+    if host in ("", "0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _redacted(dsn: str) -> str:
+    scheme, sep, rest = dsn.partition("://")
+    if sep and "@" in rest:
+        credentials, _, location = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{location}"
+    return dsn
+
+
+async def _announce(config: CollectorConfig, servers: Sequence[uvicorn.Server], grpc_port: int | None) -> None:
+    """Log every listening address and the page URL once all servers are up: the first thing
+    a new user looks for in the output, and what an operator checks after a config change."""
+    while not all(server.started for server in servers):
+        if any(server.should_exit for server in servers):
+            return
+        await asyncio.sleep(0.05)
+    host = _url_host(config.host)
+    scheme = "https" if config.tls_cert is not None else "http"
+    log.info("OTLP/HTTP on %s://%s:%d (/v1/traces; /v1/metrics and /v1/logs acknowledged and dropped)",
+             scheme, host, config.otlp_http_port)  # fmt: skip
+    if grpc_port is not None:
+        log.info("OTLP/gRPC on %s:%d", host, grpc_port)
+    api = f"http://{host}:{config.api_port}"
+    log.info("report API on %s/api/v1, health %s/healthz, Prometheus %s/metrics", api, api, api)
+    log.info("web page: %s/", api)
+    log.info("storage %s (WAL %s)", _redacted(config.resolved_storage_dsn), config.resolved_wal_dir)
 
 
 def default_storage_dsn(data_dir: Path) -> str:
@@ -95,6 +131,7 @@ async def serve(config: CollectorConfig, budgets: BudgetsConfig | None = None) -
     ingest = Ingest(wal, retry_after=config.retry_after_seconds, bearer_token=config.auth_token)
     metrics.watch(ingest.stats, pipeline, wal)
     receiver = create_receiver_app(ingest=ingest, max_body_bytes=config.max_body_bytes)
+    receiver.router.routes.extend(signal_routes(ingest, config.max_body_bytes))
     tls: dict[str, Any] = {}
     if config.tls_cert is not None and config.tls_key is not None:
         tls = {"ssl_certfile": str(config.tls_cert), "ssl_keyfile": str(config.tls_key)}
@@ -102,12 +139,13 @@ async def serve(config: CollectorConfig, budgets: BudgetsConfig | None = None) -
         uvicorn.Config(receiver, host=config.host, port=config.otlp_http_port, log_level="warning", **tls)
     )
     grpc_server = None
+    grpc_port: int | None = None
     if config.otlp_grpc_port >= 0:
         grpc_server, grpc_port = create_grpc_server(
             ingest, f"{config.host}:{config.otlp_grpc_port}", max_body_bytes=config.max_body_bytes, tls=config.tls_pem()
         )
+        grpc_server.add_generic_rpc_handlers(signal_grpc_handlers(ingest))
         await grpc_server.start()
-        log.info("OTLP/gRPC on %s:%d", config.host, grpc_port)
 
     def ingest_ready() -> bool:
         return bool(ingest_http.started)
@@ -140,12 +178,14 @@ async def serve(config: CollectorConfig, budgets: BudgetsConfig | None = None) -
         loop.add_signal_handler(sig, request_stop)
     if evaluator:
         evaluator.start()
+    announce = asyncio.create_task(_announce(config, servers, grpc_port))
     try:
         results = await asyncio.gather(*(s.serve() for s in servers), return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
     finally:
+        announce.cancel()
         request_stop()
         if grpc_server is not None:
             await grpc_server.stop(grace=5)
