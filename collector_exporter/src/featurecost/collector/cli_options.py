@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
 import httpx
 import typer
+from typer.core import TyperOption
 
+from featurecost.collector.cli_output import fail
 from featurecost.collector.reports.window import parse_utc
 
 
@@ -34,13 +36,30 @@ def collector_api(
     try:
         response = httpx.request(method, f"{api.rstrip('/')}{path}", params=params, timeout=timeout)
     except httpx.HTTPError as exc:
-        raise typer.BadParameter(f"cannot reach the collector API at {api} ({exc}); {unreachable_hint}") from exc
+        fail(f"cannot reach the collector API at {api} ({type(exc).__name__}); {unreachable_hint}")
     if response.status_code != 200:
         try:
             body = response.json()
             message = body.get("error", response.text) if isinstance(body, dict) else response.text
         except ValueError:
             message = response.text
-        raise typer.BadParameter(f"collector API answered {response.status_code}: {message}")
+        if response.status_code == 400:  # the request was wrong: a usage error, like a bad option
+            raise typer.BadParameter(str(message))
+        fail(f"collector API answered {response.status_code}: {message}")
     result: dict[str, Any] = response.json()
     return result
+
+
+def _flag_type_hidden(display: Callable[[TyperOption, Any], str | None]) -> Any:
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:  # ctx: typer's vendored click Context
+        return None if self.is_flag else display(self, ctx)
+
+    display_type_rich.__wrapped__ = display  # type: ignore[attr-defined]
+    return display_type_rich
+
+
+def hide_flag_types() -> None:
+    """Typer's rich help labels every on/off flag (``--help``, ``--dry-run``) ``<bool>``, as
+    if it took a value; click's plain help shows nothing there. Applied once by the CLI."""
+    if not hasattr(TyperOption.display_type_rich, "__wrapped__"):
+        TyperOption.display_type_rich = _flag_type_hidden(TyperOption.display_type_rich)  # type: ignore[method-assign]

@@ -7,17 +7,17 @@ directory, so run them against a stopped collector's directory or a ClickHouse s
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from featurecost.collector.cli_options import time_option
+from featurecost.collector.cli_output import console as cli_console
+from featurecost.collector.cli_output import text
 from featurecost.collector.overrides import PricesFileError
 from featurecost.collector.pricing import Pricer, explain_lines
 from featurecost.collector.restatement import reprice, stored_call
@@ -34,10 +34,6 @@ PricesFileOption = Annotated[
     Path | None,
     typer.Option(envvar="FEATURECOST_PRICES_FILE", help="YAML prices file (see docs/pricing.md)."),
 ]
-
-
-def _console() -> Console:
-    return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def _pricer(prices_file: Path | None) -> Pricer:
@@ -73,34 +69,37 @@ def explain(
     if len(rows) > 1:
         raise typer.BadParameter("several calls share that span id; pass --trace-id", param_hint="SPAN_ID")
     row = rows[0]
-    console = _console()
-    stored = Table(title=f"call {row['trace_id']}/{row['span_id']} as stored", title_justify="left", show_header=False)
+    console = cli_console()
+    heading = text(f"call {row['trace_id']}/{row['span_id']} as stored")
+    stored = Table(title=heading, title_justify="left", show_header=False)
     for key in ("provider", "request_model", "response_model", "tenant", "service_tier", "start_time"):
-        stored.add_row(key, str(row[key]) or "-")
+        stored.add_row(key, text(row[key] or "-"))
     usage = (
         f"input {row['input_tokens']} (cache read {row['cache_read_tokens']}, "
         f"cache write {row['cache_write_tokens']}, 1h {row['cache_write_1h_tokens']}), "
         f"output {row['output_tokens']} (reasoning {row['reasoning_tokens']})"
     )
-    stored.add_row("usage", usage)
-    stored.add_row("raw usage", json.dumps(dict(row["raw_usage"]), sort_keys=True) or "-")
-    stored.add_row("usage convention", row["usage_convention"] or "-")
+    stored.add_row("usage", text(usage))
+    stored.add_row("raw usage", text(json.dumps(dict(row["raw_usage"]), sort_keys=True) or "-"))
+    stored.add_row("usage convention", text(row["usage_convention"] or "-"))
     if row["usage_issues"]:
-        stored.add_row("usage issues", "; ".join(row["usage_issues"]))
-    stored.add_row("cost", _money(row["cost_usd"]))
-    stored.add_row("input / output cost", f"{_money(row['input_cost_usd'])} / {_money(row['output_cost_usd'])}")
-    stored.add_row("priced by", f"{row['price_source'] or '-'} · {row['price_entry'] or '-'}")
-    stored.add_row("data version", row["price_data_version"] or "-")
+        stored.add_row("usage issues", text("; ".join(row["usage_issues"])))
+    stored.add_row("cost", text(_money(row["cost_usd"])))
+    stored.add_row("input / output cost", text(f"{_money(row['input_cost_usd'])} / {_money(row['output_cost_usd'])}"))
+    stored.add_row("priced by", text(f"{row['price_source'] or '-'} · {row['price_entry'] or '-'}"))
+    stored.add_row("data version", text(row["price_data_version"] or "-"))
     if row["unpriced_reason"]:
-        stored.add_row("unpriced because", row["unpriced_reason"])
+        stored.add_row("unpriced because", text(row["unpriced_reason"]))
     if row["client_cost_usd"] is not None:
         claimed = f"{_money(row['client_cost_usd'])} (ours - theirs: {row['cost_delta_vs_client_usd']})"
-        stored.add_row("client-claimed cost", claimed)
+        stored.add_row("client-claimed cost", text(claimed))
     if int(row["restatements"] or 0):
         stored.add_row(
             "restated",
-            f"{row['restatements']}x; now {_money(row['restated_cost_usd'])} by {row['restated_price_entry']} "
-            f"({row['restated_price_data_version']}; {row['restated_reason']})",
+            text(
+                f"{row['restatements']}x; now {_money(row['restated_cost_usd'])} by {row['restated_price_entry']} "
+                f"({row['restated_price_data_version']}; {row['restated_reason']})"
+            ),
         )
     console.print(stored)
     pricer = _pricer(prices_file)
@@ -110,10 +109,10 @@ def explain(
     table = Table(title="priced now", title_justify="left", show_header=False)
     if card is not None:
         for key, value in explain_lines(record, card).items():
-            table.add_row(key, value)
-    table.add_row("cost", _money(now.cost_usd))
+            table.add_row(key, text(value))
+    table.add_row("cost", text(_money(now.cost_usd)))
     if now.unpriced_reason:
-        table.add_row("unpriced because", now.unpriced_reason)
+        table.add_row("unpriced because", text(now.unpriced_reason))
     console.print(table)
 
 
@@ -144,12 +143,12 @@ def unpriced(
         table.add_column(header)
     for r in rows:
         table.add_row(
-            r["provider"], r["model"], f"{r['calls']:,}", f"{r['input_tokens']:,}", f"{r['output_tokens']:,}",
-            f"{r['last_seen']:%Y-%m-%d %H:%M}", r["reason"],
+            text(r["provider"]), text(r["model"]), f"{r['calls']:,}", f"{r['input_tokens']:,}",
+            f"{r['output_tokens']:,}", f"{r['last_seen']:%Y-%m-%d %H:%M}", text(r["reason"]),
         )  # fmt: skip
     hint = "add them to the prices file, then `featurecost prices reprice`"
     table.caption = hint if rows else "every model priced"
-    _console().print(table)
+    cli_console().print(table)
 
 
 @prices_app.command("reprice")
