@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 import httpx
 import typer
+from clickhouse_connect.driver.exceptions import ClickHouseError
 from typer.core import TyperOption
 
 from featurecost.collector.cli_output import fail
 from featurecost.collector.reports.window import parse_utc
+from featurecost.collector.storage import Storage
 
 
 def time_option(value: str, option: str) -> datetime:
@@ -63,3 +69,45 @@ def hide_flag_types() -> None:
     if it took a value; click's plain help shows nothing there. Applied once by the CLI."""
     if not hasattr(TyperOption.display_type_rich, "__wrapped__"):
         TyperOption.display_type_rich = _flag_type_hidden(TyperOption.display_type_rich)  # type: ignore[method-assign]
+
+
+@contextlib.contextmanager
+def _native_stderr_captured() -> Iterator[Callable[[], str]]:
+    """Capture what native code writes to fd 2 (chDB prints its own lock error there)."""
+    with tempfile.TemporaryFile() as sink:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield lambda: (sink.seek(0), sink.read().decode(errors="replace"))[1]
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+@contextlib.contextmanager
+def opened_storage(dsn: str, *, migrate: bool = False) -> Iterator[Storage]:
+    """``--storage DSN`` for a CLI command; a locked embedded data directory (the collector
+    is running on it) or an unreachable server is a one-line error, not a traceback."""
+    try:
+        if dsn.startswith("chdb:"):
+            with _native_stderr_captured() as native:
+                try:
+                    store = Storage(dsn)
+                except ClickHouseError as exc:
+                    if "Cannot lock file" in native() or "already running" in native():
+                        fail(
+                            f"{dsn} is in use by a running collector (chDB allows one process per directory); "
+                            "drop --storage to go through its API (--api)"
+                        )
+                    raise exc
+        else:
+            store = Storage(dsn)
+    except ClickHouseError as exc:
+        fail(f"cannot open storage {dsn}: {str(exc).splitlines()[0]}")
+    try:
+        if migrate:
+            store.migrate()
+        yield store
+    finally:
+        store.close()

@@ -28,6 +28,7 @@ from featurecost.collector.ingest import Ingest
 from featurecost.collector.metrics import Metrics
 from featurecost.collector.other_signals import signal_grpc_handlers, signal_routes
 from featurecost.collector.pipeline import Pipeline
+from featurecost.collector.prices_api import prices_routes
 from featurecost.collector.pricing import Pricer
 from featurecost.collector.receiver import create_receiver_app
 from featurecost.collector.storage import Storage
@@ -152,6 +153,7 @@ async def serve(config: CollectorConfig, budgets: BudgetsConfig | None = None) -
 
     evaluator = build_evaluator(storage, budgets, interval=config.budget_interval) if budgets else None
     routes = budget_routes(evaluator, AlertStore(storage) if evaluator else None, pipeline.pricer)
+    routes = [*routes, *prices_routes(storage, pipeline, config.prices_file)]
     api = create_api_app(
         storage,
         wal,
