@@ -32,9 +32,9 @@ from genai_prices import Usage, data_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices, TimeOfDateConstraint
 
 from featurecost.collector import aliases, endpoints
+from featurecost.collector import attributes as attrs
 from featurecost.collector.overrides import Overrides, PriceOverride
 from featurecost.collector.records import CallRecord
-from featurecost.instrumentation import attributes as attrs
 
 GENAI_PRICES_SOURCE = "genai-prices"
 OVERRIDE_SOURCE = "override"
@@ -296,9 +296,23 @@ class Pricer:
         return cls(Overrides.load(path) if path else None, data)
 
     @property
+    def data(self) -> PriceData:
+        """The genai-prices data this pricer prices with."""
+        return self._data
+
+    @property
     def data_version(self) -> str:
         """The genai-prices data priced calls are stamped with."""
         return self._data.version
+
+    def use_overrides(self, overrides: Overrides) -> None:
+        """Price with a re-read prices file from now on (``featurecost prices reprice`` through
+        the API), in place: every holder of this pricer (pipeline, budgets) sees the change."""
+        with self._lock:
+            self.overrides = overrides
+            self._cards = {}
+            self._models = {}
+            self._placements = {}
 
     def use_data(self, data: PriceData) -> None:
         """Price with ``data`` from now on (``featurecost prices update``), without a restart.
