@@ -277,3 +277,24 @@ def register(report_app: typer.Typer) -> None:
         now = datetime.now(UTC)
         emit("drift", "Rollup drift (rollup calls - stored calls)", None, now.isoformat(), 1, "all", api, storage,
              output, ReportOptions())  # fmt: skip
+
+    @report_app.command("whatif")
+    def whatif(
+        feature: Annotated[str, typer.Option(help="The feature whose calls to re-price.")],
+        model: Annotated[str, typer.Option("--model", help="Target provider/model, e.g. openai/gpt-4o-mini.")],
+        tenant: Annotated[str, typer.Option(help="Only this tenant's calls (at its contract prices).")] = "",
+        token_ratio: Annotated[
+            float | None,
+            typer.Option(
+                "--token-ratio",
+                help="Target tokens / current tokens for the same text (tokenizers differ); scales every count.",
+            ),
+        ] = None,
+        since: Since = None, until: Until = None, days: Days = 28, env: Env = "production", api: Api = DEFAULT_API,
+        storage: StorageDsn = None, output: Output = Format.table, prices: PricesFile = None,
+    ) -> None:  # fmt: skip
+        """Re-price a feature's actual calls at another model's prices of the same days, per week and user action."""
+        ratio = Decimal(str(token_ratio)) if token_ratio is not None else None
+        emit("whatif", f"{feature} at {model} (what-if)", since, until, days, env, api, storage, output,
+             ReportOptions(source=Source.raw, feature=feature, model=model, tenant=tenant, token_ratio=ratio),
+             prices)  # fmt: skip

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from featurecost.collector.pricing import Pricer
@@ -16,6 +17,7 @@ from featurecost.collector.reports.margin import tenant_margin, unit_costs
 from featurecost.collector.reports.outliers import outliers
 from featurecost.collector.reports.rollups import rollup_drift
 from featurecost.collector.reports.weekly import regressions, weekly_features
+from featurecost.collector.reports.whatif import Target, WhatIfError, whatif
 from featurecost.collector.reports.window import Window
 from featurecost.collector.storage import Storage
 
@@ -31,6 +33,10 @@ class ReportOptions:
     feature: str = ""
     n: int = 10
     shared: tuple[str, ...] = ()
+    # whatif: the target provider/model, one tenant, a tokenizer correction
+    model: str = ""
+    tenant: str = ""
+    token_ratio: Decimal | None = None
 
     @classmethod
     def from_query(cls, params: Mapping[str, str]) -> ReportOptions:
@@ -44,7 +50,14 @@ class ReportOptions:
         if not 1 <= n <= 10_000:
             raise ReportError("n must be between 1 and 10000")
         shared = tuple(s.strip() for s in params.get("shared", "").split(",") if s.strip())
-        return cls(source, dimension, params.get("feature", ""), n, shared)
+        try:
+            token_ratio = Decimal(params["token_ratio"]) if params.get("token_ratio") else None
+        except InvalidOperation as exc:
+            raise ReportError(f"token_ratio must be a number, got {params['token_ratio']!r}") from exc
+        return cls(
+            source, dimension, params.get("feature", ""), n, shared,
+            params.get("model", ""), params.get("tenant", ""), token_ratio,
+        )  # fmt: skip
 
     def to_query(self) -> dict[str, str]:
         return {
@@ -53,6 +66,9 @@ class ReportOptions:
             "feature": self.feature,
             "n": str(self.n),
             "shared": ",".join(self.shared),
+            "model": self.model,
+            "tenant": self.tenant,
+            "token_ratio": "" if self.token_ratio is None else str(self.token_ratio),
         }
 
 
@@ -75,6 +91,18 @@ def _allocation(storage: Storage, window: Window, options: ReportOptions, pricer
     return {**_rows(rows), "rule": RULE, "shared": list(options.shared)}
 
 
+def _whatif(storage: Storage, window: Window, options: ReportOptions, pricer: Pricer | None) -> dict[str, Any]:
+    if not options.model:
+        raise ReportError("whatif needs the target model: model=provider/model")
+    try:
+        return whatif(
+            storage, window, options.feature, Target.parse(options.model),
+            tenant=options.tenant, token_ratio=options.token_ratio, pricer=pricer,
+        )  # fmt: skip
+    except WhatIfError as exc:
+        raise ReportError(str(exc)) from exc
+
+
 REPORTS: dict[str, Runner] = {
     "feature-costs": lambda s, w, o, p: _rows(feature_costs(s, w)),
     "weekly": lambda s, w, o, p: _rows(weekly_features(s, w, o.source)),
@@ -86,6 +114,7 @@ REPORTS: dict[str, Runner] = {
     "margin": lambda s, w, o, p: _rows(tenant_margin(s, w, o.source)),
     "unit-costs": lambda s, w, o, p: _rows(unit_costs(s, w, o.source)),
     "allocation": _allocation,
+    "whatif": _whatif,
     # not windowed: every month the rollups hold, against calls FINAL
     "drift": lambda s, w, o, p: _rows(rollup_drift(s)),
 }
