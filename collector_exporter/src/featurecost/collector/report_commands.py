@@ -298,3 +298,12 @@ def register(report_app: typer.Typer) -> None:
         emit("whatif", f"{feature} at {model} (what-if)", since, until, days, env, api, storage, output,
              ReportOptions(source=Source.raw, feature=feature, model=model, tenant=tenant, token_ratio=ratio),
              prices)  # fmt: skip
+
+    @report_app.command("batch")
+    def batch(
+        since: Since = None, until: Until = None, days: Days = 28, env: Env = "production", api: Api = DEFAULT_API,
+        storage: StorageDsn = None, output: Output = Format.table, prices: PricesFile = None,
+    ) -> None:  # fmt: skip
+        """Features whose calls run outside user requests, at the provider's Batch API prices: $ saved per week."""
+        emit("batch", "Batch API opportunity per feature", since, until, days, env, api, storage, output,
+             ReportOptions(source=Source.raw), prices)  # fmt: skip

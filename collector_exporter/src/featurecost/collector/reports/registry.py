@@ -10,6 +10,7 @@ from typing import Any
 from featurecost.collector.pricing import Pricer
 from featurecost.collector.reports._query import Source
 from featurecost.collector.reports.allocation import RULE, shared_cost_allocation
+from featurecost.collector.reports.batch import batch_opportunity
 from featurecost.collector.reports.breakdown import Dimension, breakdown, decomposition
 from featurecost.collector.reports.cache import cache_effectiveness
 from featurecost.collector.reports.features import feature_costs
@@ -115,6 +116,7 @@ REPORTS: dict[str, Runner] = {
     "unit-costs": lambda s, w, o, p: _rows(unit_costs(s, w, o.source)),
     "allocation": _allocation,
     "whatif": _whatif,
+    "batch": lambda s, w, o, p: _rows(batch_opportunity(s, w, p)),
     # not windowed: every month the rollups hold, against calls FINAL
     "drift": lambda s, w, o, p: _rows(rollup_drift(s)),
 }
