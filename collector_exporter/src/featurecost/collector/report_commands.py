@@ -144,7 +144,7 @@ def render(payload: dict[str, Any], output: Format, title: str) -> None:
         table.add_column(key.replace("_", " "), justify="left" if key in ("feature", "value") else "right")
     for row in rows:
         table.add_row(*(_cell(k, row[k]) for k in columns))
-    extras = {k: v for k, v in payload.items() if k not in ("rows", "window", "report", "source")}
+    extras = {k: v for k, v in payload.items() if k not in ("rows", "window", "report", "source", "opportunities")}
     if extras:
         table.caption = "  ".join(
             f"{k}: {_cell(k, v)}"
@@ -155,6 +155,22 @@ def render(payload: dict[str, Any], output: Format, title: str) -> None:
     console.print(table)
     if not rows:
         console.print("no calls in this window")
+    _print_opportunities(console, payload.get("opportunities"))
+
+
+def _print_opportunities(console: Console, found: list[dict[str, Any]] | None) -> None:
+    """The savings finder's top opportunities under the weekly table, one line each."""
+    if found is None:
+        return
+    if not found:
+        console.print("Top savings: none found in this window (see `featurecost report batch`).")
+        return
+    console.print("Top savings:")
+    for o in found:
+        weekly = _cell("saving_per_week_usd", o["saving_per_week_usd"])
+        console.print(
+            f"  {o['rank']}. {weekly}/week · {o['kind']} · {o['feature']}: {o['action']}", markup=False, highlight=False
+        )
 
 
 def rebuild(month: int, api: str, storage: str | None) -> None:

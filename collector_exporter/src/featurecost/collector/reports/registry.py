@@ -15,6 +15,7 @@ from featurecost.collector.reports.breakdown import Dimension, breakdown, decomp
 from featurecost.collector.reports.cache import cache_effectiveness
 from featurecost.collector.reports.features import feature_costs
 from featurecost.collector.reports.margin import tenant_margin, unit_costs
+from featurecost.collector.reports.opportunities import opportunities
 from featurecost.collector.reports.outliers import outliers
 from featurecost.collector.reports.rollups import rollup_drift
 from featurecost.collector.reports.weekly import regressions, weekly_features
@@ -106,7 +107,10 @@ def _whatif(storage: Storage, window: Window, options: ReportOptions, pricer: Pr
 
 REPORTS: dict[str, Runner] = {
     "feature-costs": lambda s, w, o, p: _rows(feature_costs(s, w)),
-    "weekly": lambda s, w, o, p: _rows(weekly_features(s, w, o.source)),
+    "weekly": lambda s, w, o, p: {
+        **_rows(weekly_features(s, w, o.source)),
+        "opportunities": [row.to_json() for row in opportunities(s, w, p)],
+    },
     "breakdown": lambda s, w, o, p: _rows(breakdown(s, w, o.dimension, o.feature, o.source)),
     "decomposition": lambda s, w, o, p: _rows(decomposition(s, w, o.source)),
     "cache": lambda s, w, o, p: _rows(cache_effectiveness(s, w, o.source, p)),
@@ -117,6 +121,7 @@ REPORTS: dict[str, Runner] = {
     "allocation": _allocation,
     "whatif": _whatif,
     "batch": lambda s, w, o, p: _rows(batch_opportunity(s, w, p)),
+    "opportunities": lambda s, w, o, p: _rows(opportunities(s, w, p, o.n)),
     # not windowed: every month the rollups hold, against calls FINAL
     "drift": lambda s, w, o, p: _rows(rollup_drift(s)),
 }
