@@ -323,3 +323,13 @@ def register(report_app: typer.Typer) -> None:
         """Features whose calls run outside user requests, at the provider's Batch API prices: $ saved per week."""
         emit("batch", "Batch API opportunity per feature", since, until, days, env, api, storage, output,
              ReportOptions(source=Source.raw), prices)  # fmt: skip
+
+    @report_app.command("cache-opportunity")
+    def cache_opportunity(
+        since: Since = None, until: Until = None, days: Days = 28, env: Env = "production", api: Api = DEFAULT_API,
+        storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
+        prices: PricesFile = None,
+    ) -> None:  # fmt: skip
+        """Per feature: uncached input share, cache prices, and $/week saved if repeated prompt prefixes were cached."""
+        emit("cache-opportunity", "Prompt-cache opportunity per feature", since, until, days, env, api, storage,
+             output, ReportOptions(source=source), prices)  # fmt: skip

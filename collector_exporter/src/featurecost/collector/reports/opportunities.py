@@ -14,6 +14,7 @@ from decimal import Decimal
 from featurecost.collector.pricing import Pricer
 from featurecost.collector.reports._query import Row
 from featurecost.collector.reports.batch import batch_opportunity
+from featurecost.collector.reports.cache_opportunity import cache_opportunity
 from featurecost.collector.reports.window import Window
 from featurecost.collector.storage import Storage
 
@@ -48,9 +49,23 @@ def _batch(storage: Storage, window: Window, pricer: Pricer | None) -> list[tupl
     return found
 
 
+def _cache(storage: Storage, window: Window, pricer: Pricer | None) -> list[tuple[str, str, Decimal, Decimal, str]]:
+    found = []
+    for row in cache_opportunity(storage, window, pricer):
+        if row.saving_usd <= 0:
+            continue
+        action = (
+            f"turn on prompt caching for {row.feature}: {row.repeated_prefix_calls:,} calls repeated a "
+            f"~{row.cacheable_tokens // max(row.repeated_prefix_calls, 1):,}-token prompt prefix within "
+            f"the cache lifetime without reading it from the cache"
+        )
+        found.append(("cache", row.feature, row.saving_per_week_usd, row.saving_usd, action))
+    return found
+
+
 def opportunities(storage: Storage, window: Window, pricer: Pricer | None = None, n: int = TOP) -> list[Opportunity]:
     """The ``n`` largest savings over every finder, by dollars per week (ties by feature)."""
-    found = _batch(storage, window, pricer)
+    found = _batch(storage, window, pricer) + _cache(storage, window, pricer)
     found.sort(key=lambda f: (-f[2], f[1], f[0]))
     return [
         Opportunity(rank=i + 1, kind=kind, feature=feature, saving_per_week_usd=weekly, saving_usd=total, action=action)

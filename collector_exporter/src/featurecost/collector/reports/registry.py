@@ -13,6 +13,7 @@ from featurecost.collector.reports.allocation import RULE, shared_cost_allocatio
 from featurecost.collector.reports.batch import batch_opportunity
 from featurecost.collector.reports.breakdown import Dimension, breakdown, decomposition
 from featurecost.collector.reports.cache import cache_effectiveness
+from featurecost.collector.reports.cache_opportunity import cache_opportunity
 from featurecost.collector.reports.features import feature_costs
 from featurecost.collector.reports.margin import tenant_margin, unit_costs
 from featurecost.collector.reports.opportunities import opportunities
@@ -121,6 +122,7 @@ REPORTS: dict[str, Runner] = {
     "allocation": _allocation,
     "whatif": _whatif,
     "batch": lambda s, w, o, p: _rows(batch_opportunity(s, w, p)),
+    "cache-opportunity": lambda s, w, o, p: _rows(cache_opportunity(s, w, p, o.source)),
     "opportunities": lambda s, w, o, p: _rows(opportunities(s, w, p, o.n)),
     # not windowed: every month the rollups hold, against calls FINAL
     "drift": lambda s, w, o, p: _rows(rollup_drift(s)),
