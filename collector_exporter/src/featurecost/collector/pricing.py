@@ -615,10 +615,13 @@ class TokenPrices:
 _PROBE_TOKENS = 1000  # small enough to stay in every model's base price tier
 
 
-def token_prices(pricer: Pricer, provider: str, model: str, day: date, tenant: str = "") -> TokenPrices | None:
+def token_prices(
+    pricer: Pricer, provider: str, model: str, day: date, tenant: str = "", service_tier: str = ""
+) -> TokenPrices | None:
     """Per-token prices found by pricing probe calls: the same lookup (overrides, name
     normalization, genai-prices) as real calls, so estimates and savings never use a
-    second price source. None when the model has no price."""
+    second price source. None when the model has no price. ``service_tier``: that tier's
+    prices (``batch``: the Batch API's), the standard ones where the model has none."""
     when = datetime.combine(day, time(12), UTC)
     n = _PROBE_TOKENS
 
@@ -629,6 +632,7 @@ def token_prices(pricer: Pricer, provider: str, model: str, day: date, tenant: s
             operation="chat", provider=provider, request_model=model, response_model="",
             input_tokens=input_tokens, output_tokens=output, cache_read_tokens=cache_read,
             cache_write_tokens=cache_write, reasoning_tokens=0, usage_source=attrs.USAGE_REPORTED, status="ok",
+            service_tier=service_tier,
         )  # fmt: skip
         return pricer.quote(probe).cost_usd
 
