@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from featurecost.instrumentation import attributes as attrs
+from featurecost.collector import attributes as attrs
 
 # featurecost's own names, as the instrumentation emits them (one definition: attributes.py)
 USAGE_CACHE_WRITE_1H_TOKENS: Final = attrs.USAGE_CACHE_CREATION_1H_TOKENS

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from featurecost.collector.api_security import ApiAccess, ApiSecurity
+from featurecost.collector.catalog import catalog
 from featurecost.collector.metrics import CONTENT_TYPE, Metrics
 from featurecost.collector.pipeline import Pipeline
 from featurecost.collector.price_update import forget_price_data, newly_priced, save_price_data
@@ -145,6 +146,9 @@ def create_api_app(
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(payload)
 
+    async def catalog_route(request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(catalog, storage))
+
     async def import_usage(request: Request) -> Response:
         body = await request.body()
         try:
@@ -204,6 +208,7 @@ def create_api_app(
             Route("/metrics", prometheus),
             Route("/api/v1/reports/feature-costs", report_feature_costs),
             Route("/api/v1/reports/{name}", report),
+            Route("/api/v1/catalog", catalog_route),
             Route("/api/v1/import/usage", import_usage, methods=["POST"]),
             Route("/api/v1/rollups/rebuild", rebuild, methods=["POST"]),
             Route("/api/v1/prices/data", price_data, methods=["GET", "POST", "DELETE"]),

@@ -26,8 +26,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from featurecost.collector import aliases, endpoints
+from featurecost.collector import attributes as attrs
 from featurecost.collector.records import CallRecord
-from featurecost.instrumentation import attributes as attrs
 
 DEFAULT_ENVIRONMENT = "production"
 

@@ -12,7 +12,7 @@ import ipaddress
 import logging
 import signal
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,10 @@ from featurecost.collector.grpc_receiver import create_grpc_server
 from featurecost.collector.ingest import Ingest
 from featurecost.collector.listen import StartupError, listen
 from featurecost.collector.metrics import Metrics
+from featurecost.collector.other_signals import signal_grpc_handlers, signal_routes
 from featurecost.collector.pipeline import Pipeline
 from featurecost.collector.price_update import saved_price_data
+from featurecost.collector.prices_api import prices_routes
 from featurecost.collector.pricing import Pricer
 from featurecost.collector.receiver import create_receiver_app
 from featurecost.collector.storage import Storage
@@ -71,6 +73,41 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return host == "localhost"
+
+
+def _url_host(host: str) -> str:
+    """The host to put in a URL a user can open: a wildcard bind is reachable on loopback."""
+    if host in ("", "0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _redacted(dsn: str) -> str:
+    scheme, sep, rest = dsn.partition("://")
+    if sep and "@" in rest:
+        credentials, _, location = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{location}"
+    return dsn
+
+
+async def _announce(config: CollectorConfig, servers: Sequence[uvicorn.Server], grpc_port: int | None) -> None:
+    """Log every listening address and the page URL once all servers are up: the first thing
+    a new user looks for in the output, and what an operator checks after a config change."""
+    while not all(server.started for server in servers):
+        if any(server.should_exit for server in servers):
+            return
+        await asyncio.sleep(0.05)
+    host = _url_host(config.host)
+    scheme = "https" if config.tls_cert is not None else "http"
+    log.info("OTLP/HTTP on %s://%s:%d (/v1/traces; /v1/metrics and /v1/logs acknowledged and dropped)",
+             scheme, host, config.otlp_http_port)  # fmt: skip
+    if grpc_port is not None:
+        log.info("OTLP/gRPC on %s:%d", host, grpc_port)
+    api = f"{scheme}://{host}:{config.api_port}"
+    log.info("report API on %s/api/v1, health %s/healthz, Prometheus %s/metrics", api, api, api)
+    log.info("web page: %s/", api)
+    log.info("storage %s (WAL %s)", _redacted(config.resolved_storage_dsn), config.resolved_wal_dir)
 
 
 def default_storage_dsn(data_dir: Path) -> str:
@@ -144,6 +181,7 @@ async def _serve(
     )
     metrics.watch(ingest.stats, pipeline, wal)
     receiver = create_receiver_app(ingest=ingest, max_body_bytes=config.max_body_bytes)
+    receiver.router.routes.extend(signal_routes(ingest, config.max_body_bytes))
     tls: dict[str, Any] = {}
     if config.tls_cert is not None and config.tls_key is not None:
         tls = {"ssl_certfile": str(config.tls_cert), "ssl_keyfile": str(config.tls_key)}
@@ -151,6 +189,7 @@ async def _serve(
         uvicorn.Config(receiver, host=config.host, port=config.otlp_http_port, log_level="warning", **tls)
     )
     grpc_server = None
+    grpc_port: int | None = None
     if config.otlp_grpc_port >= 0:
         address = f"{config.host}:{config.otlp_grpc_port}"
         try:
@@ -160,18 +199,19 @@ async def _serve(
         except (RuntimeError, OSError) as exc:
             wal.close()
             raise StartupError(f"cannot listen for OTLP/gRPC on {address}: {exc}") from exc
+        grpc_server.add_generic_rpc_handlers(signal_grpc_handlers(ingest))
     # every port is ours: now load storage (chDB in-process) and start serving
     tune_gc()
     pipeline.start()
     if grpc_server is not None:
         await grpc_server.start()
-        log.info("OTLP/gRPC on %s:%d", config.host, grpc_port)
 
     def ingest_ready() -> bool:
         return bool(ingest_http.started)
 
     evaluator = build_evaluator(storage, budgets, interval=config.budget_interval) if budgets else None
     routes = budget_routes(evaluator, AlertStore(storage) if evaluator else None, pipeline.pricer)
+    routes = [*routes, *prices_routes(storage, pipeline, config.prices_file)]
     api = create_api_app(
         storage,
         wal,
@@ -211,6 +251,7 @@ async def _serve(
         loop.add_signal_handler(sig, request_stop)
     if evaluator:
         evaluator.start()
+    announce = asyncio.create_task(_announce(config, servers, grpc_port))
     try:
         results = await asyncio.gather(
             *(server.serve(sockets=[sock]) for server, sock in zip(servers, (http_socket, api_socket), strict=True)),
@@ -220,6 +261,7 @@ async def _serve(
             if isinstance(result, BaseException):
                 raise result
     finally:
+        announce.cancel()
         request_stop()
         if grpc_server is not None:
             await grpc_server.stop(grace=5)
