@@ -98,6 +98,12 @@ def collector(
     max_body_bytes: Annotated[
         int | None, _opt("MAX_BODY_BYTES", "Largest OTLP request (after gunzip). [default: 16 MiB]")
     ] = None,
+    max_inflight_bytes: Annotated[
+        int | None,
+        _opt(
+            "MAX_INFLIGHT_BYTES", "OTLP/HTTP bodies held at once before 503 + Retry-After. [default: 512 MiB]"
+        ),
+    ] = None,
     wal_max_bytes: Annotated[
         int | None, _opt("WAL_MAX_BYTES", "Unstored WAL bytes before backpressure (503). [default: 2 GiB]")
     ] = None,
@@ -175,6 +181,7 @@ def collector(
                 "otlp_grpc_port": otlp_grpc_port,
                 "api_port": api_port,
                 "max_body_bytes": max_body_bytes,
+                "max_inflight_bytes": max_inflight_bytes,
                 "wal_max_bytes": wal_max_bytes,
                 "wal_max_age_seconds": wal_max_age_seconds,
                 "wal_min_free_disk_bytes": wal_min_free_disk_bytes,

@@ -180,7 +180,9 @@ async def _serve(
         max_future_skew=config.max_future_skew_seconds,
     )
     metrics.watch(ingest.stats, pipeline, wal)
-    receiver = create_receiver_app(ingest=ingest, max_body_bytes=config.max_body_bytes)
+    receiver = create_receiver_app(
+        ingest=ingest, max_body_bytes=config.max_body_bytes, max_inflight_bytes=config.max_inflight_bytes
+    )
     receiver.router.routes.extend(signal_routes(ingest, config.max_body_bytes))
     tls: dict[str, Any] = {}
     if config.tls_cert is not None and config.tls_key is not None:
