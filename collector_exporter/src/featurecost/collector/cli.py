@@ -100,9 +100,7 @@ def collector(
     ] = None,
     max_inflight_bytes: Annotated[
         int | None,
-        _opt(
-            "MAX_INFLIGHT_BYTES", "OTLP/HTTP bodies held at once before 503 + Retry-After. [default: 512 MiB]"
-        ),
+        _opt("MAX_INFLIGHT_BYTES", "OTLP/HTTP bodies held at once before 503 + Retry-After. [default: 512 MiB]"),
     ] = None,
     wal_max_bytes: Annotated[
         int | None, _opt("WAL_MAX_BYTES", "Unstored WAL bytes before backpressure (503). [default: 2 GiB]")
