@@ -29,6 +29,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import Span
 from wrapt import ObjectProxy
 
+from featurecost.instrumentation._settle import settle_call
 from featurecost.instrumentation._spans import LLMCall, TokenUsage, clean_attributes, usage_attributes
 
 log = logging.getLogger(__name__)
@@ -79,8 +80,14 @@ def record_accumulated(span: Span, acc: StreamAccumulator) -> None:
 def _finish(call: LLMCall, acc: StreamAccumulator, *, complete: bool, error: BaseException | None = None) -> None:
     if call.finished:
         return
-    complete = complete and acc.saw_end()
-    call.finish(acc.usage(), complete=complete, response=acc.response_attributes(), error=error)
+    try:
+        complete = complete and acc.saw_end()
+        usage, response = acc.usage(), acc.response_attributes()
+    except Exception:  # our extractor failed: the stream still ends, the usage is recorded missing
+        log.debug("featurecost: could not read a stream's usage", exc_info=True)
+        usage, response, complete = None, {}, False
+    if call.finish(usage, complete=complete, response=response, error=error):
+        settle_call(call)
 
 
 def _take(on_item: Any, item: Any) -> bool:
