@@ -13,6 +13,7 @@ set once per process, and instrumentors are process-wide singletons.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -78,7 +79,17 @@ def _logfire(memory: InMemorySpanExporter) -> None:
     logfire.instrument_anthropic()
 
 
+def _langfuse(memory: InMemorySpanExporter) -> None:
+    # Langfuse's drop-in: importing ``langfuse.openai`` wraps the openai SDK. Its client also
+    # exports to its own host: the stand-in, which answers 404 (not retried), so it stays quick.
+    os.environ.setdefault("LANGFUSE_PUBLIC_KEY", "pk-lf-test")
+    os.environ.setdefault("LANGFUSE_SECRET_KEY", "sk-lf-test")
+    os.environ.setdefault("LANGFUSE_HOST", os.environ["PEER_SETUP_URL"])
+    import langfuse.openai  # noqa: F401
+
+
 PEERS: dict[str, Callable[[InMemorySpanExporter], None]] = {
+    "langfuse": _langfuse,
     "openllmetry": _openllmetry,
     "openinference": _openinference,
     "openai-v2": _openai_v2,
@@ -132,6 +143,7 @@ def _calls(url: str) -> None:
 
 
 def main(peer: str, order: str, url: str, out: Path) -> None:
+    os.environ["PEER_SETUP_URL"] = url
     memory = InMemorySpanExporter()
     if peer != "logfire":
         _global_provider(memory)
