@@ -98,8 +98,10 @@ PEERS: dict[str, Callable[[InMemorySpanExporter], None]] = {
 
 
 def _calls(url: str) -> None:
-    """One call of each kind, sync and async: each must be billed exactly once. Each runs in
-    its own request span (one trace per user action, as under a web framework)."""
+    """One call of each kind, sync and async: each must be billed exactly once. The sync ones
+    run bare (a script or worker: no enclosing span, so a tool's root span is a trace of its
+    own), the async ones in a request span each (one trace per user action, as under a web
+    framework)."""
     app = trace.get_tracer("app")
     oa = openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0)
     an = anthropic.Anthropic(base_url=url, api_key="k", max_retries=0)
@@ -137,8 +139,7 @@ def _calls(url: str) -> None:
         stream_helper,
     ]
     for call in calls:
-        with app.start_as_current_span("handle request"):
-            call()
+        call()
     asyncio.run(async_calls())
 
 
