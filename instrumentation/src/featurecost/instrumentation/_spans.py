@@ -281,11 +281,13 @@ class LLMCall:
     end by exhaustion in one thread and by garbage collection in another.
     """
 
-    __slots__ = ("_finished", "_lock", "_provider_context", "call_context", "span")
+    __slots__ = ("_finished", "_lock", "_provider_context", "call_context", "settle_with", "span")
 
     def __init__(self, span: Span, call_context: otel_context.Context) -> None:
         self.span = span
         self.call_context = call_context
+        # (the budget guard's ticket, provider) when the call was checked: settled at the end
+        self.settle_with: tuple[Any, str] | None = None
         self._finished = False
         self._lock = threading.Lock()
         self._provider_context: Context | None = None
@@ -333,14 +335,15 @@ class LLMCall:
         complete: bool,
         response: Mapping[str, Any] | None = None,
         error: BaseException | None = None,
-    ) -> None:
+    ) -> bool:
         """End the span with the usage seen so far; ``complete`` says whether the stream ran to its end.
+        True when this call ended it (False: it had ended already).
 
         A stream that failed midway keeps what it reported before the failure (and is
         partial): input tokens counted in a first event were billed all the same.
         """
         if not self._claim():
-            return
+            return False
         span = self.span
         if span.is_recording():
             if error is not None:
@@ -354,6 +357,7 @@ class LLMCall:
                 span.set_attributes(late)
             span.set_attributes({**clean_attributes(response or {}), **usage_attributes(usage, partial=not complete)})
         span.end()
+        return True
 
 
 def start_llm_call(

@@ -18,6 +18,7 @@ SELECT
     sum(output_tokens) AS output_tokens
 FROM calls FINAL
 WHERE ({environment:String} = '*' OR environment = {environment:String})
+  AND superseded_by = ''  -- a superseded span is another span's call (0050)
   AND start_time >= {since:DateTime64(6, 'UTC')}
   AND start_time < {until:DateTime64(6, 'UTC')}
   AND attributes['featurecost.latency'] IN ('batch', 'background')

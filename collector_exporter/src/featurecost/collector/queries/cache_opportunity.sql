@@ -24,6 +24,7 @@ WITH
             leadInFrame(toNullable(start_time), 1) OVER w AS next_start
         FROM calls FINAL
         WHERE ({environment:String} = '*' OR environment = {environment:String})
+          AND superseded_by = ''  -- a superseded span is another span's call (0050)
           AND start_time >= {since:DateTime64(6, 'UTC')}
           AND start_time < {until:DateTime64(6, 'UTC')}
           AND attributes['featurecost.prompt.prefix_hash'] != ''
