@@ -211,6 +211,14 @@ PROVIDER_ALIASES: Final = {
     "xai": "x_ai",
     "x_ai": "x_ai",
     "perplexity": "perplexity",
+    # LiteLLM's provider names (featurecost's LiteLLM instrumentor records what LiteLLM resolved)
+    "together_ai": "together",
+    "fireworks_ai": "fireworks",
+    "text-completion-openai": "openai",
+    "azure_ai": "azure.ai.openai",
+    "vertex_ai_beta": "gcp.vertex_ai",
+    "cohere_chat": "cohere",
+    "bedrock_converse": "aws.bedrock",
 }
 
 # Our provider names whose genai-prices provider id differs (the rest are the same word).
