@@ -154,12 +154,12 @@ def unpriced(
         print(json.dumps(rows, default=str, indent=2))
         return
     table = Table(title=f"unpriced models · {start:%Y-%m-%d} → {end:%Y-%m-%d}", title_justify="left")
-    for header in ("provider", "model", "calls", "input tok", "output tok", "last seen", "reason"):
+    for header in ("provider", "model", "endpoint", "calls", "input tok", "output tok", "last seen", "reason"):
         table.add_column(header)
     for r in rows:
         table.add_row(
-            r["provider"], r["model"], f"{r['calls']:,}", f"{r['input_tokens']:,}", f"{r['output_tokens']:,}",
-            f"{r['last_seen']:%Y-%m-%d %H:%M}", r["reason"],
+            r["provider"], r["model"], r["endpoint"] or "-", f"{r['calls']:,}", f"{r['input_tokens']:,}",
+            f"{r['output_tokens']:,}", f"{r['last_seen']:%Y-%m-%d %H:%M}", r["reason"],
         )  # fmt: skip
     hint = "add them to the prices file, then `featurecost prices reprice`"
     table.caption = hint if rows else "every model priced"
