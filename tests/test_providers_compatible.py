@@ -375,3 +375,21 @@ def test_peer_instrumentations_of_a_deepseek_call(
     else:
         assert call.cost_usd is None
         assert "openai/deepseek-chat" in call.unpriced_reason
+
+
+def test_self_hosted_span_that_names_its_server_keeps_the_name(providers: Providers) -> None:
+    """A span saying ``vllm`` (no public price list knows it) keeps that provider name, so an
+    existing ``provider: vllm`` prices-file entry still prices it; a span saying ``openai`` at a
+    private address becomes ``self-hosted`` and is not priced by the ``vllm`` entry."""
+    client = openai.OpenAI(base_url=f"{providers.url}/vllm/v1", api_key="sk-local", max_retries=0)
+    _chat(client, "acme-llama-70b")
+    (call,) = providers.calls()
+    usage = providers.usage()
+    overrides = Overrides.parse(
+        'prices:\n  - model: acme-llama-70b\n    provider: vllm\n    input_mtok: "0.40"\n    output_mtok: "0.40"\n'
+    )
+    as_openai = Pricer(overrides).price(replace(call))
+    assert (as_openai.provider, as_openai.cost_usd) == ("self-hosted", None)
+    as_vllm = Pricer(overrides).price(replace(call, provider="vllm"))
+    assert as_vllm.provider == "vllm"
+    assert as_vllm.cost_usd == (usage["prompt_tokens"] + usage["completion_tokens"]) * Decimal("0.40") / M
