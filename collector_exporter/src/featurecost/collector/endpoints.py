@@ -80,17 +80,8 @@ class Endpoint:
         return cls(host, port, parts.path.rstrip("/"))
 
 
-def endpoint_of(host: object, port: object, url: object) -> Endpoint | None:
-    """The endpoint a span names: its ``server.address``/``server.port``, else a recorded base URL."""
-    number = port if isinstance(port, int) and not isinstance(port, bool) else 0
-    if isinstance(port, str) and port.isdigit():
-        number = int(port)
-    return _endpoint(host.strip() if isinstance(host, str) else "", number, url.strip() if isinstance(url, str) else "")
-
-
-@functools.lru_cache(maxsize=1024)
 def _endpoint(host: str, port: int, url: str) -> Endpoint | None:
-    # cached: spans of one app name the same few endpoints, and this runs for every span
+    """The endpoint a span names: its ``server.address``/``server.port``, else a recorded base URL."""
     if host:
         path = ""
         if "://" in url:
@@ -135,6 +126,26 @@ def provider_name(genai_prices_id: str, stated: str) -> str:
         if gp_id == genai_prices_id and aliases.PROVIDER_ALIASES.get(name) == name:
             return name
     return genai_prices_id
+
+
+def span_endpoint(host: object, port: object, url: object, stated: str) -> tuple[str, str]:
+    """For the normalizer: the stored endpoint address of a span and its provider as placed by
+    genai-prices' URL patterns (``stated`` when they do not place it); ``("", stated)`` without one."""
+    number = port if isinstance(port, int) and not isinstance(port, bool) else 0
+    if isinstance(port, str) and port.isdigit():
+        number = int(port)
+    return _span_endpoint(
+        host.strip() if isinstance(host, str) else "", number, url.strip() if isinstance(url, str) else "", stated
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _span_endpoint(host: str, port: int, url: str, stated: str) -> tuple[str, str]:
+    # one cached lookup per span: an app's spans name the same few endpoints and providers
+    endpoint = _endpoint(host, port, url)
+    if endpoint is None:
+        return "", stated
+    return endpoint.address, public_provider(endpoint, stated)
 
 
 def public_provider(endpoint: Endpoint, stated: str) -> str:
