@@ -30,7 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from featurecost.instrumentation import attributes as attrs
+from featurecost.collector import attributes as attrs
 
 # featurecost's own names, as the instrumentation emits them (one definition: attributes.py)
 USAGE_CACHE_WRITE_1H_TOKENS: Final = attrs.USAGE_CACHE_CREATION_1H_TOKENS
@@ -184,6 +184,8 @@ RESPONSE_MODEL_KEYS: Final = (
     "ai.response.model",
 )
 OPERATION_KEYS: Final = (attrs.GEN_AI_OPERATION_NAME, "llm.request.type")
+# the provider's response id: spans of one trace reporting the same one are one call
+RESPONSE_ID_KEYS: Final = (attrs.GEN_AI_RESPONSE_ID, "ai.response.id")
 
 # Provider names as instrumentations spell them → the GenAI semconv ``gen_ai.provider.name`` value.
 PROVIDER_ALIASES: Final = {
@@ -345,6 +347,7 @@ def keys_read() -> frozenset[str]:
     for group in (PROVIDER_KEYS, REQUEST_MODEL_KEYS, RESPONSE_MODEL_KEYS, OPERATION_KEYS, SERVICE_TIER_KEYS):
         keys.update(group)
     keys.update(CLIENT_COST_KEYS)
+    keys.update(RESPONSE_ID_KEYS)
     for group in (SERVER_ADDRESS_KEYS, SERVER_PORT_KEYS, BASE_URL_KEYS, GATEWAY_COST_KEYS):
         keys.update(group)
     for names in ATTRIBUTION_ALIASES.values():

@@ -16,10 +16,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from featurecost.collector import attributes as attrs
 from featurecost.collector.pricing import PriceData, Pricer
 from featurecost.collector.records import CallRecord
 from featurecost.collector.storage import Storage
-from featurecost.instrumentation import attributes as attrs
 
 _PACKAGE = "featurecost.collector"
 PRICE_DATA_FILE = "price-data.json"  # in the collector's data directory

@@ -32,9 +32,9 @@ from genai_prices import Usage, data_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices, TimeOfDateConstraint
 
 from featurecost.collector import aliases, endpoints
+from featurecost.collector import attributes as attrs
 from featurecost.collector.overrides import Overrides, PriceOverride
 from featurecost.collector.records import CallRecord
-from featurecost.instrumentation import attributes as attrs
 
 GENAI_PRICES_SOURCE = "genai-prices"
 OVERRIDE_SOURCE = "override"
@@ -296,9 +296,23 @@ class Pricer:
         return cls(Overrides.load(path) if path else None, data)
 
     @property
+    def data(self) -> PriceData:
+        """The genai-prices data this pricer prices with."""
+        return self._data
+
+    @property
     def data_version(self) -> str:
         """The genai-prices data priced calls are stamped with."""
         return self._data.version
+
+    def use_overrides(self, overrides: Overrides) -> None:
+        """Price with a re-read prices file from now on (``featurecost prices reprice`` through
+        the API), in place: every holder of this pricer (pipeline, budgets) sees the change."""
+        with self._lock:
+            self.overrides = overrides
+            self._cards = {}
+            self._models = {}
+            self._placements = {}
 
     def use_data(self, data: PriceData) -> None:
         """Price with ``data`` from now on (``featurecost prices update``), without a restart.
@@ -606,10 +620,13 @@ class TokenPrices:
 _PROBE_TOKENS = 1000  # small enough to stay in every model's base price tier
 
 
-def token_prices(pricer: Pricer, provider: str, model: str, day: date, tenant: str = "") -> TokenPrices | None:
+def token_prices(
+    pricer: Pricer, provider: str, model: str, day: date, tenant: str = "", service_tier: str = ""
+) -> TokenPrices | None:
     """Per-token prices found by pricing probe calls: the same lookup (overrides, name
     normalization, genai-prices) as real calls, so estimates and savings never use a
-    second price source. None when the model has no price."""
+    second price source. None when the model has no price. ``service_tier``: that tier's
+    prices (``batch``: the Batch API's), the standard ones where the model has none."""
     when = datetime.combine(day, time(12), UTC)
     n = _PROBE_TOKENS
 
@@ -620,6 +637,7 @@ def token_prices(pricer: Pricer, provider: str, model: str, day: date, tenant: s
             operation="chat", provider=provider, request_model=model, response_model="",
             input_tokens=input_tokens, output_tokens=output, cache_read_tokens=cache_read,
             cache_write_tokens=cache_write, reasoning_tokens=0, usage_source=attrs.USAGE_REPORTED, status="ok",
+            service_tier=service_tier,
         )  # fmt: skip
         return pricer.quote(probe).cost_usd
 

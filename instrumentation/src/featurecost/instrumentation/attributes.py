@@ -2,7 +2,10 @@
 
 GenAI names follow the OpenTelemetry GenAI semantic conventions. Where the conventions
 have no name yet we use the ``featurecost.*`` prefix; docs/attributes.md lists them.
-The collector imports these too, so producer and consumer cannot drift apart.
+The collector carries a byte-identical copy (``featurecost/collector/attributes.py``) so that
+``featurecost-collector`` installs without this distribution's runtime dependencies
+(opentelemetry-instrumentation, wrapt); ``tests/test_packaging.py`` fails if the two differ,
+so producer and consumer cannot drift apart.
 """
 
 from typing import Final
