@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from demo.harness import Collector, StandIn, free_port, spawn_ready, start_stand_in
+from demo.harness import STAND_IN_ENDPOINTS, Collector, StandIn, free_port, spawn_ready, start_stand_in
 from tests.test_end_to_end import expected_by_feature
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,9 +116,12 @@ def test_the_collector_installs_without_the_instrumentation_runtime(installed: I
 def running(installed: Installed, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Collector, StandIn]]:
     base = tmp_path_factory.mktemp("installed-run")
     otlp_port, api_port, grpc_port = free_port(), free_port(), free_port()
+    # the stand-in listens on loopback, which the collector takes for a self-hosted server
+    prices = base / "stand-in-prices.yaml"
+    prices.write_text(STAND_IN_ENDPOINTS)
     argv = [
         str(installed.collector_venv / "bin/featurecost"), "collector",
-        "--data-dir", str(base / "data"),
+        "--data-dir", str(base / "data"), "--prices-file", str(prices),
         "--otlp-http-port", str(otlp_port), "--otlp-grpc-port", str(grpc_port), "--api-port", str(api_port),
     ]  # fmt: skip
     process = spawn_ready("collector", argv, base / "logs", f"http://127.0.0.1:{api_port}/readyz", 120)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
 log = logging.getLogger(__name__)
@@ -18,6 +19,14 @@ log = logging.getLogger(__name__)
 
 class SafeInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def instrument(self, **kwargs: Any) -> Any:
+        # `opentelemetry-instrument` loads every installed instrumentor with skip_dep_check and
+        # treats an SDK that is not installed as "skip quietly"; an app that installed only
+        # the openai extra must not log a Bedrock failure on every start.
+        if kwargs.get("skip_dep_check"):
+            conflict = get_dependency_conflicts(self.instrumentation_dependencies())
+            if conflict is not None:
+                log.debug("featurecost: %s skipped: %s", type(self).__name__, conflict)
+                return None
         try:
             return super().instrument(**kwargs)
         except Exception:
