@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 INSTALL_INPUTS := requirements-dev.txt instrumentation/pyproject.toml collector_exporter/pyproject.toml
 
-.PHONY: demo test lint typecheck unit install clean browser-deps generated
+.PHONY: demo test lint typecheck unit install clean browser-deps generated llamaindex-venv
 
 install: $(STAMP)
 
@@ -26,8 +26,25 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) browser-deps
+unit: $(STAMP) browser-deps llamaindex-venv
 	$(BIN)/python -m pytest
+	FEATURECOST_LLAMAINDEX_VENV=1 $(LLAMAINDEX_VENV)/bin/python -m pytest tests/llamaindex
+
+# llama-index-llms-openai pins openai<3, which requirements-dev.txt does not allow: its own venv,
+# constrained by requirements-dev.txt for everything else (minus the openai-3-only packages).
+LLAMAINDEX_VENV := .venv-llamaindex
+LLAMAINDEX_STAMP := $(LLAMAINDEX_VENV)/.installed-stamp
+llamaindex-venv: $(LLAMAINDEX_STAMP)
+
+$(LLAMAINDEX_STAMP): requirements-llamaindex.txt requirements-dev.txt instrumentation/pyproject.toml collector_exporter/pyproject.toml
+	test -x $(LLAMAINDEX_VENV)/bin/python || $(PYTHON) -m venv $(LLAMAINDEX_VENV)
+	$(LLAMAINDEX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	grep -v -E '^(openai|langchain-|pydantic-ai|opentelemetry-instrumentation-openai|openinference-instrumentation-openai)' \
+		requirements-dev.txt > $(LLAMAINDEX_VENV)/constraints.txt
+	$(LLAMAINDEX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-c $(LLAMAINDEX_VENV)/constraints.txt -r requirements-llamaindex.txt \
+		-e ./instrumentation -e ./collector_exporter
+	touch $@
 
 test: lint typecheck unit
 
@@ -46,4 +63,4 @@ generated: $(STAMP)
 	$(BIN)/python -m featurecost.collector.otel_filter --write deploy/otel-collector/config.yaml
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LLAMAINDEX_VENV) .demo .pytest_cache .mypy_cache .ruff_cache

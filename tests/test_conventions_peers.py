@@ -153,3 +153,29 @@ def test_openai_serving_names_resolve_without_the_request_model(
             usage["prompt_tokens"] * Decimal(input_price) + usage.get("completion_tokens", 0) * Decimal(output_price)
         ) / M
         assert alone.cost_usd == expected
+
+
+def test_logfire_openai_spans_are_read_and_its_cost_reconciled(stand_in: RunningStandIn) -> None:
+    """Logfire's OpenAI integration: GenAI semconv names, its own genai-prices estimate in ``operation.cost``."""
+    import logfire
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    # local: a Logfire instance of its own, the global tracer provider untouched
+    instance = logfire.configure(
+        local=True, send_to_logfire=False, console=False, additional_span_processors=[SimpleSpanProcessor(exporter)]
+    )
+    client = _openai(stand_in)
+    instance.instrument_openai(client)
+    client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hello"}])
+    request = ExportTraceServiceRequest.FromString(encode_spans(exporter.get_finished_spans()).SerializeToString())
+    (call,) = [Pricer().price(c) for c in normalize_request(request)]
+    usage = stand_in.served[-1]["usage"]
+    assert call.usage_convention == "genai-semconv"
+    assert (call.provider, call.model) == ("openai", stand_in.served[-1]["model"])
+    expected = (usage["prompt_tokens"] * Decimal("0.15") + usage["completion_tokens"] * Decimal("0.60")) / M
+    assert call.cost_usd == expected
+    assert call.client_cost_usd is not None
+    assert call.cost_delta_vs_client_usd is not None
+    assert abs(call.cost_delta_vs_client_usd) < Decimal("1e-12")  # its float of the same genai-prices price

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -158,3 +159,42 @@ def test_explain_an_unknown_span(dsn: str) -> None:
     result = runner.invoke(app, ["prices", "explain", "f" * 16, "--storage", dsn])
     assert result.exit_code == 2
     assert "no stored call" in result.output
+
+
+def test_unplaced_endpoints_are_listed_with_the_endpoint_and_repriced_after_a_fix(tmp_path: Path) -> None:
+    """A self-hosted server and an unknown host: unpriced, named by `prices unpriced`; listing
+    the host in the prices file and repricing restates the stored call (its endpoint was kept)."""
+    dsn = f"chdb://{tmp_path / 'db'}"
+    store = Storage(dsn)
+    store.migrate()
+    pricer = Pricer()
+    local = _call("4" * 16, "openai", "llama-3.1-8b", "acme", 1_000, 500)
+    local.endpoint = "10.0.3.7:8000"
+    proxy = _call("5" * 16, "openai", "gpt-4o-mini", "acme", 1_000, 1_000)
+    proxy.endpoint = "llm-gateway.acme.example"
+    store.insert_calls([pricer.price(local), pricer.price(proxy)], "batch-endpoints")
+    store.close()
+
+    listed = runner.invoke(app, ["prices", "unpriced", "--storage", dsn, "--since", "2026-11-01", "--format", "json"])
+    assert listed.exit_code == 0, listed.output
+    rows = {row["endpoint"]: row for row in json.loads(listed.output)}
+    assert rows["10.0.3.7:8000"]["provider"] == "self-hosted"
+    assert rows["10.0.3.7:8000"]["reason"].startswith("self-hosted endpoint: add a prices-file entry")
+    assert "unknown endpoint llm-gateway.acme.example" in rows["llm-gateway.acme.example"]["reason"]
+    assert "gpt-4o-mini" in rows["llm-gateway.acme.example"]["reason"]
+
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(
+        "endpoints:\n  - address: llm-gateway.acme.example\n    price_as: openai\n"
+        'prices:\n  - model: llama-3.1-8b\n    provider: self-hosted\n    input_mtok: "0.05"\n    output_mtok: "0.05"\n'
+    )
+    result = runner.invoke(
+        app, ["prices", "reprice", "--storage", dsn, "--since", "2026-11-01", "--prices-file", str(prices)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "restated 2 " in result.output
+    restated = _table(dsn, "SELECT span_id, cost_usd FROM cost_restatements FINAL ORDER BY span_id")
+    assert restated == [
+        ("4" * 16, (1_000 + 500) * Decimal("0.05") / M),
+        ("5" * 16, (1_000 * Decimal("0.15") + 1_000 * Decimal("0.60")) / M),
+    ]

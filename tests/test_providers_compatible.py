@@ -39,6 +39,7 @@ from featurecost.instrumentation.openai import OpenAIInstrumentor
 from tests.conftest import Spans, serve_in_thread
 from tests.fixtures.compatible_stand_in import CompatibleStandIn
 from tests.fixtures.routing import routed_client
+from tests.test_pricing_instrumentations import _sdk_methods
 
 M = Decimal(1_000_000)
 PROMPT = [{"role": "user", "content": "Summarise the quarterly numbers for the board in three bullet points."}]
@@ -328,3 +329,67 @@ def test_unknown_public_endpoint_names_endpoint_and_model(spans: Spans) -> None:
     assert call.endpoint == "llm.example.net"
     assert "unknown endpoint llm.example.net" in call.unpriced_reason
     assert "gpt-4o-mini" in call.unpriced_reason
+
+
+def _peer(module: str) -> Any:
+    import importlib
+
+    return importlib.import_module(module).OpenAIInstrumentor()
+
+
+@pytest.mark.parametrize(
+    ("module", "placed"),
+    [
+        # OpenInference names the provider itself (llm.provider = deepseek, from the base URL)
+        pytest.param("openinference.instrumentation.openai", True, id="openinference"),
+        # OpenLLMetry records the base URL (gen_ai.openai.api_base): placed from it
+        pytest.param("opentelemetry.instrumentation.openai", True, id="openllmetry"),
+        # the official openai-v2 2.4b0 records neither endpoint nor provider: NULL, naming both
+        pytest.param("opentelemetry.instrumentation.openai_v2", False, id="openai-v2"),
+    ],
+)
+def test_peer_instrumentations_of_a_deepseek_call(
+    spans: Spans, monkeypatch: pytest.MonkeyPatch, module: str, placed: bool
+) -> None:
+    monkeypatch.setenv("OPENINFERENCE_HIDE_INPUTS", "true")
+    monkeypatch.setenv("OPENINFERENCE_HIDE_OUTPUTS", "true")
+    monkeypatch.setenv("TRACELOOP_TRACE_CONTENT", "false")
+    stand_in = CompatibleStandIn()
+    before = _sdk_methods()  # OpenLLMetry's uninstrument() leaves a wrapper behind: restore the SDK
+    instrumentor = _peer(module)
+    instrumentor.instrument(tracer_provider=spans.provider)
+    try:
+        with serve_in_thread(stand_in.app()) as url:
+            providers = Providers(url, stand_in, spans)
+            _chat(providers.client("https://api.deepseek.com"), "deepseek-chat")
+            (call,) = providers.calls()
+    finally:
+        instrumentor.uninstrument()
+        for (cls, attribute), member in before.items():
+            if vars(cls).get(attribute) is not member:
+                setattr(cls, attribute, member)
+    usage = dict(stand_in.served[-1]["usage"])
+    if placed:
+        assert (call.provider, call.price_entry) == ("deepseek", "deepseek/deepseek-chat")
+        assert call.cost_usd == _deepseek_cost(usage, call.start_time)
+    else:
+        assert call.cost_usd is None
+        assert "openai/deepseek-chat" in call.unpriced_reason
+
+
+def test_self_hosted_span_that_names_its_server_keeps_the_name(providers: Providers) -> None:
+    """A span saying ``vllm`` (no public price list knows it) keeps that provider name, so an
+    existing ``provider: vllm`` prices-file entry still prices it; a span saying ``openai`` at a
+    private address becomes ``self-hosted`` and is not priced by the ``vllm`` entry."""
+    client = openai.OpenAI(base_url=f"{providers.url}/vllm/v1", api_key="sk-local", max_retries=0)
+    _chat(client, "acme-llama-70b")
+    (call,) = providers.calls()
+    usage = providers.usage()
+    overrides = Overrides.parse(
+        'prices:\n  - model: acme-llama-70b\n    provider: vllm\n    input_mtok: "0.40"\n    output_mtok: "0.40"\n'
+    )
+    as_openai = Pricer(overrides).price(replace(call))
+    assert (as_openai.provider, as_openai.cost_usd) == ("self-hosted", None)
+    as_vllm = Pricer(overrides).price(replace(call, provider="vllm"))
+    assert as_vllm.provider == "vllm"
+    assert as_vllm.cost_usd == (usage["prompt_tokens"] + usage["completion_tokens"]) * Decimal("0.40") / M

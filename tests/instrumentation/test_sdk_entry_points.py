@@ -10,6 +10,7 @@ from opentelemetry.instrumentation.dependencies import get_dependency_conflicts
 from featurecost.instrumentation.bedrock import BedrockInstrumentor
 from featurecost.instrumentation.cohere import CohereInstrumentor
 from featurecost.instrumentation.google_genai import GoogleGenAIInstrumentor
+from featurecost.instrumentation.litellm import LiteLLMInstrumentor
 from featurecost.instrumentation.mistralai import MistralAIInstrumentor
 
 REGISTERED = {
@@ -17,6 +18,7 @@ REGISTERED = {
     "featurecost_bedrock": BedrockInstrumentor,
     "featurecost_mistralai": MistralAIInstrumentor,
     "featurecost_cohere": CohereInstrumentor,
+    "featurecost_litellm": LiteLLMInstrumentor,
 }
 
 

@@ -16,6 +16,10 @@ Sources of the names (checked against the projects' own constant modules):
   ``llm.model_name``, ``llm.provider``/``llm.system``, ``session.id``, ``user.id``,
   ``metadata`` (a JSON object), ``llm.cost.total``.
 - OpenLIT: GenAI semconv names plus ``gen_ai.usage.cost`` (its own cost estimate).
+- Logfire (``logfire-sdk`` 5.4, ``llm_providers/semconv.py``): GenAI semconv names (cache folded into
+  input), ``operation.cost`` (its genai-prices estimate), ``gen_ai.usage.raw`` (not read).
+- The anthropic SDK's own tracing (``anthropic/_tracing.py``): GenAI semconv names plus
+  ``anthropic.usage.cache_creation.ephemeral_1h_input_tokens`` and ``anthropic.*.service_tier``.
 - Vercel AI SDK telemetry (ai-sdk.dev/docs/ai-sdk-core/telemetry): ``ai.model.id``,
   ``ai.model.provider``, ``ai.response.model``, ``ai.usage.promptTokens`` (v4) /
   ``ai.usage.inputTokens`` (v5), ``ai.telemetry.metadata.*``, ``ai.telemetry.functionId``.
@@ -213,6 +217,14 @@ PROVIDER_ALIASES: Final = {
     "xai": "x_ai",
     "x_ai": "x_ai",
     "perplexity": "perplexity",
+    # LiteLLM's provider names (featurecost's LiteLLM instrumentor records what LiteLLM resolved)
+    "together_ai": "together",
+    "fireworks_ai": "fireworks",
+    "text-completion-openai": "openai",
+    "azure_ai": "azure.ai.openai",
+    "vertex_ai_beta": "gcp.vertex_ai",
+    "cohere_chat": "cohere",
+    "bedrock_converse": "aws.bedrock",
 }
 
 # Our provider names whose genai-prices provider id differs (the rest are the same word).
@@ -256,7 +268,8 @@ CACHE_WRITE_1H_KEYS: Final = (USAGE_CACHE_WRITE_1H_TOKENS, "anthropic.usage.cach
 STANDARD_TIERS: Final = frozenset({"", "default", "auto", "standard", "on_demand", "standard_only"})
 
 # --- cost the client computed itself (kept apart from ours, reconciled) ---
-CLIENT_COST_KEYS: Final = (CLIENT_COST_USD, "gen_ai.usage.cost", "llm.cost.total")
+# OpenLIT: gen_ai.usage.cost; OpenInference: llm.cost.total; Logfire: operation.cost (genai-prices' price)
+CLIENT_COST_KEYS: Final = (CLIENT_COST_USD, "gen_ai.usage.cost", "llm.cost.total", "operation.cost")
 
 # --- where the call went: the provider is placed from the endpoint (endpoints.py) ---
 SERVER_ADDRESS_KEYS: Final = (attrs.SERVER_ADDRESS,)

@@ -58,8 +58,9 @@ class Endpoint:
     @property
     def address(self) -> str:
         """``host[:port][/path]`` as stored in ``calls.endpoint`` and named in unpriced reasons."""
+        host = f"[{self.host}]" if ":" in self.host else self.host  # IPv6
         port = f":{self.port}" if self.port else ""
-        return f"{self.host}{port}{self.path}"
+        return f"{host}{port}{self.path}"
 
     @classmethod
     def parse(cls, address: str) -> Endpoint:
@@ -79,19 +80,16 @@ class Endpoint:
         return cls(host, port, parts.path.rstrip("/"))
 
 
-def endpoint_of(host: object, port: object, url: object) -> Endpoint | None:
+def _endpoint(host: str, port: int, url: str) -> Endpoint | None:
     """The endpoint a span names: its ``server.address``/``server.port``, else a recorded base URL."""
-    if isinstance(host, str) and host.strip():
-        number = port if isinstance(port, int) and not isinstance(port, bool) else 0
-        if isinstance(port, str) and port.isdigit():
-            number = int(port)
+    if host:
         path = ""
-        if isinstance(url, str) and "://" in url:
+        if "://" in url:
             parsed = Endpoint.parse(url)
-            if parsed.host == host.strip().lower():
+            if parsed.host == host.lower().strip("[]"):
                 path = parsed.path
-        return Endpoint(host.strip().lower().strip("[]"), number if number not in (0, 443) else 0, path)
-    if isinstance(url, str) and url.strip():
+        return Endpoint(host.lower().strip("[]"), port if port not in (0, 443) else 0, path)
+    if url:
         parsed = Endpoint.parse(url)
         return parsed if parsed.host else None
     return None
@@ -130,6 +128,26 @@ def provider_name(genai_prices_id: str, stated: str) -> str:
     return genai_prices_id
 
 
+def span_endpoint(host: object, port: object, url: object, stated: str) -> tuple[str, str]:
+    """For the normalizer: the stored endpoint address of a span and its provider as placed by
+    genai-prices' URL patterns (``stated`` when they do not place it); ``("", stated)`` without one."""
+    number = port if isinstance(port, int) and not isinstance(port, bool) else 0
+    if isinstance(port, str) and port.isdigit():
+        number = int(port)
+    return _span_endpoint(
+        host.strip() if isinstance(host, str) else "", number, url.strip() if isinstance(url, str) else "", stated
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _span_endpoint(host: str, port: int, url: str, stated: str) -> tuple[str, str]:
+    # one cached lookup per span: an app's spans name the same few endpoints and providers
+    endpoint = _endpoint(host, port, url)
+    if endpoint is None:
+        return "", stated
+    return endpoint.address, public_provider(endpoint, stated)
+
+
 def public_provider(endpoint: Endpoint, stated: str) -> str:
     """The provider genai-prices' URL patterns place ``endpoint`` at, else ``stated``.
 
@@ -146,6 +164,15 @@ class Placement:
 
     provider: str
     unplaced_reason: str = ""  # set: price nothing, say this
+    self_hosted: bool = False  # priced from the prices file only
+
+
+def _self_hosted(stated: str) -> Placement:
+    """A self-hosted server: ``self-hosted``, unless the span already names a provider no public
+    price list knows (``vllm``, ``ollama``): that name is kept, prices-file entries may use it."""
+    public = aliases.GENAI_PRICES_PROVIDER_IDS.get(stated, stated)
+    known = bool(stated) and data_snapshot.find_provider_by_id(data_snapshot._bundled_snapshot().providers, public)
+    return Placement(SELF_HOSTED if known or not stated else stated, self_hosted=True)
 
 
 def place(endpoint: Endpoint, stated: str, configured: str | None) -> Placement:
@@ -153,13 +180,15 @@ def place(endpoint: Endpoint, stated: str, configured: str | None) -> Placement:
 
     ``configured``: the prices file's ``price_as`` for this endpoint, if it lists it.
     """
+    if configured == SELF_HOSTED:
+        return _self_hosted(stated)
     if configured is not None:
         return Placement(stated if configured == PRICE_AS_SPAN else configured)
     gp_id = genai_prices_provider(endpoint.host, endpoint.path)
     if gp_id is not None:
         return Placement(provider_name(gp_id, stated))
     if is_local(endpoint.host):
-        return Placement(SELF_HOSTED)
+        return _self_hosted(stated)
     return Placement(
         stated,
         f"unknown endpoint {endpoint.address}: not a provider in genai-prices' URL patterns; "

@@ -467,12 +467,12 @@ def normalize_span(
     root_id = _as_str(get(attrs.ROOT_ID)) or trace_id
     provider = normalize_provider(provider_text)
     address_keys, port_keys, url_keys = lookups.endpoint
-    endpoint = None
+    endpoint = ""
     if address_keys or url_keys:
-        endpoint = endpoints.endpoint_of(_first(a, address_keys), _first(a, port_keys), _first(a, url_keys))
-        if endpoint is not None:
-            # the endpoint decides, not the SDK: an openai client at api.deepseek.com is DeepSeek
-            provider = endpoints.public_provider(endpoint, provider)
+        # the endpoint decides, not the SDK: an openai client at api.deepseek.com is DeepSeek
+        endpoint, provider = endpoints.span_endpoint(
+            _first(a, address_keys), _first(a, port_keys), _first(a, url_keys), provider
+        )
     convention = lookups.convention if lookups.convention_known else usage_convention(a)
     usage = _read_usage(a, provider, convention)
     usage_source = attrs.USAGE_MISSING
@@ -518,7 +518,7 @@ def normalize_span(
         service_tier=_service_tier(a, lookups.service_tier),
         client_cost_usd=_client_cost(a, lookups.client_cost),
         response_id=_as_str(_first(a, aliases.RESPONSE_ID_KEYS)),
-        endpoint=endpoint.address if endpoint is not None else "",
+        endpoint=endpoint,
         gateway_cost_usd=_client_cost(a, lookups.gateway_cost),
     )
 

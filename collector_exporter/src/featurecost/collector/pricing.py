@@ -348,9 +348,10 @@ class Pricer:
                 record.unpriced_reason = ""
                 return self._reconcile(record)
             return self._unpriced(record, "usage not reported", self.data_version)
+        self_hosted = False
         if record.endpoint:
             placement = self._place(record)
-            record.provider = placement.provider
+            record.provider, self_hosted = placement.provider, placement.self_hosted
             if placement.unplaced_reason:
                 return self._unpriced(
                     record, f"{placement.unplaced_reason} (model {record.model or '?'})", self._version()
@@ -360,11 +361,15 @@ class Pricer:
         if not record.model:
             return self._unpriced(record, "model not reported", self.data_version)
         card = self.rate_card(record)
+        if self_hosted and not card.source.startswith(OVERRIDE_SOURCE):
+            # a self-hosted server's model has no public price, whatever it is called
+            where = f"endpoint {record.endpoint}, " if record.endpoint else ""
+            reason = f"self-hosted endpoint: add a prices-file entry ({where}model {record.model})"
+            return self._unpriced(record, reason, self._version())
         if not card.priced:
             reason = card.unpriced_reason
             if record.provider == endpoints.SELF_HOSTED:
-                where = f"endpoint {record.endpoint}, " if record.endpoint else ""
-                reason = f"self-hosted endpoint: add a prices-file entry ({where}model {record.model})"
+                reason = f"self-hosted endpoint: add a prices-file entry (model {record.model})"
             return self._unpriced(record, reason, card.data_version)
         assert card.model_price is not None
         if card.fast and not (record.input_audio_tokens or record.output_audio_tokens):
