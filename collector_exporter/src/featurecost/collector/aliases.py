@@ -157,6 +157,8 @@ RESPONSE_MODEL_KEYS: Final = (
     "ai.response.model",
 )
 OPERATION_KEYS: Final = (attrs.GEN_AI_OPERATION_NAME, "llm.request.type")
+# the provider's response id: spans of one trace reporting the same one are one call
+RESPONSE_ID_KEYS: Final = (attrs.GEN_AI_RESPONSE_ID, "ai.response.id")
 
 # Provider names as instrumentations spell them → the GenAI semconv ``gen_ai.provider.name`` value.
 PROVIDER_ALIASES: Final = {
@@ -278,6 +280,7 @@ def keys_read() -> frozenset[str]:
     for group in (PROVIDER_KEYS, REQUEST_MODEL_KEYS, RESPONSE_MODEL_KEYS, OPERATION_KEYS, SERVICE_TIER_KEYS):
         keys.update(group)
     keys.update(CLIENT_COST_KEYS)
+    keys.update(RESPONSE_ID_KEYS)
     for names in ATTRIBUTION_ALIASES.values():
         keys.update(names)
     keys.update((OPENINFERENCE_METADATA, VERCEL_PROVIDER_METADATA, USAGE_CACHE_WRITE_1H_TOKENS))

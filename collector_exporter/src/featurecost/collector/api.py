@@ -13,15 +13,18 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from featurecost.collector.api_security import ApiAccess, ApiSecurity
 from featurecost.collector.catalog import catalog
 from featurecost.collector.metrics import CONTENT_TYPE, Metrics
 from featurecost.collector.pipeline import Pipeline
 from featurecost.collector.reports import (
     REPORTS,
+    OpenMonthError,
     ReportError,
     ReportOptions,
     Window,
@@ -60,13 +63,18 @@ def create_api_app(
     extra_routes: Sequence[Route] = (),
     metrics: Metrics | None = None,
     forward_stats: Any = None,
+    access: ApiAccess | None = None,
 ) -> Starlette:
+    """The API app; ``access`` (tokens, body limit) guards every route (api_security.py)."""
+
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
 
     async def readyz(request: Request) -> Response:
         if not pipeline.running:
             return PlainTextResponse("pipeline not running", status_code=503)
+        if pipeline.blocked:
+            return PlainTextResponse(f"storage cannot progress: {pipeline.blocked}", status_code=503)
         if not ingest_ready():
             return PlainTextResponse("OTLP receiver not listening yet", status_code=503)
         return PlainTextResponse("ready")
@@ -85,6 +93,7 @@ def create_api_app(
                 "running": pipeline.running,
                 "storage_ready": pipeline.storage_ready,
                 "last_error": pipeline.last_error,
+                "blocked": pipeline.blocked,
             },
             "pricing": pipeline.pricer.stats.to_json(),
             "receiver": asdict(receiver_stats),
@@ -158,10 +167,14 @@ def create_api_app(
                 raise ValueError
         except ValueError:
             return JSONResponse({"error": "month=YYYYMM required"}, status_code=400)
-        await run_in_threadpool(rebuild_rollups, storage, month)
+        try:
+            await run_in_threadpool(rebuild_rollups, storage, month)
+        except OpenMonthError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=409)
         return JSONResponse({"rebuilt": month})
 
     return Starlette(
+        middleware=[Middleware(ApiSecurity, access=access or ApiAccess())],
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
@@ -174,5 +187,5 @@ def create_api_app(
             Route("/api/v1/rollups/rebuild", rebuild, methods=["POST"]),
             *web_routes(),
             *extra_routes,
-        ]
+        ],
     )

@@ -27,7 +27,7 @@ from featurecost.collector.prices_cli import check_prices_file, prices_app
 from featurecost.collector.report_commands import DEFAULT_API, Format, explain_empty, fetch, window
 from featurecost.collector.report_commands import register as register_reports
 from featurecost.collector.reports import FeatureCostRow, ReportOptions, feature_costs
-from featurecost.collector.server import serve
+from featurecost.collector.server import StartupError, serve
 from featurecost.collector.storage import Storage
 from featurecost.collector.storage_cli import storage_app
 from featurecost.collector.version import __version__
@@ -114,10 +114,29 @@ def collector(
     retention_days: Annotated[
         int | None, _opt("RETENTION_DAYS", "Calls older than this are dropped at ingest. [default: 400]")
     ] = None,
+    max_future_skew_seconds: Annotated[
+        float | None,
+        _opt("MAX_FUTURE_SKEW_SECONDS", "Spans starting/ending later than now + this are rejected. [default: 3600]"),
+    ] = None,
     auth_token: Annotated[
         str | None, _opt("AUTH_TOKEN", "Require 'Authorization: Bearer TOKEN' on OTLP ingest.")
     ] = None,
-    tls_cert: Annotated[Path | None, _opt("TLS_CERT", "PEM certificate chain: serve OTLP over TLS.")] = None,
+    api_token: Annotated[
+        str | None,
+        _opt("API_TOKEN", "Require 'Authorization: Bearer TOKEN' on the API (all but /healthz, /readyz)."),
+    ] = None,
+    admin_token: Annotated[
+        str | None, _opt("ADMIN_TOKEN", "Token for API writes (usage import, rollup rebuild). [default: --api-token]")
+    ] = None,
+    metrics_public: Annotated[
+        bool | None, _opt("METRICS_PUBLIC", "Serve /metrics without a token.", "--metrics-public/--no-metrics-public")
+    ] = None,
+    api_max_body_bytes: Annotated[
+        int | None, _opt("API_MAX_BODY_BYTES", "Largest request body the API accepts. [default: 8 MiB]")
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, _opt("TLS_CERT", "PEM certificate chain: serve OTLP and the API over TLS.")
+    ] = None,
     tls_key: Annotated[Path | None, _opt("TLS_KEY", "PEM private key for --tls-cert.")] = None,
     forward_endpoint: Annotated[
         str | None, _opt("FORWARD_ENDPOINT", "Also send priced spans (cost attributes added) to this OTLP/HTTP URL.")
@@ -162,7 +181,12 @@ def collector(
                 "batch_rows": batch_rows,
                 "flush_interval": flush_interval,
                 "retention_days": retention_days,
+                "max_future_skew_seconds": max_future_skew_seconds,
                 "auth_token": auth_token,
+                "api_token": api_token,
+                "admin_token": admin_token,
+                "metrics_public": metrics_public,
+                "api_max_body_bytes": api_max_body_bytes,
                 "tls_cert": tls_cert,
                 "tls_key": tls_key,
                 "forward_endpoint": forward_endpoint,
@@ -174,10 +198,18 @@ def collector(
         )
     except ConfigError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    config.data_dir.mkdir(parents=True, exist_ok=True)
     check_prices_file(config.prices_file)
     budgets = load_budgets_option(config.budgets_file)
-    asyncio.run(serve(config, budgets=budgets))
+    try:
+        try:
+            config.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartupError(f"cannot use the data directory {config.data_dir}: {exc}") from exc
+        asyncio.run(serve(config, budgets=budgets))
+    except StartupError as exc:  # one line, no traceback: the operator fixes a port or a directory
+        console = Console(stderr=True, soft_wrap=True)
+        console.print(f"featurecost collector: {exc}", style="red", markup=False, highlight=False)
+        raise typer.Exit(1) from exc
 
 
 def render_feature_costs(rows: list[FeatureCostRow], console: Console, title: str) -> None:

@@ -19,6 +19,9 @@ from featurecost.collector.cli_output import fail
 from featurecost.collector.reports.window import parse_utc
 from featurecost.collector.storage import Storage
 
+API_TOKEN_ENV = "FEATURECOST_API_TOKEN"
+ADMIN_TOKEN_ENV = "FEATURECOST_ADMIN_TOKEN"
+
 
 def time_option(value: str, option: str) -> datetime:
     """An ISO-8601 time option as an aware datetime (naive means UTC); a clear error otherwise."""
@@ -26,6 +29,13 @@ def time_option(value: str, option: str) -> datetime:
         return parse_utc(value, option)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
+
+
+def api_auth_headers(method: str) -> dict[str, str]:
+    """The token the collector's --api-token / --admin-token expects, from the environment
+    (writes prefer FEATURECOST_ADMIN_TOKEN)."""
+    token = (os.environ.get(ADMIN_TOKEN_ENV) if method.upper() != "GET" else None) or os.environ.get(API_TOKEN_ENV)
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def collector_api(
@@ -39,8 +49,9 @@ def collector_api(
 ) -> dict[str, Any]:
     """Call the collector's API for a CLI command; connection errors and non-200 answers
     become a clear usage error (the API's ``error`` message when it gave one)."""
+    headers = api_auth_headers(method)
     try:
-        response = httpx.request(method, f"{api.rstrip('/')}{path}", params=params, timeout=timeout)
+        response = httpx.request(method, f"{api.rstrip('/')}{path}", params=params, timeout=timeout, headers=headers)
     except httpx.HTTPError as exc:
         fail(f"cannot reach the collector API at {api} ({type(exc).__name__}); {unreachable_hint}")
     if response.status_code != 200:

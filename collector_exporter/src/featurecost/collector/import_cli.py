@@ -9,7 +9,7 @@ import httpx
 import typer
 from rich.console import Console
 
-from featurecost.collector.cli_options import opened_storage
+from featurecost.collector.cli_options import api_auth_headers, opened_storage
 from featurecost.collector.cli_output import fail
 from featurecost.collector.cli_output import text as literal
 from featurecost.collector.usage_import import UsageImportError, parse_usage_csv, store_usage
@@ -53,7 +53,7 @@ def usage(
                 f"{api.rstrip('/')}/api/v1/import/usage",
                 content=text.encode("utf-8"),
                 params={"source": file.name},
-                headers={"content-type": "text/csv"},
+                headers={"content-type": "text/csv", **api_auth_headers("POST")},
                 timeout=120,
             )
         except httpx.HTTPError as exc:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -23,7 +23,7 @@ from typing import Any, Final
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
 from featurecost.collector import aliases
 from featurecost.collector import attributes as attrs
@@ -154,7 +154,7 @@ def _flatten_metadata(a: dict[str, Any]) -> None:
         return
     try:
         metadata = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested past the parser's depth
         return
     if isinstance(metadata, dict):
         for key, value in metadata.items():
@@ -297,7 +297,7 @@ def _vercel_cache_write(a: dict[str, Any], usage: _Usage) -> int:
         return 0
     try:
         metadata = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested past the parser's depth
         return 0
     anthropic = metadata.get("anthropic") if isinstance(metadata, dict) else None
     value = anthropic.get("cacheCreationInputTokens") if isinstance(anthropic, dict) else None
@@ -486,6 +486,7 @@ def normalize_span(
         usage_issues=usage.issues,
         service_tier=_service_tier(a, lookups.service_tier),
         client_cost_usd=_client_cost(a, lookups.client_cost),
+        response_id=_as_str(_first(a, aliases.RESPONSE_ID_KEYS)),
     )
 
 
@@ -493,6 +494,24 @@ def normalize_span(
 # Spans from one instrumentation carry the same attribute keys in the same order, so
 # what to decode and which aliases can match is worked out once per layout and cached.
 _MAX_LAYOUTS = 4096  # bounded: a layout explosion (random keys) evicts the least used, not memory
+# ... and so is each entry: a crafted span with thousands of long keys would make one layout
+# megabytes (4096 of them: gigabytes). Such layouts are worked out per span, never cached.
+_MAX_CACHED_KEYS = 96
+_MAX_CACHED_KEY_CHARS = 4096
+
+
+def _cacheable(keys: tuple[str, ...]) -> bool:
+    return len(keys) <= _MAX_CACHED_KEYS and sum(map(len, keys)) <= _MAX_CACHED_KEY_CHARS
+
+
+def layout_of(keys: tuple[str, ...]) -> SpanLayout:
+    """``span_layout``, cached only when the layout is small."""
+    return span_layout(keys) if _cacheable(keys) else _layout(keys)
+
+
+def lookups_of(keys: tuple[str, ...]) -> Lookups:
+    """``layout_lookups``, cached only when the layout is small."""
+    return layout_lookups(keys) if _cacheable(keys) else _lookups(dict.fromkeys(keys))
 
 
 @dataclass(frozen=True, slots=True)
@@ -508,7 +527,7 @@ def _layout(keys: tuple[str, ...]) -> SpanLayout:
     candidate = not _CANDIDATE_KEYS.isdisjoint(keys)
     read = tuple((i, key) for i, key in enumerate(keys) if key in _KEYS_READ or key.startswith("featurecost."))
     present = dict.fromkeys(key for _, key in read)
-    lookups = None if aliases.OPENINFERENCE_METADATA in present else layout_lookups(tuple(present))
+    lookups = None if aliases.OPENINFERENCE_METADATA in present else lookups_of(tuple(present))
     return SpanLayout(candidate, read, lookups)
 
 
@@ -537,22 +556,42 @@ def _decode(key_values: list[KeyValue], read: tuple[tuple[int, str], ...]) -> di
     return out
 
 
-def normalize_request(request: ExportTraceServiceRequest) -> Iterator[CallRecord]:
-    """The LLM calls in ``request``, in the order they appear."""
+SpanFailure = Callable[[ResourceSpans, ScopeSpans, Span, Exception], None]
+
+
+def normalize_request(request: ExportTraceServiceRequest, on_error: SpanFailure | None = None) -> Iterator[CallRecord]:
+    """The LLM calls in ``request``, in the order they appear.
+
+    With ``on_error``, a span that fails to normalize is handed to it and the rest of the
+    request goes on: one bad span must not keep its neighbours (other clients' calls,
+    batched into the same insert) out of storage."""
     for resource_spans in request.resource_spans:
         facts = ResourceFacts.of(attribute_map(resource_spans.resource.attributes))
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                key_values = list(span.attributes)  # one wrapper per attribute, reused by _decode
-                layout = span_layout(tuple([kv.key for kv in key_values]))
-                # decide on the keys alone; HTTP/DB/framework spans never get their values decoded
-                if not layout.candidate:
-                    continue
-                a = _decode(key_values, layout.read)
-                if not is_llm_span(a):
-                    continue
-                lookups = layout.lookups
-                if lookups is None:
-                    _flatten_metadata(a)
-                    lookups = layout_lookups(tuple(a))
-                yield normalize_span(span, facts, a, lookups)
+                if on_error is None:
+                    call = _normalize_one(span, facts)
+                else:
+                    try:
+                        call = _normalize_one(span, facts)
+                    except Exception as exc:
+                        on_error(resource_spans, scope_spans, span, exc)
+                        continue
+                if call is not None:
+                    yield call
+
+
+def _normalize_one(span: Span, facts: ResourceFacts) -> CallRecord | None:
+    key_values = list(span.attributes)  # one wrapper per attribute, reused by _decode
+    layout = layout_of(tuple([kv.key for kv in key_values]))
+    # decide on the keys alone; HTTP/DB/framework spans never get their values decoded
+    if not layout.candidate:
+        return None
+    a = _decode(key_values, layout.read)
+    if not is_llm_span(a):
+        return None
+    lookups = layout.lookups
+    if lookups is None:
+        _flatten_metadata(a)
+        lookups = lookups_of(tuple(a))
+    return normalize_span(span, facts, a, lookups)

@@ -59,6 +59,10 @@ class CallRecord:
     price_data_version: str = ""
     unpriced_reason: str = ""
     cost_delta_vs_client_usd: Decimal | None = None  # computed minus client-claimed, when both exist
+    # one provider call, one bill (reconcile.py): spans of one trace with the same response id
+    response_id: str = ""  # the provider's id for this response, '' when the span had none
+    superseded_by: str = ""  # span id of the span billed for this call; '' while this one counts
+    rollup_sign: int = 1  # what this row adds to the rollups: 1 counted, 0 superseded, -1 withdrawn
 
     @property
     def model(self) -> str:

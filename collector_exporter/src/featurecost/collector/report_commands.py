@@ -27,6 +27,7 @@ from featurecost.collector.cli_output import month as month_label
 from featurecost.collector.pricing import Pricer
 from featurecost.collector.reports import (
     Dimension,
+    OpenMonthError,
     ReportError,
     ReportOptions,
     Source,
@@ -274,6 +275,8 @@ def rebuild(month: int, api: str, storage: str | None) -> None:
         store = Storage(storage)
         try:
             rebuild_rollups(store, month)
+        except OpenMonthError as exc:
+            raise typer.BadParameter(str(exc)) from exc
         finally:
             store.close()
         return

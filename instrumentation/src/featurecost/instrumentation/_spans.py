@@ -109,6 +109,27 @@ _FOREIGN_LLM_MARKERS = (
 )
 
 
+def is_foreign_llm_span(span: Any) -> bool:
+    """Whether ``span`` (still recording) is another instrumentation's LLM span."""
+    found = getattr(span, "attributes", None)
+    if not found or not span.is_recording():
+        return False
+    scope = getattr(getattr(span, "instrumentation_scope", None), "name", "") or ""
+    if scope.startswith("featurecost."):
+        return False
+    return any(marker in found for marker in _FOREIGN_LLM_MARKERS) or found.get("openinference.span.kind") in (
+        "LLM",
+        "EMBEDDING",
+    )
+
+
+def supersede_foreign_llm_spans(spans: list[Any]) -> None:
+    """Mark other instrumentations' LLM spans of a call ours bills (see ``_nested.STARTED_SPANS``)."""
+    for span in spans:
+        if is_foreign_llm_span(span):
+            span.set_attribute(attrs.SUPERSEDED, True)
+
+
 def _supersede_enclosing_llm_span(ctx: otel_context.Context) -> None:
     """Mark an enclosing LLM span of another instrumentation as billed by ours.
 

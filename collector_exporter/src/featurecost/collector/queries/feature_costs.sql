@@ -40,6 +40,7 @@ SELECT
 FROM calls AS c FINAL
 LEFT JOIN deltas AS d ON d.feature = c.feature
 WHERE ({environment:String} = '*' OR c.environment = {environment:String})
+  AND c.superseded_by = ''  -- another span of the same provider call is billed (0050)
   AND c.start_time >= {since:DateTime64(6, 'UTC')}
   AND c.start_time < {until:DateTime64(6, 'UTC')}
 GROUP BY c.feature

@@ -28,6 +28,7 @@ LEFT JOIN
     GROUP BY trace_id, span_id
 ) AS r ON c.trace_id = r.trace_id AND c.span_id = r.span_id
 WHERE c.start_time >= {since:DateTime64(6, 'UTC')}
+  AND c.superseded_by = ''  -- not billed: re-pricing it would bill it through its deltas
   AND c.start_time < {until:DateTime64(6, 'UTC')}
   AND ({model:String} = '' OR c.response_model = {model:String} OR c.request_model = {model:String})
 ORDER BY c.start_time, c.trace_id, c.span_id

@@ -11,6 +11,7 @@ SELECT
     max(c.start_time) AS last_seen
 FROM calls AS c FINAL
 WHERE c.cost_usd IS NULL
+  AND c.superseded_by = ''
   AND c.start_time >= {since:DateTime64(6, 'UTC')}
   AND c.start_time < {until:DateTime64(6, 'UTC')}
   AND (c.trace_id, c.span_id) NOT IN (

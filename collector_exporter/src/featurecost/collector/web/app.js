@@ -80,9 +80,25 @@ function ratio(part, whole) {
   return whole > 0 ? ((100 * part) / whole).toFixed(1) + "%" : "–";
 }
 
+// A collector started with --api-token wants it on every report request. The page takes it
+// from its address (http://host:8787/#token=TOKEN: a fragment never reaches the server or
+// its logs), keeps it for this tab only and drops it from the address bar.
+const TOKEN_KEY = "featurecost-api-token";
+
+function apiHeaders() {
+  const fromAddress = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromAddress) {
+    sessionStorage.setItem(TOKEN_KEY, fromAddress);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? { Authorization: "Bearer " + token } : {};
+}
+
 async function report(name, since, until, environment, extra) {
   const params = new URLSearchParams({ since: since.toISOString(), until: until.toISOString(), environment, ...extra });
-  const response = await fetch(`api/v1/reports/${name}?` + params.toString());
+  const response = await fetch(`api/v1/reports/${name}?` + params.toString(), { headers: apiHeaders() });
+  if (response.status === 401) throw new Error("this collector needs its API token: open the page as " + location.origin + location.pathname + "#token=YOUR_API_TOKEN");
   if (!response.ok) throw new Error("report API answered " + response.status + ": " + (await response.text()));
   return (await response.json()).rows;
 }
@@ -449,7 +465,7 @@ async function fillEnvironmentPicker(current) {
   const picker = document.getElementById("environment");
   let names = [];
   try {
-    const response = await fetch("api/v1/catalog");
+    const response = await fetch("api/v1/catalog", { headers: apiHeaders() });
     if (response.ok) names = (await response.json()).environments.map((e) => e.name);
   } catch (error) {
     names = [];
@@ -523,7 +539,7 @@ async function openDrilldown(feature, window) {
 
 async function explain(spanId, traceId) {
   const box = document.getElementById("explain");
-  const response = await fetch(`api/v1/prices/explain?span_id=${encodeURIComponent(spanId)}&trace_id=${encodeURIComponent(traceId)}`);
+  const response = await fetch(`api/v1/prices/explain?span_id=${encodeURIComponent(spanId)}&trace_id=${encodeURIComponent(traceId)}`, { headers: apiHeaders() });
   if (!response.ok) {
     box.replaceChildren(el("p", { class: "error" }, "explain answered " + response.status + ": " + (await response.text())));
     return;
