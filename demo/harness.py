@@ -162,6 +162,17 @@ class Collector:
         wait_until(stored, timeout, f"{expected} calls stored")
 
 
+# The provider stand-ins listen on loopback, which the collector takes for a self-hosted
+# server (priced from the prices file only). They play the public providers, so the demo
+# tells the collector so, as a team does for a proxy in front of a provider.
+STAND_IN_ENDPOINTS = """
+endpoints:
+  - address: 127.0.0.1
+    price_as: span
+    note: the demo's provider stand-ins play the providers the SDKs name
+"""
+
+
 def start_collector(
     data_dir: Path,
     log_dir: Path,
@@ -173,13 +184,19 @@ def start_collector(
     """``ca``: pass it when ``extra_args`` holds --tls-cert (signed by it); ``api_token``
     when they hold --api-token, so ``status()`` and friends authenticate."""
     otlp_port, api_port, grpc_port = free_port(), free_port(), free_port()
+    extra_args = list(extra_args or [])
+    if "--prices-file" not in extra_args:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        prices = log_dir / "stand-in-prices.yaml"
+        prices.write_text(STAND_IN_ENDPOINTS)
+        extra_args += ["--prices-file", str(prices)]
     argv = [
         _bin("featurecost"), "collector",
         "--data-dir", str(data_dir),
         "--otlp-http-port", str(otlp_port),
         "--otlp-grpc-port", str(grpc_port),
         "--api-port", str(api_port),
-        *(extra_args or []),
+        *extra_args,
     ]  # fmt: skip
     scheme = "https" if ca else "http"
     verify = ssl.create_default_context(cafile=str(ca)) if ca else True

@@ -565,3 +565,13 @@ GROUP BY week, environment, feature, session_id;
 
 INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 50, '0050_call_supersession.sql' WHERE 50 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
 
+ALTER TABLE featurecost.calls_local ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS endpoint LowCardinality(String) DEFAULT '';
+
+ALTER TABLE featurecost.calls ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS endpoint LowCardinality(String) DEFAULT '';
+
+ALTER TABLE featurecost.calls_local ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS gateway_cost_usd Nullable(Decimal(38, 18));
+
+ALTER TABLE featurecost.calls ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS gateway_cost_usd Nullable(Decimal(38, 18));
+
+INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 60, '0060_calls_endpoint.sql' WHERE 60 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
+

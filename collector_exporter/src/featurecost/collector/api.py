@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -22,6 +23,8 @@ from featurecost.collector.api_security import ApiAccess, ApiSecurity
 from featurecost.collector.catalog import catalog
 from featurecost.collector.metrics import CONTENT_TYPE, Metrics
 from featurecost.collector.pipeline import Pipeline
+from featurecost.collector.price_update import forget_price_data, newly_priced, save_price_data
+from featurecost.collector.pricing import PriceData, PriceDataError
 from featurecost.collector.reports import (
     REPORTS,
     OpenMonthError,
@@ -64,6 +67,7 @@ def create_api_app(
     metrics: Metrics | None = None,
     forward_stats: Any = None,
     access: ApiAccess | None = None,
+    data_dir: Path | None = None,
 ) -> Starlette:
     """The API app; ``access`` (tokens, body limit) guards every route (api_security.py)."""
 
@@ -173,6 +177,28 @@ def create_api_app(
             return JSONResponse({"error": str(exc)}, status_code=409)
         return JSONResponse({"rebuilt": month})
 
+    async def price_data(request: Request) -> Response:
+        """``featurecost prices update``: GET the data version, POST a genai-prices data file,
+        DELETE to go back to the pinned package data."""
+        pricer = pipeline.pricer
+        if request.method == "GET":
+            return JSONResponse({"data_version": pricer.data_version})
+        if data_dir is None:
+            return JSONResponse({"error": "this collector has no data directory to keep price data in"}, 409)
+        if request.method == "DELETE":
+            await run_in_threadpool(forget_price_data, data_dir)
+            pricer.use_data(PriceData.bundled())
+            return JSONResponse({"data_version": pricer.data_version, "newly_priced": []})
+        content = await request.body()
+        try:
+            data = await run_in_threadpool(PriceData.parse, content, "request body")
+        except PriceDataError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        await run_in_threadpool(save_price_data, data_dir, content)
+        pricer.use_data(data)
+        newly = await run_in_threadpool(newly_priced, storage, pricer)
+        return JSONResponse({"data_version": data.version, "newly_priced": [n.to_json() for n in newly]})
+
     return Starlette(
         middleware=[Middleware(ApiSecurity, access=access or ApiAccess())],
         routes=[
@@ -185,6 +211,7 @@ def create_api_app(
             Route("/api/v1/catalog", catalog_route),
             Route("/api/v1/import/usage", import_usage, methods=["POST"]),
             Route("/api/v1/rollups/rebuild", rebuild, methods=["POST"]),
+            Route("/api/v1/prices/data", price_data, methods=["GET", "POST", "DELETE"]),
             *web_routes(),
             *extra_routes,
         ],

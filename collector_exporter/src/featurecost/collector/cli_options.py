@@ -44,6 +44,7 @@ def collector_api(
     path: str,
     *,
     params: Mapping[str, Any] | None = None,
+    content: bytes | None = None,
     timeout: float = 30,
     unreachable_hint: str = "or read storage directly with --storage",
 ) -> dict[str, Any]:
@@ -51,7 +52,9 @@ def collector_api(
     become a clear usage error (the API's ``error`` message when it gave one)."""
     headers = api_auth_headers(method)
     try:
-        response = httpx.request(method, f"{api.rstrip('/')}{path}", params=params, timeout=timeout, headers=headers)
+        response = httpx.request(
+            method, f"{api.rstrip('/')}{path}", params=params, content=content, timeout=timeout, headers=headers
+        )
     except httpx.HTTPError as exc:
         fail(f"cannot reach the collector API at {api} ({type(exc).__name__}); {unreachable_hint}")
     if response.status_code != 200:

@@ -42,7 +42,9 @@ def _time(request: Request, name: str, default: datetime | None) -> datetime:
 
 def prices_routes(storage: Storage, pipeline: Pipeline, prices_file: Path | None) -> list[Route]:
     def fresh_pricer() -> Pricer:
-        return Pricer.from_file(prices_file)
+        # the prices file read again, the genai-prices data the pipeline prices with now
+        # (the pinned package's, or what `featurecost prices update` loaded)
+        return Pricer.from_file(prices_file, pipeline.pricer.data)
 
     def error(exc: Exception) -> Response:
         return JSONResponse({"error": str(exc)}, status_code=400)
@@ -87,8 +89,7 @@ def prices_routes(storage: Storage, pipeline: Pipeline, prices_file: Path | None
             model=params.get("model", ""), reason=params.get("reason", "reprice"), dry_run=dry_run,
         )  # fmt: skip
         if not dry_run:
-            pricer.stats = pipeline.pricer.stats  # the counters /metrics exports carry on
-            pipeline.pricer = pricer
+            pipeline.pricer.use_overrides(pricer.overrides)
         return JSONResponse(reprice_result_json(result, dry_run))
 
     return [

@@ -27,7 +27,7 @@ from featurecost.collector.prices_service import (
     reprice_summary,
     unpriced_models,
 )
-from featurecost.collector.pricing import Pricer
+from featurecost.collector.pricing import PriceData, PriceDataError, Pricer
 from featurecost.collector.restatement import reprice
 
 prices_app = typer.Typer(help="Prices: explain a call's cost, list unpriced models, re-price after a fix.")
@@ -49,9 +49,24 @@ PricesFileOption = Annotated[
 ]
 
 
-def _pricer(prices_file: Path | None) -> Pricer:
+PriceDataOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--price-data",
+        envvar="FEATURECOST_PRICE_DATA",
+        help="With --storage: a newer genai-prices data file (its data.json) instead of the pinned package's "
+        "data. Through the API the collector uses what `featurecost prices update` loaded.",
+    ),
+]
+
+
+def _pricer(prices_file: Path | None, price_data: Path | None = None) -> Pricer:
     try:
-        return Pricer.from_file(prices_file)
+        data = PriceData.load(price_data) if price_data else None
+    except PriceDataError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--price-data") from exc
+    try:
+        return Pricer.from_file(prices_file, data)
     except PricesFileError as exc:
         raise typer.BadParameter(str(exc), param_hint="--prices-file") from exc
 
@@ -136,6 +151,7 @@ def reprice_command(
     since: Annotated[str, typer.Option(help="ISO-8601 start of the calls to re-price, e.g. 2026-11-01.")],
     until: Annotated[str | None, typer.Option(help="ISO-8601 end, exclusive (default: now).")] = None,
     model: Annotated[str, typer.Option(help="Only calls of this (request or response) model.")] = "",
+    price_data: PriceDataOption = None,
     reason: Annotated[str, typer.Option(help="Why, kept on every restatement row.")] = "reprice",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be restated; append nothing.")] = False,
     api: ApiOption = DEFAULT_API,
@@ -152,13 +168,19 @@ def reprice_command(
     if start >= end:
         raise typer.BadParameter(f"--since ({start:%Y-%m-%d %H:%M}) must be before --until ({end:%Y-%m-%d %H:%M})")
     if storage:
-        pricer = _pricer(prices_file)
+        pricer = _pricer(prices_file, price_data)
         with opened_storage(storage, migrate=True) as store:
             result = reprice_result_json(
                 reprice(store, pricer, start, end, model=model, reason=reason, dry_run=dry_run), dry_run
             )
     else:
         _api_uses_its_prices_file(prices_file)
+        if price_data is not None:
+            raise typer.BadParameter(
+                "through the API the collector prices with the data it has loaded (`featurecost prices update`); "
+                "--price-data goes with --storage",
+                param_hint="--price-data",
+            )
         params = {"since": start.isoformat(), "until": end.isoformat(), "model": model, "reason": reason,
                   "dry_run": str(dry_run).lower()}  # fmt: skip
         result = collector_api("POST", api, "/api/v1/prices/reprice", params=params, timeout=600)
@@ -172,6 +194,50 @@ def _api_uses_its_prices_file(prices_file: Path | None) -> None:
             "--prices-file goes with --storage",
             param_hint="--prices-file",
         )
+
+
+@prices_app.command("update")
+def update(
+    data_file: Annotated[
+        Path | None, typer.Argument(help="genai-prices data file (data.json); omit with --pinned.", show_default=False)
+    ] = None,
+    api: Annotated[
+        str, typer.Option(envvar="FEATURECOST_API", help="The running collector's API.")
+    ] = "http://127.0.0.1:8787",
+    pinned: Annotated[bool, typer.Option(help="Go back to the pinned genai-prices package data.")] = False,
+) -> None:
+    """Load newer genai-prices data into the running collector (no restart); list what it now prices.
+
+    From then on new calls are priced with it and stamped with its version (the collector keeps
+    the file for restarts). Stored unpriced calls are not changed: the table shows which the new
+    data would price; `featurecost prices reprice --since ...` restates them.
+    """
+    if pinned == (data_file is not None):
+        raise typer.BadParameter("give a data file, or --pinned to go back to the package's data")
+    if data_file is None:
+        result = collector_api("DELETE", api, "/api/v1/prices/data")
+    else:
+        try:
+            content = data_file.read_bytes()
+            PriceData.parse(content, str(data_file))  # a clear error here rather than from the API
+        except (OSError, PriceDataError) as exc:
+            raise typer.BadParameter(str(exc), param_hint="DATA_FILE") from exc
+        result = collector_api("POST", api, "/api/v1/prices/data", content=content, timeout=300)
+    print(f"the collector now prices with {result['data_version']}")
+    newly = result["newly_priced"]
+    if not newly:
+        if data_file is not None:
+            print("no stored unpriced call would be priced by it")
+        return
+    table = Table(title="stored unpriced calls this data now prices", title_justify="left")
+    for header in ("provider", "model", "calls", "priced as", "was unpriced because"):
+        table.add_column(header)
+    for row in newly:
+        table.add_row(
+            text(row["provider"]), text(row["model"]), f"{row['calls']:,}", text(row["entry"]), text(row["was"])
+        )
+    table.caption = "restate them: featurecost prices reprice --since ..."
+    cli_console().print(table)
 
 
 def check_prices_file(path: Path | None) -> None:

@@ -32,11 +32,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from featurecost.collector import attributes as attrs
 from featurecost.collector.records import CallRecord
 from featurecost.collector.restatement import _utc
 from featurecost.collector.seen_spans import SeenSpans
 from featurecost.collector.storage import CALL_COLUMNS, Storage
-from featurecost.instrumentation import attributes as attrs
 
 _PACKAGE = "featurecost.collector"
 # spans of one call start within the call; a day either side covers any real call

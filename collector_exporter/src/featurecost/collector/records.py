@@ -50,6 +50,8 @@ class CallRecord:
     usage_issues: list[str] = field(default_factory=list)  # impossible usage the normalizer noticed
     service_tier: str = ""  # "batch", "flex", "priority", ... or empty for the standard tier
     client_cost_usd: Decimal | None = None  # cost the instrumentation itself claimed, kept apart
+    endpoint: str = ""  # where the call went, host[:port][/path] (endpoints.py places the provider from it)
+    gateway_cost_usd: Decimal | None = None  # what a gateway (OpenRouter) reported it billed
     # set by the pricing stage
     cost_usd: Decimal | None = None
     input_cost_usd: Decimal | None = None

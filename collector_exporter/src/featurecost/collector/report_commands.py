@@ -12,11 +12,13 @@ import json
 import re
 import sys
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from featurecost.collector.catalog import catalog, empty_hint
@@ -251,7 +253,7 @@ def render(
         )
     for row_cells in cells:
         table.add_row(*(text(c) for c in row_cells))
-    extras = {k: v for k, v in payload.items() if k not in ("rows", "window", "report", "source")}
+    extras = {k: v for k, v in payload.items() if k not in ("rows", "window", "report", "source", "opportunities")}
     if extras:
         table.caption = text(
             "  ".join(
@@ -268,6 +270,20 @@ def render(
         console.print(
             text(empty or EMPTY.get(report_name) or f"no calls in environment {win['environment']} in this window")
         )
+    _print_opportunities(console, payload.get("opportunities"))
+
+
+def _print_opportunities(console: Console, found: list[dict[str, Any]] | None) -> None:
+    """The savings finder's top opportunities under the weekly table, one line each."""
+    if found is None:
+        return
+    if not found:
+        console.print("Top savings: none found in this window (see `featurecost report batch`).")
+        return
+    console.print("Top savings:")
+    for o in found:
+        weekly = _cell("saving_per_week_usd", o["saving_per_week_usd"])
+        console.print(text(f"  {o['rank']}. {weekly}/week · {o['kind']} · {o['feature']}: {o['action']}"))
 
 
 def rebuild(month: int, api: str, storage: str | None) -> None:
@@ -396,3 +412,43 @@ def register(report_app: typer.Typer) -> None:
         now = datetime.now(UTC)
         emit("drift", "Rollup drift (rollup calls - stored calls)", None, now.isoformat(), 1, "all", api, storage,
              output, ReportOptions())  # fmt: skip
+
+    @report_app.command("whatif")
+    def whatif(
+        feature: Annotated[str, typer.Option(help="The feature whose calls to re-price.")],
+        model: Annotated[str, typer.Option("--model", help="Target provider/model, e.g. openai/gpt-4o-mini.")],
+        tenant: Annotated[str, typer.Option(help="Only this tenant's calls (at its contract prices).")] = "",
+        token_ratio: Annotated[
+            float | None,
+            typer.Option(
+                "--token-ratio",
+                help="Target tokens / current tokens for the same text (tokenizers differ); scales every count.",
+            ),
+        ] = None,
+        since: Since = None, until: Until = None, days: Days = WEEKS, env: Env = "production", api: Api = DEFAULT_API,
+        storage: StorageDsn = None, output: Output = Format.table, prices: PricesFile = None,
+    ) -> None:  # fmt: skip
+        """Re-price a feature's actual calls at another model's prices of the same days, per week and user action."""
+        ratio = Decimal(str(token_ratio)) if token_ratio is not None else None
+        emit("whatif", f"{feature} at {model} (what-if)", since, until, days, env, api, storage, output,
+             ReportOptions(source=Source.raw, feature=feature, model=model, tenant=tenant, token_ratio=ratio),
+             prices)  # fmt: skip
+
+    @report_app.command("batch")
+    def batch(
+        since: Since = None, until: Until = None, days: Days = WEEKS, env: Env = "production", api: Api = DEFAULT_API,
+        storage: StorageDsn = None, output: Output = Format.table, prices: PricesFile = None,
+    ) -> None:  # fmt: skip
+        """Features whose calls run outside user requests, at the provider's Batch API prices: $ saved per week."""
+        emit("batch", "Batch API opportunity per feature", since, until, days, env, api, storage, output,
+             ReportOptions(source=Source.raw), prices)  # fmt: skip
+
+    @report_app.command("cache-opportunity")
+    def cache_opportunity(
+        since: Since = None, until: Until = None, days: Days = WEEKS, env: Env = "production", api: Api = DEFAULT_API,
+        storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
+        prices: PricesFile = None,
+    ) -> None:  # fmt: skip
+        """Per feature: uncached input share, cache prices, and $/week saved if repeated prompt prefixes were cached."""
+        emit("cache-opportunity", "Prompt-cache opportunity per feature", since, until, days, env, api, storage,
+             output, ReportOptions(source=source), prices)  # fmt: skip

@@ -32,6 +32,7 @@ from featurecost.collector.listen import StartupError, listen
 from featurecost.collector.metrics import Metrics
 from featurecost.collector.other_signals import signal_grpc_handlers, signal_routes
 from featurecost.collector.pipeline import Pipeline
+from featurecost.collector.price_update import saved_price_data
 from featurecost.collector.prices_api import prices_routes
 from featurecost.collector.pricing import Pricer
 from featurecost.collector.receiver import create_receiver_app
@@ -164,7 +165,8 @@ async def _serve(
     pipeline = Pipeline(
         wal,
         storage,
-        Pricer.from_file(config.prices_file),
+        # newer genai-prices data a `featurecost prices update` left, else the pinned package's
+        Pricer.from_file(config.prices_file, saved_price_data(config.data_dir)),
         batch_rows=config.batch_rows,
         flush_interval=config.flush_interval,
         retention=config.retention,
@@ -228,6 +230,7 @@ async def _serve(
             metrics_public=config.metrics_public,
             max_body_bytes=config.api_max_body_bytes,
         ),
+        data_dir=config.data_dir,
     )
     if config.api_token is None and not _loopback(config.host):
         log.warning(

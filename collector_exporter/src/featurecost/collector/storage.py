@@ -33,10 +33,12 @@ CALL_COLUMNS = (
     "usage_issues", "service_tier", "client_cost_usd", "cost_delta_vs_client_usd",
     # 0050: one provider call, one bill
     "response_id", "superseded_by", "rollup_sign",
+    # 0060: where the call went and what a gateway reported it billed
+    "endpoint", "gateway_cost_usd",
 )  # fmt: skip
 
 _MONEY_COLUMNS = frozenset(
-    {"cost_usd", "input_cost_usd", "output_cost_usd", "client_cost_usd", "cost_delta_vs_client_usd"}
+    {"cost_usd", "input_cost_usd", "output_cost_usd", "client_cost_usd", "cost_delta_vs_client_usd", "gateway_cost_usd"}
 )
 MONEY_QUANTUM = Decimal("1e-18")  # the Decimal(38, 18) scale of the money columns
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")

@@ -61,24 +61,27 @@ class TokenUsage:
     output_audio_tokens: int = 0
 
 
-_hosts: dict[int, tuple[object, str | None]] = {}
+_hosts: dict[int, tuple[object, str | None, int | None]] = {}
 
 
-def _server_address(client: object) -> str | None:
+def _server_endpoint(client: object) -> tuple[str | None, int | None]:
+    """Host and explicit port of the client's base URL: the collector places the provider from them."""
     base_url = getattr(client, "base_url", None)
     if base_url is None:
-        return None
+        return None, None
     # URL objects are immutable and a client keeps its own: remember the host of the
     # last few (the entry holds the URL, so its id cannot be reused while cached).
     cached = _hosts.get(id(base_url))
     if cached is not None and cached[0] is base_url:
-        return cached[1]
+        return cached[1], cached[2]
     host = getattr(base_url, "host", None)
     address = str(host) if host else None
+    port = getattr(base_url, "port", None)
+    port = port if isinstance(port, int) else None
     if len(_hosts) >= 256:
         _hosts.clear()
-    _hosts[id(base_url)] = (base_url, address)
-    return address
+    _hosts[id(base_url)] = (base_url, address, port)
+    return address, port
 
 
 def _provider_context(ctx: otel_context.Context, span: Span) -> otel_context.Context:
@@ -164,9 +167,11 @@ def _start_attributes(
     }
     if request_model:
         attributes[attrs.GEN_AI_REQUEST_MODEL] = request_model
-    address = _server_address(client)
+    address, port = _server_endpoint(client)
     if address:
         attributes[attrs.SERVER_ADDRESS] = address
+        if port:
+            attributes[attrs.SERVER_PORT] = port
     attributes.update(attribution)
     if flags:
         attributes.update(flags)

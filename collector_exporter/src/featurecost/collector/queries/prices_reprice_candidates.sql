@@ -11,7 +11,7 @@ SELECT
     c.reasoning_tokens AS reasoning_tokens, c.usage_source AS usage_source, c.status AS status,
     c.error_type AS error_type, c.cache_write_1h_tokens AS cache_write_1h_tokens,
     c.input_audio_tokens AS input_audio_tokens, c.output_audio_tokens AS output_audio_tokens,
-    c.service_tier AS service_tier,
+    c.service_tier AS service_tier, c.endpoint AS endpoint, c.gateway_cost_usd AS gateway_cost_usd,
     c.cost_usd AS stored_cost_usd, c.input_cost_usd AS stored_input_cost_usd,
     c.output_cost_usd AS stored_output_cost_usd,
     r.restatements AS restatements, r.cost_usd AS restated_cost_usd,

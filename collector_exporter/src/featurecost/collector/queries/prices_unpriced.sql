@@ -4,6 +4,7 @@ SELECT
     c.provider AS provider,
     if(c.response_model != '', c.response_model, c.request_model) AS model,
     c.unpriced_reason AS reason,
+    any(c.endpoint) AS endpoint,
     count() AS calls,
     sum(c.input_tokens) AS input_tokens,
     sum(c.output_tokens) AS output_tokens,

@@ -569,6 +569,27 @@ function wireDrilldown(window) {
   }
 }
 
+// The savings finder's top opportunities (opportunities report), largest $/week first.
+function renderSavings(rows) {
+  const body = document.querySelector("#savings tbody");
+  body.replaceChildren();
+  if (!rows.length) {
+    const tr = el("tr");
+    tr.append(el("td", { colspan: "5", class: "none" }, "No savings opportunity found in this window."));
+    body.append(tr);
+    return;
+  }
+  for (const row of rows) {
+    const tr = el("tr", { "data-saving-row": `${row.kind} ${row.feature}` });
+    tr.append(el("td", { "data-key": "rank" }, String(row.rank)));
+    tr.append(el("td", { "data-key": "saving_per_week_usd" }, money(row.saving_per_week_usd)));
+    tr.append(el("td", { "data-key": "kind" }, row.kind));
+    tr.append(el("td", { "data-key": "feature" }, row.feature));
+    tr.append(el("td", { "data-key": "action", class: "action" }, row.action));
+    body.append(tr);
+  }
+}
+
 async function main() {
   const params = new URLSearchParams(location.search);
   const environment = params.get("environment") || "production";
@@ -587,7 +608,7 @@ async function main() {
   const status = document.getElementById("status");
   try {
     const dayStarts = Array.from({ length: days }, (_, i) => new Date(since.getTime() + i * DAY_MS));
-    const [, rows, weekly, byTenant, byModel, margin, cache, ...daily] = await Promise.all([
+    const [, rows, weekly, byTenant, byModel, margin, cache, savings, ...daily] = await Promise.all([
       fillEnvironmentPicker(environment),
       featureCosts(since, until, environment),
       report("weekly", since, until, environment),
@@ -595,6 +616,7 @@ async function main() {
       report("breakdown", since, until, environment, { dimension: "model" }),
       report("margin", since, until, environment),
       report("cache", since, until, environment),
+      report("opportunities", since, until, environment, { n: "3" }),
       ...dayStarts.map((start) => featureCosts(start, new Date(start.getTime() + DAY_MS), environment)),
     ]);
     const colors = new Map(rows.map((row, i) => [row.feature, PALETTE[i % PALETTE.length]]));
@@ -610,6 +632,7 @@ async function main() {
     renderCoverage(rows);
     renderTenants(topTenants(byTenant));
     renderSessions(weekly);
+    renderSavings(savings);
     renderTable(rows, colors);
     wireDrilldown({ since, until, environment });
     status.textContent = rows.length
