@@ -124,7 +124,7 @@ def test_drift_months_read_as_months(collector: Collector) -> None:
 
 
 def test_tables_fit_120_columns(collector: Collector) -> None:
-    for report in ("weekly", "features", "outliers", "decomposition", "cache"):
+    for report in ("weekly", "features", "outliers", "decomposition", "cache", "margin", "unit-costs"):
         code, out, err = cli("report", report, "--api", collector.api_url)
         assert code == 0, (report, err)
         widest = max(len(line) for line in out.splitlines())
