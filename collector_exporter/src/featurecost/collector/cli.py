@@ -240,7 +240,7 @@ def render_feature_costs(rows: list[FeatureCostRow], console: Console, title: st
         for reason in r.unpriced_reasons:
             line = Text("unpriced ", style="yellow")
             line.append_text(text(f"{r.feature}: {reason}"))
-            console.print(line)
+            console.print(line, soft_wrap=True)
 
 
 @report_app.command("features")

@@ -300,7 +300,9 @@ def _print_opportunities(console: Console, found: list[dict[str, Any]] | None) -
     console.print("Top savings:")
     for o in found:
         weekly = _cell("saving_per_week_usd", o["saving_per_week_usd"])
-        console.print(text(f"  {o['rank']}. {weekly}/week · {o['kind']} · {o['feature']}: {o['action']}"))
+        console.print(
+            text(f"  {o['rank']}. {weekly}/week · {o['kind']} · {o['feature']}: {o['action']}"), soft_wrap=True
+        )
 
 
 def rebuild(month: int, api: str, storage: str | None) -> None:
