@@ -465,7 +465,7 @@ async function fillEnvironmentPicker(current) {
   const picker = document.getElementById("environment");
   let names = [];
   try {
-    const response = await fetch("api/v1/catalog");
+    const response = await fetch("api/v1/catalog", { headers: apiHeaders() });
     if (response.ok) names = (await response.json()).environments.map((e) => e.name);
   } catch (error) {
     names = [];
@@ -539,7 +539,7 @@ async function openDrilldown(feature, window) {
 
 async function explain(spanId, traceId) {
   const box = document.getElementById("explain");
-  const response = await fetch(`api/v1/prices/explain?span_id=${encodeURIComponent(spanId)}&trace_id=${encodeURIComponent(traceId)}`);
+  const response = await fetch(`api/v1/prices/explain?span_id=${encodeURIComponent(spanId)}&trace_id=${encodeURIComponent(traceId)}`, { headers: apiHeaders() });
   if (!response.ok) {
     box.replaceChildren(el("p", { class: "error" }, "explain answered " + response.status + ": " + (await response.text())));
     return;
