@@ -38,10 +38,12 @@ browser-deps:
 		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 
 # Regenerate the committed artefacts the tests compare against: the Grafana dashboard JSON
-# (from dashboards/sql/*.sql) and the cluster DDL (from the migrations).
+# (from dashboards/sql/*.sql), the cluster DDL (from the migrations) and the OTel Collector
+# filter (from the collector's alias table).
 generated: $(STAMP)
 	$(BIN)/python -m dashboards.build
 	$(BIN)/featurecost storage cluster-ddl -o deploy/clickhouse/cluster.sql
+	$(BIN)/python -m featurecost.collector.otel_filter --write deploy/otel-collector/config.yaml
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -90,14 +91,17 @@ def _spawn(name: str, argv: list[str], log_dir: Path, env: Mapping[str, str] | N
     return ManagedProcess(name, popen, log_path)
 
 
-def spawn_ready(name: str, argv: list[str], log_dir: Path, ready_url: str, timeout: float) -> ManagedProcess:
-    """Start ``argv`` and wait until ``ready_url`` answers 200; kill it if it never does."""
+def spawn_ready(
+    name: str, argv: list[str], log_dir: Path, ready_url: str, timeout: float, verify: ssl.SSLContext | bool = True
+) -> ManagedProcess:
+    """Start ``argv`` and wait until ``ready_url`` answers 200; kill it if it never does.
+    ``verify``: the CA file for an https ``ready_url`` with a private CA."""
     process = _spawn(name, argv, log_dir)
 
     def ready() -> bool:
         if not process.alive():
             raise HarnessError(f"{name} exited during start:\n{process.log()}")
-        return httpx.get(ready_url, timeout=2).status_code == 200
+        return httpx.get(ready_url, timeout=2, verify=verify).status_code == 200
 
     try:
         wait_until(ready, timeout, f"{name} readiness")
@@ -114,17 +118,26 @@ class Collector:
     otlp_port: int
     api_port: int
     grpc_port: int = -1
+    ca: Path | None = None  # with --tls-cert: the CA that signed it (the API is https)
+    api_token: str | None = None  # with --api-token
 
     @property
     def otlp_endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.otlp_port}"
+        return f"{'https' if self.ca else 'http'}://127.0.0.1:{self.otlp_port}"
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
+        return f"{'https' if self.ca else 'http'}://127.0.0.1:{self.api_port}"
+
+    def api(self) -> httpx.Client:
+        """A client for the API with the collector's CA and token."""
+        headers = {"Authorization": f"Bearer {self.api_token}"} if self.api_token else {}
+        verify = ssl.create_default_context(cafile=str(self.ca)) if self.ca else True
+        return httpx.Client(base_url=self.api_url, verify=verify, headers=headers)
 
     def status(self) -> dict[str, Any]:
-        response = httpx.get(f"{self.api_url}/api/v1/status", timeout=10)
+        with self.api() as client:
+            response = client.get("/api/v1/status", timeout=10)
         response.raise_for_status()
         result: dict[str, Any] = response.json()
         return result
@@ -149,18 +162,46 @@ class Collector:
         wait_until(stored, timeout, f"{expected} calls stored")
 
 
-def start_collector(data_dir: Path, log_dir: Path, extra_args: list[str] | None = None) -> Collector:
+# The provider stand-ins listen on loopback, which the collector takes for a self-hosted
+# server (priced from the prices file only). They play the public providers, so the demo
+# tells the collector so, as a team does for a proxy in front of a provider.
+STAND_IN_ENDPOINTS = """
+endpoints:
+  - address: 127.0.0.1
+    price_as: span
+    note: the demo's provider stand-ins play the providers the SDKs name
+"""
+
+
+def start_collector(
+    data_dir: Path,
+    log_dir: Path,
+    extra_args: list[str] | None = None,
+    *,
+    ca: Path | None = None,
+    api_token: str | None = None,
+) -> Collector:
+    """``ca``: pass it when ``extra_args`` holds --tls-cert (signed by it); ``api_token``
+    when they hold --api-token, so ``status()`` and friends authenticate."""
     otlp_port, api_port, grpc_port = free_port(), free_port(), free_port()
+    extra_args = list(extra_args or [])
+    if "--prices-file" not in extra_args:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        prices = log_dir / "stand-in-prices.yaml"
+        prices.write_text(STAND_IN_ENDPOINTS)
+        extra_args += ["--prices-file", str(prices)]
     argv = [
         _bin("featurecost"), "collector",
         "--data-dir", str(data_dir),
         "--otlp-http-port", str(otlp_port),
         "--otlp-grpc-port", str(grpc_port),
         "--api-port", str(api_port),
-        *(extra_args or []),
+        *extra_args,
     ]  # fmt: skip
-    process = spawn_ready("collector", argv, log_dir, f"http://127.0.0.1:{api_port}/readyz", 60)
-    return Collector(process, data_dir, otlp_port, api_port, grpc_port)
+    scheme = "https" if ca else "http"
+    verify = ssl.create_default_context(cafile=str(ca)) if ca else True
+    process = spawn_ready("collector", argv, log_dir, f"{scheme}://127.0.0.1:{api_port}/readyz", 60, verify)
+    return Collector(process, data_dir, otlp_port, api_port, grpc_port, ca, api_token)
 
 
 @dataclass

@@ -56,6 +56,10 @@ SNAPSHOTS = {
     "claude-sonnet-4-5": "claude-sonnet-4-5-20250929",
     "gpt-3.5-turbo-instruct": "gpt-3.5-turbo-instruct",
     "text-embedding-3-small": "text-embedding-3-small",
+    # the serving names OpenAI answers these with today
+    "text-embedding-ada-002": "text-embedding-ada-002-v2",
+    "davinci-002": "davinci:2023-07-21-v2",
+    "babbage-002": "babbage:2023-07-21-v2",
     "o4-mini": "o4-mini-2025-04-16",
 }
 EMBEDDING_DIMENSIONS = 8
@@ -226,6 +230,8 @@ class StandIn:
             usage["completion_tokens_details"]["audio_tokens"] = audio_tokens
         n = self._next_id()
         response_model = SNAPSHOTS.get(model, model)
+        # the tier that served the request: the one asked for when it is a paid tier, else default
+        tier = body.get("service_tier") if body.get("service_tier") in ("priority", "flex") else "default"
         stream = bool(body.get("stream"))
         include_usage = stream and bool((body.get("stream_options") or {}).get("include_usage"))
         self._serve("openai", response_model, usage, system, texts[-1], endpoint="chat", stream=stream)
@@ -253,7 +259,7 @@ class StandIn:
                     }
                 ],
                 "usage": usage,
-                "service_tier": "default",
+                "service_tier": tier,
                 "system_fingerprint": "fp_standin01",
             }
             return JSONResponse(payload, headers=self._openai_headers(n))
@@ -264,7 +270,7 @@ class StandIn:
                 "object": "chat.completion.chunk",
                 "created": created,
                 "model": response_model,
-                "service_tier": "default",
+                "service_tier": tier,
                 "system_fingerprint": "fp_standin01",
                 "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
             }
@@ -309,9 +315,11 @@ class StandIn:
         n = self._next_id()
         stream = bool(body.get("stream"))
         include_usage = stream and bool((body.get("stream_options") or {}).get("include_usage"))
-        self._serve("openai", model, usage, "", prompt, endpoint="completions", stream=stream)
+        served_model = SNAPSHOTS.get(model, model)
+        self._serve("openai", served_model, usage, "", prompt, endpoint="completions", stream=stream)
         finish = "length" if truncated else "stop"
-        base = {"id": f"cmpl-standin{n:08d}", "object": "text_completion", "created": int(time.time()), "model": model}
+        created = int(time.time())
+        base = {"id": f"cmpl-standin{n:08d}", "object": "text_completion", "created": created, "model": served_model}
         if not stream:
             choice = {"text": text, "index": 0, "logprobs": None, "finish_reason": finish}
             return JSONResponse({**base, "choices": [choice], "usage": usage}, headers=self._openai_headers(n))
@@ -340,7 +348,8 @@ class StandIn:
         tokens = sum(count_tokens(t) for t in texts)
         usage = {"prompt_tokens": tokens, "total_tokens": tokens}
         n = self._next_id()
-        self._serve("openai", model, usage, "", texts[-1], endpoint="embeddings", stream=False)
+        served_model = SNAPSHOTS.get(model, model)
+        self._serve("openai", served_model, usage, "", texts[-1], endpoint="embeddings", stream=False)
         data = []
         for index, text in enumerate(texts):
             seed = digest(model, text)
@@ -349,7 +358,7 @@ class StandIn:
             if body.get("encoding_format") == "base64":
                 encoded = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
             data.append({"object": "embedding", "index": index, "embedding": encoded})
-        payload = {"object": "list", "data": data, "model": model, "usage": usage}
+        payload = {"object": "list", "data": data, "model": served_model, "usage": usage}
         return JSONResponse(payload, headers=self._openai_headers(n))
 
     async def responses(self, request: Request) -> Response:

@@ -1,12 +1,15 @@
 """``make demo``: the main job end to end on the embedded default.
 
 collector (chDB) ← OTLP ← sample app (real SDKs, instrumented from outside) → provider stand-in,
-then the per-feature cost table, then every process shut down.
+then the per-feature cost table and the page's URL. In a terminal the collector keeps serving
+(the page, the CLI through its API) until Ctrl-C; otherwise (CI, a pipe) every process is
+shut down at the end, as ``--no-serve`` does.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -33,11 +36,23 @@ def demo_usage_csv(now: datetime) -> str:
     )
 
 
+def interactive() -> bool:
+    """A person at a terminal (not CI, not a pipe): worth keeping the page up for them."""
+    return sys.stdin.isatty() and sys.stdout.isatty() and not os.environ.get("CI")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dir", type=Path, default=Path(".demo"), help="demo state (data, logs)")
     parser.add_argument("--keep", action="store_true", help="keep data from earlier runs")
+    parser.add_argument(
+        "--serve",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep the collector serving the page until Ctrl-C (default: only in an interactive terminal)",
+    )
     args = parser.parse_args()
+    serve = interactive() if args.serve is None else bool(args.serve)
     if args.dir.exists() and not args.keep:
         shutil.rmtree(args.dir)
     data_dir, log_dir = args.dir / "data", args.dir / "logs"
@@ -65,6 +80,19 @@ def main() -> int:
         subprocess.run([*cli, "import", "usage", str(usage_csv), "--api", collector.api_url], check=True)
         for report in ("weekly", "margin"):
             subprocess.run([*cli, "report", report, "--days", "7", "--api", collector.api_url], check=True)
+        page = f"{collector.api_url}/?environment=production"
+        print(f"\nthe built-in page: {page}\n(click a feature for its tenants, models and costliest actions)")
+        if serve:
+            stand_in.process.stop()
+            print(
+                f"serving until Ctrl-C · try: featurecost report outliers --api {collector.api_url}"
+                f"  ·  featurecost prices unpriced --api {collector.api_url}",
+                flush=True,
+            )
+            try:
+                collector.process.popen.wait()
+            except KeyboardInterrupt:
+                print("\nstopping …", flush=True)
     except HarnessError as exc:
         print(f"demo failed: {exc}\nlogs: {log_dir}", file=sys.stderr)
         return 1

@@ -38,6 +38,10 @@ def chromium() -> str:
 
 
 def _run(args: list[str], budget_ms: int) -> str:
+    return _run_both(args, budget_ms)[0]
+
+
+def _run_both(args: list[str], budget_ms: int) -> tuple[str, str]:
     with tempfile.TemporaryDirectory(prefix="featurecost-chromium-") as profile:
         completed = subprocess.run(
             [chromium(), *FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}", *args],
@@ -49,7 +53,14 @@ def _run(args: list[str], budget_ms: int) -> str:
         )
     if completed.returncode != 0:
         raise AssertionError(f"chromium failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
-    return completed.stdout
+    return completed.stdout, completed.stderr
+
+
+def console_messages(url: str) -> list[str]:
+    """What the page wrote to the JavaScript console (``console.*`` and uncaught errors), as
+    Chromium logs it with ``--enable-logging=stderr``: ``"message", source: URL (line)``."""
+    _, stderr = _run_both(["--enable-logging=stderr", "--v=0", "--dump-dom", url], 20_000)
+    return [line.split("] ", 1)[-1] for line in stderr.splitlines() if ":CONSOLE" in line]
 
 
 def rendered_dom(url: str, marker: str = 'data-ready="', attempts: int = 3) -> str:

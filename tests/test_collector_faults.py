@@ -257,3 +257,30 @@ def _metric(text: str, name: str) -> float:
         if line.startswith(name + " ") or line.startswith(name + "{"):
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError(f"{name} not in metrics:\n{text}")
+
+
+def test_two_collectors_sharing_one_clickhouse_both_store_everything(
+    tmp_path: Path, clickhouse: ClickHouseHttp
+) -> None:
+    # The documented k8s setup: each collector has its own WAL, both insert into one
+    # ClickHouse. WAL positions restart at 1:0 in every WAL directory, so equal-sized
+    # requests give both the same ranges: only the WAL identity in the insert
+    # deduplication token keeps ClickHouse from dropping one collector's batch.
+    first = _collector(tmp_path / "a", clickhouse)
+    second = _collector(tmp_path / "b", clickhouse)
+    sent: set[tuple[str, str]] = set()
+    try:
+        for collector in (first, second, first, second):
+            spans = llm_spans(50)
+            exporter = HttpExporter(endpoint=f"{collector.otlp_endpoint}/v1/traces", timeout=10)
+            assert exporter.export(spans) is SpanExportResult.SUCCESS
+            exporter.shutdown()
+            collector.wait_drained()
+            sent |= span_ids(spans)
+        counts = clickhouse.stored_span_counts()
+        assert set(counts) == sent
+        assert set(counts.values()) == {1}
+        assert first.status()["pipeline"]["calls_stored"] == second.status()["pipeline"]["calls_stored"] == 100
+    finally:
+        for collector in (first, second):
+            assert collector.process.stop() == 0, collector.process.log()

@@ -30,7 +30,7 @@ def test_tls_and_bearer_token_on_http_and_grpc(tmp_path: Path, monkeypatch: pyte
     cert.cert_chain_pems[0].write_to_path(str(cert_pem))
     ca.cert_pem.write_to_path(str(ca_pem))
     args = ["--tls-cert", str(cert_pem), "--tls-key", str(key_pem), "--auth-token", "t0k"]
-    collector = start_collector(tmp_path / "data", tmp_path / "logs", args)
+    collector = start_collector(tmp_path / "data", tmp_path / "logs", args, ca=ca_pem)
     try:
         http_spans, grpc_spans = llm_spans(20), llm_spans(30)
         https = HttpExporter(

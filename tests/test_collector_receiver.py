@@ -8,6 +8,7 @@ import base64
 import gzip
 import json
 import random
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -218,8 +219,46 @@ def test_bearer_token_is_required_when_configured(tmp_path: Path) -> None:
         assert httpx.post(f"{url}/v1/traces", content=body, headers=wrong).status_code == 401
         exporter = HttpExporter(endpoint=f"{url}/v1/traces", headers={"authorization": "Bearer s3cret"})
         assert exporter.export(spans) is SpanExportResult.SUCCESS
-    assert sorted(wal_span_ids(wal)) == sorted(span_ids(spans))
+        lower = llm_spans(1)  # the scheme is case-insensitive (RFC 9110)
+        body = request_for(lower).SerializeToString()
+        assert httpx.post(f"{url}/v1/traces", content=body, headers={**PB, "authorization": "bearer s3cret"}).is_success
+    assert sorted(wal_span_ids(wal)) == sorted(span_ids(spans) | span_ids(lower))
     wal.close()
+
+
+def test_spans_too_far_in_the_future_are_rejected_through_partial_success(http: Http) -> None:
+    now = time.time_ns()
+    future = llm_spans(2, start_ns=now + 2 * 3600 * 10**9)  # beyond the default hour of clock skew
+    skewed = llm_spans(1, start_ns=now + 60 * 10**9)  # a minute of clock skew is fine
+    body = request_for([*future, *skewed]).SerializeToString()
+    response = httpx.post(http.traces, content=body, headers=PB)
+    assert response.status_code == 200
+    partial = ExportTraceServiceResponse.FromString(response.content).partial_success
+    assert partial.rejected_spans == 2
+    assert "future" in partial.error_message
+    assert sorted(wal_span_ids(http.wal)) == sorted(span_ids(skewed))
+
+
+def _nested_value(depth: int) -> dict[str, object]:
+    value: dict[str, object] = {"stringValue": "x"}
+    for _ in range(depth):
+        value = {"kvlistValue": {"values": [{"key": "k", "value": value}]}}
+    return value
+
+
+@pytest.mark.parametrize("depth", ["json", "protobuf"])
+def test_json_nested_too_deeply_is_a_400_not_a_retry(http: Http, depth: str) -> None:
+    if depth == "json":  # past the JSON parser's recursion limit
+        body = '{"resourceSpans": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    else:  # valid JSON, but attribute values nested past protobuf's decoding limit
+        request = _to_otlp_json(request_for(llm_spans(1)))
+        span = request["resourceSpans"][0]["scopeSpans"][0]["spans"][0]  # type: ignore[index]
+        span["attributes"].append({"key": "deep", "value": _nested_value(60)})
+        body = json.dumps(request)
+    response = httpx.post(http.traces, content=body, headers=JS)
+    assert response.status_code == 400
+    assert ("nested too deeply" if depth == "json" else "too deep") in response.json()["message"]
+    assert list(http.wal.iter_from(http.wal.checkpoint)) == []
 
 
 def test_fuzzed_bodies_never_take_the_receiver_down(http: Http) -> None:

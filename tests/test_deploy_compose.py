@@ -118,7 +118,7 @@ def test_collector_service_uses_options_the_cli_reads(compose: dict[str, Any]) -
     # data dir is the named volume, API published
     mounts = {m.split(":")[1]: m.split(":")[0] for m in service["volumes"]}
     assert mounts[env["FEATURECOST_DATA_DIR"]] == "collector-data"
-    assert f"{env['FEATURECOST_API_PORT']}:{env['FEATURECOST_API_PORT']}" in service["ports"]
+    assert f"127.0.0.1:{env['FEATURECOST_API_PORT']}:{env['FEATURECOST_API_PORT']}" in service["ports"]
     assert env["FEATURECOST_HOST"] == "0.0.0.0"
     # storage DSN: ClickHouse's HTTP port, with the credentials and database ClickHouse is created with
     dsn = urlsplit(default(env["FEATURECOST_STORAGE"]))
@@ -175,8 +175,17 @@ def test_otel_collector_forwards_to_the_collector(compose: dict[str, Any]) -> No
     assert exporter["compression"] == "gzip"
     assert exporter["retry_on_failure"]["enabled"]
     assert exporter["sending_queue"]["enabled"]
-    published = {p.split(":")[0] for p in service["ports"]}
+    published = {p.split(":")[1] for p in service["ports"]}
     assert {"4317", "4318"} <= published
+
+
+def test_every_published_port_is_bound_to_loopback(compose: dict[str, Any]) -> None:
+    # The report API shows every tenant's costs, Grafana lets anonymous viewers in: nothing
+    # is published on other interfaces unless the operator changes it (with tokens set).
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert isinstance(port, str), (name, port)
+            assert port.startswith("127.0.0.1:"), (name, port)
 
 
 @pytest.mark.parametrize("name", ["config.yaml", "loadbalancing.yaml"])

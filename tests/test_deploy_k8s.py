@@ -124,3 +124,14 @@ def test_manifests_validate_against_the_kubernetes_schemas(manifests: dict[tuple
     # strict: a misspelt field (livenesProbe) is an error, not silently ignored as kubectl would
     for document in manifests.values():
         kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_api_requires_tokens_from_a_secret(manifests: dict[tuple[str, str], dict[str, Any]]) -> None:
+    # In a cluster the API is reachable by every pod: reads and writes need tokens.
+    variables = env(manifests)
+    secret = manifests[("Secret", "featurecost-api")]
+    for name in ("FEATURECOST_API_TOKEN", "FEATURECOST_ADMIN_TOKEN"):
+        ref = variables[name]["secretKeyRef"]
+        assert ref["name"] == "featurecost-api"
+        assert ref["key"] in secret["stringData"]
+        assert not ref.get("optional", False)

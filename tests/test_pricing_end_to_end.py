@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from demo.harness import app_environment, run_instrumented, start_collector, start_stand_in
+from demo.harness import STAND_IN_ENDPOINTS, app_environment, run_instrumented, start_collector, start_stand_in
 
 M = Decimal(1_000_000)
 PRICES = """
@@ -26,7 +26,7 @@ prices:
 
 def test_collector_prices_with_the_prices_file(tmp_path: Path) -> None:
     prices = tmp_path / "prices.yaml"
-    prices.write_text(PRICES)
+    prices.write_text(PRICES + STAND_IN_ENDPOINTS)
     logs = tmp_path / "logs"
     stand_in = start_stand_in(logs)
     collector = start_collector(tmp_path / "data", logs, ["--prices-file", str(prices)])

@@ -29,6 +29,7 @@ from featurecost.collector.normalize import normalize_request
 from featurecost.collector.pricing import Pricer
 from featurecost.collector.records import CallRecord
 from tests.conftest import RunningStandIn, Spans
+from tests.fixtures.routing import anthropic_http, routed_client
 
 M = Decimal(1_000_000)
 LONG_SYSTEM = "Policy text for the assistant. " * 200  # above both providers' minimum cacheable prefix
@@ -128,7 +129,8 @@ def test_openai_chat(
     convention: str,
     reports_cache: bool,
 ) -> None:
-    client = openai.OpenAI(base_url=f"{stand_in.url}/v1", api_key="sk-test", max_retries=0)
+    # the real base URL (the collector places the provider from it); requests reach the stand-in
+    client = openai.OpenAI(api_key="sk-test", max_retries=0, http_client=routed_client(stand_in.url))
     messages: Any = [{"role": "system", "content": LONG_SYSTEM}, {"role": "user", "content": "hello"}]
 
     def action() -> None:
@@ -164,7 +166,8 @@ def test_openai_chat(
 def test_anthropic_messages_with_prompt_caching(
     stand_in: RunningStandIn, spans: Spans, make: Callable[[], BaseInstrumentor], convention: str
 ) -> None:
-    client = anthropic.Anthropic(base_url=stand_in.url, api_key="sk-test", max_retries=0)
+    http_client = routed_client(stand_in.url, httpx_module=anthropic_http())
+    client = anthropic.Anthropic(api_key="sk-test", max_retries=0, http_client=http_client)
     system: Any = [{"type": "text", "text": LONG_SYSTEM, "cache_control": {"type": "ephemeral"}}]
 
     def action() -> None:

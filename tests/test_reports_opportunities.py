@@ -54,8 +54,8 @@ def test_weekly_cli_prints_the_top_savings(storage: Storage) -> None:
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     top = lines.index("Top savings:")
-    assert lines[top + 1].startswith("  1. $0.001500/week · batch · backfill: send backfill's 2 calls")
-    assert lines[top + 2].startswith("  2. $0.001320/week · batch · nightly-digest:")
+    assert lines[top + 1].startswith("  1. $0.0015/week · batch · backfill: send backfill's 2 calls")
+    assert lines[top + 2].startswith("  2. $0.0013/week · batch · nightly-digest:")
 
 
 def test_no_opportunity_says_so(storage: Storage) -> None:

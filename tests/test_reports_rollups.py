@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from featurecost.collector.cli import app
 from featurecost.collector.reports import (
+    OpenMonthError,
     Source,
     Window,
     feature_costs,
@@ -22,6 +23,7 @@ from featurecost.collector.reports import (
     rollup_drift,
     weekly_features,
 )
+from featurecost.collector.reports.rollups import open_month_problem
 from featurecost.collector.storage import Storage
 from tests.reports_seed import RESTATEMENT_COLUMNS, Restatement, Seed, _call, restatement_rows
 
@@ -118,3 +120,19 @@ def test_a_feature_with_only_unpriced_calls_is_not_free(storage: Storage) -> Non
     weekly = {r.feature: r for r in weekly_features(storage, WINDOW)}
     assert weekly["private-model"].unpriced_calls == 1
     assert weekly["private-model"].session_p50_usd is None  # no priced session to take a median of
+
+
+def test_open_months_are_not_rebuilt(storage: Storage, dsn: str) -> None:
+    # calls inserted while a month is rebuilt are missed: a month that still takes calls
+    # (the current one, and the last one for two days) is refused, through every path
+    assert open_month_problem(202611, datetime(2026, 12, 2, 23, tzinfo=UTC)) is not None
+    assert open_month_problem(202611, datetime(2026, 12, 3, 0, tzinfo=UTC)) is None
+    assert open_month_problem(202612, datetime(2026, 12, 31, tzinfo=UTC)) is not None
+    assert open_month_problem(202701, datetime(2026, 12, 31, tzinfo=UTC)) is not None
+    current = int(datetime.now(UTC).strftime("%Y%m"))
+    with pytest.raises(OpenMonthError, match="still open"):
+        rebuild_rollups(storage, current)
+    storage.close()
+    result = CliRunner().invoke(app, ["report", "drift", "--storage", dsn, "--rebuild", str(current)])
+    assert result.exit_code != 0
+    assert "still open" in result.output

@@ -30,7 +30,7 @@ from starlette.applications import Starlette
 from demo.harness import Collector, start_collector
 from featurecost.collector.web import web_routes
 from tests.conftest import serve_in_thread
-from tests.headless import TableRows, decode_png, rendered_dom, screenshot
+from tests.headless import TableRows, console_messages, decode_png, rendered_dom, screenshot
 
 # feature (None: outside any attribution), tenant, session, model, input tokens, output tokens
 CALLS: list[tuple[str | None, str, str, str, int, int]] = [
@@ -113,6 +113,16 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
         yield Page(collector, response.json()["rows"], rows("weekly"), rows("breakdown", dimension="tenant"))
     finally:
         assert collector.process.stop() == 0, collector.process.log()
+
+
+def api_rows(page: Page, name: str, **extra: str) -> list[dict[str, Any]]:
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    until = today + timedelta(days=1)
+    window = {"environment": "web-test", "since": (until - timedelta(days=7)).isoformat(), "until": until.isoformat()}
+    answer = httpx.get(f"{page.collector.api_url}/api/v1/reports/{name}", params={**window, **extra}, timeout=30)
+    answer.raise_for_status()
+    found: list[dict[str, Any]] = answer.json()["rows"]
+    return found
 
 
 def usd(text: str | None) -> str:
@@ -267,3 +277,116 @@ def test_page_reports_an_api_failure_instead_of_blank_charts() -> None:
         dom = rendered_dom(f"{url}/?environment=production&days=1")
     assert 'data-ready="error"' in dom
     assert "Could not load the report: report API answered 404" in dom
+
+
+def short_usd(value: Decimal) -> str:
+    """app.js shortMoney: cents from a dollar up, four decimals below."""
+    places = Decimal("0.01") if abs(value) >= 1 else Decimal("0.0001")
+    return f"${value.quantize(places, ROUND_HALF_UP):,}"
+
+
+def test_drill_down_shows_a_features_tenants_models_versions_and_costliest_actions(page: Page) -> None:
+    # ?feature= opens the drill-down by clicking the feature's row (the click handler under test)
+    dom = rendered_dom(page.url + "&feature=support-bot")
+    assert 'data-ready="true"' in dom
+    assert 'data-state="loaded"' in dom
+    parser = TableRows("data-row")
+    parser.feed(dom)
+    sent = [c for c in CALLS if c[0] == "support-bot"]
+    for tenant in {c[1] for c in sent}:
+        assert parser.rows[tenant]["calls"] == str(sum(1 for c in sent if c[1] == tenant)), tenant
+    (model,) = {c[3] for c in sent}
+    assert parser.rows[model]["calls"] == str(len(sent))
+    assert parser.rows[model]["spend_usd"] == usd(
+        next(r for r in page.report if r["feature"] == "support-bot")["cost_usd"]
+    )
+    assert parser.rows[""]["version"] == "(none)"  # no featurecost.version set
+    # the costliest actions are the outliers report's, each with its costliest call's span id
+    actions = [row for row in api_rows(page, "outliers", n="100") if row["feature"] == "support-bot"]
+    rows = TableRows("data-action")
+    rows.feed(dom)
+    assert set(rows.rows) == {a["root_id"] for a in actions}
+    for action in actions:
+        assert rows.rows[action["root_id"]]["span_id"] == action["span_id"]
+        assert re.fullmatch(r"[0-9a-f]{16}", action["span_id"])
+    # other features' actions are not listed
+    assert "draft-email" not in dom.split('id="drilldown"')[1].split("</section>")[0]
+
+
+def test_a_span_link_shows_how_that_call_was_priced(page: Page) -> None:
+    action = max(
+        (row for row in api_rows(page, "outliers", n="100") if row["feature"] == "support-bot"),
+        key=lambda row: Decimal(row["spend_usd"]),
+    )
+    dom = rendered_dom(page.url + f"&feature=support-bot&span={action['span_id']}")
+    explained = dom.split('id="explain-lines"')[1].split("</dl>")[0]
+    assert action["span_id"] in explained
+    assert "genai-prices" in explained  # how it was priced when stored
+    assert "gpt-4o-mini" in explained
+    assert "priced now" in explained
+
+
+def test_pickers_list_the_environments_and_windows(page: Page) -> None:
+    dom = rendered_dom(page.url)
+    picker = dom.split('id="environment"')[1].split("</select>")[0]
+    assert '<option value="web-test">web-test</option>' in picker
+    days = dom.split('id="days"')[1].split("</select>")[0]
+    assert re.findall(r'value="(\d+)"', days) == ["1", "7", "14", "30", "90"]
+
+
+def test_daily_chart_has_axis_values_and_legend(page: Page) -> None:
+    dom = rendered_dom(page.url)
+    chart = dom.split('id="chart-daily"')[1].split("</figure>")[0]
+    ticks = re.findall(r'<text class="tick"[^>]*>([^<]*)</text>', chart)
+    assert ticks[0] == "$0.00"
+    assert sum(1 for t in ticks if t.startswith("$")) >= 3
+    assert sum(1 for t in ticks if re.fullmatch(r"\d\d-\d\d", t)) == 7  # one label per day
+    total = sum((Decimal(r["cost_usd"]) for r in page.report if r["cost_usd"] is not None), Decimal(0))
+    today = datetime.now(UTC).date().isoformat()
+    assert re.search(rf'data-day-total="{today}"[^>]*>{re.escape(short_usd(total))}<', chart)
+    legend = re.findall(r'class="legend-item" data-feature="([^"]*)"', chart)
+    assert set(legend) == {
+        r["feature"].replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;") for r in page.report
+    }
+
+
+def test_cost_by_model_cache_savings_and_margin(page: Page) -> None:
+    dom = rendered_dom(page.url)
+    parser = TableRows()
+    parser.feed(dom)
+    by_model: dict[str, Decimal] = defaultdict(Decimal)
+    for row in api_rows(page, "breakdown", dimension="model"):
+        by_model[row["value"]] += Decimal(row["spend_usd"])
+    chart = dom.split('id="chart-models"')[1].split("</figure>")[0]
+    bars = re.findall(r'data-model="([^"]*)"', chart)
+    assert bars == [m for m, v in sorted(by_model.items(), key=lambda kv: (-kv[1], kv[0])) if v > 0]
+    for model, spend in by_model.items():
+        if spend > 0:
+            assert short_usd(spend) in chart, model
+    assert "acme-private-llm" in chart  # unpriced: named, no bar
+    saved = sum((Decimal(r["saved_usd"]) for r in api_rows(page, "cache")), Decimal(0))
+    assert saved > 0  # the support bot read half its input from the cache
+    assert parser.texts_by_id["kpi-cache-saved"].endswith(short_usd(saved))
+    # no revenue imported for this environment: said so, not $0
+    assert parser.texts_by_id["kpi-revenue"].endswith("not imported")
+    margin = TableRows("data-margin-tenant")
+    margin.feed(dom)
+    assert margin.rows["umbrella"]["spend_usd"] == "unpriced"
+
+
+def test_the_page_logs_nothing_to_the_console(page: Page) -> None:
+    for url in (page.url, page.url + "&feature=support-bot"):
+        messages = [m for m in console_messages(url) if "favicon" not in m]
+        assert messages == [], messages
+
+
+def test_screenshot_of_the_drill_down(page: Page, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # Saved for a person to look at (the path is printed with -s); checked here for the drill-down's pixels.
+    action = next(row for row in api_rows(page, "outliers", n="100") if row["feature"] == "support-bot")
+    path = tmp_path_factory.mktemp("screenshots") / "page-drill-down.png"
+    url = page.url + f"&feature=support-bot&span={action['span_id']}"
+    image = decode_png(screenshot(url, path, height=2600).read_bytes())
+    print(f"page screenshot: {path}")
+    colours = Counter(image.rgb(x, y) for y in range(0, image.height, 2) for x in range(0, image.width, 2))
+    assert colours[(0x48, 0x65, 0x81)] > 50, "no cost-by-model bars"  # app.js MODEL_COLOR
+    assert colours[TENANT_BAR] > 100

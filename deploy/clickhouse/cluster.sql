@@ -417,3 +417,161 @@ ENGINE = Distributed('{cluster}', 'featurecost', 'alert_claims_local', cityHash6
 
 INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 32, '0032_alert_claims.sql' WHERE 32 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
 
+ALTER TABLE featurecost.calls_local ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS response_id String DEFAULT '';
+
+ALTER TABLE featurecost.calls ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS response_id String DEFAULT '';
+
+ALTER TABLE featurecost.calls_local ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS superseded_by String DEFAULT '';
+
+ALTER TABLE featurecost.calls ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS superseded_by String DEFAULT '';
+
+ALTER TABLE featurecost.calls_local ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS rollup_sign Int8 DEFAULT 1;
+
+ALTER TABLE featurecost.calls ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS rollup_sign Int8 DEFAULT 1;
+
+ALTER TABLE featurecost.rollup_hourly_local ON CLUSTER '{cluster}' MODIFY COLUMN calls SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_hourly ON CLUSTER '{cluster}' MODIFY COLUMN calls SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_hourly_local ON CLUSTER '{cluster}' MODIFY COLUMN unpriced_calls SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_hourly ON CLUSTER '{cluster}' MODIFY COLUMN unpriced_calls SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_hourly_local ON CLUSTER '{cluster}' MODIFY COLUMN input_tokens SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_hourly ON CLUSTER '{cluster}' MODIFY COLUMN input_tokens SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_hourly_local ON CLUSTER '{cluster}' MODIFY COLUMN output_tokens SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_hourly ON CLUSTER '{cluster}' MODIFY COLUMN output_tokens SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_hourly_local ON CLUSTER '{cluster}' MODIFY COLUMN cache_read_tokens SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_hourly ON CLUSTER '{cluster}' MODIFY COLUMN cache_read_tokens SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_hourly_local ON CLUSTER '{cluster}' MODIFY COLUMN cache_write_tokens SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_hourly ON CLUSTER '{cluster}' MODIFY COLUMN cache_write_tokens SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_hourly_local ON CLUSTER '{cluster}' MODIFY COLUMN reasoning_tokens SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_hourly ON CLUSTER '{cluster}' MODIFY COLUMN reasoning_tokens SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_actions_local ON CLUSTER '{cluster}' MODIFY COLUMN calls SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_actions ON CLUSTER '{cluster}' MODIFY COLUMN calls SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_actions_local ON CLUSTER '{cluster}' MODIFY COLUMN unpriced_calls SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_actions ON CLUSTER '{cluster}' MODIFY COLUMN unpriced_calls SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_actions_local ON CLUSTER '{cluster}' MODIFY COLUMN input_tokens SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_actions ON CLUSTER '{cluster}' MODIFY COLUMN input_tokens SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_actions_local ON CLUSTER '{cluster}' MODIFY COLUMN output_tokens SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_actions ON CLUSTER '{cluster}' MODIFY COLUMN output_tokens SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_actions_local ON CLUSTER '{cluster}' MODIFY COLUMN cache_read_tokens SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_actions ON CLUSTER '{cluster}' MODIFY COLUMN cache_read_tokens SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_actions_local ON CLUSTER '{cluster}' MODIFY COLUMN cache_write_tokens SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_actions ON CLUSTER '{cluster}' MODIFY COLUMN cache_write_tokens SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_actions_local ON CLUSTER '{cluster}' MODIFY COLUMN reasoning_tokens SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_actions ON CLUSTER '{cluster}' MODIFY COLUMN reasoning_tokens SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_sessions_local ON CLUSTER '{cluster}' MODIFY COLUMN calls SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_sessions ON CLUSTER '{cluster}' MODIFY COLUMN calls SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_sessions_local ON CLUSTER '{cluster}' MODIFY COLUMN unpriced_calls SimpleAggregateFunction(sum, Int64);
+
+ALTER TABLE featurecost.rollup_sessions ON CLUSTER '{cluster}' MODIFY COLUMN unpriced_calls SimpleAggregateFunction(sum, Int64);
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS featurecost.rollup_hourly_supersessions_local ON CLUSTER '{cluster}' TO featurecost.rollup_hourly_local
+AS
+SELECT
+    toStartOfHour(src.start_time) AS hour,
+    src.environment AS environment,
+    src.feature AS feature,
+    src.tenant AS tenant,
+    src.provider AS provider,
+    if(src.response_model != '', src.response_model AS response_model, src.request_model) AS model,
+    src.version AS version,
+    sum(toInt64(src.rollup_sign) - 1) AS calls,
+    sumIf(toInt64(src.rollup_sign) - 1, src.cost_usd IS NULL) AS unpriced_calls,
+    sum((toInt64(src.rollup_sign) - 1) * toInt64(src.input_tokens)) AS input_tokens,
+    sum((toInt64(src.rollup_sign) - 1) * toInt64(src.output_tokens)) AS output_tokens,
+    sum((toInt64(src.rollup_sign) - 1) * toInt64(src.cache_read_tokens)) AS cache_read_tokens,
+    sum((toInt64(src.rollup_sign) - 1) * toInt64(src.cache_write_tokens)) AS cache_write_tokens,
+    sum((toInt64(src.rollup_sign) - 1) * toInt64(src.reasoning_tokens)) AS reasoning_tokens,
+    sum(ifNull(src.cost_usd, toDecimal128(0, 18)) * (toInt64(src.rollup_sign) - 1)) AS cost_usd,
+    sum(ifNull(src.input_cost_usd, toDecimal128(0, 18)) * (toInt64(src.rollup_sign) - 1)) AS input_cost_usd,
+    sum(ifNull(src.output_cost_usd, toDecimal128(0, 18)) * (toInt64(src.rollup_sign) - 1)) AS output_cost_usd,
+    toDecimal128(0, 18) AS restated_usd,
+    toUInt64(0) AS restatements
+FROM featurecost.calls_local AS src
+WHERE src.rollup_sign != 1
+GROUP BY hour, environment, feature, tenant, provider, model, version;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS featurecost.rollup_actions_supersessions_local ON CLUSTER '{cluster}' TO featurecost.rollup_actions_local
+AS
+SELECT
+    toStartOfHour(src.start_time) AS hour,
+    src.environment AS environment,
+    src.feature AS feature,
+    src.session_id AS session_id,
+    src.root_id AS root_id,
+    src.tenant AS tenant,
+    src.user_id AS user_id,
+    src.plan AS plan,
+    src.version AS version,
+    src.provider AS provider,
+    if(src.response_model != '', src.response_model AS response_model, src.request_model) AS model,
+    sum(toInt64(src.rollup_sign) - 1) AS calls,
+    sumIf(toInt64(src.rollup_sign) - 1, src.cost_usd IS NULL) AS unpriced_calls,
+    sum((toInt64(src.rollup_sign) - 1) * toInt64(src.input_tokens)) AS input_tokens,
+    sum((toInt64(src.rollup_sign) - 1) * toInt64(src.output_tokens)) AS output_tokens,
+    sum((toInt64(src.rollup_sign) - 1) * toInt64(src.cache_read_tokens)) AS cache_read_tokens,
+    sum((toInt64(src.rollup_sign) - 1) * toInt64(src.cache_write_tokens)) AS cache_write_tokens,
+    sum((toInt64(src.rollup_sign) - 1) * toInt64(src.reasoning_tokens)) AS reasoning_tokens,
+    sum(ifNull(src.cost_usd, toDecimal128(0, 18)) * (toInt64(src.rollup_sign) - 1)) AS cost_usd,
+    toDecimal128(0, 18) AS restated_usd,
+    min(src.start_time) AS first_call,
+    max(src.start_time) AS last_call
+FROM featurecost.calls_local AS src
+WHERE src.rollup_sign != 1
+GROUP BY hour, environment, feature, session_id, root_id, tenant, user_id, plan, version, provider, model;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS featurecost.rollup_sessions_supersessions_local ON CLUSTER '{cluster}' TO featurecost.rollup_sessions_local
+AS
+SELECT
+    toMonday(src.start_time) AS week,
+    src.environment AS environment,
+    src.feature AS feature,
+    src.session_id AS session_id,
+    sum(toInt64(src.rollup_sign) - 1) AS calls,
+    sumIf(toInt64(src.rollup_sign) - 1, src.cost_usd IS NULL) AS unpriced_calls,
+    sum(ifNull(src.cost_usd, toDecimal128(0, 18)) * (toInt64(src.rollup_sign) - 1)) AS cost_usd,
+    toDecimal128(0, 18) AS restated_usd
+FROM featurecost.calls_local AS src
+WHERE src.rollup_sign != 1
+GROUP BY week, environment, feature, session_id;
+
+INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 50, '0050_call_supersession.sql' WHERE 50 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
+
+ALTER TABLE featurecost.calls_local ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS endpoint LowCardinality(String) DEFAULT '';
+
+ALTER TABLE featurecost.calls ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS endpoint LowCardinality(String) DEFAULT '';
+
+ALTER TABLE featurecost.calls_local ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS gateway_cost_usd Nullable(Decimal(38, 18));
+
+ALTER TABLE featurecost.calls ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS gateway_cost_usd Nullable(Decimal(38, 18));
+
+INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 60, '0060_calls_endpoint.sql' WHERE 60 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
+

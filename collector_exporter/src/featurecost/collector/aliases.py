@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from featurecost.instrumentation import attributes as attrs
+from featurecost.collector import attributes as attrs
 
 # featurecost's own names, as the instrumentation emits them (one definition: attributes.py)
 USAGE_CACHE_WRITE_1H_TOKENS: Final = attrs.USAGE_CACHE_CREATION_1H_TOKENS
@@ -141,6 +141,18 @@ USAGE_CONVENTIONS: Final = (
     ),
 )
 
+# --- which spans can be LLM calls ---
+# A span with none of these keys is never an LLM call (normalize.is_llm_span decides among the
+# rest). The OpenTelemetry Collector filter in deploy/otel-collector/config.yaml is generated
+# from this tuple (otel_filter.py), so the two cannot disagree about what reaches us.
+LLM_SPAN_MARKERS: Final = (
+    attrs.GEN_AI_OPERATION_NAME,  # GenAI semconv, OpenLLMetry, OpenLIT, Logfire, the anthropic SDK
+    attrs.GEN_AI_PROVIDER_NAME,
+    attrs.GEN_AI_SYSTEM,  # deprecated semconv name, older OpenLLMetry/OpenLIT
+    "openinference.span.kind",  # OpenInference: LLM / EMBEDDING spans carry no gen_ai.* key
+    "ai.operationId",  # Vercel AI SDK: ai.generateText.doGenerate, ...
+)
+
 # --- which provider and model ---
 PROVIDER_KEYS: Final = (
     attrs.GEN_AI_PROVIDER_NAME,
@@ -149,14 +161,27 @@ PROVIDER_KEYS: Final = (
     "llm.system",
     "ai.model.provider",
 )
-REQUEST_MODEL_KEYS: Final = (attrs.GEN_AI_REQUEST_MODEL, "llm.request.model_name", "ai.model.id")
+# OpenInference keeps request parameters as one JSON object; the normalizer flattens the
+# ones it reads (the request model and the service tier) to ``llm.invocation_parameters.<key>``.
+OPENINFERENCE_INVOCATION_PARAMETERS: Final = ("llm.invocation_parameters", "embedding.invocation_parameters")
+INVOCATION_PARAMETERS_READ: Final = ("model", "service_tier")
+REQUEST_MODEL_KEYS: Final = (
+    attrs.GEN_AI_REQUEST_MODEL,
+    "llm.request.model_name",
+    "ai.model.id",
+    "llm.invocation_parameters.model",
+    "embedding.invocation_parameters.model",
+)
 RESPONSE_MODEL_KEYS: Final = (
     attrs.GEN_AI_RESPONSE_MODEL,
     "llm.response.model_name",
     "llm.model_name",
+    "embedding.model_name",  # OpenInference EMBEDDING spans
     "ai.response.model",
 )
 OPERATION_KEYS: Final = (attrs.GEN_AI_OPERATION_NAME, "llm.request.type")
+# the provider's response id: spans of one trace reporting the same one are one call
+RESPONSE_ID_KEYS: Final = (attrs.GEN_AI_RESPONSE_ID, "ai.response.id")
 
 # Provider names as instrumentations spell them → the GenAI semconv ``gen_ai.provider.name`` value.
 PROVIDER_ALIASES: Final = {
@@ -190,26 +215,57 @@ PROVIDER_ALIASES: Final = {
     "perplexity": "perplexity",
 }
 
+# Our provider names whose genai-prices provider id differs (the rest are the same word).
+GENAI_PRICES_PROVIDER_IDS: Final = {
+    "azure.ai.openai": "azure",
+    "az.ai.openai": "azure",
+    "aws.bedrock": "aws",
+    "gcp.gemini": "google",
+    "gcp.vertex_ai": "google",
+    "gcp.gen_ai": "google",
+    "mistral_ai": "mistral",
+    "x_ai": "x-ai",
+}
+
 # Providers whose APIs count cache reads/writes outside input_tokens (additive) and Google,
 # whose thoughts tokens are outside candidates (output) tokens. Applied to conventions that pass
 # raw provider counts through; semconv-following instrumentations already fold them in.
 CACHE_ADDITIVE_PROVIDERS: Final = frozenset({"anthropic", "aws.bedrock"})
 THOUGHTS_OUTSIDE_OUTPUT_PROVIDERS: Final = frozenset({"gcp.gemini", "gcp.vertex_ai", "gcp.gen_ai"})
+# xAI's OpenAI-compatible API reports ``completion_tokens`` without the reasoning tokens
+# (``total_tokens`` = prompt + completion + reasoning; genai-prices' x-ai extractor adds them).
+# Every convention passes those numbers through as the SDK returned them, so this applies to
+# all of them; a reported total still settles it.
+REASONING_OUTSIDE_COMPLETION_PROVIDERS: Final = frozenset({"x_ai"})
 
 # --- service tier / batch ---
 SERVICE_TIER_KEYS: Final = (
     attrs.RESPONSE_SERVICE_TIER,
     "openai.response.service_tier",
     "gen_ai.openai.response.service_tier",
+    "anthropic.response.service_tier",  # the anthropic SDK's own spans
     attrs.REQUEST_SERVICE_TIER,
     "openai.request.service_tier",
     "gen_ai.openai.request.service_tier",
+    "anthropic.request.service_tier",
+    "llm.invocation_parameters.service_tier",  # OpenInference: only in the request parameters
 )
+# 1-hour-TTL cache writes (a part of the cache writes): ours, and the anthropic SDK's own spans'.
+CACHE_WRITE_1H_KEYS: Final = (USAGE_CACHE_WRITE_1H_TOKENS, "anthropic.usage.cache_creation.ephemeral_1h_input_tokens")
 # Tier values that mean "the standard price".
 STANDARD_TIERS: Final = frozenset({"", "default", "auto", "standard", "on_demand", "standard_only"})
 
 # --- cost the client computed itself (kept apart from ours, reconciled) ---
 CLIENT_COST_KEYS: Final = (CLIENT_COST_USD, "gen_ai.usage.cost", "llm.cost.total")
+
+# --- where the call went: the provider is placed from the endpoint (endpoints.py) ---
+SERVER_ADDRESS_KEYS: Final = (attrs.SERVER_ADDRESS,)
+SERVER_PORT_KEYS: Final = (attrs.SERVER_PORT,)
+# The whole base URL, where an instrumentation records it (OpenLLMetry: gen_ai.openai.api_base).
+BASE_URL_KEYS: Final = ("gen_ai.openai.api_base", "url.full")
+
+# --- cost a gateway reported for the call (OpenRouter's usage.cost): what the provider bills ---
+GATEWAY_COST_KEYS: Final = (attrs.GATEWAY_COST_USD,)
 
 # --- attribution: featurecost name → other conventions' names, first present wins ---
 _TRACELOOP = "traceloop.association.properties."
@@ -278,7 +334,11 @@ def keys_read() -> frozenset[str]:
     for group in (PROVIDER_KEYS, REQUEST_MODEL_KEYS, RESPONSE_MODEL_KEYS, OPERATION_KEYS, SERVICE_TIER_KEYS):
         keys.update(group)
     keys.update(CLIENT_COST_KEYS)
+    keys.update(RESPONSE_ID_KEYS)
+    for group in (SERVER_ADDRESS_KEYS, SERVER_PORT_KEYS, BASE_URL_KEYS, GATEWAY_COST_KEYS):
+        keys.update(group)
     for names in ATTRIBUTION_ALIASES.values():
         keys.update(names)
-    keys.update((OPENINFERENCE_METADATA, VERCEL_PROVIDER_METADATA, USAGE_CACHE_WRITE_1H_TOKENS))
+    keys.update((OPENINFERENCE_METADATA, VERCEL_PROVIDER_METADATA, *CACHE_WRITE_1H_KEYS))
+    keys.update(OPENINFERENCE_INVOCATION_PARAMETERS)
     return frozenset(keys)

@@ -9,18 +9,25 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from featurecost.collector.api_security import ApiAccess, ApiSecurity
+from featurecost.collector.catalog import catalog
 from featurecost.collector.metrics import CONTENT_TYPE, Metrics
 from featurecost.collector.pipeline import Pipeline
+from featurecost.collector.price_update import forget_price_data, newly_priced, save_price_data
+from featurecost.collector.pricing import PriceData, PriceDataError
 from featurecost.collector.reports import (
     REPORTS,
+    OpenMonthError,
     ReportError,
     ReportOptions,
     Window,
@@ -59,13 +66,19 @@ def create_api_app(
     extra_routes: Sequence[Route] = (),
     metrics: Metrics | None = None,
     forward_stats: Any = None,
+    access: ApiAccess | None = None,
+    data_dir: Path | None = None,
 ) -> Starlette:
+    """The API app; ``access`` (tokens, body limit) guards every route (api_security.py)."""
+
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
 
     async def readyz(request: Request) -> Response:
         if not pipeline.running:
             return PlainTextResponse("pipeline not running", status_code=503)
+        if pipeline.blocked:
+            return PlainTextResponse(f"storage cannot progress: {pipeline.blocked}", status_code=503)
         if not ingest_ready():
             return PlainTextResponse("OTLP receiver not listening yet", status_code=503)
         return PlainTextResponse("ready")
@@ -84,6 +97,7 @@ def create_api_app(
                 "running": pipeline.running,
                 "storage_ready": pipeline.storage_ready,
                 "last_error": pipeline.last_error,
+                "blocked": pipeline.blocked,
             },
             "pricing": pipeline.pricer.stats.to_json(),
             "receiver": asdict(receiver_stats),
@@ -132,6 +146,9 @@ def create_api_app(
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(payload)
 
+    async def catalog_route(request: Request) -> Response:
+        return JSONResponse(await run_in_threadpool(catalog, storage))
+
     async def import_usage(request: Request) -> Response:
         body = await request.body()
         try:
@@ -154,10 +171,36 @@ def create_api_app(
                 raise ValueError
         except ValueError:
             return JSONResponse({"error": "month=YYYYMM required"}, status_code=400)
-        await run_in_threadpool(rebuild_rollups, storage, month)
+        try:
+            await run_in_threadpool(rebuild_rollups, storage, month)
+        except OpenMonthError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=409)
         return JSONResponse({"rebuilt": month})
 
+    async def price_data(request: Request) -> Response:
+        """``featurecost prices update``: GET the data version, POST a genai-prices data file,
+        DELETE to go back to the pinned package data."""
+        pricer = pipeline.pricer
+        if request.method == "GET":
+            return JSONResponse({"data_version": pricer.data_version})
+        if data_dir is None:
+            return JSONResponse({"error": "this collector has no data directory to keep price data in"}, 409)
+        if request.method == "DELETE":
+            await run_in_threadpool(forget_price_data, data_dir)
+            pricer.use_data(PriceData.bundled())
+            return JSONResponse({"data_version": pricer.data_version, "newly_priced": []})
+        content = await request.body()
+        try:
+            data = await run_in_threadpool(PriceData.parse, content, "request body")
+        except PriceDataError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        await run_in_threadpool(save_price_data, data_dir, content)
+        pricer.use_data(data)
+        newly = await run_in_threadpool(newly_priced, storage, pricer)
+        return JSONResponse({"data_version": data.version, "newly_priced": [n.to_json() for n in newly]})
+
     return Starlette(
+        middleware=[Middleware(ApiSecurity, access=access or ApiAccess())],
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
@@ -165,9 +208,11 @@ def create_api_app(
             Route("/metrics", prometheus),
             Route("/api/v1/reports/feature-costs", report_feature_costs),
             Route("/api/v1/reports/{name}", report),
+            Route("/api/v1/catalog", catalog_route),
             Route("/api/v1/import/usage", import_usage, methods=["POST"]),
             Route("/api/v1/rollups/rebuild", rebuild, methods=["POST"]),
+            Route("/api/v1/prices/data", price_data, methods=["GET", "POST", "DELETE"]),
             *web_routes(),
             *extra_routes,
-        ]
+        ],
     )

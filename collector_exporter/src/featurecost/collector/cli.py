@@ -15,19 +15,42 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from featurecost.collector.budgets.cli import budgets_app, load_budgets_option
+from featurecost.collector.cli_options import hide_flag_types
+from featurecost.collector.cli_output import console as cli_console
+from featurecost.collector.cli_output import money, plain_numbers, text
 from featurecost.collector.config import ConfigError, build_config
 from featurecost.collector.import_cli import import_app
 from featurecost.collector.prices_cli import check_prices_file, prices_app
-from featurecost.collector.report_commands import DEFAULT_API, Format, fetch, window
+from featurecost.collector.report_commands import DEFAULT_API, Format, explain_empty, fetch, window
 from featurecost.collector.report_commands import register as register_reports
 from featurecost.collector.reports import FeatureCostRow, ReportOptions, feature_costs
-from featurecost.collector.server import serve
+from featurecost.collector.server import StartupError, serve
 from featurecost.collector.storage import Storage
 from featurecost.collector.storage_cli import storage_app
+from featurecost.collector.version import __version__
 
+hide_flag_types()
 app = typer.Typer(help="featurecost: which feature, tenant and user is eating your LLM bill.", no_args_is_help=True)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"featurecost {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_show_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """featurecost: which feature, tenant and user is eating your LLM bill."""
+
+
 report_app = typer.Typer(help="Read costs (through the collector's API, or straight from storage).")
 app.add_typer(report_app, name="report")
 app.add_typer(storage_app, name="storage")
@@ -91,10 +114,29 @@ def collector(
     retention_days: Annotated[
         int | None, _opt("RETENTION_DAYS", "Calls older than this are dropped at ingest. [default: 400]")
     ] = None,
+    max_future_skew_seconds: Annotated[
+        float | None,
+        _opt("MAX_FUTURE_SKEW_SECONDS", "Spans starting/ending later than now + this are rejected. [default: 3600]"),
+    ] = None,
     auth_token: Annotated[
         str | None, _opt("AUTH_TOKEN", "Require 'Authorization: Bearer TOKEN' on OTLP ingest.")
     ] = None,
-    tls_cert: Annotated[Path | None, _opt("TLS_CERT", "PEM certificate chain: serve OTLP over TLS.")] = None,
+    api_token: Annotated[
+        str | None,
+        _opt("API_TOKEN", "Require 'Authorization: Bearer TOKEN' on the API (all but /healthz, /readyz)."),
+    ] = None,
+    admin_token: Annotated[
+        str | None, _opt("ADMIN_TOKEN", "Token for API writes (usage import, rollup rebuild). [default: --api-token]")
+    ] = None,
+    metrics_public: Annotated[
+        bool | None, _opt("METRICS_PUBLIC", "Serve /metrics without a token.", "--metrics-public/--no-metrics-public")
+    ] = None,
+    api_max_body_bytes: Annotated[
+        int | None, _opt("API_MAX_BODY_BYTES", "Largest request body the API accepts. [default: 8 MiB]")
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, _opt("TLS_CERT", "PEM certificate chain: serve OTLP and the API over TLS.")
+    ] = None,
     tls_key: Annotated[Path | None, _opt("TLS_KEY", "PEM private key for --tls-cert.")] = None,
     forward_endpoint: Annotated[
         str | None, _opt("FORWARD_ENDPOINT", "Also send priced spans (cost attributes added) to this OTLP/HTTP URL.")
@@ -139,7 +181,12 @@ def collector(
                 "batch_rows": batch_rows,
                 "flush_interval": flush_interval,
                 "retention_days": retention_days,
+                "max_future_skew_seconds": max_future_skew_seconds,
                 "auth_token": auth_token,
+                "api_token": api_token,
+                "admin_token": admin_token,
+                "metrics_public": metrics_public,
+                "api_max_body_bytes": api_max_body_bytes,
                 "tls_cert": tls_cert,
                 "tls_key": tls_key,
                 "forward_endpoint": forward_endpoint,
@@ -151,44 +198,50 @@ def collector(
         )
     except ConfigError as exc:
         raise typer.BadParameter(str(exc)) from exc
-    config.data_dir.mkdir(parents=True, exist_ok=True)
     check_prices_file(config.prices_file)
     budgets = load_budgets_option(config.budgets_file)
-    asyncio.run(serve(config, budgets=budgets))
-
-
-def _money(value: Decimal | None) -> str:
-    return "unpriced" if value is None else f"${value:,.6f}"
+    try:
+        try:
+            config.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StartupError(f"cannot use the data directory {config.data_dir}: {exc}") from exc
+        asyncio.run(serve(config, budgets=budgets))
+    except StartupError as exc:  # one line, no traceback: the operator fixes a port or a directory
+        console = Console(stderr=True, soft_wrap=True)
+        console.print(f"featurecost collector: {exc}", style="red", markup=False, highlight=False)
+        raise typer.Exit(1) from exc
 
 
 def render_feature_costs(rows: list[FeatureCostRow], console: Console, title: str) -> None:
-    table = Table(title=title, title_justify="left")
-    table.add_column("feature", no_wrap=True)
-    for header in ("calls", "actions", "sessions", "input tok", "output tok", "cache read", "cache write"):
+    table = Table(title=text(title), title_justify="left")
+    widest = max([7, *(len(r.feature) for r in rows)])
+    table.add_column("feature", overflow="fold", min_width=min(widest, 24))
+    # sessions and cache writes are in --format json/csv; the table fits 120 columns without them
+    for header in ("calls", "actions", "input tok", "output tok", "cache read"):
         table.add_column(header, justify="right", no_wrap=True)
-    table.add_column("cost USD", justify="right", no_wrap=True)
+    table.add_column("cost", justify="right", no_wrap=True)
     table.add_column("share", justify="right", no_wrap=True)
     table.add_column("unpriced", justify="right", no_wrap=True)
     for r in rows:
         table.add_row(
-            r.feature,
+            text(r.feature),
             f"{r.calls:,}",
             f"{r.actions:,}",
-            f"{r.sessions:,}",
             f"{r.input_tokens:,}",
             f"{r.output_tokens:,}",
             f"{r.cache_read_tokens:,}",
-            f"{r.cache_write_tokens:,}",
-            _money(r.cost_usd),
+            money(r.cost_usd),
             "" if r.share is None else f"{r.share * 100:.1f}%",
             f"{r.unpriced_calls:,}" if r.unpriced_calls else "",
         )
     total = sum((r.cost_usd for r in rows if r.cost_usd is not None), Decimal(0))
-    table.caption = f"total priced spend ${total:,.6f}"
+    table.caption = f"total priced spend {money(total)}"
     console.print(table)
     for r in rows:
         for reason in r.unpriced_reasons:
-            console.print(f"[yellow]unpriced[/] {r.feature}: {reason}")
+            line = Text("unpriced ", style="yellow")
+            line.append_text(text(f"{r.feature}: {reason}"))
+            console.print(line)
 
 
 @report_app.command("features")
@@ -216,20 +269,23 @@ def report_features(
         payload = fetch("feature-costs", api, win, ReportOptions())
         rows = [FeatureCostRow.from_json(row) for row in payload["rows"]]
     if output is Format.json:
-        print(json.dumps([row.to_json() for row in rows], indent=2))
+        print(json.dumps([plain_numbers(row.to_json()) for row in rows], indent=2))
     elif output is Format.csv:
         writer = csv.DictWriter(sys.stdout, fieldnames=list(FeatureCostRow.__dataclass_fields__))
         writer.writeheader()
         for row in rows:
-            data = row.to_json()
+            data = plain_numbers(row.to_json())
             data["unpriced_reasons"] = "; ".join(data["unpriced_reasons"])
             writer.writerow(data)
     else:
         span = f"{win.since:%Y-%m-%d %H:%M} → {win.until:%Y-%m-%d %H:%M} UTC"
         title = f"LLM cost by feature · {win.environment} · {span}"
-        # Off a terminal rich assumes 80 columns and would elide the numbers.
-        console = Console() if sys.stdout.isatty() else Console(width=200)
-        render_feature_costs(rows, console, title)
+        console = cli_console()
+        if rows:
+            render_feature_costs(rows, console, title)
+        else:
+            console.print(text(title))
+            console.print(text(explain_empty(api, storage, win.environment)))
 
 
 def main() -> None:

@@ -14,7 +14,9 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from featurecost.collector.storage import dsn_problem
 
 
 class ConfigError(ValueError):
@@ -41,7 +43,12 @@ class CollectorConfig(BaseModel):
     retention_days: int | None = Field(400, gt=0)
     seen_window: int = Field(500_000, gt=0)
     retry_after_seconds: int = Field(5, gt=0)
-    auth_token: str | None = None
+    max_future_skew_seconds: float = Field(3600.0, ge=0)  # spans further in the future are rejected
+    auth_token: str | None = None  # OTLP ingest
+    api_token: str | None = None  # API reads (and writes when no admin token is set)
+    admin_token: str | None = None  # API writes: usage import, rollup rebuild
+    metrics_public: bool = False  # /metrics without a token
+    api_max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)
     tls_cert: Path | None = None
     tls_key: Path | None = None
     forward_endpoint: str | None = None
@@ -50,6 +57,21 @@ class CollectorConfig(BaseModel):
     prices_file: Path | None = None  # docs/pricing.md
     budgets_file: Path | None = None  # docs/budgets.md
     budget_interval: float = Field(60.0, gt=0)
+
+    @field_validator("auth_token", "api_token", "admin_token", mode="before")
+    @classmethod
+    def _empty_token_is_none(cls, value: object) -> object:
+        # FEATURECOST_API_TOKEN= (empty, as compose passes an unset variable) means no token,
+        # never "the empty string is the token"
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("storage_dsn")
+    @classmethod
+    def _dsn(cls, value: str) -> str:
+        problem = dsn_problem(value) if value else None
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _tls_pair(self) -> CollectorConfig:

@@ -100,6 +100,9 @@ def create_grpc_server(
         options=[
             ("grpc.max_receive_message_length", max_body_bytes),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
+            # gRPC sets SO_REUSEPORT by default: a second collector could then bind the same
+            # port and take half the connections. The port must be ours alone.
+            ("grpc.so_reuseport", 0),
         ]
     )
     service = TraceService(ingest)
@@ -114,4 +117,6 @@ def create_grpc_server(
     else:
         key_pair = [(tls[1], tls[0])]
         port = server.add_secure_port(address, grpc.ssl_server_credentials(key_pair))
+    if port == 0:  # older gRPC reports a failed bind this way instead of raising
+        raise RuntimeError(f"failed to bind to address {address}")
     return server, port

@@ -9,7 +9,9 @@ import httpx
 import typer
 from rich.console import Console
 
-from featurecost.collector.storage import Storage
+from featurecost.collector.cli_options import api_auth_headers, opened_storage
+from featurecost.collector.cli_output import fail
+from featurecost.collector.cli_output import text as literal
 from featurecost.collector.usage_import import UsageImportError, parse_usage_csv, store_usage
 
 import_app = typer.Typer(
@@ -33,34 +35,30 @@ def usage(
     optionally active_users and any number of usage.FEATURE counts. A file with any bad
     row is rejected whole and every bad row is listed. Format: docs/reports.md.
     """
-    console = Console(stderr=True, soft_wrap=True)
+    console = Console(stderr=True, soft_wrap=True, emoji=False, highlight=False)
     text = file.read_text(encoding="utf-8")
     try:
         rows = parse_usage_csv(text)
     except UsageImportError as exc:
         for error in exc.errors:
-            console.print(f"[red]{file}:{error.line}[/] {error.message}")
-        console.print(f"[red]nothing imported[/]: {len(exc.errors)} problem(s)")
+            console.print(literal(f"{file}:{error.line} ", style="red") + literal(error.message))
+        console.print(literal("nothing imported", style="red") + literal(f": {len(exc.errors)} problem(s)"))
         raise typer.Exit(1) from exc
     if storage:
-        store = Storage(storage)
-        try:
-            store.migrate()
+        with opened_storage(storage, migrate=True) as store:
             imported = store_usage(store, rows, file.name)
-        finally:
-            store.close()
     else:
         try:
             response = httpx.post(
                 f"{api.rstrip('/')}/api/v1/import/usage",
                 content=text.encode("utf-8"),
                 params={"source": file.name},
-                headers={"content-type": "text/csv"},
+                headers={"content-type": "text/csv", **api_auth_headers("POST")},
                 timeout=120,
             )
         except httpx.HTTPError as exc:
-            raise typer.BadParameter(f"cannot reach the collector API at {api} ({exc}); or use --storage") from exc
+            fail(f"cannot reach the collector API at {api} ({type(exc).__name__}); start it, or use --storage")
         if response.status_code != 200:
-            raise typer.BadParameter(f"collector API answered {response.status_code}: {response.text}")
+            fail(f"collector API answered {response.status_code}: {response.text}")
         imported = int(response.json()["imported"])
-    console.print(f"imported {imported} row(s) from {file}")
+    console.print(literal(f"imported {imported} row(s) from {file}"))

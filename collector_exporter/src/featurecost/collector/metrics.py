@@ -45,6 +45,13 @@ class _StatsCollector(Collector):
             ("featurecost_insert_batches", "Batches inserted", p.batches),
             ("featurecost_insert_failures", "Failed insert attempts (retried)", p.insert_failures),
             ("featurecost_dead_letter_records", "WAL records moved to dead-letter", p.dead_letters),
+            (
+                "featurecost_dead_letter_spans",
+                "Spans moved to dead-letter alone",
+                p.dead_letter_spans,
+            ),
+            ("featurecost_implausible_calls", "Calls stored with NULL cost: usage out of bounds", p.implausible_calls),
+            ("featurecost_pipeline_worker_errors", "Unexpected pipeline worker failures (retried)", p.worker_errors),
         ]
         for name, documentation, value in counters:
             yield CounterMetricFamily(name, documentation, value=value)
@@ -53,6 +60,7 @@ class _StatsCollector(Collector):
             ("featurecost_wal_bytes", "WAL bytes on disk", self.wal.total_bytes()),
             ("featurecost_wal_oldest_unstored_seconds", "Oldest unstored data age", self.wal.oldest_unstored_age()),
             ("featurecost_pipeline_running", "1 while the pipeline worker runs", 1 if self.pipeline.running else 0),
+            ("featurecost_pipeline_blocked", "1 while storage cannot progress", 1 if self.pipeline.blocked else 0),
         ]
         for name, documentation, gauge in gauges:
             yield GaugeMetricFamily(name, documentation, value=gauge)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -23,11 +23,11 @@ from typing import Any, Final
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from featurecost.collector import aliases
+from featurecost.collector import aliases, endpoints
+from featurecost.collector import attributes as attrs
 from featurecost.collector.records import CallRecord
-from featurecost.instrumentation import attributes as attrs
 
 DEFAULT_ENVIRONMENT = "production"
 
@@ -41,7 +41,7 @@ _OPENINFERENCE_OPERATIONS = {"LLM": "chat", "EMBEDDING": "embeddings"}
 _VERCEL_OPERATION_ID = "ai.operationId"
 _VERCEL_CALL_SUFFIXES = (".doGenerate", ".doStream", ".doEmbed")
 # A span without any of these keys cannot be an LLM call.
-_CANDIDATE_KEYS = frozenset({*_LLM_MARKERS, _OPENINFERENCE_KIND, _VERCEL_OPERATION_ID})
+_CANDIDATE_KEYS = frozenset(aliases.LLM_SPAN_MARKERS)
 # Everything the normalizer reads; other attributes (prompts, tool schemas...) are never decoded.
 _KEYS_READ = aliases.keys_read() | {_OPENINFERENCE_KIND, _VERCEL_OPERATION_ID, attrs.ROOT_ID, attrs.ERROR_TYPE}
 # featurecost.* keys that describe the call itself rather than attribute it
@@ -148,17 +148,36 @@ def normalize_provider(value: str) -> str:
     return aliases.PROVIDER_ALIASES.get(head, name)
 
 
-def _flatten_metadata(a: dict[str, Any]) -> None:
-    raw = a.get(aliases.OPENINFERENCE_METADATA)
+def _json_object(raw: Any) -> dict[str, Any] | None:
     if not isinstance(raw, str) or not raw.startswith("{"):
-        return
+        return None
     try:
-        metadata = json.loads(raw)
-    except ValueError:
-        return
-    if isinstance(metadata, dict):
+        value = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: JSON nested past the parser's depth
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _flatten_metadata(a: dict[str, Any]) -> None:
+    """OpenInference's JSON-object attributes as the flat keys the alias table names."""
+    metadata = _json_object(a.get(aliases.OPENINFERENCE_METADATA))
+    if metadata is not None:
         for key, value in metadata.items():
             a.setdefault(f"metadata.{key}", value if isinstance(value, str) else json.dumps(value))
+    for name in aliases.OPENINFERENCE_INVOCATION_PARAMETERS:
+        parameters = _json_object(a.get(name))
+        if parameters is None:
+            continue
+        for key in aliases.INVOCATION_PARAMETERS_READ:
+            value = parameters.get(key)
+            if isinstance(value, str) and value:
+                a.setdefault(f"{name}.{key}", value)
+
+
+def _needs_flattening(keys: Iterable[str]) -> bool:
+    return any(
+        key == aliases.OPENINFERENCE_METADATA or key in aliases.OPENINFERENCE_INVOCATION_PARAMETERS for key in keys
+    )
 
 
 class _Usage:
@@ -235,7 +254,7 @@ def _read_usage(a: dict[str, Any], provider: str, convention: aliases.UsageConve
     cache_write = _count(a, convention.cache_write, usage) or 0
     if convention.name == "vercel-ai-sdk-v5" and not cache_write:
         cache_write = _vercel_cache_write(a, usage)
-    cache_write_1h = _count(a, (aliases.USAGE_CACHE_WRITE_1H_TOKENS,), usage) or 0
+    cache_write_1h = _count(a, aliases.CACHE_WRITE_1H_KEYS, usage) or 0
     reasoning = _count(a, convention.reasoning, usage) or 0
     total = _count(a, convention.total, usage)
     usage.input_audio = _count(a, convention.input_audio, usage) or 0
@@ -260,7 +279,7 @@ def _read_usage(a: dict[str, Any], provider: str, convention: aliases.UsageConve
     if reasoning:
         thoughts_outside = (
             convention.cache_semantics == "provider" and provider in aliases.THOUGHTS_OUTSIDE_OUTPUT_PROVIDERS
-        )
+        ) or provider in aliases.REASONING_OUTSIDE_COMPLETION_PROVIDERS
         if total is not None:
             # A reported total settles it: it adds thoughts to candidates or it does not.
             if total == input_raw + output_raw + reasoning:
@@ -297,7 +316,7 @@ def _vercel_cache_write(a: dict[str, Any], usage: _Usage) -> int:
         return 0
     try:
         metadata = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: JSON nested past the parser's depth
         return 0
     anthropic = metadata.get("anthropic") if isinstance(metadata, dict) else None
     value = anthropic.get("cacheCreationInputTokens") if isinstance(anthropic, dict) else None
@@ -322,6 +341,9 @@ class Lookups:
     texts: tuple[tuple[str, ...], ...]
     service_tier: tuple[str, ...]
     client_cost: tuple[str, ...]
+    gateway_cost: tuple[str, ...]
+    # server address, server port, base URL: where the call went
+    endpoint: tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
     # None: choose per span (general path); else the chosen convention, names cut to the layout
     convention: aliases.UsageConvention | None
     convention_known: bool
@@ -369,6 +391,8 @@ def _lookups(present: set[str] | dict[str, Any] | None) -> Lookups:
         ),
         service_tier=cut(aliases.SERVICE_TIER_KEYS),
         client_cost=cut(aliases.CLIENT_COST_KEYS),
+        gateway_cost=cut(aliases.GATEWAY_COST_KEYS),
+        endpoint=(cut(aliases.SERVER_ADDRESS_KEYS), cut(aliases.SERVER_PORT_KEYS), cut(aliases.BASE_URL_KEYS)),
         convention=convention,
         convention_known=present is not None,
         extras=extras,
@@ -442,6 +466,13 @@ def normalize_span(
     trace_id = span.trace_id.hex()
     root_id = _as_str(get(attrs.ROOT_ID)) or trace_id
     provider = normalize_provider(provider_text)
+    address_keys, port_keys, url_keys = lookups.endpoint
+    endpoint = None
+    if address_keys or url_keys:
+        endpoint = endpoints.endpoint_of(_first(a, address_keys), _first(a, port_keys), _first(a, url_keys))
+        if endpoint is not None:
+            # the endpoint decides, not the SDK: an openai client at api.deepseek.com is DeepSeek
+            provider = endpoints.public_provider(endpoint, provider)
     convention = lookups.convention if lookups.convention_known else usage_convention(a)
     usage = _read_usage(a, provider, convention)
     usage_source = attrs.USAGE_MISSING
@@ -486,6 +517,9 @@ def normalize_span(
         usage_issues=usage.issues,
         service_tier=_service_tier(a, lookups.service_tier),
         client_cost_usd=_client_cost(a, lookups.client_cost),
+        response_id=_as_str(_first(a, aliases.RESPONSE_ID_KEYS)),
+        endpoint=endpoint.address if endpoint is not None else "",
+        gateway_cost_usd=_client_cost(a, lookups.gateway_cost),
     )
 
 
@@ -493,6 +527,24 @@ def normalize_span(
 # Spans from one instrumentation carry the same attribute keys in the same order, so
 # what to decode and which aliases can match is worked out once per layout and cached.
 _MAX_LAYOUTS = 4096  # bounded: a layout explosion (random keys) evicts the least used, not memory
+# ... and so is each entry: a crafted span with thousands of long keys would make one layout
+# megabytes (4096 of them: gigabytes). Such layouts are worked out per span, never cached.
+_MAX_CACHED_KEYS = 96
+_MAX_CACHED_KEY_CHARS = 4096
+
+
+def _cacheable(keys: tuple[str, ...]) -> bool:
+    return len(keys) <= _MAX_CACHED_KEYS and sum(map(len, keys)) <= _MAX_CACHED_KEY_CHARS
+
+
+def layout_of(keys: tuple[str, ...]) -> SpanLayout:
+    """``span_layout``, cached only when the layout is small."""
+    return span_layout(keys) if _cacheable(keys) else _layout(keys)
+
+
+def lookups_of(keys: tuple[str, ...]) -> Lookups:
+    """``layout_lookups``, cached only when the layout is small."""
+    return layout_lookups(keys) if _cacheable(keys) else _lookups(dict.fromkeys(keys))
 
 
 @dataclass(frozen=True, slots=True)
@@ -508,7 +560,7 @@ def _layout(keys: tuple[str, ...]) -> SpanLayout:
     candidate = not _CANDIDATE_KEYS.isdisjoint(keys)
     read = tuple((i, key) for i, key in enumerate(keys) if key in _KEYS_READ or key.startswith("featurecost."))
     present = dict.fromkeys(key for _, key in read)
-    lookups = None if aliases.OPENINFERENCE_METADATA in present else layout_lookups(tuple(present))
+    lookups = None if _needs_flattening(present) else lookups_of(tuple(present))
     return SpanLayout(candidate, read, lookups)
 
 
@@ -537,22 +589,42 @@ def _decode(key_values: list[KeyValue], read: tuple[tuple[int, str], ...]) -> di
     return out
 
 
-def normalize_request(request: ExportTraceServiceRequest) -> Iterator[CallRecord]:
-    """The LLM calls in ``request``, in the order they appear."""
+SpanFailure = Callable[[ResourceSpans, ScopeSpans, Span, Exception], None]
+
+
+def normalize_request(request: ExportTraceServiceRequest, on_error: SpanFailure | None = None) -> Iterator[CallRecord]:
+    """The LLM calls in ``request``, in the order they appear.
+
+    With ``on_error``, a span that fails to normalize is handed to it and the rest of the
+    request goes on: one bad span must not keep its neighbours (other clients' calls,
+    batched into the same insert) out of storage."""
     for resource_spans in request.resource_spans:
         facts = ResourceFacts.of(attribute_map(resource_spans.resource.attributes))
         for scope_spans in resource_spans.scope_spans:
             for span in scope_spans.spans:
-                key_values = list(span.attributes)  # one wrapper per attribute, reused by _decode
-                layout = span_layout(tuple([kv.key for kv in key_values]))
-                # decide on the keys alone; HTTP/DB/framework spans never get their values decoded
-                if not layout.candidate:
-                    continue
-                a = _decode(key_values, layout.read)
-                if not is_llm_span(a):
-                    continue
-                lookups = layout.lookups
-                if lookups is None:
-                    _flatten_metadata(a)
-                    lookups = layout_lookups(tuple(a))
-                yield normalize_span(span, facts, a, lookups)
+                if on_error is None:
+                    call = _normalize_one(span, facts)
+                else:
+                    try:
+                        call = _normalize_one(span, facts)
+                    except Exception as exc:
+                        on_error(resource_spans, scope_spans, span, exc)
+                        continue
+                if call is not None:
+                    yield call
+
+
+def _normalize_one(span: Span, facts: ResourceFacts) -> CallRecord | None:
+    key_values = list(span.attributes)  # one wrapper per attribute, reused by _decode
+    layout = layout_of(tuple([kv.key for kv in key_values]))
+    # decide on the keys alone; HTTP/DB/framework spans never get their values decoded
+    if not layout.candidate:
+        return None
+    a = _decode(key_values, layout.read)
+    if not is_llm_span(a):
+        return None
+    lookups = layout.lookups
+    if lookups is None:
+        _flatten_metadata(a)
+        lookups = lookups_of(tuple(a))
+    return normalize_span(span, facts, a, lookups)

@@ -60,6 +60,8 @@ def _dicts(items: list[Any], where: str) -> list[dict[str, Any]]:
 def parse_request(body: bytes | str) -> ExportTraceServiceRequest:
     try:
         data = json.loads(body)
+    except RecursionError as exc:
+        raise OtlpJsonError("body is nested too deeply") from exc
     except (ValueError, UnicodeDecodeError) as exc:
         raise OtlpJsonError(f"body is not JSON: {exc}") from exc
     if not isinstance(data, dict):
@@ -76,9 +78,14 @@ def parse_request(body: bytes | str) -> ExportTraceServiceRequest:
                 for j, link in enumerate(links):
                     _fix_ids(link, f"{span_where}.links[{j}]")
     try:
-        return json_format.ParseDict(data, ExportTraceServiceRequest(), ignore_unknown_fields=True)
+        request = json_format.ParseDict(data, ExportTraceServiceRequest(), ignore_unknown_fields=True)
+    except RecursionError as exc:
+        raise OtlpJsonError("body is nested too deeply") from exc
     except (json_format.ParseError, TypeError, ValueError) as exc:
         raise OtlpJsonError(f"not an ExportTraceServiceRequest: {exc}") from exc
+    # ParseDict enforces protobuf's own nesting limit (100), the one the pipeline decodes
+    # the WAL record with, so a request accepted here is readable there.
+    return request
 
 
 def _hexify(obj: dict[str, Any]) -> None:

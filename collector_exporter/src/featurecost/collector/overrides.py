@@ -19,6 +19,8 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from featurecost.collector.endpoints import Endpoint
+
 Money = Annotated[Decimal, Field(ge=0, allow_inf_nan=False)]
 PRICE_FIELDS = ("input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "cache_write_1h_mtok")
 
@@ -40,6 +42,25 @@ class Deployment(_Strict):
 
     def matches(self, provider: str, name: str) -> bool:
         return name.lower() == self.deployment.lower() and (self.provider is None or self.provider == provider)
+
+
+class EndpointEntry(_Strict):
+    """An endpoint genai-prices' URL patterns cannot place, and how to price calls to it.
+
+    ``price_as``: a provider name (a private gateway that forwards to that provider),
+    ``span`` (a pass-through proxy: the provider the span names) or ``self-hosted`` (priced
+    from this file only). ``address`` is ``host``, ``host:port`` or ``host[:port]/base/path``.
+    """
+
+    address: str = Field(min_length=1)
+    price_as: str = Field(min_length=1)
+    note: str = ""
+
+    def matches(self, host: str, port: int, path: str) -> bool:
+        own = Endpoint.parse(self.address)
+        if own.host != host or (own.port and own.port != port):
+            return False
+        return not own.path or path == own.path or path.startswith(f"{own.path}/")
 
 
 class PriceOverride(_Strict):
@@ -109,6 +130,7 @@ class PriceOverride(_Strict):
 class PricesFile(_Strict):
     version: int = 1
     deployments: list[Deployment] = Field(default_factory=list)
+    endpoints: list[EndpointEntry] = Field(default_factory=list)
     prices: list[PriceOverride] = Field(default_factory=list)
 
 
@@ -147,6 +169,13 @@ class Overrides:
         except OSError as exc:
             raise PricesFileError(f"cannot read prices file {path}: {exc}") from exc
         return cls.parse(text, str(path))
+
+    def endpoint_price_as(self, endpoint: Endpoint) -> str | None:
+        """How the file says to price calls to ``endpoint`` (first matching entry), if it lists it."""
+        for entry in self.spec.endpoints:
+            if entry.matches(endpoint.host, endpoint.port, endpoint.path):
+                return entry.price_as
+        return None
 
     def deployment_model(self, provider: str, name: str) -> str | None:
         for deployment in self.spec.deployments:

@@ -16,7 +16,10 @@ calculation. tests/test_pricing_genai_prices_parity.py checks both agree on ever
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
+import threading
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,27 +31,20 @@ from pathlib import Path
 from genai_prices import Usage, data_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices, TimeOfDateConstraint
 
+from featurecost.collector import aliases, endpoints
+from featurecost.collector import attributes as attrs
 from featurecost.collector.overrides import Overrides, PriceOverride
 from featurecost.collector.records import CallRecord
-from featurecost.instrumentation import attributes as attrs
 
 GENAI_PRICES_SOURCE = "genai-prices"
 OVERRIDE_SOURCE = "override"
 NOT_BILLED_SOURCE = "not-billed"
 DATA_VERSION = f"genai-prices=={version('genai-prices')}"
 _MTOK = Decimal(1_000_000)
+_MONEY_QUANTUM = Decimal("1e-18")  # the Decimal(38, 18) scale of the money columns
 
-# gen_ai.provider.name values whose genai-prices provider id differs.
-_PROVIDER_IDS = {
-    "azure.ai.openai": "azure",
-    "az.ai.openai": "azure",
-    "aws.bedrock": "aws",
-    "gcp.gemini": "google",
-    "gcp.vertex_ai": "google",
-    "gcp.gen_ai": "google",
-    "mistral_ai": "mistral",
-    "x_ai": "x-ai",
-}
+GATEWAY_SOURCE = "gateway-reported"
+_PROVIDER_IDS = aliases.GENAI_PRICES_PROVIDER_IDS
 
 # Price keys the fast path computes; keys whose usage we never report count zero either way.
 _FAST_KEYS = frozenset({"input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "cache_write_1h_mtok"})
@@ -69,6 +65,11 @@ _REASONING_KEYS = frozenset({"output_reasoning_mtok"})
 
 _BEDROCK_REGION = re.compile(r"^(?:us|eu|apac|ap|ca|jp|au|us-gov|global)\.")
 _DATE_SUFFIX = re.compile(r"(?:[-@]\d{4}-?\d{2}-?\d{2}|-\d{3})$")
+# OpenAI's serving names for legacy base models: "<base>:<yyyy-mm-dd>-v<n>" is "<base>-00<n>".
+_LEGACY_SNAPSHOT = re.compile(r"^(?P<base>[a-z]+):\d{4}-\d{2}-\d{2}-v(?P<version>\d+)$")
+# OpenAI's serving revision of a numbered model ("text-embedding-ada-002-v2"); only after a
+# "-NNN" version, so names where "-v2" is a different model ("deepseek-v2") are left alone.
+_VERSION_SUFFIX = re.compile(r"(?<=-\d{3})-v\d+$")
 
 
 def model_candidates(model: str) -> list[str]:
@@ -98,6 +99,12 @@ def model_candidates(model: str) -> list[str]:
     if "/" in name:
         name = name.rsplit("/", 1)[1]
         add(name)
+    legacy = _LEGACY_SNAPSHOT.match(name)
+    if legacy:
+        # OpenAI answers a davinci-002 request with "davinci:2023-07-21-v2"
+        add(f"{legacy['base']}-{int(legacy['version']):03d}")
+    if not legacy:
+        add(_VERSION_SUFFIX.sub("", name))
     undated = _DATE_SUFFIX.sub("", name)
     add(undated)
     return out
@@ -110,6 +117,52 @@ def price_context(tier: str) -> dict[str, str] | None:
     if tier == "batch":
         return {"processing": "batch"}
     return {"service_tier": tier}
+
+
+class PriceDataError(ValueError):
+    """A genai-prices data file that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class PriceData:
+    """The genai-prices provider data the pricer reads, and the version calls are stamped with.
+
+    The package's bundled snapshot is the default (pinned, never fetched). ``featurecost prices
+    update`` loads a newer data file — genai-prices' own ``data.json`` (the provider array its
+    updater downloads) — without upgrading the package.
+    """
+
+    snapshot: data_snapshot.DataSnapshot
+    version: str
+
+    @classmethod
+    def bundled(cls) -> PriceData:
+        return cls(data_snapshot._bundled_snapshot(), DATA_VERSION)  # never the auto-updated one
+
+    @classmethod
+    def parse(cls, content: bytes, source: str = "price data") -> PriceData:
+        from genai_prices.types import _providers_from_raw
+
+        try:
+            raw = json.loads(content)
+        except ValueError as exc:
+            raise PriceDataError(f"{source}: not JSON: {exc}") from exc
+        if not isinstance(raw, list) or not raw:
+            raise PriceDataError(f"{source}: expected genai-prices' provider array (its data.json)")
+        try:
+            providers = _providers_from_raw(raw)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise PriceDataError(f"{source}: not genai-prices provider data: {str(exc)[:500]}") from exc
+        digest = hashlib.sha256(content).hexdigest()[:12]
+        return cls(data_snapshot.DataSnapshot(providers, from_auto_update=False), f"genai-prices-data@{digest}")
+
+    @classmethod
+    def load(cls, path: Path) -> PriceData:
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            raise PriceDataError(f"cannot read price data {path}: {exc}") from exc
+        return cls.parse(content, str(path))
 
 
 _MAX_UNPRICED_KEYS = 200
@@ -228,26 +281,61 @@ def _usage(r: CallRecord) -> Usage:
 class Pricer:
     """Prices ``CallRecord``s in place. ``Pricer()`` uses genai-prices alone."""
 
-    def __init__(self, overrides: Overrides | None = None) -> None:
+    def __init__(self, overrides: Overrides | None = None, data: PriceData | None = None) -> None:
         self.overrides = overrides or Overrides.empty()
-        self._snapshot = data_snapshot._bundled_snapshot()  # never the auto-updated one
+        self._data = data or PriceData.bundled()
+        self._snapshot = self._data.snapshot
+        self._lock = threading.Lock()  # use_data against pricing in the pipeline's thread
         self._models: dict[tuple[str, str], tuple[Provider, ModelInfo] | str] = {}
+        self._placements: dict[tuple[str, str], endpoints.Placement] = {}
         self.stats = PricingStats()
         self._cards: dict[tuple[str, str, str, str, str, date, tuple[int, int] | None], RateCard] = {}
 
     @classmethod
-    def from_file(cls, path: Path | None) -> Pricer:
-        return cls(Overrides.load(path) if path else None)
+    def from_file(cls, path: Path | None, data: PriceData | None = None) -> Pricer:
+        return cls(Overrides.load(path) if path else None, data)
+
+    @property
+    def data(self) -> PriceData:
+        """The genai-prices data this pricer prices with."""
+        return self._data
+
+    @property
+    def data_version(self) -> str:
+        """The genai-prices data priced calls are stamped with."""
+        return self._data.version
+
+    def use_overrides(self, overrides: Overrides) -> None:
+        """Price with a re-read prices file from now on (``featurecost prices reprice`` through
+        the API), in place: every holder of this pricer (pipeline, budgets) sees the change."""
+        with self._lock:
+            self.overrides = overrides
+            self._cards = {}
+            self._models = {}
+            self._placements = {}
+
+    def use_data(self, data: PriceData) -> None:
+        """Price with ``data`` from now on (``featurecost prices update``), without a restart.
+
+        The pipeline prices under the same lock, so a call is priced wholly by the old or the
+        new data and no resolution of the old data survives in the caches.
+        """
+        with self._lock:
+            self._data, self._snapshot = data, data.snapshot
+            self._cards = {}
+            self._models = {}
 
     # --- the pipeline stage ---
     def price(self, record: CallRecord) -> CallRecord:
-        self._price(record)
+        with self._lock:
+            self._price(record)
         self.stats.count(record)
         return record
 
     def quote(self, record: CallRecord) -> CallRecord:
         """Price ``record`` without counting it in the stats (estimates, probes)."""
-        return self._price(record)
+        with self._lock:
+            return self._price(record)
 
     def _price(self, record: CallRecord) -> CallRecord:
         if record.usage_source != attrs.USAGE_REPORTED:
@@ -256,15 +344,28 @@ class Pricer:
                 record.cost_usd = record.input_cost_usd = record.output_cost_usd = Decimal(0)
                 record.price_source = NOT_BILLED_SOURCE
                 record.price_entry = f"failed call ({record.error_type or 'error'})"
-                record.price_data_version = DATA_VERSION
+                record.price_data_version = self.data_version
                 record.unpriced_reason = ""
                 return self._reconcile(record)
-            return self._unpriced(record, "usage not reported", DATA_VERSION)
+            return self._unpriced(record, "usage not reported", self.data_version)
+        if record.endpoint:
+            placement = self._place(record)
+            record.provider = placement.provider
+            if placement.unplaced_reason:
+                return self._unpriced(
+                    record, f"{placement.unplaced_reason} (model {record.model or '?'})", self._version()
+                )
+        if record.gateway_cost_usd is not None:
+            return self._gateway_priced(record)
         if not record.model:
-            return self._unpriced(record, "model not reported", DATA_VERSION)
+            return self._unpriced(record, "model not reported", self.data_version)
         card = self.rate_card(record)
         if not card.priced:
-            return self._unpriced(record, card.unpriced_reason, card.data_version)
+            reason = card.unpriced_reason
+            if record.provider == endpoints.SELF_HOSTED:
+                where = f"endpoint {record.endpoint}, " if record.endpoint else ""
+                reason = f"self-hosted endpoint: add a prices-file entry ({where}model {record.model})"
+            return self._unpriced(record, reason, card.data_version)
         assert card.model_price is not None
         if card.fast and not (record.input_audio_tokens or record.output_audio_tokens):
             input_cost, output_cost = _fast_cost(card.model_price, record)
@@ -282,6 +383,39 @@ class Pricer:
         record.price_source = card.source
         record.price_entry = card.entry + (f" - {card.discount_entry}" if card.discount_entry else "")
         record.price_data_version = card.data_version
+        record.unpriced_reason = ""
+        return self._reconcile(record)
+
+    def _place(self, record: CallRecord) -> endpoints.Placement:
+        """The provider the call's endpoint says (cached per endpoint and stated provider)."""
+        key = (record.endpoint, record.provider)
+        placement = self._placements.get(key)
+        if placement is None:
+            if len(self._placements) >= _MAX_CACHED_CARDS:
+                self._placements.clear()
+            endpoint = endpoints.Endpoint.parse(record.endpoint)
+            configured = self.overrides.endpoint_price_as(endpoint)
+            placement = self._placements[key] = endpoints.place(endpoint, record.provider, configured)
+        return placement
+
+    def _gateway_priced(self, record: CallRecord) -> CallRecord:
+        """The cost the gateway reported is what it bills: use it, split like our own estimate."""
+        reported = record.gateway_cost_usd
+        assert reported is not None
+        estimate = self.rate_card(record) if record.model else None
+        input_cost, output_cost = reported, Decimal(0)
+        split = "all on input: no list price to split by"
+        if estimate is not None and estimate.priced and estimate.fast and estimate.model_price is not None:
+            est_input, est_output = _fast_cost(estimate.model_price, record)
+            if est_input + est_output > 0:
+                # at the stored scale, so input + output is exactly the reported cost
+                input_cost = (reported * est_input / (est_input + est_output)).quantize(_MONEY_QUANTUM)
+                output_cost = reported - input_cost
+                split = f"split as {estimate.entry}"
+        record.input_cost_usd, record.output_cost_usd, record.cost_usd = input_cost, output_cost, reported
+        record.price_source = GATEWAY_SOURCE
+        record.price_entry = f"{record.provider or 'gateway'} reported cost ({split})"
+        record.price_data_version = self.data_version
         record.unpriced_reason = ""
         return self._reconcile(record)
 
@@ -315,6 +449,9 @@ class Pricer:
         override = self._from_overrides(provider, candidates, tenant, tier, day)
         if override is not None:
             return override
+        if provider == endpoints.SELF_HOSTED:
+            # a self-hosted server's model has no public price, whatever it is called
+            return RateCard(source="", entry="", data_version=self._version(), unpriced_reason="self-hosted")
         resolved = self._genai_model(provider, names)
         if isinstance(resolved, str):
             return RateCard(
@@ -337,7 +474,7 @@ class Pricer:
         card = RateCard(
             source=GENAI_PRICES_SOURCE,
             entry=entry,
-            data_version=DATA_VERSION,
+            data_version=self.data_version,
             model_price=model_price,
             fast=self._fast(model_price),
             time_of_day=_time_of_day(gp_model),
@@ -422,9 +559,9 @@ class Pricer:
         known_provider = provider_id is None or data_snapshot.find_provider_by_id(self._snapshot.providers, provider_id)
         where = f"{provider or 'unknown provider'}/{names[0]}"
         if not known_provider:
-            result = f"no price for {where}: provider not in {DATA_VERSION} and no prices-file entry"
+            result = f"no price for {where}: provider not in {self.data_version} and no prices-file entry"
         else:
-            result = f"no price for {where}: model not in {DATA_VERSION} and no prices-file entry"
+            result = f"no price for {where}: model not in {self.data_version} and no prices-file entry"
         self._models[key] = result
         return result
 
@@ -434,7 +571,8 @@ class Pricer:
         return keys <= _FAST_KEYS | _NEVER_REPORTED_KEYS | _AUDIO_KEYS and not keys & _REASONING_KEYS
 
     def _version(self) -> str:
-        return f"{DATA_VERSION};{self.overrides.data_version}" if self.overrides.data_version else DATA_VERSION
+        data_version = self.data_version
+        return f"{data_version};{self.overrides.data_version}" if self.overrides.data_version else data_version
 
     # --- helpers ---
     @staticmethod

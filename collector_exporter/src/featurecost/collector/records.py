@@ -50,6 +50,8 @@ class CallRecord:
     usage_issues: list[str] = field(default_factory=list)  # impossible usage the normalizer noticed
     service_tier: str = ""  # "batch", "flex", "priority", ... or empty for the standard tier
     client_cost_usd: Decimal | None = None  # cost the instrumentation itself claimed, kept apart
+    endpoint: str = ""  # where the call went, host[:port][/path] (endpoints.py places the provider from it)
+    gateway_cost_usd: Decimal | None = None  # what a gateway (OpenRouter) reported it billed
     # set by the pricing stage
     cost_usd: Decimal | None = None
     input_cost_usd: Decimal | None = None
@@ -59,6 +61,10 @@ class CallRecord:
     price_data_version: str = ""
     unpriced_reason: str = ""
     cost_delta_vs_client_usd: Decimal | None = None  # computed minus client-claimed, when both exist
+    # one provider call, one bill (reconcile.py): spans of one trace with the same response id
+    response_id: str = ""  # the provider's id for this response, '' when the span had none
+    superseded_by: str = ""  # span id of the span billed for this call; '' while this one counts
+    rollup_sign: int = 1  # what this row adds to the rollups: 1 counted, 0 superseded, -1 withdrawn
 
     @property
     def model(self) -> str:

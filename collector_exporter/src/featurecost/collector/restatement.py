@@ -36,7 +36,7 @@ _RECORD_FIELDS = (
     "user_id", "plan", "root_id", "session_id", "version", "operation", "provider", "request_model",
     "response_model", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
     "reasoning_tokens", "usage_source", "status", "error_type", "cache_write_1h_tokens", "input_audio_tokens",
-    "output_audio_tokens", "service_tier",
+    "output_audio_tokens", "service_tier", "endpoint", "gateway_cost_usd",
 )  # fmt: skip
 
 

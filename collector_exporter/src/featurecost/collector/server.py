@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import ipaddress
 import logging
 import signal
-from collections.abc import Iterator
+import socket
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ import uvicorn
 
 from featurecost.collector.alerts import AlertStore
 from featurecost.collector.api import create_api_app
+from featurecost.collector.api_security import ApiAccess
 from featurecost.collector.budgets.api import budget_routes
 from featurecost.collector.budgets.config import BudgetsConfig
 from featurecost.collector.budgets.service import build_evaluator
@@ -25,8 +28,12 @@ from featurecost.collector.config import CollectorConfig
 from featurecost.collector.forward import Forwarder
 from featurecost.collector.grpc_receiver import create_grpc_server
 from featurecost.collector.ingest import Ingest
+from featurecost.collector.listen import StartupError, listen
 from featurecost.collector.metrics import Metrics
+from featurecost.collector.other_signals import signal_grpc_handlers, signal_routes
 from featurecost.collector.pipeline import Pipeline
+from featurecost.collector.price_update import saved_price_data
+from featurecost.collector.prices_api import prices_routes
 from featurecost.collector.pricing import Pricer
 from featurecost.collector.receiver import create_receiver_app
 from featurecost.collector.storage import Storage
@@ -34,7 +41,7 @@ from featurecost.collector.wal import WriteAheadLog
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CollectorConfig", "default_storage_dsn", "serve"]
+__all__ = ["CollectorConfig", "StartupError", "default_storage_dsn", "serve"]
 
 
 class _Server(uvicorn.Server):
@@ -61,27 +68,102 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
+
+
+def _url_host(host: str) -> str:
+    """The host to put in a URL a user can open: a wildcard bind is reachable on loopback."""
+    if host in ("", "0.0.0.0", "::"):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def _redacted(dsn: str) -> str:
+    scheme, sep, rest = dsn.partition("://")
+    if sep and "@" in rest:
+        credentials, _, location = rest.rpartition("@")
+        user = credentials.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{location}"
+    return dsn
+
+
+async def _announce(config: CollectorConfig, servers: Sequence[uvicorn.Server], grpc_port: int | None) -> None:
+    """Log every listening address and the page URL once all servers are up: the first thing
+    a new user looks for in the output, and what an operator checks after a config change."""
+    while not all(server.started for server in servers):
+        if any(server.should_exit for server in servers):
+            return
+        await asyncio.sleep(0.05)
+    host = _url_host(config.host)
+    scheme = "https" if config.tls_cert is not None else "http"
+    log.info("OTLP/HTTP on %s://%s:%d (/v1/traces; /v1/metrics and /v1/logs acknowledged and dropped)",
+             scheme, host, config.otlp_http_port)  # fmt: skip
+    if grpc_port is not None:
+        log.info("OTLP/gRPC on %s:%d", host, grpc_port)
+    api = f"{scheme}://{host}:{config.api_port}"
+    log.info("report API on %s/api/v1, health %s/healthz, Prometheus %s/metrics", api, api, api)
+    log.info("web page: %s/", api)
+    log.info("storage %s (WAL %s)", _redacted(config.resolved_storage_dsn), config.resolved_wal_dir)
+
+
 def default_storage_dsn(data_dir: Path) -> str:
     return f"chdb://{data_dir.resolve() / 'clickhouse'}"
 
 
+def _open_wal(config: CollectorConfig) -> WriteAheadLog:
+    try:
+        return WriteAheadLog(
+            config.resolved_wal_dir,
+            segment_bytes=config.wal_segment_bytes,
+            max_bytes=config.wal_max_bytes,
+            max_age_seconds=config.wal_max_age_seconds,
+            min_free_disk_bytes=config.wal_min_free_disk_bytes,
+        )
+    except OSError as exc:
+        raise StartupError(f"cannot use the write-ahead log directory {config.resolved_wal_dir}: {exc}") from exc
+
+
 async def serve(config: CollectorConfig, budgets: BudgetsConfig | None = None) -> None:
+    """Run until SIGTERM/SIGINT. Start-up order: claim the ports, open the WAL, then start
+    storage (in the pipeline worker) — a port in use or an unusable directory is a
+    ``StartupError`` before embedded storage is loaded."""
+    sockets = [listen(config.host, config.otlp_http_port, "OTLP/HTTP")]
+    try:
+        sockets.append(listen(config.host, config.api_port, "the API"))
+        if config.otlp_grpc_port > 0:
+            # gRPC binds its own socket; try the port first so "in use" is our one clear line
+            # (gRPC's C core would add its own log line) and comes before the WAL and storage
+            listen(config.host, config.otlp_grpc_port, "OTLP/gRPC").close()
+        wal = _open_wal(config)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    try:
+        await _serve(config, budgets, wal, sockets)
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+async def _serve(
+    config: CollectorConfig, budgets: BudgetsConfig | None, wal: WriteAheadLog, sockets: list[socket.socket]
+) -> None:
+    http_socket, api_socket = sockets
     # Storage connects (and migrates) in the pipeline worker, retrying: an unreachable
     # ClickHouse server must not keep the collector from accepting into its WAL.
     storage = Storage(config.resolved_storage_dsn, lazy=True)
-    wal = WriteAheadLog(
-        config.resolved_wal_dir,
-        segment_bytes=config.wal_segment_bytes,
-        max_bytes=config.wal_max_bytes,
-        max_age_seconds=config.wal_max_age_seconds,
-        min_free_disk_bytes=config.wal_min_free_disk_bytes,
-    )
     metrics = Metrics()
     forwarder = Forwarder(config.forward_endpoint, config.forward_headers) if config.forward_endpoint else None
     pipeline = Pipeline(
         wal,
         storage,
-        Pricer.from_file(config.prices_file),
+        # newer genai-prices data a `featurecost prices update` left, else the pinned package's
+        Pricer.from_file(config.prices_file, saved_price_data(config.data_dir)),
         batch_rows=config.batch_rows,
         flush_interval=config.flush_interval,
         retention=config.retention,
@@ -90,11 +172,16 @@ async def serve(config: CollectorConfig, budgets: BudgetsConfig | None = None) -
         on_stored=forwarder.on_stored if forwarder else None,
         prepare_storage=True,
     )
-    tune_gc()
-    pipeline.start()
-    ingest = Ingest(wal, retry_after=config.retry_after_seconds, bearer_token=config.auth_token)
+    ingest = Ingest(
+        wal,
+        retry_after=config.retry_after_seconds,
+        bearer_token=config.auth_token,
+        blocked=lambda: pipeline.blocked,
+        max_future_skew=config.max_future_skew_seconds,
+    )
     metrics.watch(ingest.stats, pipeline, wal)
     receiver = create_receiver_app(ingest=ingest, max_body_bytes=config.max_body_bytes)
+    receiver.router.routes.extend(signal_routes(ingest, config.max_body_bytes))
     tls: dict[str, Any] = {}
     if config.tls_cert is not None and config.tls_key is not None:
         tls = {"ssl_certfile": str(config.tls_cert), "ssl_keyfile": str(config.tls_key)}
@@ -102,18 +189,29 @@ async def serve(config: CollectorConfig, budgets: BudgetsConfig | None = None) -
         uvicorn.Config(receiver, host=config.host, port=config.otlp_http_port, log_level="warning", **tls)
     )
     grpc_server = None
+    grpc_port: int | None = None
     if config.otlp_grpc_port >= 0:
-        grpc_server, grpc_port = create_grpc_server(
-            ingest, f"{config.host}:{config.otlp_grpc_port}", max_body_bytes=config.max_body_bytes, tls=config.tls_pem()
-        )
+        address = f"{config.host}:{config.otlp_grpc_port}"
+        try:
+            grpc_server, grpc_port = create_grpc_server(
+                ingest, address, max_body_bytes=config.max_body_bytes, tls=config.tls_pem()
+            )
+        except (RuntimeError, OSError) as exc:
+            wal.close()
+            raise StartupError(f"cannot listen for OTLP/gRPC on {address}: {exc}") from exc
+        grpc_server.add_generic_rpc_handlers(signal_grpc_handlers(ingest))
+    # every port is ours: now load storage (chDB in-process) and start serving
+    tune_gc()
+    pipeline.start()
+    if grpc_server is not None:
         await grpc_server.start()
-        log.info("OTLP/gRPC on %s:%d", config.host, grpc_port)
 
     def ingest_ready() -> bool:
         return bool(ingest_http.started)
 
     evaluator = build_evaluator(storage, budgets, interval=config.budget_interval) if budgets else None
     routes = budget_routes(evaluator, AlertStore(storage) if evaluator else None, pipeline.pricer)
+    routes = [*routes, *prices_routes(storage, pipeline, config.prices_file)]
     api = create_api_app(
         storage,
         wal,
@@ -123,10 +221,23 @@ async def serve(config: CollectorConfig, budgets: BudgetsConfig | None = None) -
         metrics=metrics,
         forward_stats=forwarder.stats if forwarder else None,
         extra_routes=routes,
+        access=ApiAccess(
+            read_token=config.api_token,
+            admin_token=config.admin_token,
+            metrics_public=config.metrics_public,
+            max_body_bytes=config.api_max_body_bytes,
+        ),
+        data_dir=config.data_dir,
     )
+    if config.api_token is None and not _loopback(config.host):
+        log.warning(
+            "the API on %s:%d has no --api-token: anyone who can reach it reads every tenant's costs",
+            config.host,
+            config.api_port,
+        )
     servers = [
         ingest_http,
-        _Server(uvicorn.Config(api, host=config.host, port=config.api_port, log_level="warning")),
+        _Server(uvicorn.Config(api, host=config.host, port=config.api_port, log_level="warning", **tls)),
     ]
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
@@ -140,12 +251,17 @@ async def serve(config: CollectorConfig, budgets: BudgetsConfig | None = None) -
         loop.add_signal_handler(sig, request_stop)
     if evaluator:
         evaluator.start()
+    announce = asyncio.create_task(_announce(config, servers, grpc_port))
     try:
-        results = await asyncio.gather(*(s.serve() for s in servers), return_exceptions=True)
+        results = await asyncio.gather(
+            *(server.serve(sockets=[sock]) for server, sock in zip(servers, (http_socket, api_socket), strict=True)),
+            return_exceptions=True,
+        )
         for result in results:
             if isinstance(result, BaseException):
                 raise result
     finally:
+        announce.cancel()
         request_stop()
         if grpc_server is not None:
             await grpc_server.stop(grace=5)

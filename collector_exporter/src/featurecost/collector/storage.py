@@ -14,6 +14,7 @@ from decimal import Decimal
 from importlib import resources
 from operator import attrgetter
 from typing import Any
+from urllib.parse import urlsplit
 
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
@@ -30,13 +31,42 @@ CALL_COLUMNS = (
     # 0010: normalization detail and client-claimed cost
     "cache_write_1h_tokens", "input_audio_tokens", "output_audio_tokens", "raw_usage", "usage_convention",
     "usage_issues", "service_tier", "client_cost_usd", "cost_delta_vs_client_usd",
+    # 0050: one provider call, one bill
+    "response_id", "superseded_by", "rollup_sign",
+    # 0060: where the call went and what a gateway reported it billed
+    "endpoint", "gateway_cost_usd",
 )  # fmt: skip
 
 _MONEY_COLUMNS = frozenset(
-    {"cost_usd", "input_cost_usd", "output_cost_usd", "client_cost_usd", "cost_delta_vs_client_usd"}
+    {"cost_usd", "input_cost_usd", "output_cost_usd", "client_cost_usd", "cost_delta_vs_client_usd", "gateway_cost_usd"}
 )
 MONEY_QUANTUM = Decimal("1e-18")  # the Decimal(38, 18) scale of the money columns
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+DSN_SCHEMES = ("chdb", "http", "https")
+
+
+def dsn_problem(dsn: str) -> str | None:
+    """Why ``dsn`` cannot name a storage, or None. Checked at start: a mistyped DSN must
+    stop the collector with a message, not have it acknowledge spans it can never store."""
+    parts = urlsplit(dsn)
+    if parts.scheme not in DSN_SCHEMES:
+        return f"storage DSN {_redacted(dsn)!r}: scheme must be one of {', '.join(DSN_SCHEMES)} (chdb:///path, https://host:8443/db)"
+    if parts.scheme == "chdb":
+        return None if parts.path else f"storage DSN {dsn!r}: chdb:// needs a path (chdb:///var/lib/featurecost)"
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError as exc:
+        return f"storage DSN {_redacted(dsn)!r}: {exc}"
+    return None if parts.hostname else f"storage DSN {_redacted(dsn)!r}: no host"
+
+
+def _redacted(dsn: str) -> str:
+    parts = urlsplit(dsn)
+    if parts.password:
+        return dsn.replace(f":{parts.password}@", ":***@", 1)
+    return dsn
 
 
 def money(value: Decimal | None) -> Decimal | None:
@@ -79,7 +109,12 @@ class Storage:
     def _connect(self) -> Client:
         with self._lock:
             if self._client is None:
-                self._client = clickhouse_connect.get_client(dsn=self.dsn)
+                # clickhouse-connect takes TLS from the port (8443/443) or ``secure``, not
+                # the scheme: https://host/db would otherwise be plain HTTP on 8123
+                if urlsplit(self.dsn).scheme == "https":
+                    self._client = clickhouse_connect.get_client(dsn=self.dsn, secure=True)
+                else:
+                    self._client = clickhouse_connect.get_client(dsn=self.dsn)
             return self._client
 
     @property

@@ -7,17 +7,24 @@ and fsyncs once, then releases all the waiting appenders, so many concurrent
 requests share one fsync.
 
 A crash can leave a torn record at the tail of the newest segment; it was never
-acknowledged (the ack waits for fsync), so opening the log truncates it away.
+acknowledged (the ack waits for fsync), so opening the log truncates it away. A
+failed write (ENOSPC, EIO) never leaves one behind while running: the group is cut
+back off the segment before anything else is appended, so no later record lands after
+garbage (where reading would stop, and a restart would cut acknowledged data). Until
+the cut succeeds every append fails. A bad record *followed by* more data is not a
+torn tail but corruption: it is left in place for an operator, never truncated.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import shutil
 import struct
 import threading
 import time
+import uuid
 import zlib
 from collections import deque
 from collections.abc import Iterator
@@ -27,6 +34,7 @@ from pathlib import Path
 _HEADER = struct.Struct("<II")
 _SUFFIX = ".wal"
 _CHECKPOINT = "checkpoint"
+_IDENTITY = "identity"
 
 
 class WalFullError(Exception):
@@ -66,18 +74,50 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def _valid_length(path: Path) -> int:
-    """Bytes of ``path`` that hold whole, checksummed records."""
+def _identity(directory: Path) -> str:
+    """This log's identity, made once with the directory: positions restart at 1:0 in
+    every WAL directory, so whatever is keyed by position downstream (insert
+    deduplication tokens) needs it to tell two logs — two collectors on one ClickHouse,
+    or one whose directory was reset — apart."""
+    path = directory / _IDENTITY
+    try:
+        identity = path.read_text().strip()
+    except FileNotFoundError:
+        identity = ""
+    if identity:
+        return identity
+    identity = uuid.uuid4().hex
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w") as f:
+        f.write(identity)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(directory)
+    return identity
+
+
+def _torn_tail(path: Path) -> int | None:
+    """Where the torn last record of ``path`` starts, or None if it ends with a whole one.
+
+    Only a record that runs to the end of the file is a torn write; a bad record with
+    data after it is corruption of acknowledged data and is left alone (reading stops
+    there and says so)."""
     valid = 0
+    size = path.stat().st_size
     with path.open("rb") as f:
         while True:
             header = f.read(_HEADER.size)
+            if not header:
+                return None
             if len(header) < _HEADER.size:
                 return valid
             length, crc = _HEADER.unpack(header)
             payload = f.read(length)
-            if len(payload) < length or zlib.crc32(payload) != crc:
+            if len(payload) < length:
                 return valid
+            if zlib.crc32(payload) != crc:
+                return valid if valid + _HEADER.size + length >= size else None
             valid += _HEADER.size + length
 
 
@@ -93,6 +133,7 @@ class WriteAheadLog:
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.identity = _identity(self.directory)
         self.segment_bytes = segment_bytes
         self.max_bytes = max_bytes
         self.max_age_seconds = max_age_seconds
@@ -112,17 +153,21 @@ class WriteAheadLog:
         if segments:
             self._segment = segments[-1]
             path = _segment_path(self.directory, self._segment)
-            valid = _valid_length(path)
-            if valid < path.stat().st_size:
+            torn = _torn_tail(path)
+            if torn is not None:
                 with path.open("r+b") as f:
-                    f.truncate(valid)
+                    f.truncate(torn)
                     os.fsync(f.fileno())
         else:
             self._segment = max(self._checkpoint.segment, 1)
             _segment_path(self.directory, self._segment).touch()
             _fsync_dir(self.directory)
-        self._file = _segment_path(self.directory, self._segment).open("ab")
-        self._end = Position(self._segment, self._file.tell())
+        # A raw descriptor, not a buffered file: after a failed write a buffered file would
+        # keep the unwritten bytes and write them later, after the cut.
+        self._fd = self._open_segment(self._segment)
+        self._offset = os.lseek(self._fd, 0, os.SEEK_END)
+        self._cut_pending: int | None = None  # offset a failed group must be cut back to
+        self._end = Position(self._segment, self._offset)
         self._sizes = {seg: _segment_path(self.directory, seg).stat().st_size for seg in self._segments()}
         if self._end > self._checkpoint:
             # data left by the previous run: its age counts from now
@@ -220,30 +265,63 @@ class WriteAheadLog:
             with self._appended:
                 self._appended.notify_all()
 
+    def _open_segment(self, segment: int) -> int:
+        return os.open(_segment_path(self.directory, segment), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
     def _write_batch(self, batch: list[tuple[bytes, concurrent.futures.Future[Position]]]) -> list[Position]:
+        if self._cut_pending is not None:
+            self._cut(self._cut_pending)  # raises while the disk still fails: nobody is acked
+        if self._offset >= self.segment_bytes:
+            self._roll()  # a group never spans segments, so a failed one is cut from one file
+        start = self._offset
         positions = []
+        chunks = []
+        offset = start
         for payload, _ in batch:
-            if self._file.tell() >= self.segment_bytes:
-                self._roll()
-            self._file.write(_HEADER.pack(len(payload), zlib.crc32(payload)))
-            self._file.write(payload)
-            positions.append(Position(self._segment, self._file.tell()))
-            self._sizes[self._segment] = self._file.tell()
-        self._file.flush()
-        os.fsync(self._file.fileno())
+            chunks.append(_HEADER.pack(len(payload), zlib.crc32(payload)))
+            chunks.append(payload)
+            offset += _HEADER.size + len(payload)
+            positions.append(Position(self._segment, offset))
+        try:
+            self._write_all(b"".join(chunks))
+            os.fsync(self._fd)
+        except BaseException:
+            self._cut_pending = start
+            with contextlib.suppress(OSError):
+                self._cut(start)
+            raise
+        self._offset = offset
+        self._sizes[self._segment] = offset
         with self._appended:
             self._end = positions[-1]
             self._unstored.append((positions[-1], time.monotonic()))
         return positions
 
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)  # a short write (disk filling up) continues, or raises
+            view = view[written:]
+
+    def _cut(self, offset: int) -> None:
+        """Remove a failed group's bytes from the segment's end, durably."""
+        os.ftruncate(self._fd, offset)
+        os.fsync(self._fd)
+        self._cut_pending = None
+        self._offset = offset
+
     def _roll(self) -> None:
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
+        fd = self._open_segment(self._segment + 1)
+        try:
+            _fsync_dir(self.directory)
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(self._fd)
+        self._fd = fd
         self._segment += 1
-        self._file = _segment_path(self.directory, self._segment).open("ab")
+        self._offset = 0
         self._sizes[self._segment] = 0
-        _fsync_dir(self.directory)
 
     def wait_for_data(self, after: Position, timeout: float) -> bool:
         """Block until the log ends past ``after`` (or ``timeout``); True if it does."""
@@ -319,4 +397,4 @@ class WriteAheadLog:
         self._writer.join()
         with self._appended:
             self._appended.notify_all()
-        self._file.close()
+        os.close(self._fd)

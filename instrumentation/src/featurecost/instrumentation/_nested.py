@@ -15,6 +15,7 @@ The processor is added once per SDK ``TracerProvider``; it does nothing outside 
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import weakref
@@ -27,8 +28,12 @@ from featurecost.instrumentation import attributes as attrs
 
 # Set in the context the SDK talks to the provider in (``_spans._provider_context``).
 IN_LLM_CALL = otel_context.create_key("featurecost-in-llm-call")
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
-_watched: weakref.WeakSet[Any] = weakref.WeakSet()
+# Providers already watched, by identity: a WeakSet would hash them, and some providers are
+# unhashable (Logfire's proxy provider sets ``__hash__ = None``). Values hold a weak
+# reference where the provider allows one, else the provider itself (kept alive: rare).
+_watched: dict[int, Any] = {}
 _global_watched = False
 _next_global_try = 0.0
 
@@ -70,12 +75,23 @@ class PassiveSpanProcessor:
         return True
 
 
+# Set while we call an SDK method whose request is sent later (a stream helper's manager):
+# a list that collects the spans started meanwhile. Another instrumentation wrapping the
+# method inside ours starts its LLM span there without making it current (OpenLLMetry,
+# OpenInference), so only the processor sees it; once our span is sure to exist, it is
+# marked superseded (``supersede_foreign_llm_spans``).
+STARTED_SPANS = otel_context.create_key("featurecost-started-spans")
+
+
 class NestedSpanMarker(PassiveSpanProcessor):
     """Marks spans started inside a featurecost LLM call superseded (see the module docstring)."""
 
     def on_start(self, span: Any, parent_context: otel_context.Context | None = None) -> None:
         if otel_context.get_value(IN_LLM_CALL, parent_context):
             span.set_attribute(attrs.SUPERSEDED, True)
+        started = otel_context.get_value(STARTED_SPANS, parent_context)
+        if isinstance(started, list):
+            started.append(span)
 
 
 def watch_nested_spans(tracer_provider: Any = None) -> bool:
@@ -84,13 +100,31 @@ def watch_nested_spans(tracer_provider: Any = None) -> bool:
     False when the provider takes no span processors (a no-op or proxy provider: no SDK yet);
     ``llm_span`` tries again with the global provider when a call starts.
     """
-    provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
-    add = getattr(provider, "add_span_processor", None)
-    if add is None:
+    try:
+        provider = tracer_provider if tracer_provider is not None else trace.get_tracer_provider()
+        add = getattr(provider, "add_span_processor", None)
+        if add is None:
+            return False
+        with _lock:
+            if _is_watched(provider):
+                return True
+            try:
+                _watched[id(provider)] = weakref.ref(provider)
+            except TypeError:
+                _watched[id(provider)] = provider
+        add(NestedSpanMarker())
+        return True
+    except Exception:
+        # Whatever provider another tool installed, instrumenting must never fail the app:
+        # without the marker only nested-span de-duplication is lost (the collector still
+        # reconciles by response id).
+        log.warning("featurecost: could not add the nested-span marker to %r", tracer_provider, exc_info=True)
         return False
-    with _lock:
-        if provider in _watched:
-            return True
-        _watched.add(provider)
-    add(NestedSpanMarker())
-    return True
+
+
+def _is_watched(provider: Any) -> bool:
+    entry = _watched.get(id(provider))
+    if entry is None:
+        return False
+    held = entry() if isinstance(entry, weakref.ref) else entry
+    return held is provider

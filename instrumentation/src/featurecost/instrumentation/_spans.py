@@ -61,24 +61,27 @@ class TokenUsage:
     output_audio_tokens: int = 0
 
 
-_hosts: dict[int, tuple[object, str | None]] = {}
+_hosts: dict[int, tuple[object, str | None, int | None]] = {}
 
 
-def _server_address(client: object) -> str | None:
+def _server_endpoint(client: object) -> tuple[str | None, int | None]:
+    """Host and explicit port of the client's base URL: the collector places the provider from them."""
     base_url = getattr(client, "base_url", None)
     if base_url is None:
-        return None
+        return None, None
     # URL objects are immutable and a client keeps its own: remember the host of the
     # last few (the entry holds the URL, so its id cannot be reused while cached).
     cached = _hosts.get(id(base_url))
     if cached is not None and cached[0] is base_url:
-        return cached[1]
+        return cached[1], cached[2]
     host = getattr(base_url, "host", None)
     address = str(host) if host else None
+    port = getattr(base_url, "port", None)
+    port = port if isinstance(port, int) else None
     if len(_hosts) >= 256:
         _hosts.clear()
-    _hosts[id(base_url)] = (base_url, address)
-    return address
+    _hosts[id(base_url)] = (base_url, address, port)
+    return address, port
 
 
 def _provider_context(ctx: otel_context.Context, span: Span) -> otel_context.Context:
@@ -107,6 +110,27 @@ _FOREIGN_LLM_MARKERS = (
     attrs.GEN_AI_SYSTEM,
     "llm.request.type",
 )
+
+
+def is_foreign_llm_span(span: Any) -> bool:
+    """Whether ``span`` (still recording) is another instrumentation's LLM span."""
+    found = getattr(span, "attributes", None)
+    if not found or not span.is_recording():
+        return False
+    scope = getattr(getattr(span, "instrumentation_scope", None), "name", "") or ""
+    if scope.startswith("featurecost."):
+        return False
+    return any(marker in found for marker in _FOREIGN_LLM_MARKERS) or found.get("openinference.span.kind") in (
+        "LLM",
+        "EMBEDDING",
+    )
+
+
+def supersede_foreign_llm_spans(spans: list[Any]) -> None:
+    """Mark other instrumentations' LLM spans of a call ours bills (see ``_nested.STARTED_SPANS``)."""
+    for span in spans:
+        if is_foreign_llm_span(span):
+            span.set_attribute(attrs.SUPERSEDED, True)
 
 
 def _supersede_enclosing_llm_span(ctx: otel_context.Context) -> None:
@@ -143,9 +167,11 @@ def _start_attributes(
     }
     if request_model:
         attributes[attrs.GEN_AI_REQUEST_MODEL] = request_model
-    address = _server_address(client)
+    address, port = _server_endpoint(client)
     if address:
         attributes[attrs.SERVER_ADDRESS] = address
+        if port:
+            attributes[attrs.SERVER_PORT] = port
     attributes.update(attribution)
     if flags:
         attributes.update(flags)

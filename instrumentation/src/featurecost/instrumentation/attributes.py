@@ -2,7 +2,10 @@
 
 GenAI names follow the OpenTelemetry GenAI semantic conventions. Where the conventions
 have no name yet we use the ``featurecost.*`` prefix; docs/attributes.md lists them.
-The collector imports these too, so producer and consumer cannot drift apart.
+The collector carries a byte-identical copy (``featurecost/collector/attributes.py``) so that
+``featurecost-collector`` installs without this distribution's runtime dependencies
+(opentelemetry-instrumentation, wrapt); ``tests/test_packaging.py`` fails if the two differ,
+so producer and consumer cannot drift apart.
 """
 
 from typing import Final
@@ -39,6 +42,7 @@ GEN_AI_USAGE_OUTPUT_TOKENS: Final = "gen_ai.usage.output_tokens"
 GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: Final = "gen_ai.usage.cache_read.input_tokens"
 GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS: Final = "gen_ai.usage.cache_creation.input_tokens"
 SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
 ERROR_TYPE: Final = "error.type"
 
 # --- featurecost extensions (no semconv name yet) ---
@@ -58,6 +62,9 @@ REQUEST_STREAM: Final = "featurecost.request.stream"
 SUPERSEDED: Final = "featurecost.superseded"
 # A cost the app computed itself; the collector keeps it apart from its own and reconciles.
 CLIENT_COST_USD: Final = "featurecost.client.cost_usd"
+# What a gateway (OpenRouter) reports it billed for the call, and which upstream provider served it.
+GATEWAY_COST_USD: Final = "featurecost.gateway.cost_usd"
+GATEWAY_UPSTREAM_PROVIDER: Final = "featurecost.gateway.upstream_provider"
 REQUEST_UNATTRIBUTED: Final = "featurecost.request.unattributed"  # strict mode "flag": no feature was set
 
 USAGE_REPORTED: Final = "reported"

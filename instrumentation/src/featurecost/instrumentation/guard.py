@@ -62,6 +62,7 @@ Clock = Callable[[], float]  # monotonic seconds; tests pass one they move by ha
 SoftLimitCallback = Callable[["Decision", dict[str, Any]], "dict[str, Any] | None"]
 
 ENV_API = "FEATURECOST_BUDGET_API"
+ENV_API_TOKEN = "FEATURECOST_API_TOKEN"  # the collector's --api-token, sent as a bearer token
 ENV_FAIL_CLOSED = "FEATURECOST_BUDGET_FAIL_CLOSED"
 ENV_TTL = "FEATURECOST_BUDGET_TTL"
 ENV_SESSION_CAP = "FEATURECOST_BUDGET_SESSION_CAP_USD"
@@ -213,8 +214,10 @@ class Guard:
         default_output_tokens: int = 256,
         max_sessions: int = 10_000,
         clock: Clock = time.monotonic,
+        api_token: str | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/") if api_url else None
+        self.api_token = api_token
         self.ttl = ttl
         self.error_ttl = error_ttl
         self.timeout = timeout
@@ -238,6 +241,7 @@ class Guard:
         ttl = os.environ.get(ENV_TTL)
         settings: dict[str, Any] = {
             "api_url": os.environ.get(ENV_API) or None,
+            "api_token": os.environ.get(ENV_API_TOKEN) or None,
             "fail_closed": os.environ.get(ENV_FAIL_CLOSED, "").lower() in ("1", "true", "yes"),
             "session_cap_usd": _env_decimal(ENV_SESSION_CAP),
         }
@@ -307,7 +311,10 @@ class Guard:
     def _get(self, path: str, params: Mapping[str, str]) -> dict[str, Any]:
         url = f"{self.api_url}{path}?{urllib.parse.urlencode(params)}"
         self.api_requests += 1
-        request = urllib.request.Request(url, headers={"Accept": "application/json"})
+        headers = {"Accept": "application/json"}
+        if self.api_token:
+            headers["Authorization"] = f"Bearer {self.api_token}"
+        request = urllib.request.Request(url, headers=headers)
         with urllib.request.urlopen(request, timeout=self.timeout) as response:
             data = json.loads(response.read())
         if not isinstance(data, dict):

@@ -15,11 +15,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from featurecost.collector import attributes as attrs
 from featurecost.collector.alerts import AlertStore
 from featurecost.collector.budgets.decision import decide
 from featurecost.collector.budgets.evaluator import BudgetEvaluator
 from featurecost.collector.pricing import Pricer, token_prices
-from featurecost.instrumentation import attributes as attrs
 
 _MILLION = 1_000_000
 _DIMENSIONS = ("feature", "tenant", "user", "environment")

@@ -21,6 +21,7 @@ WHERE ({environment:String} = '*' OR environment = {environment:String})
   AND start_time >= {since:DateTime64(6, 'UTC')}
   AND start_time < {until:DateTime64(6, 'UTC')}
   AND attributes['featurecost.latency'] IN ('batch', 'background')
+  AND superseded_by = ''  -- a superseded span is another span's call (0050)
   AND service_tier != 'batch'
   AND usage_source = 'reported'
   AND status != 'error'

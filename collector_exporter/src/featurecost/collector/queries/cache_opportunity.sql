@@ -27,6 +27,7 @@ WITH
           AND start_time >= {since:DateTime64(6, 'UTC')}
           AND start_time < {until:DateTime64(6, 'UTC')}
           AND attributes['featurecost.prompt.prefix_hash'] != ''
+          AND superseded_by = ''  -- a superseded span is another span's call (0050)
           AND usage_source = 'reported'
           AND status != 'error'
         WINDOW w AS (

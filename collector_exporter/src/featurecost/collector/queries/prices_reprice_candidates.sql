@@ -11,7 +11,7 @@ SELECT
     c.reasoning_tokens AS reasoning_tokens, c.usage_source AS usage_source, c.status AS status,
     c.error_type AS error_type, c.cache_write_1h_tokens AS cache_write_1h_tokens,
     c.input_audio_tokens AS input_audio_tokens, c.output_audio_tokens AS output_audio_tokens,
-    c.service_tier AS service_tier,
+    c.service_tier AS service_tier, c.endpoint AS endpoint, c.gateway_cost_usd AS gateway_cost_usd,
     c.cost_usd AS stored_cost_usd, c.input_cost_usd AS stored_input_cost_usd,
     c.output_cost_usd AS stored_output_cost_usd,
     r.restatements AS restatements, r.cost_usd AS restated_cost_usd,
@@ -28,6 +28,7 @@ LEFT JOIN
     GROUP BY trace_id, span_id
 ) AS r ON c.trace_id = r.trace_id AND c.span_id = r.span_id
 WHERE c.start_time >= {since:DateTime64(6, 'UTC')}
+  AND c.superseded_by = ''  -- not billed: re-pricing it would bill it through its deltas
   AND c.start_time < {until:DateTime64(6, 'UTC')}
   AND ({model:String} = '' OR c.response_model = {model:String} OR c.request_model = {model:String})
 ORDER BY c.start_time, c.trace_id, c.span_id

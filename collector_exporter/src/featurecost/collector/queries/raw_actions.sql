@@ -12,6 +12,7 @@ SELECT
     src.start_time AS first_call,
     src.start_time AS last_call
 FROM calls AS src FINAL
+WHERE src.superseded_by = ''  -- a superseded span is another span's call (0050)
 UNION ALL
 SELECT
     toStartOfHour(src.start_time) AS hour,

@@ -15,6 +15,7 @@ SELECT
     toDecimal128(0, 18) AS restated_usd,
     toUInt64(0) AS restatements
 FROM calls AS src FINAL
+WHERE src.superseded_by = ''  -- a superseded span is another span's call (0050)
 UNION ALL
 SELECT
     toStartOfHour(src.start_time) AS hour,

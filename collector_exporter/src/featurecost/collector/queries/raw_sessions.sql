@@ -21,6 +21,7 @@ FROM
         ifNull(src.cost_usd, toDecimal128(0, 18)) AS cost_usd,
         toDecimal128(0, 18) AS restated_usd
     FROM calls AS src FINAL
+    WHERE src.superseded_by = ''  -- a superseded span is another span's call (0050)
     UNION ALL
     SELECT
         toMonday(src.start_time) AS week,

@@ -8,10 +8,11 @@ SELECT
     toInt64(sum(r)) - toInt64(sum(s)) AS drift
 FROM
 (
-    SELECT toYYYYMM(hour) AS month, sum(calls) AS r, toUInt64(0) AS s
+    SELECT toYYYYMM(hour) AS month, toInt64(sum(calls)) AS r, toInt64(0) AS s
     FROM rollup_hourly GROUP BY month
     UNION ALL
-    SELECT toYYYYMM(start_time) AS month, toUInt64(0) AS r, count() AS s FROM calls FINAL GROUP BY month
+    SELECT toYYYYMM(start_time) AS month, toInt64(0) AS r, toInt64(countIf(superseded_by = '')) AS s
+    FROM calls FINAL GROUP BY month
 )
 GROUP BY month
 ORDER BY month

@@ -6,6 +6,7 @@ FROM
     SELECT week, feature, cost_usd AS cost, unpriced_calls AS unpriced
     FROM rollup_sessions FINAL
     WHERE ({environment:String} = '*' OR environment = {environment:String})
+      AND calls != 0  -- a session whose only call was superseded (0050) is no session
       AND week >= toMonday(toStartOfHour({since:DateTime64(6, 'UTC')}))
       AND week < {until:DateTime64(6, 'UTC')}
 )

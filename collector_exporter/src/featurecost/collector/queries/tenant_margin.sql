@@ -15,8 +15,9 @@ FROM
     SELECT
         tenant,
         sum(cost_usd) AS spend_usd,
-        sum(calls) AS calls,
-        sum(unpriced_calls) AS unpriced_calls,
+        -- signed since 0050 (withdrawn calls); raw source sums unsigned: one type for the UNION
+        toInt64(sum(calls)) AS calls,
+        toInt64(sum(unpriced_calls)) AS unpriced_calls,
         toDecimal128(0, 18) AS revenue_usd,
         toUInt64(0) AS active_users,
         toUInt64(0) AS usage_rows
@@ -29,8 +30,8 @@ FROM
     SELECT
         tenant,
         toDecimal128(0, 18),
-        toUInt64(0),
-        toUInt64(0),
+        toInt64(0),
+        toInt64(0),
         sum(revenue_usd
             * toDecimal64(dateDiff('day', greatest(period_start, toDate({since:DateTime64(6, 'UTC')})),
                                    least(period_end + 1, toDate({until:DateTime64(6, 'UTC')}))), 0)

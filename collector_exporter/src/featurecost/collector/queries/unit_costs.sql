@@ -14,8 +14,9 @@ FROM
     SELECT
         feature,
         sum(cost_usd) AS spend_usd,
-        sum(calls) AS calls,
-        sum(unpriced_calls) AS unpriced_calls,
+        -- signed since 0050 (withdrawn calls); raw source sums unsigned: one type for the UNION
+        toInt64(sum(calls)) AS calls,
+        toInt64(sum(unpriced_calls)) AS unpriced_calls,
         toDecimal128(0, 18) AS usage_count,
         toUInt64(0) AS usage_rows
     FROM rollup_hourly
@@ -27,8 +28,8 @@ FROM
     SELECT
         feature,
         toDecimal128(0, 18),
-        toUInt64(0),
-        toUInt64(0),
+        toInt64(0),
+        toInt64(0),
         sum(toDecimal128(usage_count, 18)
             * toDecimal64(dateDiff('day', greatest(period_start, toDate({since:DateTime64(6, 'UTC')})),
                                    least(period_end + 1, toDate({until:DateTime64(6, 'UTC')}))), 0)

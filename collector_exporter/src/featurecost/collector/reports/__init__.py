@@ -20,7 +20,7 @@ from featurecost.collector.reports.features import FeatureCostRow, feature_costs
 from featurecost.collector.reports.margin import TenantMarginRow, UnitCostRow, tenant_margin, unit_costs
 from featurecost.collector.reports.outliers import OutlierRow, SpendTotals, outliers
 from featurecost.collector.reports.registry import REPORTS, ReportError, ReportOptions, run_report
-from featurecost.collector.reports.rollups import DriftRow, rebuild_rollups, rollup_drift
+from featurecost.collector.reports.rollups import DriftRow, OpenMonthError, rebuild_rollups, rollup_drift
 from featurecost.collector.reports.weekly import RegressionRow, WeeklyFeatureRow, regressions, weekly_features
 from featurecost.collector.reports.window import Window
 
@@ -34,6 +34,7 @@ __all__ = [
     "Dimension",
     "DriftRow",
     "FeatureCostRow",
+    "OpenMonthError",
     "OutlierRow",
     "RegressionRow",
     "ReportError",

@@ -18,6 +18,8 @@ class OutlierRow(Row):
     session_id: str
     tenant: str
     user_id: str
+    span_id: str  # the action's costliest call: `featurecost prices explain SPAN_ID`
+    trace_id: str
     first_call: datetime
     calls: int
     unpriced_calls: int
@@ -45,6 +47,13 @@ def outliers(
     parameters = window.parameters()
     totals = run(storage, "spend_totals", parameters, source)[0]
     total = totals["total_spend_usd"] or Decimal(0)
+    top_actions = run(storage, "outliers", {**parameters, "n": n}, source)
+    costliest = {
+        r["root_id"]: r["costliest"]
+        for r in storage.query_named(
+            "featurecost.collector", "outlier_spans", {**parameters, "root_ids": [a["root_id"] for a in top_actions]}
+        )
+    }
     rows = [
         OutlierRow(
             feature=r["feature"],
@@ -52,13 +61,15 @@ def outliers(
             session_id=r["session_id"],
             tenant=r["tenant"],
             user_id=r["user_id"],
+            span_id=costliest.get(r["root_id"], ("", ""))[0],
+            trace_id=costliest.get(r["root_id"], ("", ""))[1],
             first_call=r["first_call"],
             calls=int(r["calls"]),
             unpriced_calls=int(r["unpriced_calls"]),
             spend_usd=r["spend_usd"],
             share=ratio(r["spend_usd"], total),
         )
-        for r in run(storage, "outliers", {**parameters, "n": n}, source)
+        for r in top_actions
     ]
     top = sum((r.spend_usd for r in rows), Decimal(0))
     unattributed = totals["unattributed_spend_usd"] or Decimal(0)

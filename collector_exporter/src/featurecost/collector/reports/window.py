@@ -14,7 +14,9 @@ def parse_utc(value: str, name: str) -> datetime:
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError as exc:
-        raise ValueError(f"{name}: not an ISO-8601 time: {value!r}") from exc
+        raise ValueError(
+            f"{name}: not an ISO-8601 time: {value!r} (e.g. 2026-11-01 or 2026-11-01T09:30; UTC unless offset)"
+        ) from exc
     return _utc(parsed)
 
 

@@ -80,9 +80,25 @@ function ratio(part, whole) {
   return whole > 0 ? ((100 * part) / whole).toFixed(1) + "%" : "–";
 }
 
+// A collector started with --api-token wants it on every report request. The page takes it
+// from its address (http://host:8787/#token=TOKEN: a fragment never reaches the server or
+// its logs), keeps it for this tab only and drops it from the address bar.
+const TOKEN_KEY = "featurecost-api-token";
+
+function apiHeaders() {
+  const fromAddress = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (fromAddress) {
+    sessionStorage.setItem(TOKEN_KEY, fromAddress);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return token ? { Authorization: "Bearer " + token } : {};
+}
+
 async function report(name, since, until, environment, extra) {
   const params = new URLSearchParams({ since: since.toISOString(), until: until.toISOString(), environment, ...extra });
-  const response = await fetch(`api/v1/reports/${name}?` + params.toString());
+  const response = await fetch(`api/v1/reports/${name}?` + params.toString(), { headers: apiHeaders() });
+  if (response.status === 401) throw new Error("this collector needs its API token: open the page as " + location.origin + location.pathname + "#token=YOUR_API_TOKEN");
   if (!response.ok) throw new Error("report API answered " + response.status + ": " + (await response.text()));
   return (await response.json()).rows;
 }
@@ -137,40 +153,83 @@ function renderFeatureBars(rows, colors) {
   document.getElementById("chart-features").replaceChildren(svg);
 }
 
+// A "nice" axis step (1, 2 or 5 x 10^k) so that about `ticks` gridlines cover `max`.
+function niceStep(max, ticks) {
+  const raw = max / ticks;
+  const power = Math.pow(10, Math.floor(Math.log10(raw)));
+  const unit = raw / power;
+  return (unit <= 1 ? 1 : unit <= 2 ? 2 : unit <= 5 ? 5 : 10) * power;
+}
+
+// Axis labels: dollars with as many decimals as the step needs (chart geometry only).
+function axisMoney(value, step) {
+  const places = step >= 1 ? 0 : Math.min(6, Math.ceil(-Math.log10(step)));
+  return "$" + value.toFixed(places);
+}
+
 function renderDailyBars(days, colors) {
   const width = 560;
-  const height = 240;
-  const bottom = 22;
-  const left = 8;
+  const height = 260;
+  const bottom = 24;
+  const left = 58;
+  const top = 18;
   const svg = el("svg:svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": "Daily cost by feature" });
-  const totals = days.map((day) => day.rows.reduce((acc, row) => acc + Number(row.cost_usd || 0), 0));
-  const max = Math.max(...totals, 0);
+  const totals = days.map((day) => sumDecimals(day.rows.map((row) => row.cost_usd)));
+  const max = Math.max(...totals.map(Number), 0);
+  const step = max > 0 ? niceStep(max, 4) : 1;
+  const axisMax = max > 0 ? Math.ceil(max / step) * step : 1;
+  const plot = height - bottom - top;
+  const y = (value) => height - bottom - (plot * value) / axisMax;
+  for (let tick = 0; tick <= axisMax + step / 2; tick += step) {
+    svg.append(el("svg:line", { class: tick === 0 ? "axis" : "grid", x1: left, x2: width, y1: y(tick), y2: y(tick) }));
+    svg.append(el("svg:text", { class: "tick", x: left - 6, y: y(tick) + 4, "text-anchor": "end" }, axisMoney(tick, step)));
+  }
+  svg.append(el("svg:line", { class: "axis", x1: left, x2: left, y1: top - 4, y2: height - bottom }));
   const slot = (width - left) / days.length;
-  svg.append(el("svg:line", { class: "axis", x1: left, x2: width, y1: height - bottom, y2: height - bottom }));
   days.forEach((day, i) => {
-    let top = height - bottom;
+    let stackTop = height - bottom;
     for (const row of day.rows) {
       const value = Number(row.cost_usd || 0);
-      if (value <= 0 || max <= 0) continue;
-      const h = ((height - bottom - 10) * value) / max;
-      top -= h;
-      svg.append(
-        el("svg:rect", {
-          x: left + i * slot + slot * 0.15,
-          y: top,
-          width: slot * 0.7,
-          height: h,
-          fill: colors.get(row.feature),
-          "data-day": day.label,
-          "data-feature": row.feature,
-        }),
-      );
+      if (value <= 0) continue;
+      const h = (plot * value) / axisMax;
+      stackTop -= h;
+      const rect = el("svg:rect", {
+        x: left + i * slot + slot * 0.15,
+        y: stackTop,
+        width: slot * 0.7,
+        height: h,
+        fill: colors.get(row.feature) || PALETTE[PALETTE.length - 1],
+        "data-day": day.label,
+        "data-feature": row.feature,
+      });
+      rect.append(el("svg:title", {}, `${day.label} · ${row.feature}: ${money(row.cost_usd)}`));
+      svg.append(rect);
+    }
+    const center = left + i * slot + slot / 2;
+    if (Number(totals[i]) > 0 && days.length <= 14) {
+      svg.append(el("svg:text", { class: "value", x: center, y: stackTop - 4, "text-anchor": "middle", "data-day-total": day.label }, shortMoney(totals[i])));
     }
     if (days.length <= 14 || i % Math.ceil(days.length / 10) === 0) {
-      svg.append(el("svg:text", { x: left + i * slot + slot * 0.15, y: height - 6 }, day.label.slice(5)));
+      svg.append(el("svg:text", { class: "tick", x: center, y: height - 7, "text-anchor": "middle" }, day.label.slice(5)));
     }
   });
-  document.getElementById("chart-daily").replaceChildren(svg);
+  const legend = el("div", { class: "legend", id: "daily-legend" });
+  for (const [feature, color] of colors) {
+    const item = el("span", { class: "legend-item", "data-feature": feature });
+    item.append(el("span", { class: "swatch", style: `background:${color}` }), feature);
+    legend.append(item);
+  }
+  document.getElementById("chart-daily").replaceChildren(svg, legend);
+}
+
+// Money for chart labels: cents from a dollar up, four decimals below (exact, from the decimal string).
+function shortMoney(text) {
+  const plain = plainDecimal(text);
+  const abs = plain.replace("-", "");
+  const sign = plain.startsWith("-") ? "-" : "";
+  const places = Number(abs) >= 1 ? 2 : 4;
+  const [whole, frac] = roundDecimal(abs, places).split(".");
+  return sign + "$" + Number(whole).toLocaleString("en-US") + "." + frac;
 }
 
 function renderCacheBars(rows, colors) {
@@ -295,6 +354,27 @@ function renderTenants(tenants) {
   }
 }
 
+// The savings finder's top opportunities (opportunities report), largest $/week first.
+function renderSavings(rows) {
+  const body = document.querySelector("#savings tbody");
+  body.replaceChildren();
+  if (!rows.length) {
+    const tr = el("tr");
+    tr.append(el("td", { colspan: "5", class: "none" }, "No savings opportunity found in this window."));
+    body.append(tr);
+    return;
+  }
+  for (const row of rows) {
+    const tr = el("tr", { "data-saving-row": `${row.kind} ${row.feature}` });
+    tr.append(el("td", { "data-key": "rank" }, String(row.rank)));
+    tr.append(el("td", { "data-key": "saving_per_week_usd" }, money(row.saving_per_week_usd)));
+    tr.append(el("td", { "data-key": "kind" }, row.kind));
+    tr.append(el("td", { "data-key": "feature" }, row.feature));
+    tr.append(el("td", { "data-key": "action", class: "action" }, row.action));
+    body.append(tr);
+  }
+}
+
 // Session cost p50/p95 per feature and week, as the weekly report computes them: over
 // sessions with every call priced; none such -> "–" and the unpriced sessions counted.
 function renderSessions(weeklyRows) {
@@ -320,33 +400,207 @@ function renderSessions(weeklyRows) {
   }
 }
 
-// The savings finder's top opportunities (opportunities report), largest $/week first.
-function renderSavings(rows) {
-  const body = document.querySelector("#savings tbody");
+// Sum breakdown rows (feature x value) per value: exact money, "unpriced" when nothing had a price.
+function byValue(breakdownRows) {
+  const groups = new Map();
+  for (const row of breakdownRows) {
+    const group = groups.get(row.value) || { value: row.value, units: 0n, calls: 0, unpriced: 0, actions: 0 };
+    group.units += toUnits(row.spend_usd);
+    group.calls += row.calls;
+    group.unpriced += row.unpriced_calls;
+    group.actions += row.actions;
+    groups.set(row.value, group);
+  }
+  const list = [...groups.values()].map((g) => ({ ...g, spend: g.calls === g.unpriced && g.units === 0n ? null : fromUnits(g.units) }));
+  list.sort((a, b) => (a.units === b.units ? a.value.localeCompare(b.value) : a.units > b.units ? -1 : 1));
+  return list;
+}
+
+function horizontalBars(containerId, label, items, color, dataKey) {
+  const width = 560;
+  const barHeight = 18;
+  const labelWidth = 190;
+  const height = Math.max(items.length, 1) * (barHeight + 8) + 8;
+  const svg = el("svg:svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": label });
+  const max = Math.max(...items.map((item) => Number(item.spend || 0)), 0);
+  items.forEach((item, i) => {
+    const y = 8 + i * (barHeight + 8);
+    const name = item.value === "" ? "(none)" : item.value;
+    const text = el("svg:text", { x: 0, y: y + 13 }, name.length > 26 ? name.slice(0, 25) + "…" : name);
+    text.append(el("svg:title", {}, name));
+    svg.append(text);
+    if (item.spend === null || Number(item.spend) <= 0 || max <= 0) {
+      svg.append(el("svg:text", { x: labelWidth, y: y + 13, class: item.spend === null ? "unpriced" : "" }, money(item.spend)));
+      return;
+    }
+    const w = Math.max(((width - labelWidth - 90) * Number(item.spend)) / max, 1);
+    svg.append(el("svg:rect", { x: labelWidth, y, width: w, height: barHeight, fill: color, [dataKey]: item.value }));
+    svg.append(el("svg:text", { x: labelWidth + w + 6, y: y + 13 }, shortMoney(item.spend)));
+  });
+  document.getElementById(containerId).replaceChildren(svg);
+}
+
+const MODEL_COLOR = "#486581";
+
+function renderModels(models) {
+  horizontalBars("chart-models", "Cost by model", models.slice(0, 10), MODEL_COLOR, "data-model");
+}
+
+// Revenue, margin and cache savings: the margin report (imported revenue, prorated) and the
+// cache report (dollars saved at each tenant's prices).
+function renderMoneyKpis(marginRows, cacheRows) {
+  const box = document.getElementById("kpis");
+  const withRevenue = marginRows.filter((row) => row.revenue_usd !== null);
+  const revenue = withRevenue.length ? sumDecimals(withRevenue.map((row) => row.revenue_usd)) : null;
+  const margin = withRevenue.length ? sumDecimals(withRevenue.map((row) => row.margin_usd)) : null;
+  const saved = sumDecimals(cacheRows.map((row) => row.saved_usd));
+  const cards = [
+    ["Revenue (imported)", revenue === null ? "not imported" : shortMoney(revenue), "kpi-revenue"],
+    ["Margin", margin === null ? "–" : shortMoney(margin), "kpi-margin"],
+    ["Cache savings", shortMoney(saved), "kpi-cache-saved"],
+  ];
+  for (const [label, value, id] of cards) {
+    const card = el("div", { class: "kpi", id });
+    card.append(el("div", { class: "label" }, label), el("div", { class: "value" }, value));
+    box.append(card);
+  }
+  const body = document.querySelector("#margin tbody");
   body.replaceChildren();
-  if (!rows.length) {
-    const tr = el("tr");
-    tr.append(el("td", { colspan: "5", class: "none" }, "No savings opportunity found in this window."));
+  for (const row of marginRows) {
+    const tr = el("tr", { "data-margin-tenant": row.tenant });
+    const cells = [
+      ["tenant", row.tenant === "" ? "(no tenant)" : row.tenant],
+      ["revenue_usd", row.revenue_usd === null ? "–" : shortMoney(row.revenue_usd)],
+      ["spend_usd", row.calls > 0 && row.calls === row.unpriced_calls ? "unpriced" : shortMoney(row.spend_usd)],
+      ["margin_usd", row.margin_usd === null ? "–" : shortMoney(row.margin_usd)],
+      ["margin_pct", row.margin_pct === null ? "–" : roundDecimal(plainDecimal(row.margin_pct).replace("-", ""), 1).replace(/^/, row.margin_pct.startsWith("-") ? "-" : "") + "%"],
+      ["active_users", row.active_users === null ? "–" : integer(row.active_users)],
+    ];
+    for (const [key, text] of cells) tr.append(el("td", { "data-key": key }, text));
     body.append(tr);
+  }
+  document.getElementById("margin-empty").hidden = withRevenue.length > 0;
+}
+
+async function fillEnvironmentPicker(current) {
+  const picker = document.getElementById("environment");
+  let names = [];
+  try {
+    const response = await fetch("api/v1/catalog");
+    if (response.ok) names = (await response.json()).environments.map((e) => e.name);
+  } catch (error) {
+    names = [];
+  }
+  if (!names.includes(current)) names.unshift(current);
+  picker.replaceChildren(...names.map((name) => el("option", { value: name }, name)));
+  picker.value = current;
+}
+
+function simpleTable(id, rows, columns) {
+  const body = document.querySelector(`#${id} tbody`);
+  body.replaceChildren();
+  for (const row of rows) {
+    const tr = el("tr", { "data-row": row.value === undefined ? row.root_id : row.value });
+    for (const [key, text] of columns(row)) tr.append(el("td", { "data-key": key }, text));
+    body.append(tr);
+  }
+}
+
+// Drill-down: one feature's tenants, models, versions and costliest user actions; each
+// action's costliest call links to how it was priced (prices explain).
+async function openDrilldown(feature, window) {
+  const panel = document.getElementById("drilldown");
+  panel.hidden = false;
+  panel.dataset.feature = feature;
+  panel.dataset.state = "loading";
+  document.getElementById("drill-title").textContent = feature;
+  document.getElementById("explain").replaceChildren();
+  const { since, until, environment } = window;
+  const [tenants, models, versions, outliers] = await Promise.all([
+    report("breakdown", since, until, environment, { dimension: "tenant", feature }),
+    report("breakdown", since, until, environment, { dimension: "model", feature }),
+    report("breakdown", since, until, environment, { dimension: "version", feature }),
+    report("outliers", since, until, environment, { n: "1000" }),
+  ]);
+  const spendColumns = (label) => (row) => [
+    [label, row.value === "" ? "(none)" : row.value],
+    ["spend_usd", money(row.spend)],
+    ["calls", integer(row.calls)],
+    ["actions", integer(row.actions)],
+    ["unpriced_calls", row.unpriced ? integer(row.unpriced) : ""],
+  ];
+  simpleTable("drill-tenants", byValue(tenants), spendColumns("tenant"));
+  simpleTable("drill-models", byValue(models), spendColumns("model"));
+  simpleTable("drill-versions", byValue(versions), spendColumns("version"));
+  const actions = outliers.filter((row) => row.feature === feature).slice(0, 10);
+  const body = document.querySelector("#drill-actions tbody");
+  body.replaceChildren();
+  for (const action of actions) {
+    const tr = el("tr", { "data-action": action.root_id });
+    tr.append(el("td", { "data-key": "first_call" }, action.first_call.slice(0, 16).replace("T", " ")));
+    tr.append(el("td", { "data-key": "tenant" }, action.tenant === "" ? "(no tenant)" : action.tenant));
+    tr.append(el("td", { "data-key": "user" }, action.user_id));
+    tr.append(el("td", { "data-key": "calls" }, integer(action.calls)));
+    tr.append(el("td", { "data-key": "spend_usd", class: action.calls === action.unpriced_calls ? "unpriced" : "" },
+      action.calls === action.unpriced_calls ? "unpriced" : money(action.spend_usd)));
+    const span = el("td", { "data-key": "span_id" });
+    const link = el("a", { href: `api/v1/prices/explain?span_id=${action.span_id}&trace_id=${action.trace_id}`, "data-span": action.span_id }, action.span_id);
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      explain(action.span_id, action.trace_id);
+    });
+    span.append(link);
+    tr.append(span);
+    body.append(tr);
+  }
+  document.getElementById("drill-actions-empty").hidden = actions.length > 0;
+  panel.dataset.state = "loaded";
+  return actions;
+}
+
+async function explain(spanId, traceId) {
+  const box = document.getElementById("explain");
+  const response = await fetch(`api/v1/prices/explain?span_id=${encodeURIComponent(spanId)}&trace_id=${encodeURIComponent(traceId)}`);
+  if (!response.ok) {
+    box.replaceChildren(el("p", { class: "error" }, "explain answered " + response.status + ": " + (await response.text())));
     return;
   }
-  for (const row of rows) {
-    const tr = el("tr", { "data-saving-row": `${row.kind} ${row.feature}` });
-    tr.append(el("td", { "data-key": "rank" }, String(row.rank)));
-    tr.append(el("td", { "data-key": "saving_per_week_usd" }, money(row.saving_per_week_usd)));
-    tr.append(el("td", { "data-key": "kind" }, row.kind));
-    tr.append(el("td", { "data-key": "feature" }, row.feature));
-    tr.append(el("td", { "data-key": "action", class: "action" }, row.action));
-    body.append(tr);
+  const payload = await response.json();
+  const list = el("dl", { id: "explain-lines", "data-span": spanId });
+  for (const [section, lines] of [["as stored", payload.stored], ["priced now", payload.now]]) {
+    list.append(el("dt", { class: "section" }, `call ${spanId} ${section}`), el("dd", { class: "section" }, ""));
+    for (const [key, value] of lines) list.append(el("dt", {}, key), el("dd", {}, value));
+  }
+  box.replaceChildren(list);
+  box.dataset.state = "loaded";
+}
+
+function wireDrilldown(window) {
+  const open = (feature) => {
+    const url = new URL(location.href);
+    url.searchParams.set("feature", feature);
+    history.replaceState(null, "", url);
+    openDrilldown(feature, window).catch((error) => {
+      document.getElementById("drill-title").textContent = feature + " — could not load: " + error.message;
+    });
+  };
+  for (const node of document.querySelectorAll("#features tr[data-feature], #chart-features [data-feature]")) {
+    node.classList.add("clickable");
+    node.addEventListener("click", () => open(node.getAttribute("data-feature")));
   }
 }
 
 async function main() {
   const params = new URLSearchParams(location.search);
   const environment = params.get("environment") || "production";
-  const days = Math.min(Math.max(parseInt(params.get("days") || "7", 10) || 7, 1), 31);
-  document.getElementById("environment").value = environment;
-  document.getElementById("days").value = String(days);
+  const days = Math.min(Math.max(parseInt(params.get("days") || "7", 10) || 7, 1), 90);
+  const daysPicker = document.getElementById("days");
+  if (![...daysPicker.options].some((option) => option.value === String(days))) {
+    daysPicker.append(el("option", { value: String(days) }, String(days)));
+  }
+  daysPicker.value = String(days);
+  const form = document.getElementById("controls");
+  for (const picker of form.querySelectorAll("select")) picker.addEventListener("change", () => form.submit());
   // Whole UTC days, the last one being today, so each daily bar is one report call.
   const now = new Date();
   const until = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), now.getUTCDate()) + DAY_MS);
@@ -354,34 +608,67 @@ async function main() {
   const status = document.getElementById("status");
   try {
     const dayStarts = Array.from({ length: days }, (_, i) => new Date(since.getTime() + i * DAY_MS));
-    const [rows, weekly, byTenant, savings, ...daily] = await Promise.all([
+    const [, rows, weekly, byTenant, byModel, margin, cache, savings, ...daily] = await Promise.all([
+      fillEnvironmentPicker(environment),
       featureCosts(since, until, environment),
       report("weekly", since, until, environment),
       report("breakdown", since, until, environment, { dimension: "tenant" }),
+      report("breakdown", since, until, environment, { dimension: "model" }),
+      report("margin", since, until, environment),
+      report("cache", since, until, environment),
       report("opportunities", since, until, environment, { n: "3" }),
       ...dayStarts.map((start) => featureCosts(start, new Date(start.getTime() + DAY_MS), environment)),
     ]);
     const colors = new Map(rows.map((row, i) => [row.feature, PALETTE[i % PALETTE.length]]));
     renderKpis(rows);
+    renderMoneyKpis(margin, cache);
     renderFeatureBars(rows, colors);
     renderDailyBars(
       daily.map((dayRows, i) => ({ label: dayStarts[i].toISOString().slice(0, 10), rows: dayRows })),
       colors,
     );
+    renderModels(byValue(byModel));
     renderCacheBars(rows, colors);
     renderCoverage(rows);
     renderTenants(topTenants(byTenant));
     renderSessions(weekly);
     renderSavings(savings);
     renderTable(rows, colors);
+    wireDrilldown({ since, until, environment });
     status.textContent = rows.length
-      ? `${environment} · ${since.toISOString().slice(0, 10)} → ${until.toISOString().slice(0, 10)} (UTC, end exclusive)`
+      ? `${environment} · ${since.toISOString().slice(0, 10)} → ${until.toISOString().slice(0, 10)} (UTC, end exclusive) · click a feature for its tenants, models, versions and costliest actions`
       : `No calls stored for ${environment} in the last ${days} days.`;
+    const feature = params.get("feature");
+    const target = feature && [...document.querySelectorAll("#features tr[data-feature]")].find((tr) => tr.dataset.feature === feature);
+    if (target) {
+      // a shared link opens the same drill-down, through the same click handler
+      target.click();
+      await waitFor(() => document.getElementById("drilldown").dataset.state === "loaded");
+      const span = params.get("span");
+      const link = span && document.querySelector(`#drill-actions a[data-span="${CSS.escape(span)}"]`);
+      if (link) {
+        link.click();
+        await waitFor(() => document.getElementById("explain").dataset.state === "loaded");
+      }
+    }
     document.body.dataset.ready = "true";
   } catch (error) {
     status.textContent = "Could not load the report: " + error.message;
     document.body.dataset.ready = "error";
   }
+}
+
+// Resolve once `condition` holds (checked on a timer, which headless virtual time advances; gives up after 10 s).
+function waitFor(condition) {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const check = () => {
+      if (condition()) resolve();
+      else if (performance.now() - started > 10000) reject(new Error("timed out"));
+      else setTimeout(check, 20);
+    };
+    check();
+  });
 }
 
 main();

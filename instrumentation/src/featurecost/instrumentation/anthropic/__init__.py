@@ -17,14 +17,16 @@ baggage to Anthropic; so inside our spans (streams too) the native span is skipp
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
+from featurecost.instrumentation import _transport
 from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._calls import (
     Endpoint,
@@ -34,14 +36,17 @@ from featurecost.instrumentation._calls import (
     start_stream_call,
     sync_wrapper,
 )
-from featurecost.instrumentation._nested import watch_nested_spans
-from featurecost.instrumentation._spans import in_llm_call
+from featurecost.instrumentation._instrumentor import SafeInstrumentor
+from featurecost.instrumentation._nested import STARTED_SPANS, watch_nested_spans
+from featurecost.instrumentation._spans import in_llm_call, supersede_foreign_llm_spans
 from featurecost.instrumentation._streams import AsyncTracedStream, TracedStream
 from featurecost.instrumentation.anthropic._usage import MessageStreamAccumulator, message_facts, usage_from_anthropic
+from featurecost.instrumentation.attribution import UnattributedCallError
 from featurecost.instrumentation.version import __version__
 
 __all__ = ["AnthropicInstrumentor", "usage_from_anthropic"]
 
+log = logging.getLogger(__name__)
 _instruments = ("anthropic >= 0.34",)
 _PROVIDER = "anthropic"
 
@@ -77,44 +82,104 @@ _MODULES = ("anthropic.resources.messages.messages", "anthropic.resources.beta.m
 def _api_request_attribute(manager: Any) -> str | None:
     # The stream managers keep the deferred request in a name-mangled attribute
     # (``_MessageStreamManager__api_request``, ``_BetaMessageStreamManager__...``).
-    return next((name for name in vars(manager) if name.endswith("__api_request")), None)
+    try:
+        names = vars(manager)
+    except TypeError:
+        return None
+    return next((name for name in names if name.endswith("__api_request")), None)
+
+
+def _sdk_manager(manager: Any) -> tuple[Any, str] | None:
+    """The SDK's stream manager holding the deferred request, and the attribute holding it.
+
+    Another instrumentation wrapping ``stream()`` inside ours returns its own manager around
+    the SDK's: a ``wrapt`` proxy (OpenInference, Logfire: ``vars`` reaches the wrapped one) or
+    a plain object keeping it in an attribute (OpenLLMetry's ``_stream_manager``). Not
+    recognizing it would leave the call untraced (and unattributed), so look one level in.
+    """
+    attribute = _api_request_attribute(manager)
+    if attribute is not None:
+        return manager, attribute
+    try:
+        inner_values = list(vars(manager).values())
+    except TypeError:
+        return None
+    for inner in inner_values:
+        if type(inner).__name__.endswith("MessageStreamManager"):
+            attribute = _api_request_attribute(inner)
+            if attribute is not None:
+                return inner, attribute
+    return None
 
 
 def _stream_helper_wrapper(tracer: trace.Tracer, is_async: bool) -> Callable[..., Any]:
     """``messages.stream()`` posts directly, not through ``create``: trace the manager's deferred request."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        manager = wrapped(*args, **kwargs)
-        attribute = _api_request_attribute(manager) if not passthrough() else None
-        if attribute is None:
+        if passthrough():
+            return wrapped(*args, **kwargs)
+        # The request is sent later, at ``__enter__``: keep the caller's context (attribution,
+        # and the span of an instrumentation wrapping outside ours) for then, and collect the
+        # spans another instrumentation wrapping inside ours starts now.
+        call_context = otel_context.get_current()
+        started: list[Any] = []
+        token = otel_context.attach(otel_context.set_value(STARTED_SPANS, started))
+        try:
+            manager = wrapped(*args, **kwargs)
+        finally:
+            otel_context.detach(token)
+        found = _guarded(_sdk_manager, manager)
+        if found is None:
             return manager
-        original = getattr(manager, attribute)
+        holder, attribute = found
+        original = getattr(holder, attribute)
         request_kwargs = {**kwargs, "stream": True}
+
+        def start() -> Any:
+            token = otel_context.attach(call_context)
+            try:
+                call, _ = start_stream_call(tracer, MESSAGES, instance, request_kwargs)
+            finally:
+                otel_context.detach(token)
+            supersede_foreign_llm_spans(started)
+            return call
+
         if is_async:
 
             async def traced_async_request() -> Any:
-                if in_llm_call():
+                call = None if in_llm_call() else _guarded(start)
+                if call is None:
                     return await original
-                call, _ = start_stream_call(tracer, MESSAGES, instance, request_kwargs)
                 with call.requesting():
                     raw = await original
                 return AsyncTracedStream(raw, call, MessageStreamAccumulator())
 
-            setattr(manager, attribute, traced_async_request())
+            setattr(holder, attribute, traced_async_request())
         else:
 
             def traced_request() -> Any:
-                if in_llm_call():
+                call = None if in_llm_call() else _guarded(start)
+                if call is None:
                     return original()
-                call, _ = start_stream_call(tracer, MESSAGES, instance, request_kwargs)
                 with call.requesting():
                     raw = original()
                 return TracedStream(raw, call, MessageStreamAccumulator())
 
-            setattr(manager, attribute, traced_request)
+            setattr(holder, attribute, traced_request)
         return manager
 
     return wrapper
+
+
+def _guarded(function: Callable[..., Any], *args: Any) -> Any:
+    """``function(*args)``, or None when our code fails: the user's stream goes on untraced."""
+    try:
+        return function(*args)
+    except UnattributedCallError:
+        raise
+    except Exception:
+        log.debug("featurecost: could not trace a stream helper", exc_info=True)
+        return None
 
 
 def _skip_native_span_in_llm_call(
@@ -148,13 +213,14 @@ def _each_target() -> list[tuple[Any, str, str, bool]]:
     return found
 
 
-class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class AnthropicInstrumentor(SafeInstrumentor):
     """Instruments ``anthropic`` messages (sync and async, streaming included)."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
+        _transport.install("anthropic")
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
         watch_nested_spans(kwargs.get("tracer_provider"))
         for module, cls_name, method, is_async in _each_target():
@@ -167,6 +233,7 @@ class AnthropicInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             wrap_function_wrapper("anthropic._base_client", "start_api_call_span", _skip_native_span_in_llm_call)
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        _transport.uninstall("anthropic")
         for module, cls_name, method, _ in _each_target():
             unwrap(getattr(module, cls_name), method)
         if _has_native_tracing():

@@ -25,11 +25,12 @@ from typing import Any
 from urllib.parse import urlparse
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
 from wrapt import wrap_function_wrapper
 
+from featurecost.instrumentation import _transport
 from featurecost.instrumentation import attributes as attrs
+from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._nested import watch_nested_spans
 from featurecost.instrumentation._spans import (
     TokenUsage,
@@ -305,6 +306,8 @@ def _api_call_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
         params = args[1] if len(args) > 1 else kwargs.get("api_params", {})
         meta = getattr(instance, "meta", None)
         service = getattr(getattr(meta, "service_model", None), "service_name", None)
+        if service == _SERVICE:
+            _transport.watch_botocore_client(instance)
         if (
             service != _SERVICE
             or operation not in _MODEL_CALLS
@@ -352,7 +355,7 @@ _STREAMS: dict[str, tuple[str, Callable[[], ResponseAccumulator]]] = {
 }
 
 
-class BedrockInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class BedrockInstrumentor(SafeInstrumentor):
     """Instruments Bedrock Runtime model calls made through any boto3/botocore client."""
 
     def instrumentation_dependencies(self) -> Collection[str]:

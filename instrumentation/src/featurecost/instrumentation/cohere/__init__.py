@@ -15,11 +15,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.util.types import AttributeValue
 from wrapt import ObjectProxy, wrap_function_wrapper
 
+from featurecost.instrumentation import _transport
 from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._calls import (
     SDKCall,
@@ -30,6 +30,7 @@ from featurecost.instrumentation._calls import (
     start_call_async,
     stream_wrapper,
 )
+from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._nested import watch_nested_spans
 from featurecost.instrumentation._spans import TokenUsage, clean_attributes, record_usage, set_if
 from featurecost.instrumentation._streams import (
@@ -234,13 +235,14 @@ def _raw_stream_wrapper(tracer: trace.Tracer, asynchronous: bool) -> Any:
     return wrapper
 
 
-class CohereInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class CohereInstrumentor(SafeInstrumentor):
     """Instruments ``cohere`` v2 chat, chat_stream and embed (``ClientV2``/``AsyncClientV2``, ``client.v2``)."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
+        _transport.install("cohere")
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
         watch_nested_spans(kwargs.get("tracer_provider"))
         wrap_function_wrapper(_MODULE, "V2Client.chat", call_wrapper(tracer, CHAT, _record_chat))
@@ -260,6 +262,7 @@ class CohereInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             wrap_function_wrapper(_RAW_MODULE, f"{name}.chat_stream", _raw_stream_wrapper(tracer, asynchronous))
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        _transport.uninstall("cohere")
         import cohere.v2.client as client
         import cohere.v2.raw_client as raw
 

@@ -23,11 +23,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.util.types import AttributeValue
 from wrapt import wrap_function_wrapper
 
+from featurecost.instrumentation import _transport
 from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._calls import (
     SDKCall,
@@ -36,6 +36,7 @@ from featurecost.instrumentation._calls import (
     call_wrapper,
     stream_wrapper,
 )
+from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._nested import watch_nested_spans
 from featurecost.instrumentation._spans import TokenUsage, clean_attributes, int_or_zero, record_usage
 from featurecost.instrumentation._streams import (
@@ -182,13 +183,14 @@ async def _bind_call_context_async(
     return BoundAsyncIterator(await wrapped(*args, **kwargs))
 
 
-class GoogleGenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class GoogleGenAIInstrumentor(SafeInstrumentor):
     """Instruments ``google-genai`` generate_content (plain and streamed) and embed_content, sync and async."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
+        _transport.install("google_genai")
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
         watch_nested_spans(kwargs.get("tracer_provider"))
         embed = _embed_method()
@@ -207,6 +209,7 @@ class GoogleGenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         wrap_function_wrapper(_MODULE, "AsyncModels.generate_content_stream", _bind_call_context_async)
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        _transport.uninstall("google_genai")
         import google.genai.models as models
 
         for method in ("_generate_content", "_generate_content_stream", _embed_method(), "generate_content_stream"):

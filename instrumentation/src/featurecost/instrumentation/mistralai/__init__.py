@@ -17,11 +17,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.util.types import AttributeValue
 from wrapt import wrap_function_wrapper
 
+from featurecost.instrumentation import _transport
 from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._calls import (
     SDKCall,
@@ -30,6 +30,7 @@ from featurecost.instrumentation._calls import (
     call_wrapper,
     stream_wrapper,
 )
+from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._nested import watch_nested_spans
 from featurecost.instrumentation._spans import TokenUsage, clean_attributes, in_llm_call, int_or_zero
 from featurecost.instrumentation._streams import ResponseAccumulator, record_accumulated
@@ -147,13 +148,14 @@ def _has_native_tracing() -> bool:
     return hasattr(module, "get_traced_request_and_span")
 
 
-class MistralAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class MistralAIInstrumentor(SafeInstrumentor):
     """Instruments ``mistralai`` chat.complete/stream and embeddings.create, sync and async."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
+        _transport.install("mistralai")
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
         watch_nested_spans(kwargs.get("tracer_provider"))
         wrap_function_wrapper(_CHAT, "Chat.complete", call_wrapper(tracer, CHAT, _record))
@@ -166,6 +168,7 @@ class MistralAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             wrap_function_wrapper(_NATIVE_TRACING, "get_traced_request_and_span", _skip_native_span_in_llm_call)
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        _transport.uninstall("mistralai")
         import mistralai.client.chat as chat
         import mistralai.client.embeddings as embeddings
 

@@ -21,12 +21,13 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
+from featurecost.instrumentation import _transport
 from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._calls import Endpoint, async_wrapper, provider_by_client_class, sync_wrapper
+from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._nested import watch_nested_spans
 from featurecost.instrumentation.openai._usage import (
     ChatStreamAccumulator,
@@ -167,13 +168,14 @@ def _each_target() -> list[tuple[Any, str, str, bool, str]]:
     return found
 
 
-class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class OpenAIInstrumentor(SafeInstrumentor):
     """Instruments the ``openai`` SDK; ``instrument(inject_stream_usage=False)`` leaves stream requests as they are."""
 
     def instrumentation_dependencies(self) -> Collection[str]:
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
+        _transport.install("openai")
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
         watch_nested_spans(kwargs.get("tracer_provider"))
         inject = kwargs.get("inject_stream_usage")
@@ -185,5 +187,6 @@ class OpenAIInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             wrap_function_wrapper(module, f"{cls_name}.{method}", make(tracer, endpoints[endpoint]))
 
     def _uninstrument(self, **kwargs: Any) -> None:
+        _transport.uninstall("openai")
         for module, cls_name, method, _, _ in _each_target():
             unwrap(getattr(module, cls_name), method)

@@ -43,6 +43,22 @@ def usage_from_responses(usage: Any) -> TokenUsage | None:
     )
 
 
+def gateway_facts(response: Any, usage: Any) -> dict[str, Any]:
+    """What a gateway reports beyond OpenAI's fields: the billed cost in USD (OpenRouter's
+    ``usage.cost`` number, Perplexity's ``usage.cost.total_cost``) and the upstream ``provider``
+    that served the call (OpenRouter). Plain OpenAI responses have neither."""
+    facts: dict[str, Any] = {}
+    cost = getattr(usage, "cost", None)
+    if isinstance(cost, dict):
+        cost = cost.get("total_cost")
+    if isinstance(cost, int | float) and not isinstance(cost, bool):
+        facts[attrs.GATEWAY_COST_USD] = repr(cost)  # a decimal string: the collector keeps it exact
+    upstream = getattr(response, "provider", None)
+    if isinstance(upstream, str) and upstream:
+        facts[attrs.GATEWAY_UPSTREAM_PROVIDER] = upstream
+    return facts
+
+
 def _finish_reasons(choices: Any) -> list[str]:
     return [str(c.finish_reason) for c in choices or () if getattr(c, "finish_reason", None)]
 
@@ -57,7 +73,9 @@ def completion_facts(response: Any) -> tuple[dict[str, Any], TokenUsage | None]:
     reasons = _finish_reasons(getattr(response, "choices", None))
     if reasons:
         facts[attrs.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
-    return facts, usage_from_openai(getattr(response, "usage", None))
+    usage = getattr(response, "usage", None)
+    facts.update(gateway_facts(response, usage))
+    return facts, usage_from_openai(usage)
 
 
 def _responses_finish_reason(response: Any) -> str | None:
@@ -89,11 +107,12 @@ class ChatStreamAccumulator:
     stream it asked for.
     """
 
-    __slots__ = ("_hide_usage_chunk", "_id", "_model", "_reasons", "_service_tier", "_usage")
+    __slots__ = ("_hide_usage_chunk", "_id", "_model", "_reasons", "_service_tier", "_usage", "_usage_chunk")
 
     def __init__(self, hide_usage_chunk: bool) -> None:
         self._hide_usage_chunk = hide_usage_chunk
         self._usage: Any = None
+        self._usage_chunk: Any = None
         self._id: Any = None
         self._model: Any = None
         self._service_tier: Any = None
@@ -108,6 +127,7 @@ class ChatStreamAccumulator:
         usage = getattr(chunk, "usage", None)
         if usage is not None:
             self._usage = usage
+            self._usage_chunk = chunk
             if self._hide_usage_chunk and not choices:
                 return False
         if choices:
@@ -132,6 +152,8 @@ class ChatStreamAccumulator:
         }
         if self._reasons:
             facts[attrs.GEN_AI_RESPONSE_FINISH_REASONS] = [self._reasons[i] for i in sorted(self._reasons)]
+        if self._usage_chunk is not None:
+            facts.update(gateway_facts(self._usage_chunk, self._usage))
         return facts
 
 

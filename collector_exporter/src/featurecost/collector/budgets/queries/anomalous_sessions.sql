@@ -16,6 +16,7 @@ WITH baseline AS
         SELECT environment, feature, session_id, sum(cost_usd) AS session_cost
         FROM calls FINAL
         WHERE start_time >= {baseline_since:DateTime64(6, 'UTC')}
+          AND superseded_by = ''
           AND start_time < {since:DateTime64(6, 'UTC')}
         GROUP BY environment, feature, session_id
         HAVING countIf(cost_usd IS NULL) = 0
@@ -35,6 +36,7 @@ FROM
     SELECT environment, feature, session_id, sum(cost_usd) AS session_cost, count() AS calls
     FROM calls FINAL
     WHERE start_time >= {since:DateTime64(6, 'UTC')}
+      AND superseded_by = ''
       AND start_time < {until:DateTime64(6, 'UTC')}
       AND cost_usd IS NOT NULL
     GROUP BY environment, feature, session_id

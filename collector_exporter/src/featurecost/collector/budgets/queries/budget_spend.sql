@@ -24,6 +24,7 @@ FROM
             AS unpriced
     FROM calls FINAL
     WHERE start_time >= {since:DateTime64(6, 'UTC')}
+      AND superseded_by = ''
       AND start_time < {until:DateTime64(6, 'UTC')}
       AND (NOT {match_feature:UInt8} OR feature = {feature:String})
       AND (NOT {match_tenant:UInt8} OR tenant = {tenant:String})
