@@ -94,9 +94,11 @@ def test_saving_per_feature_at_each_days_batch_price(storage: Storage) -> None:
     assert [r.feature for r in batch_opportunity(storage, WINDOW)] == ["backfill", "nightly-digest", "legacy-job"]
 
 
-def test_a_prices_file_batch_entry_is_the_batch_price(storage: Storage) -> None:
+def test_a_tenants_prices_file_batch_entry_is_its_batch_price(storage: Storage) -> None:
     pricer = Pricer(
-        Overrides.parse("prices: [{model: gpt-4o-mini, service_tier: batch, input_mtok: '0.05', output_mtok: '0.20'}]")
+        Overrides.parse(
+            "prices: [{model: gpt-4o-mini, tenant: acme, service_tier: batch, input_mtok: '0.05', output_mtok: '0.20'}]"
+        )
     )
     backfill = {r.feature: r for r in batch_opportunity(storage, WINDOW, pricer)}["backfill"]
     # 120k input tokens at 0.05 on both days

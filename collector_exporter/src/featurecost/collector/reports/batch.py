@@ -88,15 +88,16 @@ def batch_opportunity(storage: Storage, window: Window, pricer: Pricer | None = 
     """
     prices_of = _TierPrices(pricer or Pricer())
     rows: dict[str, BatchRow] = {}
-    for r in run(storage, "batch_candidates", window.parameters()):
+    params = {**window.parameters(), "priced_tenants": sorted(prices_of.pricer.overrides.tenants)}
+    for r in run(storage, "batch_candidates", params):
         row = rows.setdefault(r["feature"], BatchRow(r["feature"]))
         basis = BASIS[r["latency"]]
         if basis not in row.basis:
             row.basis.append(basis)
         row.calls += int(r["calls"])
         name = f"{r['provider']}/{r['model']}"
-        standard = prices_of.get(r["provider"], r["model"], r["day"], r["tenant"], "")
-        batch = prices_of.get(r["provider"], r["model"], r["day"], r["tenant"], BATCH_TIER)
+        standard = prices_of.get(r["provider"], r["model"], r["day"], r["price_tenant"], "")
+        batch = prices_of.get(r["provider"], r["model"], r["day"], r["price_tenant"], BATCH_TIER)
         if standard is None or batch is None:
             if name not in row.unpriced_models:
                 row.unpriced_models.append(name)
