@@ -20,15 +20,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from featurecost.collector import attributes as attrs
 from featurecost.collector.pricing import Pricer, TokenPrices, token_prices
 from featurecost.collector.reports._query import Row, percent, ratio, run
 from featurecost.collector.reports.window import Window
 from featurecost.collector.storage import Storage
 
-LATENCY = "featurecost.latency"  # span attribute; docs/attributes.md
-DECLARED = "batch"  # featurecost.attribute(latency="batch")
-INFERRED = "background"  # the instrumentation saw no enclosing span
-BASIS = {DECLARED: "declared batch", INFERRED: "no parent span"}
+# featurecost.latency (batch_candidates.sql reads it): declared batch, or inferred background
+BASIS = {attrs.LATENCY_BATCH: "declared batch", attrs.LATENCY_BACKGROUND: "no parent span"}
 BATCH_TIER = "batch"
 
 
