@@ -18,7 +18,6 @@ from opentelemetry.trace import SpanKind
 
 import featurecost
 from featurecost.instrumentation import _nested, _prefix
-from featurecost.instrumentation._prefix import configure_prefix_fingerprint
 from tests.conftest import RunningStandIn, Spans
 
 HASH, CLASS, LATENCY = "featurecost.prompt.prefix_hash", "featurecost.prompt.prefix_class", "featurecost.latency"
@@ -33,7 +32,7 @@ def fingerprint(block: str) -> str:
 @pytest.fixture(autouse=True)
 def known_key() -> Iterator[None]:
     enabled, key = _prefix._state.enabled, _prefix._state.key
-    configure_prefix_fingerprint(enabled=True, key=KEY)
+    featurecost.configure_prefix_fingerprint(enabled=True, key=KEY)
     try:
         yield
     finally:
@@ -83,7 +82,7 @@ def test_anthropic_system_blocks_and_opt_out(stand_in: RunningStandIn, instrumen
     system = [{"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}}]
     user = [{"role": "user", "content": "hi"}]
     client.messages.create(model="claude-sonnet-4-6", max_tokens=64, system=system, messages=user)  # type: ignore[arg-type]
-    configure_prefix_fingerprint(enabled=False)
+    featurecost.configure_prefix_fingerprint(enabled=False)
     client.messages.create(model="claude-sonnet-4-6", max_tokens=64, system=SYSTEM, messages=user)  # type: ignore[arg-type]
     on, off = (attributes(s) for s in instrumented.llm())
     assert (on[HASH], on[CLASS]) == (fingerprint(SYSTEM), 2048)
