@@ -28,6 +28,7 @@ import logging
 import os
 import secrets
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 from opentelemetry.util.types import AttributeValue
@@ -68,12 +69,18 @@ def length_class(chars: int) -> int:
     return 1 << (chars.bit_length() - 1) if chars > 0 else 0
 
 
+@lru_cache(maxsize=256)
+def _digest(key: bytes, block: str) -> str:
+    # An app sends the same few instruction blocks over and over, usually the same str
+    # object, whose hash Python keeps: a hit costs a dict lookup instead of an HMAC.
+    return hmac.new(key, block.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:HASH_HEX_DIGITS]
+
+
 def prefix_attributes(block: str | None) -> dict[str, AttributeValue]:
     """The fingerprint attributes of a leading instruction block; none when off or empty."""
     if not _state.enabled or not block:
         return {}
-    digest = hmac.new(_state.key, block.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
-    return {attrs.PROMPT_PREFIX_HASH: digest[:HASH_HEX_DIGITS], attrs.PROMPT_PREFIX_CLASS: length_class(len(block))}
+    return {attrs.PROMPT_PREFIX_HASH: _digest(_state.key, block), attrs.PROMPT_PREFIX_CLASS: length_class(len(block))}
 
 
 def _text_of(content: Any) -> str:
