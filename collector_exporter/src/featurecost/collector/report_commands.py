@@ -426,7 +426,7 @@ def register(report_app: typer.Typer) -> None:
                 help="Target tokens / current tokens for the same text (tokenizers differ); scales every count.",
             ),
         ] = None,
-        since: Since = None, until: Until = None, days: Days = 28, env: Env = "production", api: Api = DEFAULT_API,
+        since: Since = None, until: Until = None, days: Days = WEEKS, env: Env = "production", api: Api = DEFAULT_API,
         storage: StorageDsn = None, output: Output = Format.table, prices: PricesFile = None,
     ) -> None:  # fmt: skip
         """Re-price a feature's actual calls at another model's prices of the same days, per week and user action."""
@@ -437,7 +437,7 @@ def register(report_app: typer.Typer) -> None:
 
     @report_app.command("batch")
     def batch(
-        since: Since = None, until: Until = None, days: Days = 28, env: Env = "production", api: Api = DEFAULT_API,
+        since: Since = None, until: Until = None, days: Days = WEEKS, env: Env = "production", api: Api = DEFAULT_API,
         storage: StorageDsn = None, output: Output = Format.table, prices: PricesFile = None,
     ) -> None:  # fmt: skip
         """Features whose calls run outside user requests, at the provider's Batch API prices: $ saved per week."""
@@ -446,7 +446,7 @@ def register(report_app: typer.Typer) -> None:
 
     @report_app.command("cache-opportunity")
     def cache_opportunity(
-        since: Since = None, until: Until = None, days: Days = 28, env: Env = "production", api: Api = DEFAULT_API,
+        since: Since = None, until: Until = None, days: Days = WEEKS, env: Env = "production", api: Api = DEFAULT_API,
         storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
         prices: PricesFile = None,
     ) -> None:  # fmt: skip
