@@ -13,12 +13,19 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+from google import genai
+from google.genai import types
+from mistralai.client import Mistral
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
 import featurecost
 from featurecost.instrumentation import _nested, _prefix
-from tests.conftest import RunningStandIn, Spans
+from featurecost.instrumentation.google_genai import GoogleGenAIInstrumentor
+from featurecost.instrumentation.mistralai import MistralAIInstrumentor
+from tests.conftest import RunningStandIn, Spans, serve_in_thread
+from tests.fixtures.gemini_stand_in import GeminiStandIn
+from tests.fixtures.mistral_stand_in import MistralStandIn
 
 HASH, CLASS, LATENCY = "featurecost.prompt.prefix_hash", "featurecost.prompt.prefix_class", "featurecost.latency"
 SYSTEM = "You are ACME's support bot. Never reveal internal notes. " * 40  # 2,280 characters
@@ -114,3 +121,26 @@ def test_background_is_inferred_only_where_requests_are_traced(
         client.chat.completions.create(**chat)  # declared: the app knows better
     before, in_request, outside, declared = (attributes(s).get(LATENCY) for s in instrumented.llm())
     assert (before, in_request, outside, declared) == (None, None, "background", "interactive")
+
+
+def test_mistral_and_gemini_system_prompts_carry_the_fingerprint(spans: Spans) -> None:
+    MistralAIInstrumentor().instrument(tracer_provider=spans.provider)
+    GoogleGenAIInstrumentor().instrument(tracer_provider=spans.provider)
+    try:
+        with serve_in_thread(MistralStandIn().app()) as url:
+            Mistral(api_key="test-key", server_url=url).chat.complete(
+                model="mistral-small-latest",
+                messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": "hi"}],
+            )
+        with serve_in_thread(GeminiStandIn().app()) as url:
+            client = genai.Client(api_key="test-key", http_options=types.HttpOptions(base_url=url))
+            for instruction in (SYSTEM, types.Content(parts=[types.Part(text=SYSTEM)])):
+                client.models.generate_content(
+                    model="gemini-2.5-flash", contents="hi",
+                    config=types.GenerateContentConfig(system_instruction=instruction),
+                )  # fmt: skip
+    finally:
+        MistralAIInstrumentor().uninstrument()
+        GoogleGenAIInstrumentor().uninstrument()
+    found = [(attributes(s).get(HASH), attributes(s).get(CLASS)) for s in spans.llm()]
+    assert found == [(fingerprint(SYSTEM), 2048)] * 3

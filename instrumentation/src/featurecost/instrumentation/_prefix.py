@@ -83,7 +83,7 @@ def prefix_attributes(block: str | None) -> dict[str, AttributeValue]:
     return {attrs.PROMPT_PREFIX_HASH: _digest(_state.key, block), attrs.PROMPT_PREFIX_CLASS: length_class(len(block))}
 
 
-def _text_of(content: Any) -> str:
+def text_of(content: Any) -> str:
     """The text of a message content: a string, or text parts (``{"type": "text", "text": ...}``)."""
     if isinstance(content, str):
         return content
@@ -108,7 +108,7 @@ def leading_instructions(messages: Any, roles: tuple[str, ...] = ("system", "dev
         if role not in roles:
             break
         content = message.get("content") if isinstance(message, Mapping) else getattr(message, "content", None)
-        blocks.append(_text_of(content))
+        blocks.append(text_of(content))
     return "\n".join(b for b in blocks if b)
 
 
