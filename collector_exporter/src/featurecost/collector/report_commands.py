@@ -295,14 +295,13 @@ def _print_opportunities(console: Console, found: list[dict[str, Any]] | None) -
     if found is None:
         return
     if not found:
-        console.print("Top savings: none found in this window (see `featurecost report batch`).")
+        console.print(text("Top savings: none found in this window (see `featurecost report batch`)."))
         return
-    console.print("Top savings:")
+    console.print(text("Top savings:"))
     for o in found:
         weekly = _cell("saving_per_week_usd", o["saving_per_week_usd"])
-        console.print(
-            text(f"  {o['rank']}. {weekly}/week · {o['kind']} · {o['feature']}: {o['action']}"), soft_wrap=True
-        )
+        line = f"  {o['rank']}. {weekly}/week · {o['kind']} · {o['feature']}: {o['action']}"
+        console.print(text(line), soft_wrap=True)  # one line per opportunity, whatever the width
 
 
 def rebuild(month: int, api: str, storage: str | None) -> None:

@@ -30,7 +30,7 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AttributeValue
 
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._nested import IN_LLM_CALL, watch_global_provider
+from featurecost.instrumentation._nested import IN_LLM_CALL, server_spans_seen, watch_global_provider
 from featurecost.instrumentation.attribution import check_attribution, current_attribution, is_attribution_key
 
 # OpenLLMetry's instrumentors read this plain key; setting it stops one of them that
@@ -188,6 +188,10 @@ def _record_error(span: Span, exc: BaseException) -> None:
         span.set_status(Status(StatusCode.ERROR, str(exc)[:256]))
 
 
+def _has_parent(ctx: otel_context.Context) -> bool:
+    return trace.get_current_span(ctx).get_span_context().is_valid
+
+
 def _start_span(
     tracer: Tracer,
     ctx: otel_context.Context,
@@ -201,6 +205,9 @@ def _start_span(
     watch_global_provider()
     attribution = current_attribution(ctx)
     flags = check_attribution(attribution)
+    if attrs.LATENCY not in attribution and server_spans_seen() and not _has_parent(ctx):
+        # requests are traced here and none encloses this call: no user is waiting for it
+        flags = {**flags, attrs.LATENCY: attrs.LATENCY_BACKGROUND}
     _supersede_enclosing_llm_span(ctx)
     name = f"{operation} {request_model}" if request_model else operation
     return tracer.start_span(
