@@ -6,8 +6,8 @@ and not always as parent and child: some start their span without making it curr
 some after the call returned. The one fact they share is the provider's response id
 (``gen_ai.response.id``). So spans of one trace that report the same response id are one
 call: exactly one of them counts, the others are stored *superseded* and counted by no
-report or rollup. "Of one trace" is widened with care: spans from the same service and
-provider with the same response id are one call when they share the trace *or* overlap in
+report or rollup. "Of one trace" is widened with care: spans from the same service with
+the same response id are one call when they share the trace *or* overlap in
 time (a tool starting a root span of its own puts the same call in another trace).
 
 Which one counts does not depend on arrival order: the best by ``_rank`` (attributed
@@ -47,10 +47,11 @@ _CALL_FIELDS = frozenset(f.name for f in dataclasses.fields(CallRecord))
 
 
 def response_key(call: CallRecord) -> str:
-    """Spans that can be one call: the same provider response id, from the same service and
-    provider. Not the trace alone: a tool that starts a root span of its own (OpenLLMetry's
-    ``start_span`` with no enclosing request span) puts the same call in another trace."""
-    return f"{call.service_name}/{call.provider}/{call.response_id}"
+    """Spans that can be one call: the same provider response id from the same service. Not
+    the provider: the tools name it differently for one call (ours from the endpoint, another
+    from the SDK). Not the trace alone: a tool that starts a root span of its own
+    (OpenLLMetry's ``start_span`` with no enclosing request span) puts the call in another trace."""
+    return f"{call.service_name}/{call.response_id}"
 
 
 # Two spans of one call both cover the provider's answer: they overlap in time. A gateway
