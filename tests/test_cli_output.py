@@ -124,10 +124,11 @@ def test_drift_months_read_as_months(collector: Collector) -> None:
 
 
 def test_tables_fit_120_columns(collector: Collector) -> None:
-    for report in ("weekly", "features", "outliers", "decomposition", "cache"):
+    for report in ("weekly", "features", "outliers", "decomposition", "cache", "margin", "unit-costs"):
         code, out, err = cli("report", report, "--api", collector.api_url)
         assert code == 0, (report, err)
-        widest = max(len(line) for line in out.splitlines())
+        # the table's lines; a long reason or savings line below it stays one line to copy
+        widest = max(len(line) for line in out.splitlines() if line[:1] in "┏┃┡│└")
         assert widest <= 120, (report, widest, out)
 
 
@@ -185,3 +186,20 @@ def test_plain_decimal_and_escapes() -> None:
     assert plain_decimal(Decimal("1.230000000000000000")) == "1.23"
     assert plain_decimal(Decimal("1E+3")) == "1000"
     assert escape_controls("a\x1b[31mb\n\u202e") == "a\\x1b[31mb\\n\\u202e"
+
+
+def test_features_narrow_to_a_feature_or_tenant_and_name_what_exists(collector: Collector) -> None:
+    code, out, err = cli("report", "features", "--tenant", "acme", "--api", collector.api_url, "--format", "json")
+    assert code == 0, err
+    assert [row["feature"] for row in json.loads(out)] == ["notes"]  # acme's only call
+    api = collector.api_url
+    code, out, err = cli("report", "features", "--feature", "support-bot", "--api", api, "--format", "json")
+    assert code == 0, err
+    (row,) = json.loads(out)
+    assert (row["feature"], row["calls"]) == ("support-bot", 1)
+    for report in (("features",), ("breakdown", "--by", "model")):
+        code, out, err = cli("report", *report, "--feature", "nope", "--api", collector.api_url)
+        assert code == 0, err
+        flat = " ".join(out.split())
+        assert "unknown feature nope — known:" in flat
+        assert "support-bot" in flat.split("known:")[1]

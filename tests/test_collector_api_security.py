@@ -4,7 +4,12 @@ route — against a real collector process, with the real budget guard as a clie
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import ssl
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +23,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from demo.harness import Collector, start_collector
+from featurecost.collector.usage_import import MAX_ERRORS, MAX_ROWS, UsageImportError, parse_usage_csv
 from featurecost.instrumentation.guard import Guard
 from tests.collector_support import start_clickhouse_http
 from tests.conftest import serve_in_thread
@@ -166,3 +172,26 @@ def test_a_page_on_another_origin_cannot_write_through_a_browser(tmp_path: Path)
     finally:
         assert collector.process.stop() == 0, collector.process.log()
         clickhouse.process.stop()
+
+
+def test_a_usage_import_is_bounded_in_rows_and_reported_problems() -> None:
+    # validated rows cost ~1.4 KB each: 8 MiB of CSV was ~0.7 GB of memory
+    line = "acme,2026-11,100\n"
+    with pytest.raises(UsageImportError) as too_many:
+        parse_usage_csv("tenant,period,revenue_usd\n" + line * (MAX_ROWS + 1))
+    assert [e.message for e in too_many.value.errors] == [f"more than {MAX_ROWS} rows: split the file"]
+    assert len(parse_usage_csv("tenant,period,revenue_usd\n" + line * MAX_ROWS)) == MAX_ROWS
+    with pytest.raises(UsageImportError) as bad:
+        parse_usage_csv("tenant,period,revenue_usd\n" + "acme,never,-1\n" * 1000)
+    assert len(bad.value.errors) <= MAX_ERRORS + 2
+    assert bad.value.errors[-1].message == f"stopped after {MAX_ERRORS} problems"
+
+
+def test_the_image_healthcheck_probes_a_tls_api(locked: Locked) -> None:
+    dockerfile = (Path(__file__).resolve().parent.parent / "deploy" / "Dockerfile").read_text()
+    command = json.loads(re.search(r"HEALTHCHECK .*?CMD (\[.*?\])\n", dockerfile, re.DOTALL).group(1))  # type: ignore[union-attr]
+    assert command[0] == "python"
+    probe = [sys.executable, *command[1:-1], command[-1].replace(":8787/", f":{locked.collector.api_port}/")]
+    env = {**os.environ, "FEATURECOST_TLS_CERT": "/etc/featurecost/tls.crt"}
+    done = subprocess.run(probe, env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -24,12 +25,14 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from demo.harness import wait_until
+from featurecost.collector.api import create_api_app
 from featurecost.collector.ingest import BackpressureError, Ingest
 from featurecost.collector.normalize import normalize_request
 from featurecost.collector.pipeline import Pipeline
 from featurecost.collector.storage import Storage
 from featurecost.collector.wal import WriteAheadLog
 from tests.collector_support import ClickHouseHttp, llm_spans, request_for, start_clickhouse_http
+from tests.conftest import serve_in_thread
 
 _CHAT = {
     "gen_ai.operation.name": "chat",
@@ -166,6 +169,13 @@ def test_a_worker_failure_is_retried_reported_and_refuses_ingest_until_it_clears
     assert "corrupt write-ahead log record" in pipeline.blocked
     with pytest.raises(BackpressureError, match="storage cannot progress"):
         asyncio.run(ingest.export(request_for(llm_spans(1)), None))
+    with serve_in_thread(create_api_app(storage, wal, pipeline, ingest.stats)) as api:
+        ready = httpx.get(f"{api}/readyz", timeout=10)
+        assert ready.status_code == 503
+        assert "corrupt write-ahead log record" in ready.text
+        status = httpx.get(f"{api}/api/v1/status", timeout=10).json()["pipeline"]
+        assert "corrupt write-ahead log record" in status["blocked"]
+        assert status["running"] is True
     # the operator restores the record; the same worker picks it up
     segment.write_bytes(original)
     wait_until(lambda: wal.checkpoint == wal.end, 30, "the repaired record to be stored")
@@ -204,7 +214,8 @@ def test_a_span_storage_rejects_alone_is_dead_lettered_and_its_batch_stored(tmp_
         spans["poison"] = {**_CHAT, "featurecost.feature": "poison"}
         wal = WriteAheadLog(tmp_path / "wal")
         wal.append(_request(spans).SerializeToString()).result(10)
-        pipeline = Pipeline(wal, storage, flush_interval=0.05, retry_seconds=0.01, max_attempts=2)
+        # a long backoff: a rejection that names bad rows must be bisected at once, not retried
+        pipeline = Pipeline(wal, storage, flush_interval=0.05, retry_seconds=60)
         pipeline.start()
         wait_until(lambda: wal.checkpoint == wal.end, 30, "the batch to be stored")
         assert pipeline.stop(60)

@@ -8,6 +8,7 @@ import base64
 import gzip
 import json
 import random
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from demo.harness import wait_until
 from featurecost.collector.ingest import Ingest
 from featurecost.collector.receiver import create_receiver_app
 from featurecost.collector.wal import WriteAheadLog
@@ -363,3 +365,41 @@ def test_grpc_undecodable_request_is_invalid_argument(wal: WriteAheadLog) -> Non
     assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT  # type: ignore[attr-defined]
     assert not reply.HasField("partial_success")
     assert len(wal_span_ids(wal)) == 3
+
+
+def test_bodies_in_flight_over_the_budget_get_503_with_retry_after(tmp_path: Path) -> None:
+    # Each request is under max_body_bytes; many at once must not grow memory without bound.
+    wal = WriteAheadLog(tmp_path / "wal")
+    limit = 750_000
+    app = create_receiver_app(ingest=Ingest(wal, retry_after=3), max_inflight_bytes=limit)
+    first, second = llm_spans(1500), llm_spans(1500)
+    slow_body = request_for(first).SerializeToString()
+    body = request_for(second).SerializeToString()
+    assert len(slow_body) < limit < len(body) + len(slow_body) // 2
+    release = threading.Event()
+    answers: list[httpx.Response] = []
+
+    def slow_upload() -> Iterator[bytes]:  # chunked, no Content-Length: counted as it arrives
+        yield slow_body[: len(slow_body) // 2]
+        release.wait(30)
+        yield slow_body[len(slow_body) // 2 :]
+
+    with serve_in_thread(app) as url:
+        sender = threading.Thread(
+            target=lambda: answers.append(httpx.post(f"{url}/v1/traces", content=slow_upload(), headers=PB, timeout=60))
+        )
+        sender.start()
+        try:
+            wait_until(lambda: app.state.inflight.used >= len(slow_body) // 2, 30, "the slow body to be held")
+            busy = httpx.post(f"{url}/v1/traces", content=body, headers=PB, timeout=30)
+        finally:
+            release.set()
+            sender.join(30)
+        assert busy.status_code == 503
+        assert busy.headers["retry-after"] == "3"
+        assert "busy" in status_pb2.Status.FromString(busy.content).message
+        assert answers[0].status_code == 200
+        assert app.state.inflight.used == 0  # every request gave its share back
+        assert httpx.post(f"{url}/v1/traces", content=body, headers=PB, timeout=30).status_code == 200
+    assert sorted(wal_span_ids(wal)) == sorted(span_ids(first) | span_ids(second))
+    wal.close()

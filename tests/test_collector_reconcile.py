@@ -189,8 +189,23 @@ def test_a_withdrawn_span_takes_its_restatements_with_it(tmp_path: Path, storage
     assert (net["d"], net["n"]) == (0, 2)  # the delta, and the one that withdrew it
 
 
-def test_the_same_response_id_in_another_trace_is_another_call(tmp_path: Path, storage: Storage) -> None:
-    first, second = _one_call(peers=0), _one_call(peers=0)
+def test_a_peer_span_in_a_trace_of_its_own_is_the_same_call(tmp_path: Path, storage: Storage) -> None:
+    # A tool that starts a root span of its own (no enclosing request span in a script or
+    # worker) reports the same call in another trace, at the same time.
+    call = _one_call(peers=1)
+    loner = _one_call(peers=1, start=datetime.fromtimestamp(call.ours.start_time / 1e9, UTC)).peers[0]
+    _deliver(tmp_path, storage, [loner], [call.ours])
+    rows = _rows(storage)
+    assert [row["span_id"] for row in rows if not row["superseded_by"]] == [_span_id(call.ours)]
+    assert _rollups(storage)["rollup_hourly"][0] == 1
+
+
+def test_the_same_response_id_at_another_time_in_another_trace_is_another_call(
+    tmp_path: Path, storage: Storage
+) -> None:
+    # e.g. a self-hosted server that reuses response ids: sequential calls do not overlap
+    first = _one_call(peers=0, start=datetime.now(UTC) - timedelta(minutes=5))
+    second = _one_call(peers=0)
     _deliver(tmp_path, storage, [first.ours], [second.ours])
     assert [row["superseded_by"] for row in _rows(storage)] == ["", ""]
     assert _rollups(storage)["rollup_hourly"][0] == 2

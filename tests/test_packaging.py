@@ -9,6 +9,7 @@ instrumentation next to the collector), so only fresh venvs show a missing depen
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import re
@@ -34,6 +35,19 @@ def test_collector_carries_the_same_attribute_names_as_the_instrumentation() -> 
     original = ROOT / "instrumentation/src/featurecost/instrumentation/attributes.py"
     copy = ROOT / "collector_exporter/src/featurecost/collector/attributes.py"
     assert copy.read_text() == original.read_text(), f"copy {original} over {copy}"
+
+
+def test_no_collector_module_imports_the_instrumentation() -> None:
+    # featurecost-collector does not depend on featurecost-instrumentation: such an import
+    # works in the dev venv (both installed) and breaks `pip install featurecost-collector`.
+    offenders = []
+    for path in (ROOT / "collector_exporter/src").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if any(name.startswith("featurecost.instrumentation") for name in names):
+                offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == [], "use featurecost.collector.attributes: " + ", ".join(offenders)
 
 
 def readme_app_environment() -> dict[str, str]:

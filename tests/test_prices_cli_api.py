@@ -140,6 +140,17 @@ def test_find_explain_add_reprice_through_the_api(running: Running) -> None:
     fine_tuned = Decimal(2_000) * Decimal("0.30") / 1_000_000 + Decimal(1_000) * Decimal("1.20") / 1_000_000
     assert Decimal(str(after["cost_usd"])) == known + fine_tuned
 
+    # every report's unpriced count follows, from the rollups and from the raw calls alike
+    for report, extra in (("weekly", []), ("breakdown", ["--by", "model"]), ("outliers", []), ("margin", [])):
+        for source in ("rollup", "raw"):
+            code, out, err = cli("report", report, *extra, "--source", source, "--api", api, "--format", "json")
+            assert code == 0, (report, err)
+            payload = json.loads(out)
+            assert payload["rows"], (report, source)
+            assert all(row["unpriced_calls"] == 0 for row in payload["rows"]), (report, source, payload["rows"])
+            spend = sum(Decimal(row["spend_usd"]) for row in payload["rows"])
+            assert spend == known + fine_tuned, (report, source)
+
 
 def test_a_prices_file_argument_is_refused_through_the_api(running: Running) -> None:
     code, _, err = cli(

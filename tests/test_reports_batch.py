@@ -8,6 +8,7 @@ pinned genai-prices data from 2026-10-14 on."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -54,6 +55,10 @@ CALLS = [
     call(6, 34, "backfill", "gpt-4o-mini", "background", inp=100_000, tier="batch"),  # already on batch
     call(7, 34, "backfill", "gpt-4o-mini", "background", inp=100_000, status="error"),  # failed: billed nothing
     call(8, 34, "legacy-job", "gpt-9-imaginary", "batch", inp=1000),  # no price at all
+    # another instrumentation's span of call 2: billed once, on call 2
+    replace(
+        call(9, 34, "backfill", "gpt-4o-mini", "background", inp=100_000), superseded_by=f"{2:016x}", rollup_sign=0
+    ),
 ]
 
 
@@ -89,9 +94,11 @@ def test_saving_per_feature_at_each_days_batch_price(storage: Storage) -> None:
     assert [r.feature for r in batch_opportunity(storage, WINDOW)] == ["backfill", "nightly-digest", "legacy-job"]
 
 
-def test_a_prices_file_batch_entry_is_the_batch_price(storage: Storage) -> None:
+def test_a_tenants_prices_file_batch_entry_is_its_batch_price(storage: Storage) -> None:
     pricer = Pricer(
-        Overrides.parse("prices: [{model: gpt-4o-mini, service_tier: batch, input_mtok: '0.05', output_mtok: '0.20'}]")
+        Overrides.parse(
+            "prices: [{model: gpt-4o-mini, tenant: acme, service_tier: batch, input_mtok: '0.05', output_mtok: '0.20'}]"
+        )
     )
     backfill = {r.feature: r for r in batch_opportunity(storage, WINDOW, pricer)}["backfill"]
     # 120k input tokens at 0.05 on both days

@@ -6,6 +6,7 @@ claude-sonnet-4-6 3 in / 0.30 cache read / 3.75 cache write; gpt-4o-mini 0.15 / 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -59,6 +60,8 @@ CALLS = [
     # a repeat 5 min 1 s later is past the cache lifetime
     call(13, "13:00:00", "classify", MINI, "h4", "8192"),
     call(14, "13:05:01", "classify", MINI, "h4", "8192"),
+    # another instrumentation's span of call 13, 4 min later by its clock: not a repeat, not a call
+    replace(call(15, "13:04:00", "classify", MINI, "h4", "8192"), superseded_by=f"{13:016x}", rollup_sign=0),
 ]
 
 

@@ -94,7 +94,7 @@ def test_span_stored_twice_in_different_batches_is_detected_and_repaired(storage
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)["rows"]
-    assert (row["spend_usd"], row["calls"], row["unpriced_calls"]) == ("0.375", 3, 1)
+    assert (row["spend_usd"], row["calls"], row["unpriced_calls"]) == ("0.375", 3, 1)  # full precision, plain
 
 
 def test_cli_drift_finds_and_rebuild_repairs(storage: Storage, dsn: str) -> None:

@@ -4,6 +4,7 @@ million tokens): gpt-4o 2.50 in / 1.25 cached in / 10.00 out, gpt-4o-mini 0.15 /
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -54,6 +55,12 @@ CALLS = [
     call(7, WEEK_B + timedelta(days=3), "acme", "x1", "1", inp=1000, out=100, feature="other"),
     call(8, WEEK_B + timedelta(days=3), "acme", "s1", "1", inp=1000, out=100, environment="staging"),
     call(9, WEEK_B + timedelta(days=14), "acme", "late", "1", inp=1000, out=100),  # after the window
+    # another instrumentation's span of call 1 (same response id): billed once, on call 1
+    replace(
+        call(10, WEEK_A + timedelta(days=1, hours=10), "acme", "r1", "0.03", inp=10_000, out=1000, read=4000),
+        superseded_by=f"{1:016x}",
+        rollup_sign=0,
+    ),
 ]
 
 
@@ -155,7 +162,7 @@ def test_cli_table_states_the_caveat_and_errors_name_the_model(storage: Storage,
             "--until", WINDOW.until.isoformat(), "--feature", "summarize"]  # fmt: skip
     result = CliRunner().invoke(app, [*args, "--model", "openai/gpt-4o-mini", "--format", "json"])
     assert result.exit_code == 0, result.output
-    assert '"whatif_usd": "0.00462"' in result.stdout
+    assert D(json.loads(result.stdout)["totals"]["whatif_usd"]) == D("0.00462")
     table = CliRunner().invoke(app, [*args, "--model", "openai/gpt-4o-mini"])
     assert table.exit_code == 0, table.output
     assert "tokenizer" in table.stdout

@@ -97,5 +97,19 @@ def test_whatif_through_the_report_api(collector: Collector) -> None:
     assert Decimal(payload["totals"]["whatif_usd"]) == Decimal("3.5")  # 2.50 + 100k x 10 / 1M
     assert "tokenizer" in payload["caveat"]
     bad = CliRunner().invoke(app, [*args, "--model", "openai/gpt-9-imaginary"])
-    assert bad.exit_code == 2  # the API said 400: a usage error naming the model
-    assert "openai/gpt-9-imaginary" in bad.output
+    assert bad.exit_code == 2  # the API's 400: a usage error, as for a bad option
+    assert "gpt-9-imaginary" in " ".join(bad.output.replace("│", " ").split())  # the API's 400 message
+
+
+def test_page_reprices_a_feature_at_another_model(collector: Collector) -> None:
+    dom = rendered_dom(f"{collector.api_url}/?environment={ENV}&days=7&feature=support-bot&whatif=openai/gpt-4o")
+    assert 'data-ready="true"' in dom
+    box = dom.split('<div id="whatif" data-state="loaded">', 1)[1].split("</div>", 1)[0]
+    # 1M in + 100k out: 0.21 at gpt-4o-mini, 2.50 + 1.00 at gpt-4o
+    assert "1 calls: $0.210000 actual → $3.500000 at openai/gpt-4o" in box
+    assert "tokenizer" in box
+    bad = rendered_dom(
+        f"{collector.api_url}/?environment={ENV}&days=7&feature=support-bot&whatif=openai/gpt-9-imaginary"
+    )
+    error = bad.split('<div id="whatif" data-state="error">', 1)[1].split("</div>", 1)[0]
+    assert "openai/gpt-9-imaginary" in error

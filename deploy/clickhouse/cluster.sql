@@ -575,3 +575,75 @@ ALTER TABLE featurecost.calls ON CLUSTER '{cluster}' ADD COLUMN IF NOT EXISTS ga
 
 INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 60, '0060_calls_endpoint.sql' WHERE 60 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
 
+CREATE MATERIALIZED VIEW IF NOT EXISTS featurecost.rollup_hourly_priced_later_local ON CLUSTER '{cluster}' TO featurecost.rollup_hourly_local
+AS
+SELECT
+    toStartOfHour(src.start_time) AS hour,
+    src.environment AS environment,
+    src.feature AS feature,
+    src.tenant AS tenant,
+    src.provider AS provider,
+    if(src.response_model != '', src.response_model AS response_model, src.request_model) AS model,
+    src.version AS version,
+    toInt64(0) AS calls,
+    -toInt64(count()) AS unpriced_calls,
+    toInt64(0) AS input_tokens,
+    toInt64(0) AS output_tokens,
+    toInt64(0) AS cache_read_tokens,
+    toInt64(0) AS cache_write_tokens,
+    toInt64(0) AS reasoning_tokens,
+    toDecimal128(0, 18) AS cost_usd,
+    toDecimal128(0, 18) AS input_cost_usd,
+    toDecimal128(0, 18) AS output_cost_usd,
+    toDecimal128(0, 18) AS restated_usd,
+    toUInt64(0) AS restatements
+FROM featurecost.cost_restatements_local AS src
+WHERE src.previous_cost_usd IS NULL AND src.cost_usd IS NOT NULL
+GROUP BY hour, environment, feature, tenant, provider, model, version;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS featurecost.rollup_actions_priced_later_local ON CLUSTER '{cluster}' TO featurecost.rollup_actions_local
+AS
+SELECT
+    toStartOfHour(src.start_time) AS hour,
+    src.environment AS environment,
+    src.feature AS feature,
+    src.session_id AS session_id,
+    src.root_id AS root_id,
+    src.tenant AS tenant,
+    src.user_id AS user_id,
+    src.plan AS plan,
+    src.version AS version,
+    src.provider AS provider,
+    if(src.response_model != '', src.response_model AS response_model, src.request_model) AS model,
+    toInt64(0) AS calls,
+    -toInt64(count()) AS unpriced_calls,
+    toInt64(0) AS input_tokens,
+    toInt64(0) AS output_tokens,
+    toInt64(0) AS cache_read_tokens,
+    toInt64(0) AS cache_write_tokens,
+    toInt64(0) AS reasoning_tokens,
+    toDecimal128(0, 18) AS cost_usd,
+    toDecimal128(0, 18) AS restated_usd,
+    min(src.start_time) AS first_call,
+    max(src.start_time) AS last_call
+FROM featurecost.cost_restatements_local AS src
+WHERE src.previous_cost_usd IS NULL AND src.cost_usd IS NOT NULL
+GROUP BY hour, environment, feature, session_id, root_id, tenant, user_id, plan, version, provider, model;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS featurecost.rollup_sessions_priced_later_local ON CLUSTER '{cluster}' TO featurecost.rollup_sessions_local
+AS
+SELECT
+    toMonday(src.start_time) AS week,
+    src.environment AS environment,
+    src.feature AS feature,
+    src.session_id AS session_id,
+    toInt64(0) AS calls,
+    -toInt64(count()) AS unpriced_calls,
+    toDecimal128(0, 18) AS cost_usd,
+    toDecimal128(0, 18) AS restated_usd
+FROM featurecost.cost_restatements_local AS src
+WHERE src.previous_cost_usd IS NULL AND src.cost_usd IS NOT NULL
+GROUP BY week, environment, feature, session_id;
+
+INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 70, '0070_rollup_priced_later.sql' WHERE 70 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
+

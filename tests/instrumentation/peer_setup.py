@@ -13,6 +13,7 @@ set once per process, and instrumentors are process-wide singletons.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -78,7 +79,17 @@ def _logfire(memory: InMemorySpanExporter) -> None:
     logfire.instrument_anthropic()
 
 
+def _langfuse(memory: InMemorySpanExporter) -> None:
+    # Langfuse's drop-in: importing ``langfuse.openai`` wraps the openai SDK. Its client also
+    # exports to its own host: the stand-in, which answers 404 (not retried), so it stays quick.
+    os.environ.setdefault("LANGFUSE_PUBLIC_KEY", "pk-lf-test")
+    os.environ.setdefault("LANGFUSE_SECRET_KEY", "sk-lf-test")
+    os.environ.setdefault("LANGFUSE_HOST", os.environ["PEER_SETUP_URL"])
+    import langfuse.openai  # noqa: F401
+
+
 PEERS: dict[str, Callable[[InMemorySpanExporter], None]] = {
+    "langfuse": _langfuse,
     "openllmetry": _openllmetry,
     "openinference": _openinference,
     "openai-v2": _openai_v2,
@@ -87,8 +98,10 @@ PEERS: dict[str, Callable[[InMemorySpanExporter], None]] = {
 
 
 def _calls(url: str) -> None:
-    """One call of each kind, sync and async: each must be billed exactly once. Each runs in
-    its own request span (one trace per user action, as under a web framework)."""
+    """One call of each kind, sync and async: each must be billed exactly once. The sync ones
+    run bare (a script or worker: no enclosing span, so a tool's root span is a trace of its
+    own), the async ones in a request span each (one trace per user action, as under a web
+    framework)."""
     app = trace.get_tracer("app")
     oa = openai.OpenAI(base_url=f"{url}/v1", api_key="k", max_retries=0)
     an = anthropic.Anthropic(base_url=url, api_key="k", max_retries=0)
@@ -126,12 +139,12 @@ def _calls(url: str) -> None:
         stream_helper,
     ]
     for call in calls:
-        with app.start_as_current_span("handle request"):
-            call()
+        call()
     asyncio.run(async_calls())
 
 
 def main(peer: str, order: str, url: str, out: Path) -> None:
+    os.environ["PEER_SETUP_URL"] = url
     memory = InMemorySpanExporter()
     if peer != "logfire":
         _global_provider(memory)

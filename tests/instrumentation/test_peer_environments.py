@@ -26,7 +26,7 @@ from tests.collector_support import ClickHouseHttp, start_clickhouse_http
 from tests.conftest import RunningStandIn
 
 _ROOT = Path(__file__).resolve().parents[2]
-_PEERS = ("openllmetry", "openinference", "openai-v2", "logfire")
+_PEERS = ("openllmetry", "openinference", "openai-v2", "logfire", "langfuse")
 _PROVIDER_CALLS = 9  # what peer_setup._calls makes
 
 

@@ -10,6 +10,7 @@ from pkgutil import extend_path
 
 __path__ = extend_path(__path__, __name__)
 
+from featurecost.instrumentation._prefix import configure_prefix_fingerprint
 from featurecost.instrumentation.attribution import (
     Attribution,
     ContextThreadPoolExecutor,
@@ -27,5 +28,6 @@ __all__ = [
     "attribute",
     "bind_context",
     "configure",
+    "configure_prefix_fingerprint",
     "current_attribution",
 ]

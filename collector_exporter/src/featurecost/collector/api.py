@@ -122,7 +122,8 @@ def create_api_app(
             window = window_from_query(request.query_params)
         except ValueError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        rows = await run_in_threadpool(feature_costs, storage, window)
+        feature, tenant = request.query_params.get("feature", ""), request.query_params.get("tenant", "")
+        rows = await run_in_threadpool(feature_costs, storage, window, feature, tenant)
         return JSONResponse(
             {
                 "window": {

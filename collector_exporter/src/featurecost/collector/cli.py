@@ -18,17 +18,16 @@ from rich.table import Table
 from rich.text import Text
 
 from featurecost.collector.budgets.cli import budgets_app, load_budgets_option
-from featurecost.collector.cli_options import hide_flag_types
+from featurecost.collector.cli_options import hide_flag_types, opened_storage
 from featurecost.collector.cli_output import console as cli_console
 from featurecost.collector.cli_output import money, plain_numbers, text
 from featurecost.collector.config import ConfigError, build_config
 from featurecost.collector.import_cli import import_app
 from featurecost.collector.prices_cli import check_prices_file, prices_app
-from featurecost.collector.report_commands import DEFAULT_API, Format, explain_empty, fetch, window
+from featurecost.collector.report_commands import DAYS, DEFAULT_API, Days, Format, explain_empty, fetch, window
 from featurecost.collector.report_commands import register as register_reports
 from featurecost.collector.reports import FeatureCostRow, ReportOptions, feature_costs
 from featurecost.collector.server import StartupError, serve
-from featurecost.collector.storage import Storage
 from featurecost.collector.storage_cli import storage_app
 from featurecost.collector.version import __version__
 
@@ -97,6 +96,10 @@ def collector(
     api_port: Annotated[int | None, _opt("API_PORT", "Report API, health and /metrics. [default: 8787]")] = None,
     max_body_bytes: Annotated[
         int | None, _opt("MAX_BODY_BYTES", "Largest OTLP request (after gunzip). [default: 16 MiB]")
+    ] = None,
+    max_inflight_bytes: Annotated[
+        int | None,
+        _opt("MAX_INFLIGHT_BYTES", "OTLP/HTTP bodies held at once before 503 + Retry-After. [default: 512 MiB]"),
     ] = None,
     wal_max_bytes: Annotated[
         int | None, _opt("WAL_MAX_BYTES", "Unstored WAL bytes before backpressure (503). [default: 2 GiB]")
@@ -175,6 +178,7 @@ def collector(
                 "otlp_grpc_port": otlp_grpc_port,
                 "api_port": api_port,
                 "max_body_bytes": max_body_bytes,
+                "max_inflight_bytes": max_inflight_bytes,
                 "wal_max_bytes": wal_max_bytes,
                 "wal_max_age_seconds": wal_max_age_seconds,
                 "wal_min_free_disk_bytes": wal_min_free_disk_bytes,
@@ -241,15 +245,17 @@ def render_feature_costs(rows: list[FeatureCostRow], console: Console, title: st
         for reason in r.unpriced_reasons:
             line = Text("unpriced ", style="yellow")
             line.append_text(text(f"{r.feature}: {reason}"))
-            console.print(line)
+            console.print(line, soft_wrap=True)
 
 
 @report_app.command("features")
 def report_features(
     since: Annotated[str | None, typer.Option(help="ISO-8601 start (default: --days before --until).")] = None,
     until: Annotated[str | None, typer.Option(help="ISO-8601 end, exclusive (default: now).")] = None,
-    days: Annotated[int, typer.Option(help="Window length when --since is not given.")] = 7,
-    env: Annotated[str, typer.Option(help="deployment.environment.name to report on.")] = "production",
+    days: Days = DAYS,
+    env: Annotated[str, typer.Option(help="deployment.environment.name; 'all' for every environment.")] = "production",
+    feature: Annotated[str, typer.Option(help="Only this feature.")] = "",
+    tenant: Annotated[str, typer.Option(help="Only this tenant's calls.")] = "",
     api: Annotated[str, typer.Option(envvar="FEATURECOST_API", help="Collector report API.")] = DEFAULT_API,
     storage: Annotated[
         str | None,
@@ -257,16 +263,15 @@ def report_features(
     ] = None,
     output: Annotated[Format, typer.Option("--format", help="table, json or csv.")] = Format.table,
 ) -> None:
-    """Per-feature cost: calls, actions, sessions, tokens, cost and share of total."""
+    """Per-feature cost: calls, actions, sessions, tokens, cost and share of total.
+
+    Always exact: it reads the stored calls (and restatements), not the rollups."""
     win = window(since, until, days, env)
     if storage:
-        store = Storage(storage)
-        try:
-            rows = feature_costs(store, win)
-        finally:
-            store.close()
+        with opened_storage(storage) as store:
+            rows = feature_costs(store, win, feature, tenant)
     else:
-        payload = fetch("feature-costs", api, win, ReportOptions())
+        payload = fetch("feature-costs", api, win, ReportOptions(feature=feature, tenant=tenant))
         rows = [FeatureCostRow.from_json(row) for row in payload["rows"]]
     if output is Format.json:
         print(json.dumps([plain_numbers(row.to_json()) for row in rows], indent=2))
@@ -285,7 +290,7 @@ def report_features(
             render_feature_costs(rows, console, title)
         else:
             console.print(text(title))
-            console.print(text(explain_empty(api, storage, win.environment)))
+            console.print(text(explain_empty(api, storage, win.environment, feature)))
 
 
 def main() -> None:

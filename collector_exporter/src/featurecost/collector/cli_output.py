@@ -30,6 +30,8 @@ def console(*, stderr: bool = False) -> Console:
     terminal it is ``MAX_WIDTH`` wide (rich would assume 80 and elide the numbers)."""
     stream = sys.stderr if stderr else sys.stdout
     width = None if stream.isatty() else MAX_WIDTH
+    # Tables fit ``width``; print a line of text meant to be copied (a reason, a savings action)
+    # with ``soft_wrap=True`` so it stays one line.
     return Console(stderr=stderr, emoji=False, highlight=False, width=width, soft_wrap=False)
 
 

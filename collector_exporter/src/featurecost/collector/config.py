@@ -33,6 +33,7 @@ class CollectorConfig(BaseModel):
     otlp_grpc_port: int = Field(4317, ge=-1, le=65535)  # -1 disables gRPC
     api_port: int = Field(8787, ge=0, le=65535)
     max_body_bytes: int = Field(16 * 1024 * 1024, gt=0)
+    max_inflight_bytes: int = Field(512 * 1024 * 1024, gt=0)  # OTLP/HTTP bodies held at once, all requests
     wal_dir: Path | None = None  # default: data_dir/wal
     wal_max_bytes: int = Field(2 * 1024 * 1024 * 1024, gt=0)
     wal_max_age_seconds: float | None = Field(None, gt=0)

@@ -24,9 +24,10 @@ Failures, isolated so one bad span never holds back the others:
   cannot even be kept) is moved alone to ``dead-letter/`` with its reason; its batch goes on;
 - a storage outage (network, 5xx, the codes in ``_TRANSIENT_CODES``) is retried forever
   with backoff — the WAL spools meanwhile and backpressure protects the disk;
-- a batch ClickHouse rejects for another reason is retried ``max_attempts`` times, then
-  bisected: the spans it rejects alone are dead-lettered, the rest stored. When every
-  part is rejected (a broken schema, not bad data) the whole batch is dead-lettered;
+- a batch ClickHouse rejects for another reason is retried ``max_attempts`` times (not
+  at all when the error says the rows are bad, ``_is_bad_data``), then bisected: the spans
+  it rejects alone are dead-lettered, the rest stored. When every part is rejected (a
+  broken schema, not bad data) the whole batch is dead-lettered;
 - anything unexpected in the worker is logged, shown in ``last_error`` and retried with
   backoff; the worker never dies, and while it cannot progress ``blocked`` says why
   (``/readyz`` and ingest answer 503 instead of acknowledging into a stuck log).
@@ -40,6 +41,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -48,7 +50,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+from clickhouse_connect.driver.exceptions import DatabaseError, DataError, OperationalError
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
@@ -153,6 +155,36 @@ def _is_transient(exc: Exception) -> bool:
         if "Too many partitions for single INSERT block" in message:
             return False  # code 252 too, but the block's data is the problem: no retry fixes it
         return any(f"Code: {code}." in message or f"code: {code}" in message for code in _TRANSIENT_CODES)
+    return False
+
+
+# ClickHouse error codes that mean "these rows are bad": retrying the same block cannot help,
+# so the batch is bisected at once to store the rest (the spans to blame go to dead-letter).
+_DATA_CODES = frozenset(
+    {
+        "6",  # CANNOT_PARSE_TEXT
+        "27",  # CANNOT_PARSE_INPUT_ASSERTION_FAILED
+        "41",  # CANNOT_PARSE_DATETIME
+        "53",  # TYPE_MISMATCH
+        "69",  # ARGUMENT_OUT_OF_BOUND
+        "70",  # CANNOT_CONVERT_TYPE
+        "72",  # CANNOT_PARSE_NUMBER
+        "117",  # INCORRECT_DATA
+        "321",  # VALUE_IS_OUT_OF_RANGE_OF_DATA_TYPE
+        "407",  # DECIMAL_OVERFLOW
+        "469",  # VIOLATED_CONSTRAINT
+    }
+)
+
+
+def _is_bad_data(exc: Exception) -> bool:
+    """The rows themselves are the problem: client-side encoding errors, or ClickHouse
+    refusing their values."""
+    if isinstance(exc, ValueError | TypeError | ArithmeticError | struct.error | DataError):
+        return True
+    if isinstance(exc, DatabaseError):
+        message = str(exc)
+        return any(f"Code: {code}." in message or f"code: {code}," in message for code in _DATA_CODES)
     return False
 
 
@@ -452,7 +484,7 @@ class Pipeline:
                 self.stats.insert_failures += 1
                 self.last_error = _describe(exc)
                 if not _is_transient(exc):
-                    rejections += 1
+                    rejections = self.max_attempts if _is_bad_data(exc) else rejections + 1
                     self.blocked = f"storage rejects batch {token}: {self.last_error}"
                     if rejections >= self.max_attempts:
                         continue  # bisect now

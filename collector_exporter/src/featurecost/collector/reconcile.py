@@ -6,7 +6,9 @@ and not always as parent and child: some start their span without making it curr
 some after the call returned. The one fact they share is the provider's response id
 (``gen_ai.response.id``). So spans of one trace that report the same response id are one
 call: exactly one of them counts, the others are stored *superseded* and counted by no
-report or rollup.
+report or rollup. "Of one trace" is widened with care: spans from the same service and
+provider with the same response id are one call when they share the trace *or* overlap in
+time (a tool starting a root span of its own puts the same call in another trace).
 
 Which one counts does not depend on arrival order: the best by ``_rank`` (attributed
 first, then with usage, then not failed, then the smallest span id) over every span of the
@@ -45,7 +47,35 @@ _CALL_FIELDS = frozenset(f.name for f in dataclasses.fields(CallRecord))
 
 
 def response_key(call: CallRecord) -> str:
-    return f"{call.trace_id}/{call.response_id}"
+    """Spans that can be one call: the same provider response id, from the same service and
+    provider. Not the trace alone: a tool that starts a root span of its own (OpenLLMetry's
+    ``start_span`` with no enclosing request span) puts the same call in another trace."""
+    return f"{call.service_name}/{call.provider}/{call.response_id}"
+
+
+# Two spans of one call both cover the provider's answer: they overlap in time. A gateway
+# that reuses response ids (some self-hosted servers) does so across *different* calls,
+# which do not overlap unless run in parallel — and those are told apart by the trace.
+_OVERLAP_SLACK = timedelta(seconds=1)
+
+
+def _same_call(a: CallRecord, b: CallRecord) -> bool:
+    if a.trace_id == b.trace_id:
+        return True
+    return a.start_time <= b.end_time + _OVERLAP_SLACK and b.start_time <= a.end_time + _OVERLAP_SLACK
+
+
+def _calls_of(members: list[CallRecord]) -> list[tuple[CallRecord, list[CallRecord]]]:
+    """``members`` (one response key) split into calls: (the span that counts, the others)."""
+    remaining = sorted(members, key=_rank)
+    calls = []
+    while remaining:
+        winner = remaining[0]
+        same = [m for m in remaining[1:] if _same_call(m, winner)]
+        calls.append((winner, same))
+        taken = {id(winner), *map(id, same)}
+        remaining = [m for m in remaining if id(m) not in taken]
+    return calls
 
 
 def _rank(call: CallRecord) -> tuple[bool, bool, bool, str]:
@@ -111,19 +141,22 @@ class Reconciler:
             earlier = stored.get(key, [])
             if len(members) + len(earlier) < 2:
                 continue
-            winner = min([*members, *earlier], key=_rank)
-            for call in members:
-                if call is not winner:
-                    call.superseded_by = winner.span_id
-                    call.rollup_sign = 0
-            for row in earlier:
-                if row is winner:
-                    continue
-                if not row.superseded_by:  # counted so far: withdraw it from the rollups
-                    result.withdrawals.append(dataclasses.replace(row, superseded_by=winner.span_id, rollup_sign=-1))
-                elif row.superseded_by != winner.span_id:  # superseded already: point it at the new winner
-                    result.withdrawals.append(dataclasses.replace(row, superseded_by=winner.span_id, rollup_sign=0))
-                withdrawn[row.trace_id + row.span_id] = winner.span_id
+            fresh = {id(call) for call in members}
+            for winner, others in _calls_of([*members, *earlier]):
+                for other in others:
+                    if id(other) in fresh:
+                        other.superseded_by = winner.span_id
+                        other.rollup_sign = 0
+                    elif not other.superseded_by:  # counted so far: withdraw it from the rollups
+                        result.withdrawals.append(
+                            dataclasses.replace(other, superseded_by=winner.span_id, rollup_sign=-1)
+                        )
+                        withdrawn[other.trace_id + other.span_id] = winner.span_id
+                    elif other.superseded_by != winner.span_id:  # superseded already: point it at the winner
+                        result.withdrawals.append(
+                            dataclasses.replace(other, superseded_by=winner.span_id, rollup_sign=0)
+                        )
+                        withdrawn[other.trace_id + other.span_id] = winner.span_id
         if withdrawn:
             result.restatements = self._cancel_restatements(withdrawn)
         return result
@@ -143,7 +176,6 @@ class Reconciler:
         parameters = {
             "since": (min(call.start_time for call in probes) - _WINDOW).replace(tzinfo=None),
             "until": (max(call.start_time for call in probes) + _WINDOW).replace(tzinfo=None),
-            "traces": sorted({call.trace_id for call in probes}),
             "responses": sorted({call.response_id for call in probes}),
         }
         wanted = {response_key(call) for call in probes}

@@ -20,10 +20,19 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from featurecost.collector.catalog import catalog, empty_hint
 from featurecost.collector.cli_options import collector_api, time_option
-from featurecost.collector.cli_output import NO_TENANT, as_decimal, is_numeric_key, money, plain_numbers, text
+from featurecost.collector.cli_output import (
+    MAX_WIDTH,
+    NO_TENANT,
+    as_decimal,
+    is_numeric_key,
+    money,
+    plain_numbers,
+    text,
+)
 from featurecost.collector.cli_output import console as cli_console
 from featurecost.collector.cli_output import month as month_label
 from featurecost.collector.pricing import Pricer
@@ -148,6 +157,11 @@ HEADERS = {
     "input_tokens": "input tok",
     "output_tokens": "output tok",
     "saved_usd": "saved",
+    "revenue_usd": "revenue",
+    "margin_usd": "margin",
+    "margin_pct": "margin %",
+    "active_users": "users",
+    "cost_per_active_user_usd": "per user",
 }
 EMPTY = {
     "regressions": "no regressions: no feature's median session cost rose ≥ 5 % two weeks in a row",
@@ -239,17 +253,20 @@ def render(
         columns.sort(key=wanted.index)
     renamed = headers or {}
     cells = [[_row_cell(renamed.get(k, k), k, row) for k in columns] for row in rows]
-    for i, key in enumerate(columns):
+    titles = [names.get(key, key.replace("_", " ")) for key in columns]
+    values = [max([0, *(len(row[i]) for row in cells)]) for i in range(len(columns))]
+    natural = sum(max(len(t), v) for t, v in zip(titles, values, strict=True)) + 3 * len(columns) + 1
+    stack = natural > MAX_WIDTH  # headers one word per line, so a column is as wide as its values
+    for key, title, widest_value in zip(columns, titles, values, strict=True):
         is_text = key in _TEXT_COLUMNS
-        header = names.get(key, key.replace("_", " "))
-        # A name column keeps up to 24 characters before it wraps; numbers never wrap.
-        widest = max([len(header), *(len(row[i]) for row in cells)])
+        lines = title.split() if stack and not is_text else [title]
+        # A name column keeps up to 24 characters before it wraps; a number never wraps.
         table.add_column(
-            text(header),
+            Text("\n").join(text(line) for line in lines),
             justify="left" if is_text else "right",
             no_wrap=not is_text,
             overflow="fold",
-            min_width=min(widest, 24) if is_text else None,
+            min_width=min(max(widest_value, len(title)), 24) if is_text else None,
         )
     for row_cells in cells:
         table.add_row(*(text(c) for c in row_cells))
@@ -278,14 +295,13 @@ def _print_opportunities(console: Console, found: list[dict[str, Any]] | None) -
     if found is None:
         return
     if not found:
-        console.print("Top savings: none found in this window (see `featurecost report batch`).")
+        console.print(text("Top savings: none found in this window (see `featurecost report batch`)."))
         return
-    console.print("Top savings:")
+    console.print(text("Top savings:"))
     for o in found:
         weekly = _cell("saving_per_week_usd", o["saving_per_week_usd"])
-        console.print(
-            text(f"  {o['rank']}. {weekly}/week · {o['kind']} · {o['feature']}: {o['action']}"), soft_wrap=True
-        )
+        line = f"  {o['rank']}. {weekly}/week · {o['kind']} · {o['feature']}: {o['action']}"
+        console.print(text(line), soft_wrap=True)  # one line per opportunity, whatever the width
 
 
 def rebuild(month: int, api: str, storage: str | None) -> None:

@@ -68,13 +68,6 @@ def tune_gc() -> None:
     gc.set_threshold(50_000, 20, 100)
 
 
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
-
-
 def _url_host(host: str) -> str:
     """The host to put in a URL a user can open: a wildcard bind is reachable on loopback."""
     if host in ("", "0.0.0.0", "::"):
@@ -91,7 +84,9 @@ def _redacted(dsn: str) -> str:
     return dsn
 
 
-async def _announce(config: CollectorConfig, servers: Sequence[uvicorn.Server], grpc_port: int | None) -> None:
+async def _announce(
+    config: CollectorConfig, servers: Sequence[uvicorn.Server], ports: tuple[int, int], grpc_port: int | None
+) -> None:
     """Log every listening address and the page URL once all servers are up: the first thing
     a new user looks for in the output, and what an operator checks after a config change."""
     while not all(server.started for server in servers):
@@ -100,14 +95,22 @@ async def _announce(config: CollectorConfig, servers: Sequence[uvicorn.Server], 
         await asyncio.sleep(0.05)
     host = _url_host(config.host)
     scheme = "https" if config.tls_cert is not None else "http"
+    http_port, api_port = ports
     log.info("OTLP/HTTP on %s://%s:%d (/v1/traces; /v1/metrics and /v1/logs acknowledged and dropped)",
-             scheme, host, config.otlp_http_port)  # fmt: skip
+             scheme, host, http_port)  # fmt: skip
     if grpc_port is not None:
         log.info("OTLP/gRPC on %s:%d", host, grpc_port)
-    api = f"{scheme}://{host}:{config.api_port}"
+    api = f"{scheme}://{host}:{api_port}"  # the API is served with the same TLS settings
     log.info("report API on %s/api/v1, health %s/healthz, Prometheus %s/metrics", api, api, api)
     log.info("web page: %s/", api)
     log.info("storage %s (WAL %s)", _redacted(config.resolved_storage_dsn), config.resolved_wal_dir)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def default_storage_dsn(data_dir: Path) -> str:
@@ -180,7 +183,9 @@ async def _serve(
         max_future_skew=config.max_future_skew_seconds,
     )
     metrics.watch(ingest.stats, pipeline, wal)
-    receiver = create_receiver_app(ingest=ingest, max_body_bytes=config.max_body_bytes)
+    receiver = create_receiver_app(
+        ingest=ingest, max_body_bytes=config.max_body_bytes, max_inflight_bytes=config.max_inflight_bytes
+    )
     receiver.router.routes.extend(signal_routes(ingest, config.max_body_bytes))
     tls: dict[str, Any] = {}
     if config.tls_cert is not None and config.tls_key is not None:
@@ -251,7 +256,8 @@ async def _serve(
         loop.add_signal_handler(sig, request_stop)
     if evaluator:
         evaluator.start()
-    announce = asyncio.create_task(_announce(config, servers, grpc_port))
+    ports = (int(http_socket.getsockname()[1]), int(api_socket.getsockname()[1]))
+    announce = asyncio.create_task(_announce(config, servers, ports, grpc_port))
     try:
         results = await asyncio.gather(
             *(server.serve(sockets=[sock]) for server, sock in zip(servers, (http_socket, api_socket), strict=True)),

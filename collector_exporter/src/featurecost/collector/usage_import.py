@@ -10,7 +10,9 @@ Format (header row required, UTF-8, comma-separated; docs/reports.md has example
 - ``usage.<feature>`` — optional, any number: product usage counts per feature.
 
 The whole file is validated first; any bad row rejects the file and every problem is
-reported with its line number, so a file is never half imported.
+reported with its line number (the first ``MAX_ERRORS``), so a file is never half
+imported. A file holds at most ``MAX_ROWS`` rows: validated rows cost about 1.4 KB each
+in memory, and the collector must not be made to hold gigabytes by one request.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from featurecost.collector.storage import Storage
 
 USAGE_PREFIX = "usage."
+MAX_ROWS = 50_000  # per import: split bigger files (a row per tenant, period and feature)
+MAX_ERRORS = 100
 COLUMNS = (
     "tenant", "period_start", "period_end", "feature", "revenue_usd", "active_users", "usage_count", "source",
 )  # fmt: skip
@@ -116,9 +120,14 @@ def parse_usage_csv(text: str) -> list[UsageRow]:
     errors: list[RowError] = []
     if "tenant" not in header or "revenue_usd" not in header:
         raise UsageImportError([RowError(1, f"header needs tenant and revenue_usd columns, got {header}")])
-    rows = []
+    rows: list[UsageRow] = []
     for raw in reader:
         line = reader.line_num
+        if len(rows) + len(errors) >= MAX_ROWS:
+            raise UsageImportError([RowError(line, f"more than {MAX_ROWS} rows: split the file")])
+        if len(errors) >= MAX_ERRORS:
+            errors.append(RowError(line, f"stopped after {MAX_ERRORS} problems"))
+            break
         if None in raw:
             errors.append(RowError(line, "more fields than the header has columns"))
             continue

@@ -1,5 +1,6 @@
 """featurecost instrumentation: attribution context and LLM SDK instrumentors."""
 
+from featurecost.instrumentation._prefix import configure_prefix_fingerprint
 from featurecost.instrumentation.attribution import (
     Attribution,
     ContextThreadPoolExecutor,
@@ -19,5 +20,6 @@ __all__ = [
     "attribute",
     "bind_context",
     "configure",
+    "configure_prefix_fingerprint",
     "current_attribution",
 ]

@@ -32,6 +32,7 @@ from opentelemetry.trace import Span, Tracer
 from opentelemetry.util.types import AttributeValue
 
 from featurecost.instrumentation import attributes as attrs
+from featurecost.instrumentation._settle import settle
 from featurecost.instrumentation._spans import (
     LLMCall,
     TokenUsage,
@@ -39,7 +40,6 @@ from featurecost.instrumentation._spans import (
     clean_attributes,
     end_llm_span,
     in_llm_call,
-    llm_span,
     record_usage,
     start_llm_call,
     usage_attributes,
@@ -282,6 +282,7 @@ def _start_stream(
         log.debug("featurecost: could not start a span", exc_info=True)
         return None
     _mark(call.span, checked)
+    call.settle_with = checked
     return call, injected
 
 
@@ -313,6 +314,7 @@ def sync_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
             _settle(checked, result)
         except Exception:
             log.debug("featurecost: could not read a response", exc_info=True)
+            record_usage(span, None)
         end_llm_span(span, token)
         return result
 
@@ -347,6 +349,7 @@ def async_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
             _settle(checked, result)
         except Exception:
             log.debug("featurecost: could not read a response", exc_info=True)
+            record_usage(span, None)
         end_llm_span(span, token)
         return result
 
@@ -382,72 +385,143 @@ class SDKCall:
     request: Callable[[Any, Mapping[str, Any]], tuple[str | None, dict[str, AttributeValue]]]
 
 
-def _open(sdk: SDKCall, instance: Any, kwargs: dict[str, Any]) -> tuple[Ticket | None, dict[str, Any]]:
-    provider = sdk.provider_of(instance)
+def _open(sdk: SDKCall, instance: Any, kwargs: dict[str, Any]) -> tuple[Ticket | None, dict[str, Any] | None]:
+    """The budget guard's check, then the span's arguments (None when our extractor failed)."""
+    provider = _provider(sdk, instance)
     ticket = check_call(kwargs, provider)  # before the span: a denied call is never made
     return ticket, _span_args(sdk, instance, kwargs, provider)
 
 
-async def _open_async(sdk: SDKCall, instance: Any, kwargs: dict[str, Any]) -> tuple[Ticket | None, dict[str, Any]]:
-    provider = sdk.provider_of(instance)
+async def _open_async(
+    sdk: SDKCall, instance: Any, kwargs: dict[str, Any]
+) -> tuple[Ticket | None, dict[str, Any] | None]:
+    provider = _provider(sdk, instance)
     ticket = await check_call_async(kwargs, provider)
     return ticket, _span_args(sdk, instance, kwargs, provider)
 
 
-def _span_args(sdk: SDKCall, instance: Any, kwargs: dict[str, Any], provider: str) -> dict[str, Any]:
-    model, attributes = sdk.request(instance, kwargs)
+def _provider(sdk: SDKCall, instance: Any) -> str:
+    try:
+        return sdk.provider_of(instance)
+    except Exception:
+        log.debug("featurecost: could not tell the provider", exc_info=True)
+        return ""
+
+
+def _span_args(sdk: SDKCall, instance: Any, kwargs: dict[str, Any], provider: str) -> dict[str, Any] | None:
+    try:
+        model, attributes = sdk.request(instance, kwargs)
+    except Exception:  # the call goes out untraced rather than not at all
+        log.debug("featurecost: could not read a request", exc_info=True)
+        return None
     return {"operation": sdk.operation, "provider": provider, "request_model": model, "attributes": attributes}
 
 
 def _record_quietly(record: Callable[[Span, Any], None], span: Span, response: Any) -> None:
     try:
         record(span, response)
-    except Exception:  # never let instrumentation break the call
+    except Exception:  # never let instrumentation break the call; the usage is missing, not guessed
         log.debug("featurecost: could not read a response", exc_info=True)
+        record_usage(span, None)
+
+
+def begin_call_span(
+    tracer: Tracer, ticket: Ticket | None, span_args: dict[str, Any] | None
+) -> tuple[Span, object] | None:
+    """Start a plain call's span marked with the guard's decision; None (the call goes on
+    untraced) when there are no span arguments or our code fails."""
+    if span_args is None:
+        return None
+    try:
+        started = begin_llm_span(tracer, **span_args)
+        mark_call_span(started[0], ticket)
+    except UnattributedCallError:
+        raise
+    except Exception:
+        log.debug("featurecost: could not start a span", exc_info=True)
+        return None
+    return started
+
+
+def finish_call_span(
+    started: tuple[Span, object],
+    ticket: Ticket | None,
+    provider: str,
+    record: Callable[[Span, Any], None],
+    response: Any,
+) -> None:
+    """Extract (quietly), settle the guard with the recorded usage, stop."""
+    span, token = started
+    _record_quietly(record, span, response)
+    end_llm_span(span, token)
+    settle(ticket, provider, span)
 
 
 def call_wrapper(tracer: Tracer, sdk: SDKCall, record: Callable[[Span, Any], None]) -> Callable[..., Any]:
     """A ``wrapt`` wrapper for a method whose call is over when it returns."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
+        if passthrough():
             return wrapped(*args, **kwargs)
         ticket, span_args = _open(sdk, instance, kwargs)
-        with llm_span(tracer, **span_args) as span:
-            mark_call_span(span, ticket)
+        started = begin_call_span(tracer, ticket, span_args)
+        if started is None:
+            return wrapped(*args, **kwargs)
+        try:
             response = wrapped(*args, **kwargs)
-            _record_quietly(record, span, response)
-            return response
+        except BaseException as exc:
+            end_llm_span(started[0], started[1], exc)
+            raise
+        finish_call_span(started, ticket, span_args["provider"] if span_args else "", record, response)
+        return response
 
     return wrapper
 
 
 def async_call_wrapper(tracer: Tracer, sdk: SDKCall, record: Callable[[Span, Any], None]) -> Callable[..., Any]:
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
+        if passthrough():
             return await wrapped(*args, **kwargs)
         ticket, span_args = await _open_async(sdk, instance, kwargs)
-        with llm_span(tracer, **span_args) as span:
-            mark_call_span(span, ticket)
+        started = begin_call_span(tracer, ticket, span_args)
+        if started is None:
+            return await wrapped(*args, **kwargs)
+        try:
             response = await wrapped(*args, **kwargs)
-            _record_quietly(record, span, response)
-            return response
+        except BaseException as exc:
+            end_llm_span(started[0], started[1], exc)
+            raise
+        finish_call_span(started, ticket, span_args["provider"] if span_args else "", record, response)
+        return response
 
     return wrapper
 
 
-def start_call(tracer: Tracer, sdk: SDKCall, instance: Any, kwargs: dict[str, Any]) -> LLMCall:
-    """The span of a streamed call (the budget guard checked first), for SDK-specific stream shapes."""
-    return _begin_call(tracer, *_open(sdk, instance, kwargs))
+def start_call(tracer: Tracer, sdk: SDKCall, instance: Any, kwargs: dict[str, Any]) -> LLMCall | None:
+    """The span of a streamed call (the budget guard checked first), for SDK-specific stream
+    shapes; None (the stream goes on untraced) when our code fails."""
+    return begin_call(tracer, *_open(sdk, instance, kwargs))
 
 
-async def start_call_async(tracer: Tracer, sdk: SDKCall, instance: Any, kwargs: dict[str, Any]) -> LLMCall:
-    return _begin_call(tracer, *await _open_async(sdk, instance, kwargs))
+async def start_call_async(tracer: Tracer, sdk: SDKCall, instance: Any, kwargs: dict[str, Any]) -> LLMCall | None:
+    return begin_call(tracer, *await _open_async(sdk, instance, kwargs))
 
 
-def _begin_call(tracer: Tracer, ticket: Ticket | None, span_args: dict[str, Any]) -> LLMCall:
-    call = start_llm_call(tracer, **span_args)
-    mark_call_span(call.span, ticket)
+def begin_call(tracer: Tracer, ticket: Ticket | None, span_args: dict[str, Any] | None) -> LLMCall | None:
+    """A streamed call's ``LLMCall``, marked with the guard's decision and settled when its
+    stream ends; None when there are no span arguments or our code fails."""
+    if span_args is None:
+        return None
+    try:
+        call = start_llm_call(tracer, **span_args)
+        mark_call_span(call.span, ticket)
+    except UnattributedCallError:
+        raise
+    except Exception:
+        log.debug("featurecost: could not start a span", exc_info=True)
+        return None
+    if ticket is not None:
+        call.settle_with = (ticket, span_args["provider"])
     return call
 
 
@@ -462,9 +536,11 @@ def stream_wrapper(
     the response while iterated, so each step runs in the call's context (``in_call``)."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
+        if passthrough():
             return wrapped(*args, **kwargs)
         call = start_call(tracer, sdk, instance, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
         with call.requesting():
             events = wrapped(*args, **kwargs)
         return proxy(events, call, new_accumulator(), in_call=True)
@@ -478,9 +554,11 @@ def async_stream_wrapper(
     """For a coroutine method that sends the request and returns an async stream."""
 
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if not is_instrumentation_enabled():
+        if passthrough():
             return await wrapped(*args, **kwargs)
         call = await start_call_async(tracer, sdk, instance, kwargs)
+        if call is None:
+            return await wrapped(*args, **kwargs)
         with call.requesting():
             events = await wrapped(*args, **kwargs)
         return AsyncTracedStream(events, call, new_accumulator(), in_call=True)

@@ -23,6 +23,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
+from opentelemetry.trace import SpanKind
 
 from featurecost.instrumentation import attributes as attrs
 
@@ -83,10 +84,24 @@ class PassiveSpanProcessor:
 STARTED_SPANS = otel_context.create_key("featurecost-started-spans")
 
 
+_server_spans_seen = False
+
+
+def server_spans_seen() -> bool:
+    """Whether this process has started a SERVER span: its incoming requests are traced, so an
+    LLM call with no enclosing span at all runs outside any request (``featurecost.latency =
+    background``). Without traced requests nothing can be inferred."""
+    return _server_spans_seen
+
+
 class NestedSpanMarker(PassiveSpanProcessor):
-    """Marks spans started inside a featurecost LLM call superseded (see the module docstring)."""
+    """Marks spans started inside a featurecost LLM call superseded (see the module docstring),
+    and notes the first SERVER span (``server_spans_seen``)."""
 
     def on_start(self, span: Any, parent_context: otel_context.Context | None = None) -> None:
+        global _server_spans_seen
+        if not _server_spans_seen and getattr(span, "kind", None) is SpanKind.SERVER:
+            _server_spans_seen = True
         if otel_context.get_value(IN_LLM_CALL, parent_context):
             span.set_attribute(attrs.SUPERSEDED, True)
         started = otel_context.get_value(STARTED_SPANS, parent_context)

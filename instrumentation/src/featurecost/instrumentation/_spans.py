@@ -30,7 +30,7 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AttributeValue
 
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._nested import IN_LLM_CALL, watch_global_provider
+from featurecost.instrumentation._nested import IN_LLM_CALL, server_spans_seen, watch_global_provider
 from featurecost.instrumentation.attribution import check_attribution, current_attribution, is_attribution_key
 
 # OpenLLMetry's instrumentors read this plain key; setting it stops one of them that
@@ -188,6 +188,10 @@ def _record_error(span: Span, exc: BaseException) -> None:
         span.set_status(Status(StatusCode.ERROR, str(exc)[:256]))
 
 
+def _has_parent(ctx: otel_context.Context) -> bool:
+    return trace.get_current_span(ctx).get_span_context().is_valid
+
+
 def _start_span(
     tracer: Tracer,
     ctx: otel_context.Context,
@@ -201,6 +205,9 @@ def _start_span(
     watch_global_provider()
     attribution = current_attribution(ctx)
     flags = check_attribution(attribution)
+    if attrs.LATENCY not in attribution and server_spans_seen() and not _has_parent(ctx):
+        # requests are traced here and none encloses this call: no user is waiting for it
+        flags = {**flags, attrs.LATENCY: attrs.LATENCY_BACKGROUND}
     _supersede_enclosing_llm_span(ctx)
     name = f"{operation} {request_model}" if request_model else operation
     return tracer.start_span(
@@ -281,11 +288,13 @@ class LLMCall:
     end by exhaustion in one thread and by garbage collection in another.
     """
 
-    __slots__ = ("_finished", "_lock", "_provider_context", "call_context", "span")
+    __slots__ = ("_finished", "_lock", "_provider_context", "call_context", "settle_with", "span")
 
     def __init__(self, span: Span, call_context: otel_context.Context) -> None:
         self.span = span
         self.call_context = call_context
+        # (the budget guard's ticket, provider) when the call was checked: settled at the end
+        self.settle_with: tuple[Any, str] | None = None
         self._finished = False
         self._lock = threading.Lock()
         self._provider_context: Context | None = None
@@ -333,14 +342,15 @@ class LLMCall:
         complete: bool,
         response: Mapping[str, Any] | None = None,
         error: BaseException | None = None,
-    ) -> None:
+    ) -> bool:
         """End the span with the usage seen so far; ``complete`` says whether the stream ran to its end.
+        True when this call ended it (False: it had ended already).
 
         A stream that failed midway keeps what it reported before the failure (and is
         partial): input tokens counted in a first event were billed all the same.
         """
         if not self._claim():
-            return
+            return False
         span = self.span
         if span.is_recording():
             if error is not None:
@@ -354,6 +364,7 @@ class LLMCall:
                 span.set_attributes(late)
             span.set_attributes({**clean_attributes(response or {}), **usage_attributes(usage, partial=not complete)})
         span.end()
+        return True
 
 
 def start_llm_call(

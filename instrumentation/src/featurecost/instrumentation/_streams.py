@@ -26,9 +26,12 @@ import logging
 from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
+from opentelemetry import trace
 from opentelemetry.trace import Span
 from wrapt import ObjectProxy
 
+from featurecost.instrumentation._nested import IN_LLM_CALL
+from featurecost.instrumentation._settle import settle_call
 from featurecost.instrumentation._spans import LLMCall, TokenUsage, clean_attributes, usage_attributes
 
 log = logging.getLogger(__name__)
@@ -76,11 +79,31 @@ def record_accumulated(span: Span, acc: StreamAccumulator) -> None:
         span.set_attributes({**clean_attributes(acc.response_attributes()), **usage_attributes(acc.usage())})
 
 
+def _undo_leaked_context(call: LLMCall) -> None:
+    """Give the consumer its context back if a peer's stream end restored ours into it.
+
+    An instrumentation wrapping inside ours that attaches its span context when the call
+    starts and detaches it when its stream ends (``opentelemetry-util-genai``, so openai-v2)
+    resets the context to what was current at its attach — our provider context, which only
+    lives while the request is sent. Left there, every later call of the consumer would look
+    nested in ours and go untraced. The signature is exact: our call's span is current.
+    """
+    if trace.get_current_span() is call.span and otel_context.get_value(IN_LLM_CALL):
+        otel_context.attach(call.call_context)
+
+
 def _finish(call: LLMCall, acc: StreamAccumulator, *, complete: bool, error: BaseException | None = None) -> None:
+    _undo_leaked_context(call)
     if call.finished:
         return
-    complete = complete and acc.saw_end()
-    call.finish(acc.usage(), complete=complete, response=acc.response_attributes(), error=error)
+    try:
+        complete = complete and acc.saw_end()
+        usage, response = acc.usage(), acc.response_attributes()
+    except Exception:  # our extractor failed: the stream still ends, the usage is recorded missing
+        log.debug("featurecost: could not read a stream's usage", exc_info=True)
+        usage, response, complete = None, {}, False
+    if call.finish(usage, complete=complete, response=response, error=error):
+        settle_call(call)
 
 
 def _take(on_item: Any, item: Any) -> bool:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import importlib
 import threading
 from collections.abc import Callable, Mapping
-from contextlib import contextmanager
 from typing import Any, Final
 from urllib.parse import unquote
 
@@ -49,8 +48,14 @@ _BAGGAGE_HEADER = "baggage"
 
 _lock = threading.Lock()
 _active: dict[str, tuple[str, str]] = {}
-_signatures: tuple[tuple[str, str], ...] = ()
+# header name -> marker, as the bytes httpx keeps (one pass over a request's raw headers)
+_signatures: dict[bytes, bytes] = {}
 _wrapped: list[Any] = []
+
+
+def _compile(active: Mapping[str, tuple[str, str]]) -> dict[bytes, bytes]:
+    # one marker per header name in SDK_SIGNATURES (the Stainless SDKs share theirs)
+    return {header.lower().encode(): marker.encode() for header, marker in active.values()}
 
 
 def strip_baggage_value(value: str) -> str | None:
@@ -91,21 +96,14 @@ def context_without_ours(ctx: Context | None = None) -> Context | None:
     return Context(values)
 
 
-@contextmanager
-def _without_ours() -> Any:
-    clean = context_without_ours()
-    token = otel_context.attach(clean) if clean is not None else None
-    try:
-        yield
-    finally:
-        if token is not None:
-            otel_context.detach(token)
-
-
 def _is_sdk_request(headers: Any) -> bool:
-    for header, marker in _signatures:
-        value = headers.get(header)
-        if value is not None and marker in value:
+    raw = getattr(headers, "raw", None)
+    if raw is None:
+        return False
+    signatures = _signatures
+    for key, value in raw:
+        marker = signatures.get(key.lower())
+        if marker is not None and marker in value:
             return True
     return False
 
@@ -114,24 +112,37 @@ def _request_of(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     return args[0] if args else kwargs.get("request")
 
 
-def _send(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    request = _request_of(args, kwargs)
+def _prepare(request: Any) -> Context | None:
+    """For an instrumented SDK's request: strip its header; the context to send it in
+    (None: the current one has none of our baggage)."""
     headers = getattr(request, "headers", None)
     if headers is None or not _is_sdk_request(headers):
+        return None
+    if _BAGGAGE_HEADER in headers:
+        _guarded(strip_headers, headers)
+    return context_without_ours()
+
+
+def _send(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    clean = _prepare(_request_of(args, kwargs))
+    if clean is None:
         return wrapped(*args, **kwargs)
-    _guarded(strip_headers, headers)
-    with _without_ours():
+    token = otel_context.attach(clean)
+    try:
         return wrapped(*args, **kwargs)
+    finally:
+        otel_context.detach(token)
 
 
 async def _send_async(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    request = _request_of(args, kwargs)
-    headers = getattr(request, "headers", None)
-    if headers is None or not _is_sdk_request(headers):
+    clean = _prepare(_request_of(args, kwargs))
+    if clean is None:
         return await wrapped(*args, **kwargs)
-    _guarded(strip_headers, headers)
-    with _without_ours():
+    token = otel_context.attach(clean)
+    try:
         return await wrapped(*args, **kwargs)
+    finally:
+        otel_context.detach(token)
 
 
 def _guarded(function: Callable[[Any], None], value: Any) -> None:
@@ -147,7 +158,7 @@ def install(sdk: str) -> None:
     global _signatures
     with _lock:
         _active[sdk] = SDK_SIGNATURES[sdk]
-        _signatures = tuple(dict.fromkeys(_active.values()))
+        _signatures = _compile(_active)
         if _wrapped:
             return
         for name in _HTTP_MODULES:
@@ -165,7 +176,7 @@ def uninstall(sdk: str) -> None:
     global _signatures
     with _lock:
         _active.pop(sdk, None)
-        _signatures = tuple(dict.fromkeys(_active.values()))
+        _signatures = _compile(_active)
         if _active:
             return
         for module in _wrapped:

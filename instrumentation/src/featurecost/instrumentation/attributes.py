@@ -74,3 +74,14 @@ USAGE_MISSING: Final = "missing"
 BUDGET_ESTIMATE_USD: Final = "featurecost.budget.estimate_usd"  # pre-flight estimate, a decimal string
 BUDGET_DECISION: Final = "featurecost.budget.decision"  # allow | soft | deny, as the guard saw it
 BUDGET_DEGRADED: Final = "featurecost.budget.degraded"  # true when the soft-limit callback changed the request
+
+# --- savings finder (docs/attributes.md) ---
+# Whether a user waits for the call: declared with featurecost.attribute(latency=...) (baggage,
+# like the attribution keys) or inferred "background" when the call starts with no enclosing span.
+LATENCY: Final = "featurecost.latency"
+LATENCY_BATCH: Final = "batch"
+LATENCY_INTERACTIVE: Final = "interactive"
+LATENCY_BACKGROUND: Final = "background"
+# Keyed fingerprint of the leading system/instruction block and its length class (no text).
+PROMPT_PREFIX_HASH: Final = "featurecost.prompt.prefix_hash"
+PROMPT_PREFIX_CLASS: Final = "featurecost.prompt.prefix_class"

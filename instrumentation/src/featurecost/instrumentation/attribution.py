@@ -48,7 +48,9 @@ _NAMED_KEYS: dict[str, str] = {
     "session": attrs.SESSION,
     "version": attrs.VERSION,
 }
-_NAMED_KEY_SET = frozenset(attrs.ATTRIBUTION_KEYS)
+# featurecost.latency travels and is copied like the named keys (never subject to the extras allow-list)
+_NAMED_KEY_SET = frozenset((*attrs.ATTRIBUTION_KEYS, attrs.LATENCY))
+_LATENCIES = (attrs.LATENCY_BATCH, attrs.LATENCY_INTERACTIVE)
 
 StrictMode = Literal["off", "flag", "reject"]
 
@@ -114,7 +116,13 @@ def is_attribution_key(key: str) -> bool:
 
 # Span attributes the instrumentors write themselves: baggage from another service must
 # never be able to set usage, request or response facts (and so the bill) of a call.
-_RESERVED_PREFIXES = ("featurecost.usage.", "featurecost.request.", "featurecost.response.", attrs.SUPERSEDED)
+_RESERVED_PREFIXES = (
+    "featurecost.usage.",
+    "featurecost.request.",
+    "featurecost.response.",
+    "featurecost.prompt.",
+    attrs.SUPERSEDED,
+)
 
 
 MAX_KEY_LENGTH = 64
@@ -306,14 +314,21 @@ def attribute(
     session: str | None = None,
     version: str | None = None,
     root_id: str | None = None,
+    latency: str | None = None,
     **extra: str,
 ) -> Attribution:
     """Attribute the LLM calls made inside to a feature, tenant, user, ….
+
+    ``latency="batch"`` says no user waits for these calls (a nightly job, a backfill):
+    ``featurecost report batch`` prices them at the provider's Batch API discount;
+    ``"interactive"`` says a user does, even without a traced request around them.
 
     ``extra`` keys become ``featurecost.<key>`` baggage entries and end up in the
     call's attributes map in storage; keys outside the allow-list (``configure``)
     are dropped with a warning, values are cut at the configured length.
     """
+    if latency is not None and latency not in _LATENCIES:
+        raise ValueError(f"latency must be 'batch' or 'interactive', not {latency!r}")
     named = {
         "feature": feature,
         "tenant": tenant,
@@ -324,6 +339,8 @@ def attribute(
         "root_id": root_id,
     }
     values = {_NAMED_KEYS[name]: _clip(str(value)) for name, value in named.items() if value is not None}
+    if latency is not None:
+        values[attrs.LATENCY] = latency
     kept = 0
     for key, value in extra.items():
         if value is None:

@@ -19,6 +19,7 @@ from featurecost.collector.budgets.config import BudgetsConfig, BudgetsFileError
 from featurecost.collector.budgets.evaluator import evaluate_budgets
 from featurecost.collector.budgets.periods import period_containing
 from featurecost.collector.cli_options import collector_api, time_option
+from featurecost.collector.cli_output import text
 from featurecost.collector.storage import Storage
 
 budgets_app = typer.Typer(help="Budgets and alerts: check the budgets file, see spend against limits.")
@@ -43,8 +44,9 @@ def load_budgets_option(path: Path | None) -> BudgetsConfig | None:
 
 
 def _console() -> Console:
-    # Off a terminal rich assumes 80 columns and would elide the numbers.
-    return Console() if sys.stdout.isatty() else Console(width=200)
+    # Off a terminal rich assumes 80 columns and would elide the numbers. No emoji codes or
+    # highlighting: scope values and alert titles carry feature/tenant names from spans.
+    return Console(emoji=False, highlight=False, width=None if sys.stdout.isatty() else 200)
 
 
 def _get(api: str, path: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -63,7 +65,7 @@ def _parse_at(at: str | None) -> datetime:
 
 
 def render_status(statuses: list[dict[str, Any]], evaluated_at: str, console: Console) -> None:
-    table = Table(title=f"Budgets · evaluated {evaluated_at}", title_justify="left")
+    table = Table(title=text(f"Budgets · evaluated {evaluated_at}"), title_justify="left")
     for header in ("budget", "scope", "period"):
         table.add_column(header, no_wrap=True)
     for header in ("spent USD", "limit USD", "used", "remaining USD", "calls", "unpriced"):
@@ -73,23 +75,26 @@ def render_status(statuses: list[dict[str, Any]], evaluated_at: str, console: Co
         scope = ", ".join(f"{k}={v}" for k, v in s["scope"].items()) or "all calls"
         level = s["level"] + ("" if s["enforce"] or s["level"] != "hard" else " (alert only)")
         table.add_row(
-            s["budget"],
-            scope,
-            f"{s['period']['label']} {s['period']['timezone']}",
+            text(s["budget"]),
+            text(scope),
+            text(f"{s['period']['label']} {s['period']['timezone']}"),
             f"{Decimal(s['spend_usd']):,.6f}",
             f"{Decimal(s['limit_usd']):,.2f}",
             f"{Decimal(s['used']) * 100:.1f}%",
             f"{Decimal(s['remaining_usd']):,.6f}",
             f"{s['calls']:,}",
-            f"[yellow]{s['unpriced_calls']:,}[/]" if s["unpriced_calls"] else "",
-            f"[{_LEVEL_STYLE[s['level']]}]{level}[/]",
+            text(f"{s['unpriced_calls']:,}", style="yellow") if s["unpriced_calls"] else "",
+            text(level, style=_LEVEL_STYLE[s["level"]]),
         )
     console.print(table)
     for s in statuses:
         if s["unpriced_calls"]:
             console.print(
-                f"[yellow]warning[/] {s['budget']}: {s['unpriced_calls']} unpriced calls are not in the spend; "
-                "the real spend is higher."
+                text("warning ", style="yellow")
+                + text(
+                    f"{s['budget']}: {s['unpriced_calls']} unpriced calls are not in the spend; "
+                    "the real spend is higher."
+                )
             )
 
 
@@ -143,8 +148,8 @@ def check(
     for b in config.budgets:
         period = period_containing(b.period, now, config.zone_of(b), b.week_start)
         table.add_row(
-            b.name,
-            b.scope.describe(),
+            text(b.name),
+            text(b.scope.describe()),
             f"{period.label} {period.timezone} ({period.start:%Y-%m-%d %H:%M} → {period.end:%Y-%m-%d %H:%M} UTC)",
             f"{b.limit_usd:,.2f}",
             f"{b.soft_threshold:.0%}",
@@ -153,7 +158,7 @@ def check(
         )
     console.print(table)
     hooks = ", ".join(f"{w.format.value} → {w.url.split('?')[0]}" for w in config.alerts.webhooks) or "none"
-    console.print(f"webhooks: {hooks}")
+    console.print(text(f"webhooks: {hooks}"))
 
 
 @budgets_app.command("alerts")
@@ -184,5 +189,6 @@ def alerts(
     for header in ("raised at", "rule", "level", "title", "delivery"):
         table.add_column(header)
     for row in rows:
-        table.add_row(row["raised_at"], row["rule"], row["level"], row["title"], f"{row['status']} ({row['attempts']})")
+        cells = (row["raised_at"], row["rule"], row["level"], row["title"], f"{row['status']} ({row['attempts']})")
+        table.add_row(*(text(cell) for cell in cells))
     _console().print(table)

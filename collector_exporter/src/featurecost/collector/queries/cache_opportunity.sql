@@ -7,6 +7,7 @@
 -- hold the prefix); the first call of such a run would have written the cache.
 -- The prefix's tokens are estimated as class / 4 characters per token, capped by the call's
 -- input; prefixes under {min_tokens} (the providers' minimum cacheable prompt) are left out.
+-- Tenants are kept apart only when they have prices of their own ({priced_tenants}).
 -- Calls that already read or wrote the cache, failed calls and calls without usage are not counted.
 WITH
     fingerprinted AS (
@@ -24,9 +25,11 @@ WITH
             leadInFrame(toNullable(start_time), 1) OVER w AS next_start
         FROM calls FINAL
         WHERE ({environment:String} = '*' OR environment = {environment:String})
+          AND superseded_by = ''  -- a superseded span is another span's call (0050)
           AND start_time >= {since:DateTime64(6, 'UTC')}
           AND start_time < {until:DateTime64(6, 'UTC')}
           AND attributes['featurecost.prompt.prefix_hash'] != ''
+          AND superseded_by = ''  -- a superseded span is another span's call (0050)
           AND usage_source = 'reported'
           AND status != 'error'
         WINDOW w AS (
@@ -47,7 +50,7 @@ WITH
     )
 SELECT
     feature,
-    tenant,
+    if(has({priced_tenants:Array(String)}, tenant), tenant, '') AS price_tenant,
     provider,
     model,
     toDate(start_time) AS day,
@@ -56,5 +59,5 @@ SELECT
     sumIf(prefix_tokens, eligible AND is_repeat) AS cacheable_tokens,
     sumIf(prefix_tokens, eligible AND has_repeat AND NOT is_repeat) AS write_tokens
 FROM flagged
-GROUP BY feature, tenant, provider, model, day
-ORDER BY feature, tenant, provider, model, day
+GROUP BY feature, price_tenant, provider, model, day
+ORDER BY feature, price_tenant, provider, model, day

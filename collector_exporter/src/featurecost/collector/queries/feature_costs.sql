@@ -16,6 +16,8 @@ deltas AS (
     SELECT feature, sum(cost_delta_usd) AS delta_usd
     FROM cost_restatements
     WHERE ({environment:String} = '*' OR environment = {environment:String})
+      AND ({feature:String} = '' OR feature = {feature:String})
+      AND ({tenant:String} = '' OR tenant = {tenant:String})
       AND start_time >= {since:DateTime64(6, 'UTC')}
       AND start_time < {until:DateTime64(6, 'UTC')}
     GROUP BY feature
@@ -40,6 +42,8 @@ SELECT
 FROM calls AS c FINAL
 LEFT JOIN deltas AS d ON d.feature = c.feature
 WHERE ({environment:String} = '*' OR c.environment = {environment:String})
+  AND ({feature:String} = '' OR c.feature = {feature:String})  -- '' : every feature
+  AND ({tenant:String} = '' OR c.tenant = {tenant:String})  -- '' : every tenant
   AND c.superseded_by = ''  -- another span of the same provider call is billed (0050)
   AND c.start_time >= {since:DateTime64(6, 'UTC')}
   AND c.start_time < {until:DateTime64(6, 'UTC')}

@@ -1,5 +1,6 @@
--- rollup_sessions' rows computed straight from `calls FINAL` (+ restatement deltas), at
--- the rollup's own grain, so a query may read `rollup_sessions FINAL` without grouping.
+-- rollup_sessions' rows computed straight from `calls FINAL` (+ restatement deltas; a
+-- restatement that prices an unpriced call takes it out of unpriced_calls, as 0070's views
+-- do), at the rollup's own grain, so a query may read `rollup_sessions FINAL` without grouping.
 SELECT
     week,
     environment,
@@ -17,7 +18,7 @@ FROM
         src.feature AS feature,
         src.session_id AS session_id,
         toUInt64(1) AS calls,
-        toUInt64(src.cost_usd IS NULL) AS unpriced_calls,
+        toInt64(src.cost_usd IS NULL) AS unpriced_calls,
         ifNull(src.cost_usd, toDecimal128(0, 18)) AS cost_usd,
         toDecimal128(0, 18) AS restated_usd
     FROM calls AS src FINAL
@@ -28,7 +29,7 @@ FROM
         src.environment AS environment,
         src.feature AS feature,
         src.session_id AS session_id,
-        toUInt64(0), toUInt64(0), src.cost_delta_usd, src.cost_delta_usd
+        toUInt64(0), -toInt64(src.previous_cost_usd IS NULL AND src.cost_usd IS NOT NULL), src.cost_delta_usd, src.cost_delta_usd
     FROM cost_restatements AS src
 )
 GROUP BY week, environment, feature, session_id

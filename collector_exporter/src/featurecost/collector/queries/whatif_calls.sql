@@ -38,6 +38,7 @@ SELECT
 FROM calls AS c FINAL
 LEFT JOIN restated AS r ON r.trace_id = c.trace_id AND r.span_id = c.span_id
 WHERE c.feature = {feature:String}
+  AND c.superseded_by = ''  -- a superseded span is another span's call (0050)
   AND ({tenant:String} = '' OR c.tenant = {tenant:String})
   AND ({environment:String} = '*' OR c.environment = {environment:String})
   AND c.start_time >= {since:DateTime64(6, 'UTC')}

@@ -20,15 +20,14 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
+from featurecost.collector import attributes as attrs
 from featurecost.collector.pricing import Pricer, TokenPrices, token_prices
 from featurecost.collector.reports._query import Row, percent, ratio, run
 from featurecost.collector.reports.window import Window
 from featurecost.collector.storage import Storage
 
-LATENCY = "featurecost.latency"  # span attribute; docs/attributes.md
-DECLARED = "batch"  # featurecost.attribute(latency="batch")
-INFERRED = "background"  # the instrumentation saw no enclosing span
-BASIS = {DECLARED: "declared batch", INFERRED: "no parent span"}
+# featurecost.latency (batch_candidates.sql reads it): declared batch, or inferred background
+BASIS = {attrs.LATENCY_BATCH: "declared batch", attrs.LATENCY_BACKGROUND: "no parent span"}
 BATCH_TIER = "batch"
 
 
@@ -88,15 +87,16 @@ def batch_opportunity(storage: Storage, window: Window, pricer: Pricer | None = 
     """
     prices_of = _TierPrices(pricer or Pricer())
     rows: dict[str, BatchRow] = {}
-    for r in run(storage, "batch_candidates", window.parameters()):
+    params = {**window.parameters(), "priced_tenants": sorted(prices_of.pricer.overrides.tenants)}
+    for r in run(storage, "batch_candidates", params):
         row = rows.setdefault(r["feature"], BatchRow(r["feature"]))
         basis = BASIS[r["latency"]]
         if basis not in row.basis:
             row.basis.append(basis)
         row.calls += int(r["calls"])
         name = f"{r['provider']}/{r['model']}"
-        standard = prices_of.get(r["provider"], r["model"], r["day"], r["tenant"], "")
-        batch = prices_of.get(r["provider"], r["model"], r["day"], r["tenant"], BATCH_TIER)
+        standard = prices_of.get(r["provider"], r["model"], r["day"], r["price_tenant"], "")
+        batch = prices_of.get(r["provider"], r["model"], r["day"], r["price_tenant"], BATCH_TIER)
         if standard is None or batch is None:
             if name not in row.unpriced_models:
                 row.unpriced_models.append(name)

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from functools import lru_cache
 
 from featurecost.collector.pricing import Pricer, TokenPrices, token_prices
 from featurecost.collector.reports._query import Row, Source, ratio, run
@@ -48,6 +49,14 @@ def _per_mtok(value: Decimal) -> str:
     return f"{(value * _MTOK).normalize():f}"
 
 
+@lru_cache(maxsize=1024)
+def _price_label(name: str, prices: TokenPrices) -> str:
+    return (
+        f"{name}: input {_per_mtok(prices.input)}, cache read {_per_mtok(prices.cache_read)}, "
+        f"cache write {_per_mtok(prices.cache_write)} /MTok"
+    )
+
+
 class _Prices:
     def __init__(self, pricer: Pricer) -> None:
         self.pricer = pricer
@@ -76,23 +85,21 @@ def cache_opportunity(
     def row_of(feature: str) -> CacheOpportunityRow:
         return rows.setdefault(feature, CacheOpportunityRow(feature))
 
-    for r in run(storage, "cache_effectiveness", window.parameters(), source):
+    params = {**window.parameters(), "priced_tenants": sorted(prices_of.pricer.overrides.tenants)}
+    for r in run(storage, "cache_opportunity_inputs", params, source):
         row = row_of(r["feature"])
         row.input_tokens += int(r["input_tokens"])
         row.cache_read_tokens += int(r["cache_read_tokens"])
-        prices = prices_of.get(r["provider"], r["model"], r["day"], r["tenant"])
         name = f"{r['provider']}/{r['model']}"
+        prices = prices_of.get(r["provider"], r["model"], r["day"], r["price_tenant"])
         if prices is None:
             if name not in row.unpriced_models:
                 row.unpriced_models.append(name)
             continue
-        label = (
-            f"{name}: input {_per_mtok(prices.input)}, cache read {_per_mtok(prices.cache_read)}, "
-            f"cache write {_per_mtok(prices.cache_write)} /MTok"
-        )
+        label = _price_label(name, prices)
         if label not in row.cache_prices:
             row.cache_prices.append(label)
-    params = {**window.parameters(), "ttl_seconds": CACHE_TTL_SECONDS, "min_tokens": MIN_CACHEABLE_TOKENS}
+    params = {**params, "ttl_seconds": CACHE_TTL_SECONDS, "min_tokens": MIN_CACHEABLE_TOKENS}
     for r in run(storage, "cache_opportunity", params):
         row = row_of(r["feature"])
         row.fingerprinted_calls += int(r["fingerprinted_calls"])
@@ -101,7 +108,7 @@ def cache_opportunity(
         row.cacheable_tokens += cacheable
         if not cacheable:
             continue
-        prices = prices_of.get(r["provider"], r["model"], r["day"], r["tenant"])
+        prices = prices_of.get(r["provider"], r["model"], r["day"], r["price_tenant"])
         if prices is None:
             continue  # listed in unpriced_models above
         row.saving_usd += cacheable * (prices.input - prices.cache_read) - writes * (prices.cache_write - prices.input)

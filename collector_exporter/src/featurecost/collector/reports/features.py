@@ -45,9 +45,10 @@ class FeatureCostRow:
         return cls(**values)
 
 
-def feature_costs(storage: Storage, window: Window) -> list[FeatureCostRow]:
-    """One row per feature: calls, actions, sessions, tokens, priced cost, share of total."""
-    rows = storage.query_named(_PACKAGE, "feature_costs", window.parameters())
+def feature_costs(storage: Storage, window: Window, feature: str = "", tenant: str = "") -> list[FeatureCostRow]:
+    """One row per feature: calls, actions, sessions, tokens, priced cost, share of total.
+    ``feature`` / ``tenant`` ('' = all) narrow it to one feature or one tenant's calls."""
+    rows = storage.query_named(_PACKAGE, "feature_costs", {**window.parameters(), "feature": feature, "tenant": tenant})
     total = sum((r["total_cost_usd"] for r in rows if r["total_cost_usd"] is not None), Decimal(0))
     result = []
     for r in rows:

@@ -32,7 +32,7 @@ class Opportunity(Row):
 
 
 def _money(value: Decimal) -> str:
-    return f"${value:,.2f}" if value >= 1 else f"${value:,.6f}"
+    return f"${value:,.2f}" if value >= 1 else f"${value:,.4f}"
 
 
 def _batch(storage: Storage, window: Window, pricer: Pricer | None) -> list[tuple[str, str, Decimal, Decimal, str]]:

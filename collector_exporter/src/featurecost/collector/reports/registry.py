@@ -107,7 +107,7 @@ def _whatif(storage: Storage, window: Window, options: ReportOptions, pricer: Pr
 
 
 REPORTS: dict[str, Runner] = {
-    "feature-costs": lambda s, w, o, p: _rows(feature_costs(s, w)),
+    "feature-costs": lambda s, w, o, p: _rows(feature_costs(s, w, o.feature, o.tenant)),
     "weekly": lambda s, w, o, p: {
         **_rows(weekly_features(s, w, o.source)),
         "opportunities": [row.to_json() for row in opportunities(s, w, p)],

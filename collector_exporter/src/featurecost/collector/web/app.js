@@ -354,6 +354,27 @@ function renderTenants(tenants) {
   }
 }
 
+// The savings finder's top opportunities (opportunities report), largest $/week first.
+function renderSavings(rows) {
+  const body = document.querySelector("#savings tbody");
+  body.replaceChildren();
+  if (!rows.length) {
+    const tr = el("tr");
+    tr.append(el("td", { colspan: "5", class: "none" }, "No savings opportunity found in this window."));
+    body.append(tr);
+    return;
+  }
+  for (const row of rows) {
+    const tr = el("tr", { "data-saving-row": `${row.kind} ${row.feature}` });
+    tr.append(el("td", { "data-key": "rank" }, String(row.rank)));
+    tr.append(el("td", { "data-key": "saving_per_week_usd" }, money(row.saving_per_week_usd)));
+    tr.append(el("td", { "data-key": "kind" }, row.kind));
+    tr.append(el("td", { "data-key": "feature" }, row.feature));
+    tr.append(el("td", { "data-key": "action", class: "action" }, row.action));
+    body.append(tr);
+  }
+}
+
 // Session cost p50/p95 per feature and week, as the weekly report computes them: over
 // sessions with every call priced; none such -> "–" and the unpriced sessions counted.
 function renderSessions(weeklyRows) {
@@ -465,7 +486,7 @@ async function fillEnvironmentPicker(current) {
   const picker = document.getElementById("environment");
   let names = [];
   try {
-    const response = await fetch("api/v1/catalog");
+    const response = await fetch("api/v1/catalog", { headers: apiHeaders() });
     if (response.ok) names = (await response.json()).environments.map((e) => e.name);
   } catch (error) {
     names = [];
@@ -539,7 +560,7 @@ async function openDrilldown(feature, window) {
 
 async function explain(spanId, traceId) {
   const box = document.getElementById("explain");
-  const response = await fetch(`api/v1/prices/explain?span_id=${encodeURIComponent(spanId)}&trace_id=${encodeURIComponent(traceId)}`);
+  const response = await fetch(`api/v1/prices/explain?span_id=${encodeURIComponent(spanId)}&trace_id=${encodeURIComponent(traceId)}`, { headers: apiHeaders() });
   if (!response.ok) {
     box.replaceChildren(el("p", { class: "error" }, "explain answered " + response.status + ": " + (await response.text())));
     return;
@@ -569,25 +590,62 @@ function wireDrilldown(window) {
   }
 }
 
-// The savings finder's top opportunities (opportunities report), largest $/week first.
-function renderSavings(rows) {
-  const body = document.querySelector("#savings tbody");
-  body.replaceChildren();
-  if (!rows.length) {
-    const tr = el("tr");
-    tr.append(el("td", { colspan: "5", class: "none" }, "No savings opportunity found in this window."));
-    body.append(tr);
+// What-if: the open feature's calls re-priced at another model (the whatif report), per week,
+// with cost per user action and the tokenizer caveat; an unpriceable model says so.
+async function runWhatif(feature, model, window) {
+  const box = document.getElementById("whatif");
+  box.dataset.state = "loading";
+  box.replaceChildren(el("p", { class: "hint" }, `Re-pricing ${feature} at ${model}…`));
+  const { since, until, environment } = window;
+  const params = new URLSearchParams({ since: since.toISOString(), until: until.toISOString(), environment, feature, model });
+  const response = await fetch("api/v1/reports/whatif?" + params.toString(), { headers: apiHeaders() });
+  const payload = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    box.replaceChildren(el("p", { class: "error" }, payload.error || "report API answered " + response.status));
+    box.dataset.state = "error";
     return;
   }
-  for (const row of rows) {
-    const tr = el("tr", { "data-saving-row": `${row.kind} ${row.feature}` });
-    tr.append(el("td", { "data-key": "rank" }, String(row.rank)));
-    tr.append(el("td", { "data-key": "saving_per_week_usd" }, money(row.saving_per_week_usd)));
-    tr.append(el("td", { "data-key": "kind" }, row.kind));
-    tr.append(el("td", { "data-key": "feature" }, row.feature));
-    tr.append(el("td", { "data-key": "action", class: "action" }, row.action));
-    body.append(tr);
+  const table = el("table", { id: "whatif-weeks" });
+  const head = el("tr");
+  for (const name of ["week", "calls", "actual", payload.target, "change", "unpriced"]) head.append(el("th", {}, name));
+  table.append(el("thead"), el("tbody"));
+  table.tHead.append(head);
+  for (const row of payload.rows) {
+    const tr = el("tr", { "data-week": row.week });
+    tr.append(el("td", { "data-key": "week" }, row.week));
+    tr.append(el("td", { "data-key": "calls" }, integer(row.calls)));
+    tr.append(el("td", { "data-key": "actual_usd" }, money(row.actual_usd)));
+    tr.append(el("td", { "data-key": "whatif_usd" }, money(row.whatif_usd)));
+    tr.append(el("td", { "data-key": "change_pct" }, row.change_pct === null ? "–" : roundDecimal(plainDecimal(row.change_pct), 1) + "%"));
+    tr.append(el("td", { "data-key": "unpriced_calls", class: "unpriced" }, row.unpriced_calls ? integer(row.unpriced_calls) : ""));
+    table.tBodies[0].append(tr);
   }
+  const t = payload.totals;
+  const a = payload.actions;
+  const quantile = (value) => (value === null ? "–" : money(value));
+  box.replaceChildren(
+    el("p", { id: "whatif-totals" }, `${integer(t.calls)} calls: ${money(t.actual_usd)} actual → ${money(t.whatif_usd)} at ${payload.target} (difference ${money(t.difference_usd)})`),
+    el("p", { id: "whatif-actions" }, `per user action (${integer(a.actions)}): p50 ${quantile(a.actual_p50_usd)} → ${quantile(a.whatif_p50_usd)}, p95 ${quantile(a.actual_p95_usd)} → ${quantile(a.whatif_p95_usd)}`),
+    table,
+    el("p", { id: "whatif-caveat", class: "hint" }, payload.caveat),
+  );
+  box.dataset.state = "loaded";
+}
+
+function wireWhatif(window) {
+  document.getElementById("whatif-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const feature = document.getElementById("drilldown").dataset.feature;
+    const model = document.getElementById("whatif-model").value.trim();
+    if (!feature || !model) return;
+    const url = new URL(location.href);
+    url.searchParams.set("whatif", model);
+    history.replaceState(null, "", url);
+    runWhatif(feature, model, window).catch((error) => {
+      document.getElementById("whatif").replaceChildren(el("p", { class: "error" }, error.message));
+      document.getElementById("whatif").dataset.state = "error";
+    });
+  });
 }
 
 async function main() {
@@ -635,6 +693,7 @@ async function main() {
     renderSavings(savings);
     renderTable(rows, colors);
     wireDrilldown({ since, until, environment });
+    wireWhatif({ since, until, environment });
     status.textContent = rows.length
       ? `${environment} · ${since.toISOString().slice(0, 10)} → ${until.toISOString().slice(0, 10)} (UTC, end exclusive) · click a feature for its tenants, models, versions and costliest actions`
       : `No calls stored for ${environment} in the last ${days} days.`;
@@ -644,6 +703,12 @@ async function main() {
       // a shared link opens the same drill-down, through the same click handler
       target.click();
       await waitFor(() => document.getElementById("drilldown").dataset.state === "loaded");
+      const whatif = params.get("whatif");
+      if (whatif) {
+        // a shared link re-runs the same what-if
+        document.getElementById("whatif-model").value = whatif;
+        await runWhatif(feature, whatif, { since, until, environment });
+      }
       const span = params.get("span");
       const link = span && document.querySelector(`#drill-actions a[data-span="${CSS.escape(span)}"]`);
       if (link) {

@@ -38,6 +38,7 @@ from featurecost.instrumentation._calls import (
 )
 from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._nested import STARTED_SPANS, watch_nested_spans
+from featurecost.instrumentation._prefix import leading_instructions, safe_prefix_attributes
 from featurecost.instrumentation._spans import in_llm_call, supersede_foreign_llm_spans
 from featurecost.instrumentation._streams import AsyncTracedStream, TracedStream
 from featurecost.instrumentation.anthropic._usage import MessageStreamAccumulator, message_facts, usage_from_anthropic
@@ -61,10 +62,17 @@ provider_of = provider_by_client_class(
 )
 
 
+def _system(kwargs: Mapping[str, Any]) -> str:
+    """The ``system`` prompt (a string or text blocks): what Anthropic's prompt cache matches first."""
+    system = kwargs.get("system")
+    return system if isinstance(system, str) else leading_instructions([{"role": "system", "content": system}])
+
+
 def _request_attributes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {
         attrs.GEN_AI_REQUEST_MAX_TOKENS: kwargs.get("max_tokens"),
         attrs.REQUEST_SERVICE_TIER: kwargs.get("service_tier"),
+        **safe_prefix_attributes(_system, kwargs),
     }
 
 

@@ -20,31 +20,33 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import _transport
 from featurecost.instrumentation import attributes as attrs
+from featurecost.instrumentation._calls import begin_call, begin_call_span, finish_call_span, passthrough
 from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._nested import watch_nested_spans
 from featurecost.instrumentation._spans import (
     TokenUsage,
     clean_attributes,
+    end_llm_span,
     int_or_zero,
-    llm_span,
     record_usage,
     set_if,
-    start_llm_call,
 )
 from featurecost.instrumentation._streams import ResponseAccumulator, TracedStream
-from featurecost.instrumentation.guard import Ticket, check_call, mark_call_span
+from featurecost.instrumentation.guard import Ticket, active_guard, check_call
 from featurecost.instrumentation.version import __version__
 
+log = logging.getLogger(__name__)
 _instruments = ("botocore >= 1.34.116",)  # the first release with the Converse API
 PROVIDER = "aws.bedrock"
 _SERVICE = "bedrock-runtime"
@@ -278,11 +280,36 @@ def _guard_view(params: Mapping[str, Any]) -> dict[str, Any]:
     return view
 
 
+def _guarded_span_args(meta: Any, params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The span's arguments; None (the call goes on untraced) when our request extractor fails."""
+    try:
+        return {
+            "operation": "chat",
+            "provider": PROVIDER,
+            "request_model": params.get("modelId"),
+            "attributes": clean_attributes(
+                {
+                    attrs.SERVER_ADDRESS: urlparse(str(getattr(meta, "endpoint_url", ""))).hostname,
+                    attrs.GEN_AI_REQUEST_MAX_TOKENS: _max_tokens_of(params),
+                }
+            ),
+        }
+    except Exception:
+        log.debug("featurecost: could not read a Bedrock request", exc_info=True)
+        return None
+
+
 def _check_budget(params: dict[str, Any]) -> Ticket | None:
     """The budget guard's check (when one is configured), before the span: a denied call
     raises and is never sent. A soft-limit callback may change the request: a new
     ``model`` becomes the ``modelId``, and Bedrock's own parameters are taken as changed."""
-    view = _guard_view(params)
+    if active_guard() is None:
+        return None
+    try:
+        view = _guard_view(params)
+    except Exception:  # our request extractor failed: the call goes on unchecked, never blocked by us
+        log.debug("featurecost: could not read a Bedrock request for the budget guard", exc_info=True)
+        return None
     model = view["model"]
     ticket = check_call(view, PROVIDER)
     if ticket is not None and ticket.degraded:
@@ -308,42 +335,31 @@ def _api_call_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
         service = getattr(getattr(meta, "service_model", None), "service_name", None)
         if service == _SERVICE:
             _transport.watch_botocore_client(instance)
-        if (
-            service != _SERVICE
-            or operation not in _MODEL_CALLS
-            or not is_instrumentation_enabled()
-            or not isinstance(params, dict)
-        ):
+        if service != _SERVICE or operation not in _MODEL_CALLS or passthrough() or not isinstance(params, dict):
             return wrapped(*args, **kwargs)
         ticket = _check_budget(params)
-        span_args: dict[str, Any] = {
-            "operation": "chat",
-            "provider": PROVIDER,
-            "request_model": params.get("modelId"),
-            "attributes": clean_attributes(
-                {
-                    attrs.SERVER_ADDRESS: urlparse(str(getattr(meta, "endpoint_url", ""))).hostname,
-                    attrs.GEN_AI_REQUEST_MAX_TOKENS: _max_tokens_of(params),
-                }
-            ),
-        }
+        span_args = _guarded_span_args(meta, params)
         stream_key, accumulator = _STREAMS.get(operation, (None, None))
         if stream_key is not None and accumulator is not None:
-            call = start_llm_call(tracer, **span_args)
-            mark_call_span(call.span, ticket)
+            call = begin_call(tracer, ticket, span_args)
+            if call is None:
+                return wrapped(*args, **kwargs)
             with call.requesting():
                 result = wrapped(*args, **kwargs)
             # the event stream reads the response as it is iterated: each step runs in the call's context
             result[stream_key] = TracedStream(result[stream_key], call, accumulator(), in_call=True)
             return result
-        with llm_span(tracer, **span_args) as span:
-            mark_call_span(span, ticket)
+        started = begin_call_span(tracer, ticket, span_args)
+        if started is None:
+            return wrapped(*args, **kwargs)
+        try:
             result = wrapped(*args, **kwargs)
-            if operation == "Converse":
-                _record_converse(span, result)
-            else:
-                _record_invoke(span, result)
-            return result
+        except BaseException as exc:
+            end_llm_span(started[0], started[1], exc)
+            raise
+        record = _record_converse if operation == "Converse" else _record_invoke
+        finish_call_span(started, ticket, PROVIDER, record, result)
+        return result
 
     return wrapper
 

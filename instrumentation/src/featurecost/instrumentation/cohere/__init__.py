@@ -194,6 +194,9 @@ class _TracedStreamContext(_RawStreamContext):
     def __enter__(self) -> Any:
         tracer, wrapped, instance, args, kwargs = self._start
         call = start_call(tracer, CHAT, instance, kwargs)
+        if call is None:  # our code failed: the stream goes on untraced
+            self._context = wrapped(*args, **kwargs)
+            return self._context.__enter__()
         with call.requesting():
             self._context = wrapped(*args, **kwargs)
             response = self._context.__enter__()
@@ -204,13 +207,17 @@ class _TracedStreamContext(_RawStreamContext):
         try:
             return self._context.__exit__(*exc_info)
         finally:
-            self._stream.close()  # ends the span if the events were not read to the end
+            if self._stream is not None:
+                self._stream.close()  # ends the span if the events were not read to the end
 
 
 class _AsyncTracedStreamContext(_RawStreamContext):
     async def __aenter__(self) -> Any:
         tracer, wrapped, instance, args, kwargs = self._start
         call = await start_call_async(tracer, CHAT, instance, kwargs)
+        if call is None:  # our code failed: the stream goes on untraced
+            self._context = wrapped(*args, **kwargs)
+            return await self._context.__aenter__()
         with call.requesting():
             self._context = wrapped(*args, **kwargs)
             response = await self._context.__aenter__()
@@ -221,7 +228,8 @@ class _AsyncTracedStreamContext(_RawStreamContext):
         try:
             return await self._context.__aexit__(*exc_info)
         finally:
-            await self._stream.aclose()
+            if self._stream is not None:
+                await self._stream.aclose()
 
 
 def _raw_stream_wrapper(tracer: trace.Tracer, asynchronous: bool) -> Any:

@@ -38,6 +38,7 @@ from featurecost.instrumentation._calls import (
 )
 from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._nested import watch_nested_spans
+from featurecost.instrumentation._prefix import safe_prefix_attributes, text_of
 from featurecost.instrumentation._spans import TokenUsage, clean_attributes, int_or_zero, record_usage
 from featurecost.instrumentation._streams import (
     BoundAsyncIterator,
@@ -155,8 +156,24 @@ def _request(instance: Any, kwargs: Mapping[str, Any]) -> tuple[str | None, dict
     max_tokens = (
         config.get("max_output_tokens") if isinstance(config, dict) else getattr(config, "max_output_tokens", None)
     )
-    attributes = {attrs.SERVER_ADDRESS: _server_address(instance), attrs.GEN_AI_REQUEST_MAX_TOKENS: max_tokens}
+    attributes = {
+        attrs.SERVER_ADDRESS: _server_address(instance),
+        attrs.GEN_AI_REQUEST_MAX_TOKENS: max_tokens,
+        **safe_prefix_attributes(_system_instruction, kwargs),
+    }
     return _request_model(kwargs), clean_attributes(attributes)
+
+
+def _system_instruction(kwargs: Mapping[str, Any]) -> str:
+    """``config.system_instruction``: a string, a ``Content`` (its text parts) or a list of parts."""
+    config = kwargs.get("config")
+    found = (
+        config.get("system_instruction") if isinstance(config, Mapping) else getattr(config, "system_instruction", None)
+    )
+    if found is None or isinstance(found, str):
+        return found or ""
+    parts = found.get("parts") if isinstance(found, Mapping) else getattr(found, "parts", None)
+    return text_of(parts if parts is not None else found)
 
 
 GENERATE = SDKCall("generate_content", _provider, _request)

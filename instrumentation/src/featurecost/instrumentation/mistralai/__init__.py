@@ -32,6 +32,7 @@ from featurecost.instrumentation._calls import (
 )
 from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._nested import watch_nested_spans
+from featurecost.instrumentation._prefix import leading_instructions, safe_prefix_attributes
 from featurecost.instrumentation._spans import TokenUsage, clean_attributes, in_llm_call, int_or_zero
 from featurecost.instrumentation._streams import ResponseAccumulator, record_accumulated
 from featurecost.instrumentation.version import __version__
@@ -113,8 +114,13 @@ def _request(instance: Any, kwargs: Mapping[str, Any]) -> tuple[str | None, dict
         attrs.SERVER_ADDRESS: _server_address(instance),
         attrs.GEN_AI_REQUEST_MAX_TOKENS: max_tokens if isinstance(max_tokens, int) else None,
         attrs.REQUEST_SERVICE_TIER: tier if isinstance(tier, str) else None,
+        **safe_prefix_attributes(_instructions, kwargs),
     }
     return (model if isinstance(model, str) else None), clean_attributes(attributes)
+
+
+def _instructions(kwargs: Mapping[str, Any]) -> str:
+    return leading_instructions(kwargs.get("messages"))
 
 
 def _provider(instance: Any) -> str:

@@ -29,6 +29,7 @@ from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._calls import Endpoint, async_wrapper, provider_by_client_class, sync_wrapper
 from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._nested import watch_nested_spans
+from featurecost.instrumentation._prefix import leading_instructions, safe_prefix_attributes
 from featurecost.instrumentation.openai._usage import (
     ChatStreamAccumulator,
     ResponsesStreamAccumulator,
@@ -54,16 +55,36 @@ provider_of = provider_by_client_class(
 )
 
 
+def _chat_instructions(kwargs: Mapping[str, Any]) -> str:
+    return leading_instructions(kwargs.get("messages"))
+
+
+def _responses_instructions(kwargs: Mapping[str, Any]) -> str:
+    """``instructions`` then the leading system/developer input items: what the prompt starts with."""
+    instructions = kwargs.get("instructions")
+    blocks = [instructions if isinstance(instructions, str) else "", leading_instructions(kwargs.get("input"))]
+    return "\n".join(b for b in blocks if b)
+
+
 def _chat_request(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {
         attrs.GEN_AI_REQUEST_MAX_TOKENS: kwargs.get("max_completion_tokens") or kwargs.get("max_tokens"),
         attrs.REQUEST_SERVICE_TIER: kwargs.get("service_tier"),
+        **safe_prefix_attributes(_chat_instructions, kwargs),
     }
 
 
 def _responses_request(kwargs: Mapping[str, Any]) -> dict[str, Any]:
     return {
         attrs.GEN_AI_REQUEST_MAX_TOKENS: kwargs.get("max_output_tokens"),
+        attrs.REQUEST_SERVICE_TIER: kwargs.get("service_tier"),
+        **safe_prefix_attributes(_responses_instructions, kwargs),
+    }
+
+
+def _completion_request(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        attrs.GEN_AI_REQUEST_MAX_TOKENS: kwargs.get("max_completion_tokens") or kwargs.get("max_tokens"),
         attrs.REQUEST_SERVICE_TIER: kwargs.get("service_tier"),
     }
 
@@ -135,7 +156,7 @@ def _endpoints(inject_stream_usage: bool) -> dict[str, Endpoint]:
         "text_completion": Endpoint(
             operation="text_completion",
             provider_of=provider_of,
-            request_attributes=_chat_request,
+            request_attributes=_completion_request,
             response_facts=completion_facts,
             new_accumulator=_chat_accumulator,
             prepare_stream=prepare,
