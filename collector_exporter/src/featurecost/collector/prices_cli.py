@@ -133,14 +133,18 @@ def unpriced(
         print(json.dumps(rows, default=str, indent=2))
         return
     table = Table(title=text(f"unpriced models · {start:%Y-%m-%d} → {end:%Y-%m-%d}"), title_justify="left")
-    for header in ("provider", "model", "endpoint", "calls", "input tok", "output tok", "last seen", "reason"):
+    # the endpoint column only when a call names one (self-hosted servers, unknown hosts)
+    endpoints = any(r.get("endpoint") for r in rows)
+    headers = ("provider", "model", *(("endpoint",) if endpoints else ()), "calls", "input tok", "output tok",
+               "last seen", "reason")  # fmt: skip
+    for header in headers:
         numeric = header in ("calls", "input tok", "output tok")
         table.add_column(header, justify="right" if numeric else "left", overflow="fold", no_wrap=header == "model")
     for r in rows:
         table.add_row(
-            text(r["provider"]), text(r["model"]), text(r.get("endpoint") or "-"), f"{r['calls']:,}",
-            f"{r['input_tokens']:,}", f"{r['output_tokens']:,}", text(r["last_seen"][:16].replace("T", " ")),
-            text(r["reason"]),
+            text(r["provider"]), text(r["model"]), *((text(r.get("endpoint") or "-"),) if endpoints else ()),
+            f"{r['calls']:,}", f"{r['input_tokens']:,}", f"{r['output_tokens']:,}",
+            text(r["last_seen"][:16].replace("T", " ")), text(r["reason"]),
         )  # fmt: skip
     hint = "add them to the prices file, then `featurecost prices reprice --since …`"
     table.caption = hint if rows else "every model priced"
