@@ -56,18 +56,24 @@ def _calls(spans: Spans) -> list[CallRecord]:
 
 
 def _check(calls: list[CallRecord], stand_in: RunningStandIn, model: str, feature: str) -> None:
-    """One billed call per request served, attributed, with the served usage at list price."""
+    """One billed call per request served, attributed, with the served usage at list price.
+
+    Concurrent calls (``abatch``) finish in any order, so calls and served requests are
+    compared as multisets of (input tokens, output tokens, cost), not pairwise in order.
+    """
     served = stand_in.served
     assert len(calls) == len(served) > 0
     input_price, output_price = PRICES[model]
-    for call, request in zip(calls, served, strict=True):
+    expected = []
+    for request in served:
         usage = request["usage"]
         input_tokens = usage.get("prompt_tokens", usage.get("input_tokens"))
         output_tokens = usage.get("completion_tokens", usage.get("output_tokens"))
+        expected.append((input_tokens, output_tokens, (input_tokens * input_price + output_tokens * output_price) / M))
+    for call in calls:
         assert (call.feature, call.tenant) == (feature, "acme")
         assert call.request_model == model
-        assert (call.input_tokens, call.output_tokens) == (input_tokens, output_tokens)
-        assert call.cost_usd == (input_tokens * input_price + output_tokens * output_price) / M
+    assert sorted((c.input_tokens, c.output_tokens, c.cost_usd) for c in calls) == sorted(expected)
 
 
 def test_langchain_openai_invoke_and_stream(stand_in: RunningStandIn, instrumented: Spans) -> None:
