@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 INSTALL_INPUTS := requirements-dev.txt instrumentation/pyproject.toml collector_exporter/pyproject.toml
 
-.PHONY: demo test lint typecheck unit install clean browser-deps generated llamaindex-venv
+.PHONY: demo test lint typecheck unit install clean browser-deps generated llamaindex-venv openlit-venv
 
 install: $(STAMP)
 
@@ -26,7 +26,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP) browser-deps llamaindex-venv
+unit: $(STAMP) browser-deps llamaindex-venv openlit-venv
 	$(BIN)/python -m pytest
 	FEATURECOST_LLAMAINDEX_VENV=1 $(LLAMAINDEX_VENV)/bin/python -m pytest tests/llamaindex
 
@@ -46,6 +46,22 @@ $(LLAMAINDEX_STAMP): requirements-llamaindex.txt requirements-dev.txt instrument
 		-e ./instrumentation -e ./collector_exporter
 	touch $@
 
+# OpenLIT pins openai<3 and anthropic<1: verified as a peer (tests/instrumentation/
+# test_peer_environments.py runs its app process with this venv's python) in its own venv,
+# constrained by requirements-dev.txt for everything its pins do not decide.
+OPENLIT_VENV := .venv-openlit
+OPENLIT_STAMP := $(OPENLIT_VENV)/.installed-stamp
+openlit-venv: $(OPENLIT_STAMP)
+
+$(OPENLIT_STAMP): requirements-openlit.txt requirements-dev.txt instrumentation/pyproject.toml
+	test -x $(OPENLIT_VENV)/bin/python || $(PYTHON) -m venv $(OPENLIT_VENV)
+	$(OPENLIT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	grep -v -E '^(opentelemetry-|openinference-|openai|anthropic|langchain-|pydantic-ai|logfire|langfuse|litellm)' \
+		requirements-dev.txt > $(OPENLIT_VENV)/constraints.txt
+	$(OPENLIT_VENV)/bin/python -m pip install --quiet --disable-pip-version-check \
+		-c $(OPENLIT_VENV)/constraints.txt -r requirements-openlit.txt -e ./instrumentation
+	touch $@
+
 test: lint typecheck unit
 
 # The web page tests drive Debian's chromium headless; install it only when it is missing
@@ -63,4 +79,4 @@ generated: $(STAMP)
 	$(BIN)/python -m featurecost.collector.otel_filter --write deploy/otel-collector/config.yaml
 
 clean:
-	rm -rf $(VENV) $(LLAMAINDEX_VENV) .demo .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LLAMAINDEX_VENV) $(OPENLIT_VENV) .demo .pytest_cache .mypy_cache .ruff_cache

@@ -88,7 +88,28 @@ def _langfuse(memory: InMemorySpanExporter) -> None:
     import langfuse.openai  # noqa: F401
 
 
+def _openlit(memory: InMemorySpanExporter) -> None:
+    # OpenLIT reuses the app's SDK tracer provider when one is set (it is, above) and
+    # instruments every SDK it finds; its metrics and events are not what is checked here.
+    # Its price list would be fetched from GitHub: an empty local one keeps it off the network.
+    import tempfile
+
+    import openlit
+
+    prices = Path(tempfile.mkdtemp()) / "openlit-pricing.json"
+    prices.write_text("{}")
+    openlit.init(
+        pricing_json=str(prices),
+        application_name="app",
+        environment="e",
+        disable_metrics=True,
+        disable_events=True,
+        capture_message_content=False,
+    )
+
+
 PEERS: dict[str, Callable[[InMemorySpanExporter], None]] = {
+    "openlit": _openlit,
     "langfuse": _langfuse,
     "openllmetry": _openllmetry,
     "openinference": _openinference,

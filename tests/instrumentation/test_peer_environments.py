@@ -3,7 +3,9 @@
 Each setup is a real app process (``peer_setup``) with a real peer package and ours, in
 either instrumentation order, making one call of each kind (OpenAI chat, chat stream,
 Responses, embeddings, async chat; Anthropic create, ``stream=True``, ``.stream()``, async
-``.stream()``) against the provider stand-in under one attribution. Every span it exported
+``.stream()``) against the provider stand-in under one attribution. OpenLIT pins older
+openai/anthropic majors than ours: its app process runs in ``.venv-openlit`` (``make test``
+builds it). Every span it exported
 goes through the collector's real pipeline into chDB; the stored rows are counted per
 provider call, and the stand-in's received headers are checked for our baggage.
 """
@@ -26,7 +28,9 @@ from tests.collector_support import ClickHouseHttp, start_clickhouse_http
 from tests.conftest import RunningStandIn
 
 _ROOT = Path(__file__).resolve().parents[2]
-_PEERS = ("openllmetry", "openinference", "openai-v2", "logfire", "langfuse")
+_PEERS = ("openllmetry", "openinference", "openai-v2", "logfire", "langfuse", "openlit")
+# OpenLIT pins openai<3 and anthropic<1: its app process runs in its own venv (make openlit-venv)
+_PYTHON = {"openlit": _ROOT / ".venv-openlit" / "bin" / "python"}
 _PROVIDER_CALLS = 9  # what peer_setup._calls makes
 
 
@@ -52,7 +56,7 @@ def storage(clickhouse: ClickHouseHttp) -> Iterator[Storage]:
 
 def _run_app(peer: str, order: str, url: str, out: Path) -> bytes:
     subprocess.run(
-        [sys.executable, "-m", "tests.instrumentation.peer_setup", peer, order, url, str(out)],
+        [str(_PYTHON.get(peer, sys.executable)), "-m", "tests.instrumentation.peer_setup", peer, order, url, str(out)],
         cwd=_ROOT,
         check=True,
         timeout=120,
