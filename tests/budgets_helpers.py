@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from featurecost.collector.records import CallRecord
-from featurecost.collector.storage import Storage
+from featurecost.collector.pipeline.records import CallRecord
+from featurecost.collector.storage.client import Storage
 
 _ids = itertools.count(1)
 

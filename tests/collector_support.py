@@ -22,11 +22,17 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from demo.harness import ManagedProcess, free_port, spawn_ready
-from featurecost.collector.grpc_receiver import create_grpc_server
-from featurecost.collector.ingest import Ingest
-from featurecost.collector.normalize import ResourceFacts, attribute_map, is_llm_span, normalize_span, read_attributes
-from featurecost.collector.records import CallRecord
-from featurecost.collector.wal import WriteAheadLog
+from featurecost.collector.ingest.admission import Ingest
+from featurecost.collector.ingest.grpc_receiver import create_grpc_server
+from featurecost.collector.ingest.wal import WriteAheadLog
+from featurecost.collector.pipeline.normalize import (
+    ResourceFacts,
+    attribute_map,
+    is_llm_span,
+    normalize_span,
+    read_attributes,
+)
+from featurecost.collector.pipeline.records import CallRecord
 
 _counter = itertools.count()
 

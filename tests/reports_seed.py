@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal, localcontext
 
-from featurecost.collector.records import CallRecord
+from featurecost.collector.pipeline.records import CallRecord
 
 Q = Decimal("1e-18")
 WEEK0 = date(2026, 9, 7)  # a Monday

@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from featurecost.collector.alerts import AlertStatus, AlertStore, WebhookNotifier
+from featurecost.collector.budgets.alerts import AlertStatus, AlertStore, WebhookNotifier
 from featurecost.collector.budgets.clock import ManualClock
 from featurecost.collector.budgets.config import parse_budgets
 from featurecost.collector.budgets.evaluator import BudgetEvaluator, Snapshot
 from featurecost.collector.budgets.findings import anomalous_sessions, session_cost_regressions
 from featurecost.collector.budgets.service import build_evaluator
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 from tests.budgets_helpers import Receiver, insert, make_call, open_storage, truncate
 from tests.conftest import serve_in_thread
 
@@ -268,7 +268,7 @@ def test_anomalous_session_rule_through_the_alert_pipeline(storage: Storage) -> 
 
 
 def test_a_failing_rule_does_not_stop_the_others(storage: Storage) -> None:
-    from featurecost.collector.alerts import AlertManager, BudgetRule, FindingsRule
+    from featurecost.collector.budgets.alerts import AlertManager, BudgetRule, FindingsRule
 
     def broken(now: datetime) -> list[Any]:
         raise RuntimeError("reports query failed")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from featurecost.collector.cli import app
+from featurecost.collector.cli.app import app
 from tests.budgets_helpers import insert, make_call, open_storage
 
 BUDGETS = """

@@ -25,7 +25,7 @@ from typer.testing import CliRunner
 
 import featurecost
 from demo.harness import Collector, start_collector, wait_until
-from featurecost.collector.cli import app
+from featurecost.collector.cli.app import app
 from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation.guard import (
     BudgetExceeded,
@@ -276,7 +276,7 @@ def test_async_clients_are_guarded_too(stack: Stack) -> None:
 def test_without_a_budgets_file_every_call_is_allowed() -> None:
     from starlette.applications import Starlette
 
-    from featurecost.collector.budgets.api import budget_routes
+    from featurecost.collector.api.budgets import budget_routes
 
     with serve_in_thread(Starlette(routes=budget_routes(None))) as url:
         guard = Guard(url, environment=ENV, fetch_prices=False)

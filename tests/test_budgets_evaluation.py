@@ -12,7 +12,7 @@ from featurecost.collector.budgets.clock import ManualClock
 from featurecost.collector.budgets.config import parse_budgets
 from featurecost.collector.budgets.decision import Verdict, decide
 from featurecost.collector.budgets.evaluator import BudgetEvaluator, Level
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 from tests.budgets_helpers import insert, make_call, open_storage, restate, truncate
 
 

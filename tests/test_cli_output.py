@@ -18,8 +18,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from typer.testing import CliRunner
 
 from demo.harness import Collector, free_port, start_collector
-from featurecost.collector.cli import app
-from featurecost.collector.cli_output import escape_controls, money, plain_decimal
+from featurecost.collector.cli.app import app
+from featurecost.collector.cli.output import escape_controls, money, plain_decimal
 
 FINE_TUNED = "ft:gpt-4o-mini:acme:notes:abc123"
 MARKUP_FEATURE = "[/bold]"

@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from demo.harness import Collector, start_collector
-from featurecost.collector.usage_import import MAX_ERRORS, MAX_ROWS, UsageImportError, parse_usage_csv
+from featurecost.collector.storage.usage_import import MAX_ERRORS, MAX_ROWS, UsageImportError, parse_usage_csv
 from featurecost.instrumentation.guard import Guard
 from tests.collector_support import start_clickhouse_http
 from tests.conftest import serve_in_thread

@@ -24,9 +24,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from demo.harness import Collector, free_port, start_collector, wait_until
-from featurecost.collector.ingest import Ingest
-from featurecost.collector.receiver import create_receiver_app
-from featurecost.collector.wal import WriteAheadLog
+from featurecost.collector.ingest.admission import Ingest
+from featurecost.collector.ingest.http_receiver import create_receiver_app
+from featurecost.collector.ingest.wal import WriteAheadLog
 from tests.collector_support import ClickHouseHttp, llm_spans, span_ids, start_clickhouse_http
 from tests.conftest import serve_in_thread
 

@@ -25,12 +25,12 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from demo.harness import wait_until
-from featurecost.collector.api import create_api_app
-from featurecost.collector.ingest import BackpressureError, Ingest
-from featurecost.collector.normalize import normalize_request
-from featurecost.collector.pipeline import Pipeline
-from featurecost.collector.storage import Storage
-from featurecost.collector.wal import WriteAheadLog
+from featurecost.collector.api.app import create_api_app
+from featurecost.collector.ingest.admission import BackpressureError, Ingest
+from featurecost.collector.ingest.wal import WriteAheadLog
+from featurecost.collector.pipeline.normalize import normalize_request
+from featurecost.collector.pipeline.worker import Pipeline
+from featurecost.collector.storage.client import Storage
 from tests.collector_support import ClickHouseHttp, llm_spans, request_for, start_clickhouse_http
 from tests.conftest import serve_in_thread
 

@@ -17,11 +17,11 @@ from bench.span_corpus import corpus_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
-from featurecost.collector.normalize import (
+from featurecost.collector.pipeline.normalize import (
     ResourceFacts,
     normalize_request,
 )
-from featurecost.collector.records import CallRecord
+from featurecost.collector.pipeline.records import CallRecord
 from tests.collector_support import normalize_general, request_for
 from tests.test_pricing_normalize import record_spans
 

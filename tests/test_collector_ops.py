@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from typer.testing import CliRunner
 
 from demo.harness import start_collector
-from featurecost.collector.cli import app
+from featurecost.collector.cli.app import app
 from featurecost.collector.config import ConfigError, build_config
 from tests.collector_support import llm_spans
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from demo.harness import wait_until
-from featurecost.collector.pipeline import Pipeline
-from featurecost.collector.storage import Storage
-from featurecost.collector.wal import WriteAheadLog
+from featurecost.collector.ingest.wal import WriteAheadLog
+from featurecost.collector.pipeline.worker import Pipeline
+from featurecost.collector.storage.client import Storage
 from tests.collector_support import ClickHouseHttp, llm_spans, request_for, span_ids, start_clickhouse_http
 
 

@@ -30,9 +30,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from demo.harness import wait_until
-from featurecost.collector.ingest import Ingest
-from featurecost.collector.receiver import create_receiver_app
-from featurecost.collector.wal import WriteAheadLog
+from featurecost.collector.ingest.admission import Ingest
+from featurecost.collector.ingest.http_receiver import create_receiver_app
+from featurecost.collector.ingest.wal import WriteAheadLog
 from tests.collector_support import grpc_in_thread, llm_spans, request_for, span_ids, wal_span_ids
 from tests.conftest import serve_in_thread
 

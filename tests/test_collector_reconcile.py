@@ -19,14 +19,14 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from featurecost.collector.overrides import Overrides
-from featurecost.collector.pipeline import Pipeline
-from featurecost.collector.pricing import Pricer
+from featurecost.collector.ingest.wal import WriteAheadLog
+from featurecost.collector.pipeline.worker import Pipeline
+from featurecost.collector.pricing.overrides import Overrides
+from featurecost.collector.pricing.pricer import Pricer
+from featurecost.collector.pricing.restatement import reprice
 from featurecost.collector.reports.features import feature_costs
 from featurecost.collector.reports.window import Window
-from featurecost.collector.restatement import reprice
-from featurecost.collector.storage import Storage
-from featurecost.collector.wal import WriteAheadLog
+from featurecost.collector.storage.client import Storage
 from tests.collector_support import ClickHouseHttp, request_for, start_clickhouse_http
 
 _RESPONSE = "msg_01XFDUDYJgAACzvnptvVoYEL"
@@ -148,7 +148,7 @@ def _assert_billed_once_on_ours(storage: Storage, call: Call) -> None:
     table = {row.feature: row for row in feature_costs(storage, window)}
     assert set(table) == {"summarize"}
     assert table["summarize"].calls == 1
-    assert storage.query_named("featurecost.collector", "rollup_drift")[0]["drift"] == 0
+    assert storage.query_named("featurecost.collector.reports", "rollup_drift")[0]["drift"] == 0
 
 
 def test_twin_spans_in_one_batch_bill_the_attributed_one(tmp_path: Path, storage: Storage) -> None:

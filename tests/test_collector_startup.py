@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from demo.harness import free_port, start_collector
-from featurecost.collector.cli import app
+from featurecost.collector.cli.app import app
 
 FEATURECOST = str(Path(sys.executable).parent / "featurecost")
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from demo.harness import wait_until
-from featurecost.collector.seen_spans import SeenSpans
-from featurecost.collector.wal import WalFullError, WriteAheadLog
+from featurecost.collector.ingest.seen_spans import SeenSpans
+from featurecost.collector.ingest.wal import WalFullError, WriteAheadLog
 
 
 def test_unstored_data_older_than_max_age_refuses_appends_until_stored(tmp_path: Path) -> None:

@@ -24,9 +24,9 @@ import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from featurecost.collector.normalize import normalize_request
-from featurecost.collector.pricing import Pricer
-from featurecost.collector.records import CallRecord
+from featurecost.collector.pipeline.normalize import normalize_request
+from featurecost.collector.pipeline.records import CallRecord
+from featurecost.collector.pricing.pricer import Pricer
 from tests.conftest import RunningStandIn, Spans
 from tests.fixtures.routing import anthropic_http, routed_client
 

@@ -24,10 +24,10 @@ import genai_prices
 import pytest
 from dashboards import build
 
-from featurecost.collector.api import window_from_query
-from featurecost.collector.records import CallRecord
+from featurecost.collector.api.app import window_from_query
+from featurecost.collector.pipeline.records import CallRecord
 from featurecost.collector.reports import ReportOptions, run_report
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 from tests.grafana_sql import ALL, TimeRange, Variable, interpolate, interpolate_globals, to_clickhouse
 from tests.reports_seed import RESTATEMENT_COLUMNS, Restatement, Seed, restatement_rows
 

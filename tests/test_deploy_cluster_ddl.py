@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from featurecost.collector.cli import app
-from featurecost.collector.cluster_ddl import (
+from featurecost.collector.cli.app import app
+from featurecost.collector.storage.client import Storage, _statements
+from featurecost.collector.storage.cluster_ddl import (
     ClusterDDL,
     ClusterDDLError,
     Migration,
@@ -24,7 +25,6 @@ from featurecost.collector.cluster_ddl import (
     load_migrations,
     render,
 )
-from featurecost.collector.storage import Storage, _statements
 
 ROOT = Path(__file__).resolve().parent.parent
 

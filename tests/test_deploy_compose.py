@@ -21,7 +21,7 @@ import pytest
 import typer.main
 import yaml
 
-from featurecost.collector.cli import app
+from featurecost.collector.cli.app import app
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -43,7 +43,7 @@ def collector_envvars() -> dict[str, str]:
 
 
 def api_paths() -> set[str]:
-    from featurecost.collector.api import create_api_app
+    from featurecost.collector.api.app import create_api_app
 
     class _Stub:
         pass

@@ -23,8 +23,8 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.trace import ReadableSpan
 
-from featurecost.collector.normalize import is_llm_span, normalize_request, read_attributes
-from featurecost.collector.otel_filter import rewrite
+from featurecost.collector.pipeline.normalize import is_llm_span, normalize_request, read_attributes
+from featurecost.collector.pipeline.otel_filter import rewrite
 from tests.conftest import RunningStandIn, Spans
 from tests.fixtures.routing import anthropic_http, routed_client
 from tests.test_pricing_instrumentations import _sdk_methods

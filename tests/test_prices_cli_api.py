@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from typer.testing import CliRunner
 
 from demo.harness import Collector, start_collector
-from featurecost.collector.cli import app
+from featurecost.collector.cli.app import app
 
 FINE_TUNED = "ft:gpt-4o-mini:acme:notes:abc123"
 BEFORE = """

@@ -18,7 +18,7 @@ import httpx
 from typer.testing import CliRunner
 
 from demo.harness import app_environment, run_instrumented, start_collector, start_stand_in
-from featurecost.collector.cli import app
+from featurecost.collector.cli.app import app
 
 M = Decimal(1_000_000)
 NEW_MODEL = "gpt-9-mini"

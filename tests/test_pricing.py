@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from featurecost.collector.pricing import Pricer
-from featurecost.collector.records import CallRecord
+from featurecost.collector.pipeline.records import CallRecord
+from featurecost.collector.pricing.pricer import Pricer
 
 M = Decimal(1_000_000)
 WHEN = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

@@ -16,8 +16,8 @@ import genai_prices
 from genai_prices import Usage, data_snapshot
 from genai_prices.types import ModelPrice
 
-from featurecost.collector.pricing import Pricer
-from featurecost.collector.records import CallRecord
+from featurecost.collector.pipeline.records import CallRecord
+from featurecost.collector.pricing.pricer import Pricer
 
 WHEN = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 USAGES = [
@@ -48,7 +48,7 @@ def _record(usage: dict[str, int]) -> CallRecord:
 
 
 def test_fast_path_matches_genai_prices_on_every_model() -> None:
-    from featurecost.collector.pricing import _fast_cost
+    from featurecost.collector.pricing.pricer import _fast_cost
 
     snapshot = data_snapshot.get_snapshot()
     compared = 0
@@ -93,7 +93,7 @@ def test_models_outside_the_fast_path_use_the_library() -> None:
 
 
 def _fast_cost_total(model_price: ModelPrice, record: CallRecord) -> object:
-    from featurecost.collector.pricing import _fast_cost
+    from featurecost.collector.pricing.pricer import _fast_cost
 
     i, o = _fast_cost(model_price, record)
     return i + o

@@ -11,13 +11,14 @@ import socket
 from datetime import UTC, datetime
 from decimal import Decimal
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
 from genai_prices import data_snapshot, update_prices
 
-from featurecost.collector.pricing import Pricer
-from featurecost.collector.records import CallRecord
+from featurecost.collector.pipeline.records import CallRecord
+from featurecost.collector.pricing.pricer import Pricer
 
 WHEN = datetime(2026, 11, 20, tzinfo=UTC)
 
@@ -77,11 +78,11 @@ def test_a_fetched_snapshot_is_ignored() -> None:
 
 
 def test_collector_code_never_references_the_updater() -> None:
-    package = resources.files("featurecost.collector")
+    # every module, sub-packages included (the stages are sub-packages)
+    package = Path(str(resources.files("featurecost.collector")))
     offenders = [
-        entry.name
-        for entry in package.iterdir()
-        if entry.name.endswith(".py")
-        and any(name in entry.read_text() for name in ("UpdatePrices", "wait_prices_updated", "set_custom_snapshot"))
+        str(entry.relative_to(package))
+        for entry in package.rglob("*.py")
+        if any(name in entry.read_text() for name in ("UpdatePrices", "wait_prices_updated", "set_custom_snapshot"))
     ]
     assert offenders == []

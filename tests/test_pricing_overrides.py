@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from featurecost.collector.overrides import Overrides, PricesFileError
+from featurecost.collector.pricing.overrides import Overrides, PricesFileError
 
 
 @pytest.mark.parametrize(

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from featurecost.collector.cli import app
-from featurecost.collector.pricing import Pricer
-from featurecost.collector.records import CallRecord
-from featurecost.collector.storage import Storage
+from featurecost.collector.cli.app import app
+from featurecost.collector.pipeline.records import CallRecord
+from featurecost.collector.pricing.pricer import Pricer
+from featurecost.collector.storage.client import Storage
 
 M = Decimal(1_000_000)
 WHEN = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

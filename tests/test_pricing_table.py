@@ -12,9 +12,9 @@ from decimal import Decimal
 
 import pytest
 
-from featurecost.collector.overrides import Overrides
-from featurecost.collector.pricing import Pricer
-from featurecost.collector.records import CallRecord
+from featurecost.collector.pipeline.records import CallRecord
+from featurecost.collector.pricing.overrides import Overrides
+from featurecost.collector.pricing.pricer import Pricer
 
 M = Decimal(1_000_000)
 NOV_2026 = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)

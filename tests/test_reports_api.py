@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from demo.harness import Collector, start_collector
-from featurecost.collector.cli import app
+from featurecost.collector.cli.app import app
 from featurecost.collector.server import default_storage_dsn
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 from tests.reports_seed import WEEKS, Seed, generate, monday, ratio, revenue_in
 
 GOOD_CSV = """tenant,period_start,period_end,revenue_usd,active_users,usage.support-bot,usage.draft-email
@@ -183,7 +183,7 @@ def test_raw_source_through_the_api_matches_the_rollups(collector: Collector) ->
 
 
 def test_table_cells_put_the_sign_before_the_dollar() -> None:
-    from featurecost.collector.report_commands import _cell
+    from featurecost.collector.cli.reports import _cell
 
     assert _cell("margin_usd", "-0.011126") == "-$0.0111"
     assert _cell("spend_usd", "1234.5") == "$1,234.50"

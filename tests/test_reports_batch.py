@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from featurecost.collector.cli import app
-from featurecost.collector.overrides import Overrides
-from featurecost.collector.pricing import Pricer
-from featurecost.collector.records import CallRecord
+from featurecost.collector.cli.app import app
+from featurecost.collector.pipeline.records import CallRecord
+from featurecost.collector.pricing.overrides import Overrides
+from featurecost.collector.pricing.pricer import Pricer
 from featurecost.collector.reports import ReportOptions, Window, run_report
 from featurecost.collector.reports.batch import batch_opportunity
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 
 D = Decimal
 SINCE = datetime(2026, 10, 5, tzinfo=UTC)

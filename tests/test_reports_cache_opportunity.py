@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from featurecost.collector.records import CallRecord
+from featurecost.collector.pipeline.records import CallRecord
 from featurecost.collector.reports import ReportOptions, Source, Window, run_report
 from featurecost.collector.reports.cache_opportunity import cache_opportunity
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 from tests.reports_seed import ratio
 
 D = Decimal

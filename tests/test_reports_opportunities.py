@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from featurecost.collector.cli import app
+from featurecost.collector.cli.app import app
 from featurecost.collector.reports import ReportOptions, Window, run_report
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 from tests.test_reports_batch import CALLS, WINDOW
 
 D = Decimal

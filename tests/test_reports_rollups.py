@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from featurecost.collector.cli import app
+from featurecost.collector.cli.app import app
 from featurecost.collector.reports import (
     OpenMonthError,
     Source,
@@ -24,7 +24,7 @@ from featurecost.collector.reports import (
     weekly_features,
 )
 from featurecost.collector.reports.rollups import open_month_problem
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 from tests.reports_seed import RESTATEMENT_COLUMNS, Restatement, Seed, _call, restatement_rows
 
 T0 = datetime(2026, 3, 2, 10, 15, tzinfo=UTC)  # a Monday

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from featurecost.collector.overrides import Overrides
-from featurecost.collector.pricing import Pricer
+from featurecost.collector.pricing.overrides import Overrides
+from featurecost.collector.pricing.pricer import Pricer
 from featurecost.collector.reports import (
     Dimension,
     ReportOptions,
@@ -32,8 +32,8 @@ from featurecost.collector.reports import (
     unit_costs,
     weekly_features,
 )
-from featurecost.collector.storage import Storage
-from featurecost.collector.usage_import import parse_usage_csv, store_usage
+from featurecost.collector.storage.client import Storage
+from featurecost.collector.storage.usage_import import parse_usage_csv, store_usage
 from tests.reports_seed import (
     RESTATEMENT_COLUMNS,
     WEEKS,

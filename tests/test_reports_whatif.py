@@ -14,13 +14,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from featurecost.collector.cli import app
-from featurecost.collector.overrides import Overrides
-from featurecost.collector.pricing import Pricer
-from featurecost.collector.records import CallRecord
+from featurecost.collector.cli.app import app
+from featurecost.collector.pipeline.records import CallRecord
+from featurecost.collector.pricing.overrides import Overrides
+from featurecost.collector.pricing.pricer import Pricer
 from featurecost.collector.reports import ReportError, ReportOptions, Source, Window, run_report
 from featurecost.collector.reports.whatif import TOKENIZER_CAVEAT, Target, WhatIfError, whatif
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 from tests.reports_seed import RESTATEMENT_COLUMNS, Restatement, Seed, restatement_rows
 
 D = Decimal

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 import featurecost
 from demo.harness import Collector, start_collector
-from featurecost.collector.cli import app
+from featurecost.collector.cli.app import app
 from featurecost.instrumentation import _nested
 from featurecost.instrumentation.anthropic import AnthropicInstrumentor
 from featurecost.instrumentation.openai import OpenAIInstrumentor

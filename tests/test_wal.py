@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from featurecost.collector.wal import Position, WalFullError, WriteAheadLog
+from featurecost.collector.ingest.wal import Position, WalFullError, WriteAheadLog
 
 
 def _append_all(wal: WriteAheadLog, payloads: list[bytes]) -> list[Position]:

@@ -28,7 +28,7 @@ from opentelemetry.trace import SpanKind
 from starlette.applications import Starlette
 
 from demo.harness import Collector, start_collector
-from featurecost.collector.web import web_routes
+from featurecost.collector.api.web import web_routes
 from tests.conftest import serve_in_thread
 from tests.headless import TableRows, console_messages, decode_png, rendered_dom, screenshot
 

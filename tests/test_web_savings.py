@@ -20,7 +20,7 @@ from opentelemetry.trace import SpanKind
 from typer.testing import CliRunner
 
 from demo.harness import Collector, start_collector
-from featurecost.collector.cli import app
+from featurecost.collector.cli.app import app
 from tests.headless import rendered_dom
 
 ENV = "savings-test"

@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 import featurecost
-from featurecost.collector.normalize import is_llm_span
+from featurecost.collector.pipeline.normalize import is_llm_span
 from featurecost.instrumentation.bedrock import BedrockInstrumentor
 from tests.conftest import Spans, serve_in_thread
 from tests.fixtures.bedrock_stand_in import BedrockStandIn

@@ -30,10 +30,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 import featurecost.instrumentation as featurecost
 from demo.harness import STAND_IN_ENDPOINTS
-from featurecost.collector.normalize import normalize_request
-from featurecost.collector.overrides import Overrides
-from featurecost.collector.pricing import Pricer
-from featurecost.collector.records import CallRecord
+from featurecost.collector.pipeline.normalize import normalize_request
+from featurecost.collector.pipeline.records import CallRecord
+from featurecost.collector.pricing.overrides import Overrides
+from featurecost.collector.pricing.pricer import Pricer
 from featurecost.instrumentation.anthropic import AnthropicInstrumentor
 from featurecost.instrumentation.litellm import LiteLLMInstrumentor
 from featurecost.instrumentation.openai import OpenAIInstrumentor

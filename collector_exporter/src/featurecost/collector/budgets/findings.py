@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from featurecost.collector.alerts import Finding
+from featurecost.collector.budgets.alerts import Finding
 from featurecost.collector.reports.weekly import regressions
 from featurecost.collector.reports.window import Window
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 
 _PACKAGE = "featurecost.collector.budgets"
 REGRESSION_WEEKS = 2  # the report flags a feature once its median rose this many weeks running
