@@ -32,8 +32,8 @@ from featurecost.collector.reports import Window, feature_costs
 from featurecost.collector.storage.client import Storage
 from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation.guard import Guard, Price
-from tests.budgets_helpers import make_call
-from tests.conftest import serve_in_thread
+from testsupport.budgets import make_call
+from testsupport.servers import serve_in_thread
 
 BUDGETS = """
 budgets:

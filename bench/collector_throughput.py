@@ -45,9 +45,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bench.span_corpus import corpus_spans
-from demo.harness import free_port, start_collector, wait_until
 from featurecost.collector.pipeline.records import CallRecord
-from tests.collector_support import normalize_general, request_for
+from testsupport.collector import normalize_general, request_for
+from testsupport.harness import free_port, start_collector, wait_until
 
 BATCH = 512  # the SDK BatchSpanProcessor's default max_export_batch_size
 

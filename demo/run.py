@@ -16,7 +16,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from demo.harness import (
+from testsupport.harness import (
     Collector,
     HarnessError,
     StandIn,

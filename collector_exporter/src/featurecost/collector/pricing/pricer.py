@@ -11,7 +11,7 @@ microseconds, far over the collector's per-span budget, so a resolution is cache
 (provider, model, tenant scope, tier, UTC day) and the arithmetic for the token prices
 every chat model has (input, output, cache read/write) is done here on the cached rate
 card. Anything else (audio, per-request, per-page prices) goes through genai-prices' own
-calculation. tests/test_pricing_genai_prices_parity.py checks both agree on every model.
+calculation. tests/collector/pricing/test_genai_prices_parity.py checks both agree on every model.
 """
 
 from __future__ import annotations
