@@ -22,6 +22,8 @@ import zlib
 from collections.abc import Iterable
 from pathlib import Path
 
+from featurecost.collector.durable import fsync_dir
+
 _HEADER = struct.Struct("<II")
 _CURRENT = "seen-spans.current"
 _PREVIOUS = "seen-spans.previous"
@@ -84,11 +86,7 @@ class SeenSpans:
         os.replace(self.directory / _CURRENT, self.directory / _PREVIOUS)
         self._previous, self._current = self._current, set()
         self._file = (self.directory / _CURRENT).open("ab")
-        fd = os.open(self.directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(self.directory)
 
     def close(self) -> None:
         self._file.close()

@@ -31,6 +31,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from featurecost.collector.durable import atomic_write, fsync_dir
+
 _HEADER = struct.Struct("<II")
 _SUFFIX = ".wal"
 _CHECKPOINT = "checkpoint"
@@ -66,14 +68,6 @@ def _segment_path(directory: Path, segment: int) -> Path:
     return directory / f"{segment:016d}{_SUFFIX}"
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _identity(directory: Path) -> str:
     """This log's identity, made once with the directory: positions restart at 1:0 in
     every WAL directory, so whatever is keyed by position downstream (insert
@@ -87,13 +81,7 @@ def _identity(directory: Path) -> str:
     if identity:
         return identity
     identity = uuid.uuid4().hex
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w") as f:
-        f.write(identity)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(directory)
+    atomic_write(path, identity)
     return identity
 
 
@@ -161,7 +149,7 @@ class WriteAheadLog:
         else:
             self._segment = max(self._checkpoint.segment, 1)
             _segment_path(self.directory, self._segment).touch()
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         # A raw descriptor, not a buffered file: after a failed write a buffered file would
         # keep the unwritten bytes and write them later, after the cut.
         self._fd = self._open_segment(self._segment)
@@ -313,7 +301,7 @@ class WriteAheadLog:
     def _roll(self) -> None:
         fd = self._open_segment(self._segment + 1)
         try:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         except BaseException:
             os.close(fd)
             raise
@@ -373,14 +361,7 @@ class WriteAheadLog:
 
     def commit(self, position: Position) -> None:
         """Everything before ``position`` is stored downstream: persist it, drop old segments."""
-        path = self.directory / _CHECKPOINT
-        tmp = path.with_suffix(".tmp")
-        with tmp.open("w") as f:
-            f.write(str(position))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(self.directory)
+        atomic_write(self.directory / _CHECKPOINT, str(position))
         self._checkpoint = position
         with self._appended:
             while self._unstored and self._unstored[0][0] <= position:

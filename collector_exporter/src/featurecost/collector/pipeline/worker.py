@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import struct
 import threading
 import time
@@ -55,6 +54,7 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
+from featurecost.collector.durable import atomic_write
 from featurecost.collector.ingest.seen_spans import SeenSpans
 from featurecost.collector.ingest.wal import Position, Record, WriteAheadLog
 from featurecost.collector.pipeline.normalize import normalize_request
@@ -542,17 +542,7 @@ class Pipeline:
         return BatchPlan(self.wal.identity, _parse_position(start), _parse_position(end))
 
     def _save_plan(self, plan: BatchPlan) -> None:
-        tmp = self._plan_path.with_suffix(".tmp")
-        with tmp.open("w") as f:
-            f.write(f"{plan.start} {plan.end}")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self._plan_path)
-        fd = os.open(self._plan_path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        atomic_write(self._plan_path, f"{plan.start} {plan.end}")
 
     def _dead_letter_dir(self) -> Path:
         directory = self.wal.directory / "dead-letter"
