@@ -236,11 +236,6 @@ def usage_convention(a: dict[str, Any]) -> aliases.UsageConvention | None:
     return next((c for c in aliases.USAGE_CONVENTIONS if c.applies(a)), None)
 
 
-def normalize_usage(a: dict[str, Any], provider: str) -> _Usage:
-    """Read usage through the first convention the span uses; apply provider semantics."""
-    return _read_usage(a, provider, usage_convention(a))
-
-
 def _read_usage(a: dict[str, Any], provider: str, convention: aliases.UsageConvention | None) -> _Usage:
     usage = _Usage()
     if convention is None:
@@ -420,10 +415,6 @@ def _client_cost(a: dict[str, Any], keys: tuple[str, ...] = aliases.CLIENT_COST_
     except InvalidOperation:
         return None
     return cost if cost.is_finite() and cost >= 0 else None
-
-
-def _attribution(a: dict[str, Any], key: str) -> str:
-    return _as_str(_first(a, aliases.ATTRIBUTION_ALIASES[key]))
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,11 +74,6 @@ def money(value: Decimal | None) -> Decimal | None:
     return None if value is None else value.quantize(MONEY_QUANTUM)
 
 
-def _column_value(record: CallRecord, column: str) -> object:
-    value = getattr(record, column)
-    return money(value) if column in _MONEY_COLUMNS else value
-
-
 def load_sql(package: str, name: str) -> str:
     return resources.files(package).joinpath(name).read_text()
 
