@@ -23,6 +23,7 @@ from featurecost.collector.api.security import ApiAccess, ApiSecurity
 from featurecost.collector.api.web import web_routes
 from featurecost.collector.ingest.wal import WriteAheadLog
 from featurecost.collector.metrics import CONTENT_TYPE, Metrics
+from featurecost.collector.pipeline.records import DEFAULT_ENVIRONMENT
 from featurecost.collector.pipeline.worker import Pipeline
 from featurecost.collector.pricing.price_update import forget_price_data, newly_priced, save_price_data
 from featurecost.collector.pricing.pricer import PriceData, PriceDataError
@@ -47,7 +48,7 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
 
 
 def window_from_query(params: Any) -> Window:
-    environment = params.get("environment", "production")
+    environment = params.get("environment", DEFAULT_ENVIRONMENT)
     since = _parse_time(params.get("since"), "since")
     until = _parse_time(params.get("until"), "until")
     default = Window.last_days(7, environment)

@@ -19,6 +19,7 @@ from featurecost.collector import attributes as attrs
 from featurecost.collector.budgets.alerts import AlertStore
 from featurecost.collector.budgets.decision import decide
 from featurecost.collector.budgets.evaluator import BudgetEvaluator
+from featurecost.collector.pipeline.records import DEFAULT_ENVIRONMENT
 from featurecost.collector.pricing.pricer import Pricer, token_prices
 
 _MILLION = 1_000_000
@@ -55,7 +56,7 @@ def budget_routes(
             return JSONResponse({"error": "budgets not evaluated yet"}, status_code=503, headers={"Retry-After": "1"})
         query = {dim: request.query_params.get(dim, "") for dim in _DIMENSIONS}
         query["feature"] = query["feature"] or attrs.DEFAULT_FEATURE
-        query["environment"] = query["environment"] or "production"
+        query["environment"] = query["environment"] or DEFAULT_ENVIRONMENT
         return JSONResponse(decide(snapshot, query).to_json())
 
     async def status(request: Request) -> Response:

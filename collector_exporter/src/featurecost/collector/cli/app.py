@@ -27,6 +27,7 @@ from featurecost.collector.cli.reports import DAYS, DEFAULT_API, Days, Format, e
 from featurecost.collector.cli.reports import register as register_reports
 from featurecost.collector.cli.storage import storage_app
 from featurecost.collector.config import ConfigError, build_config
+from featurecost.collector.pipeline.records import DEFAULT_ENVIRONMENT
 from featurecost.collector.reports import FeatureCostRow, ReportOptions, feature_costs
 from featurecost.collector.server import StartupError, serve
 from featurecost.collector.version import __version__
@@ -253,7 +254,9 @@ def report_features(
     since: Annotated[str | None, typer.Option(help="ISO-8601 start (default: --days before --until).")] = None,
     until: Annotated[str | None, typer.Option(help="ISO-8601 end, exclusive (default: now).")] = None,
     days: Days = DAYS,
-    env: Annotated[str, typer.Option(help="deployment.environment.name; 'all' for every environment.")] = "production",
+    env: Annotated[
+        str, typer.Option(help="deployment.environment.name; 'all' for every environment.")
+    ] = DEFAULT_ENVIRONMENT,
     feature: Annotated[str, typer.Option(help="Only this feature.")] = "",
     tenant: Annotated[str, typer.Option(help="Only this tenant's calls.")] = "",
     api: Annotated[str, typer.Option(envvar="FEATURECOST_API", help="Collector report API.")] = DEFAULT_API,

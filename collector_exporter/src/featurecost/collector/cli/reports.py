@@ -34,6 +34,7 @@ from featurecost.collector.cli.output import (
 )
 from featurecost.collector.cli.output import console as cli_console
 from featurecost.collector.cli.output import month as month_label
+from featurecost.collector.pipeline.records import DEFAULT_ENVIRONMENT as DEFAULT_ENV  # short: one-line signatures
 from featurecost.collector.pricing.pricer import Pricer
 from featurecost.collector.reports import (
     Dimension,
@@ -332,7 +333,7 @@ def register(report_app: typer.Typer) -> None:
 
     @report_app.command("weekly")
     def weekly(
-        since: Since = None, until: Until = None, days: Days = WEEKS, env: Env = "production", api: Api = DEFAULT_API,
+        since: Since = None, until: Until = None, days: Days = WEEKS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
         storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
     ) -> None:  # fmt: skip
         """The weekly per-feature row: spend, session p50/p95, cost-to-revenue, WoW, anomalies."""
@@ -343,7 +344,7 @@ def register(report_app: typer.Typer) -> None:
     def breakdown(
         by: Annotated[Dimension, typer.Option("--by", help="Dimension to split each feature by.")] = Dimension.tenant,
         feature: Annotated[str, typer.Option(help="Only this feature.")] = "",
-        since: Since = None, until: Until = None, days: Days = DAYS, env: Env = "production", api: Api = DEFAULT_API,
+        since: Since = None, until: Until = None, days: Days = DAYS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
         storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
     ) -> None:  # fmt: skip
         """Cost per feature by tenant, user, plan, provider, model or version (A/B cost per action)."""
@@ -352,7 +353,7 @@ def register(report_app: typer.Typer) -> None:
 
     @report_app.command("decomposition")
     def decomposition(
-        since: Since = None, until: Until = None, days: Days = DAYS, env: Env = "production", api: Api = DEFAULT_API,
+        since: Since = None, until: Until = None, days: Days = DAYS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
         storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
     ) -> None:  # fmt: skip
         """Per root action: input / output / cache read / cache write / reasoning tokens and turns."""
@@ -361,7 +362,7 @@ def register(report_app: typer.Typer) -> None:
 
     @report_app.command("cache")
     def cache(
-        since: Since = None, until: Until = None, days: Days = DAYS, env: Env = "production", api: Api = DEFAULT_API,
+        since: Since = None, until: Until = None, days: Days = DAYS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
         storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
         prices: PricesFile = None,
     ) -> None:  # fmt: skip
@@ -372,7 +373,7 @@ def register(report_app: typer.Typer) -> None:
     @report_app.command("outliers")
     def outliers(
         top: Annotated[int, typer.Option("--top", "-n", help="How many actions.", min=1, max=10_000)] = 10,
-        since: Since = None, until: Until = None, days: Days = DAYS, env: Env = "production", api: Api = DEFAULT_API,
+        since: Since = None, until: Until = None, days: Days = DAYS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
         storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
     ) -> None:  # fmt: skip
         """The costliest user actions, their share of spend, and the unattributed share."""
@@ -381,7 +382,7 @@ def register(report_app: typer.Typer) -> None:
 
     @report_app.command("regressions")
     def regressions(
-        since: Since = None, until: Until = None, days: Days = WEEKS, env: Env = "production", api: Api = DEFAULT_API,
+        since: Since = None, until: Until = None, days: Days = WEEKS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
         storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
     ) -> None:  # fmt: skip
         """Features whose median session cost rose ≥ 5 % week over week for ≥ 2 weeks in a row."""
@@ -390,7 +391,7 @@ def register(report_app: typer.Typer) -> None:
 
     @report_app.command("margin")
     def margin(
-        since: Since = None, until: Until = None, days: Days = DAYS, env: Env = "production", api: Api = DEFAULT_API,
+        since: Since = None, until: Until = None, days: Days = DAYS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
         storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
     ) -> None:  # fmt: skip
         """Per-tenant margin and cost per active user (needs `featurecost import usage`)."""
@@ -399,7 +400,7 @@ def register(report_app: typer.Typer) -> None:
 
     @report_app.command("unit-costs")
     def unit_costs(
-        since: Since = None, until: Until = None, days: Days = DAYS, env: Env = "production", api: Api = DEFAULT_API,
+        since: Since = None, until: Until = None, days: Days = DAYS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
         storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
     ) -> None:  # fmt: skip
         """Per feature: spend per imported product usage unit (usage.<feature> CSV columns)."""
@@ -409,7 +410,7 @@ def register(report_app: typer.Typer) -> None:
     @report_app.command("allocation")
     def allocation(
         shared: Annotated[list[str], typer.Option("--shared", help="A shared feature (repeatable).")],
-        since: Since = None, until: Until = None, days: Days = DAYS, env: Env = "production", api: Api = DEFAULT_API,
+        since: Since = None, until: Until = None, days: Days = DAYS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
         storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
     ) -> None:  # fmt: skip
         """Spread shared features' spend (e.g. embeddings) over the features that use them."""
@@ -443,7 +444,7 @@ def register(report_app: typer.Typer) -> None:
                 help="Target tokens / current tokens for the same text (tokenizers differ); scales every count.",
             ),
         ] = None,
-        since: Since = None, until: Until = None, days: Days = WEEKS, env: Env = "production", api: Api = DEFAULT_API,
+        since: Since = None, until: Until = None, days: Days = WEEKS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
         storage: StorageDsn = None, output: Output = Format.table, prices: PricesFile = None,
     ) -> None:  # fmt: skip
         """Re-price a feature's actual calls at another model's prices of the same days, per week and user action."""
@@ -454,7 +455,7 @@ def register(report_app: typer.Typer) -> None:
 
     @report_app.command("batch")
     def batch(
-        since: Since = None, until: Until = None, days: Days = WEEKS, env: Env = "production", api: Api = DEFAULT_API,
+        since: Since = None, until: Until = None, days: Days = WEEKS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
         storage: StorageDsn = None, output: Output = Format.table, prices: PricesFile = None,
     ) -> None:  # fmt: skip
         """Features whose calls run outside user requests, at the provider's Batch API prices: $ saved per week."""
@@ -463,7 +464,7 @@ def register(report_app: typer.Typer) -> None:
 
     @report_app.command("cache-opportunity")
     def cache_opportunity(
-        since: Since = None, until: Until = None, days: Days = WEEKS, env: Env = "production", api: Api = DEFAULT_API,
+        since: Since = None, until: Until = None, days: Days = WEEKS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
         storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
         prices: PricesFile = None,
     ) -> None:  # fmt: skip

@@ -27,9 +27,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from featurecost.collector import attributes as attrs
 from featurecost.collector.pipeline import aliases, endpoints
-from featurecost.collector.pipeline.records import CallRecord
-
-DEFAULT_ENVIRONMENT = "production"
+from featurecost.collector.pipeline.records import DEFAULT_ENVIRONMENT, CallRecord
 
 _LLM_MARKERS = (attrs.GEN_AI_OPERATION_NAME, attrs.GEN_AI_PROVIDER_NAME, attrs.GEN_AI_SYSTEM)
 # Operations that bill tokens; tool executions and agent wrappers are not calls.

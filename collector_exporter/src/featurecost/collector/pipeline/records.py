@@ -6,6 +6,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+# The environment of a call whose resource names none (``deployment.environment.name``),
+# and so the one reports, budgets findings and the API read unless told otherwise.
+DEFAULT_ENVIRONMENT = "production"
+
 
 @dataclass(slots=True)
 class CallRecord:
