@@ -43,7 +43,6 @@ from featurecost.collector.storage.client import CALL_COLUMNS, Storage
 _PACKAGE = "featurecost.collector.pipeline"
 # spans of one call start within the call; a day either side covers any real call
 _WINDOW = timedelta(days=1)
-_CALL_FIELDS = frozenset(f.name for f in dataclasses.fields(CallRecord))
 
 
 def response_key(call: CallRecord) -> str:
@@ -105,7 +104,7 @@ class Reconciled:
 
 
 def _stored_call(row: dict[str, Any]) -> CallRecord:
-    values = {name: row[name] for name in CALL_COLUMNS if name in _CALL_FIELDS}
+    values = {name: row[name] for name in CALL_COLUMNS}
     values["start_time"] = _utc(values["start_time"])
     values["end_time"] = _utc(values["end_time"])
     values["attributes"] = dict(values["attributes"])

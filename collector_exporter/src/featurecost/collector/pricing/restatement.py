@@ -13,7 +13,7 @@ its old cost (a price that disappeared must not turn into $0); it is counted, no
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -31,13 +31,16 @@ RESTATEMENT_COLUMNS = (
     "output_cost_delta_usd", "price_source", "price_entry", "price_data_version", "unpriced_reason", "reason",
 )  # fmt: skip
 
-_RECORD_FIELDS = (
-    "trace_id", "span_id", "start_time", "end_time", "environment", "service_name", "feature", "tenant",
-    "user_id", "plan", "root_id", "session_id", "version", "operation", "provider", "request_model",
-    "response_model", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
-    "reasoning_tokens", "usage_source", "status", "error_type", "cache_write_1h_tokens", "input_audio_tokens",
-    "output_audio_tokens", "service_tier", "endpoint", "gateway_cost_usd",
+# What the pricer reads from a stored call: every CallRecord field but what pricing sets and
+# the detail kept only for display (raw counts, attributes, supersession).
+_NOT_PRICER_INPUT = frozenset(
+    {
+        "cost_usd", "input_cost_usd", "output_cost_usd", "price_source", "price_entry", "price_data_version",
+        "unpriced_reason", "client_cost_usd", "cost_delta_vs_client_usd", "attributes", "raw_usage",
+        "usage_convention", "usage_issues", "response_id", "superseded_by", "rollup_sign",
+    }
 )  # fmt: skip
+_RECORD_FIELDS = tuple(f.name for f in fields(CallRecord) if f.name not in _NOT_PRICER_INPUT)
 
 
 @dataclass

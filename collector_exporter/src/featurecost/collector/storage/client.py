@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import fields
 from decimal import Decimal
 from importlib import resources
 from operator import attrgetter
@@ -21,21 +22,8 @@ from clickhouse_connect.driver.client import Client
 
 from featurecost.collector.pipeline.records import CallRecord
 
-CALL_COLUMNS = (
-    "trace_id", "span_id", "start_time", "end_time", "environment", "service_name", "feature",
-    "tenant", "user_id", "plan", "root_id", "session_id", "version", "operation", "provider",
-    "request_model", "response_model", "input_tokens", "output_tokens", "cache_read_tokens",
-    "cache_write_tokens", "reasoning_tokens", "usage_source", "status", "error_type", "attributes",
-    "cost_usd", "input_cost_usd", "output_cost_usd", "price_source", "price_entry",
-    "price_data_version", "unpriced_reason",
-    # 0010: normalization detail and client-claimed cost
-    "cache_write_1h_tokens", "input_audio_tokens", "output_audio_tokens", "raw_usage", "usage_convention",
-    "usage_issues", "service_tier", "client_cost_usd", "cost_delta_vs_client_usd",
-    # 0050: one provider call, one bill
-    "response_id", "superseded_by", "rollup_sign",
-    # 0060: where the call went and what a gateway reported it billed
-    "endpoint", "gateway_cost_usd",
-)  # fmt: skip
+# Every CallRecord field is a column of ``calls`` (added by the migrations): the record is the list.
+CALL_COLUMNS = tuple(f.name for f in fields(CallRecord))
 
 _MONEY_COLUMNS = frozenset(
     {"cost_usd", "input_cost_usd", "output_cost_usd", "client_cost_usd", "cost_delta_vs_client_usd", "gateway_cost_usd"}
