@@ -6,8 +6,6 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import pytest
-
 from featurecost.collector.budgets.alerts import AlertStatus, AlertStore, WebhookNotifier
 from featurecost.collector.budgets.clock import ManualClock
 from featurecost.collector.budgets.config import parse_budgets
@@ -17,12 +15,6 @@ from featurecost.collector.budgets.service import build_evaluator
 from featurecost.collector.storage.client import Storage
 from testsupport.budgets import Receiver, insert, make_call, truncate
 from testsupport.servers import serve_in_thread
-
-
-@pytest.fixture
-def storage(chdb_storage: Storage) -> Storage:
-    truncate(chdb_storage)
-    return chdb_storage
 
 
 def utc(*args: int) -> datetime:

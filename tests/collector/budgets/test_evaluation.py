@@ -5,20 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import pytest
-
 from featurecost.collector.budgets.clock import ManualClock
 from featurecost.collector.budgets.config import parse_budgets
 from featurecost.collector.budgets.decision import Verdict, decide
 from featurecost.collector.budgets.evaluator import BudgetEvaluator, Level
 from featurecost.collector.storage.client import Storage
-from testsupport.budgets import insert, make_call, restate, truncate
-
-
-@pytest.fixture
-def storage(chdb_storage: Storage) -> Storage:
-    truncate(chdb_storage)
-    return chdb_storage
+from testsupport.budgets import insert, make_call, restate
 
 
 def utc(*args: int) -> datetime:

@@ -10,7 +10,6 @@ import asyncio
 import gc
 import json
 import tracemalloc
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ from featurecost.collector.ingest.wal import WriteAheadLog
 from featurecost.collector.pipeline.normalize import normalize_request
 from featurecost.collector.pipeline.worker import Pipeline
 from featurecost.collector.storage.client import Storage
-from testsupport.collector import ClickHouseHttp, llm_spans, request_for, start_clickhouse_http
+from testsupport.collector import llm_spans, request_for
 from testsupport.harness import wait_until
 from testsupport.servers import serve_in_thread
 
@@ -57,25 +56,6 @@ def _request(spans: dict[str, dict[str, Any]]) -> ExportTraceServiceRequest:
         tracer.start_span(name, attributes=attributes).end()
     provider.shutdown()
     return encode_spans(exporter.get_finished_spans())
-
-
-@pytest.fixture(scope="module")
-def clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseHttp]:
-    base = tmp_path_factory.mktemp("isolation-ch")
-    server = start_clickhouse_http(base / "ch", base / "logs")
-    storage = Storage(server.dsn)
-    storage.migrate()
-    storage.close()
-    yield server
-    server.process.stop()
-
-
-@pytest.fixture
-def storage(clickhouse: ClickHouseHttp) -> Iterator[Storage]:
-    store = Storage(clickhouse.dsn)
-    store.client.command("TRUNCATE TABLE calls")
-    yield store
-    store.close()
 
 
 def _stored(storage: Storage) -> dict[str, dict[str, Any]]:

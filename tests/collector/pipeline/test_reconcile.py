@@ -5,7 +5,6 @@ interface; assertions read the stored rows, the rollups and the reports."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -27,29 +26,9 @@ from featurecost.collector.pricing.restatement import reprice
 from featurecost.collector.reports.features import feature_costs
 from featurecost.collector.reports.window import Window
 from featurecost.collector.storage.client import Storage
-from testsupport.collector import ClickHouseHttp, request_for, start_clickhouse_http
+from testsupport.collector import request_for
 
 _RESPONSE = "msg_01XFDUDYJgAACzvnptvVoYEL"
-
-
-@pytest.fixture(scope="module")
-def clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseHttp]:
-    base = tmp_path_factory.mktemp("reconcile-ch")
-    server = start_clickhouse_http(base / "ch", base / "logs")
-    storage = Storage(server.dsn)
-    storage.migrate()
-    storage.close()
-    yield server
-    server.process.stop()
-
-
-@pytest.fixture
-def storage(clickhouse: ClickHouseHttp) -> Iterator[Storage]:
-    store = Storage(clickhouse.dsn)
-    for table in ("calls", "cost_restatements", "rollup_hourly", "rollup_actions", "rollup_sessions"):
-        store.client.command(f"TRUNCATE TABLE {table}")
-    yield store
-    store.close()
 
 
 @dataclass

@@ -4,35 +4,13 @@ spans are dropped before the insert, rejected batches go to the dead-letter dire
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from featurecost.collector.ingest.wal import WriteAheadLog
 from featurecost.collector.pipeline.worker import Pipeline
 from featurecost.collector.storage.client import Storage
-from testsupport.collector import ClickHouseHttp, llm_spans, request_for, span_ids, start_clickhouse_http
+from testsupport.collector import ClickHouseHttp, llm_spans, request_for, span_ids
 from testsupport.harness import wait_until
-
-
-@pytest.fixture(scope="module")
-def clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseHttp]:
-    base = tmp_path_factory.mktemp("pipeline-ch")
-    server = start_clickhouse_http(base / "ch", base / "logs")
-    storage = Storage(server.dsn)
-    storage.migrate()
-    storage.close()
-    yield server
-    server.process.stop()
-
-
-@pytest.fixture
-def storage(clickhouse: ClickHouseHttp) -> Iterator[Storage]:
-    store = Storage(clickhouse.dsn)
-    store.client.command("TRUNCATE TABLE calls")
-    yield store
-    store.close()
 
 
 def _append(wal: WriteAheadLog, count: int) -> set[tuple[str, str]]:
