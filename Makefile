@@ -76,7 +76,7 @@ browser-deps:
 generated: $(STAMP)
 	$(BIN)/python -m dashboards.build
 	$(BIN)/featurecost storage cluster-ddl -o deploy/clickhouse/cluster.sql
-	$(BIN)/python -m featurecost.collector.otel_filter --write deploy/otel-collector/config.yaml
+	$(BIN)/python -m featurecost.collector.pipeline.otel_filter --write deploy/otel-collector/config.yaml
 
 clean:
 	rm -rf $(VENV) $(LLAMAINDEX_VENV) $(OPENLIT_VENV) .demo .pytest_cache .mypy_cache .ruff_cache

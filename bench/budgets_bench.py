@@ -24,16 +24,16 @@ from typing import Any
 
 from starlette.applications import Starlette
 
-from featurecost.collector.budgets.api import budget_routes
+from featurecost.collector.api.budgets import budget_routes
 from featurecost.collector.budgets.clock import ManualClock
 from featurecost.collector.budgets.config import parse_budgets
 from featurecost.collector.budgets.evaluator import BudgetEvaluator
 from featurecost.collector.reports import Window, feature_costs
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation.guard import Guard, Price
-from tests.budgets_helpers import make_call
-from tests.conftest import serve_in_thread
+from testsupport.budgets import make_call
+from testsupport.servers import serve_in_thread
 
 BUDGETS = """
 budgets:

@@ -45,9 +45,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bench.span_corpus import corpus_spans
-from demo.harness import free_port, start_collector, wait_until
-from featurecost.collector.records import CallRecord
-from tests.collector_support import normalize_general, request_for
+from featurecost.collector.pipeline.records import CallRecord
+from testsupport.collector import normalize_general, request_for
+from testsupport.harness import free_port, start_collector, wait_until
 
 BATCH = 512  # the SDK BatchSpanProcessor's default max_export_batch_size
 
@@ -172,12 +172,12 @@ def stages(count: int, workdir: Path, repeat: int = 5) -> tuple[int, int, dict[s
     Returns (spans, LLM calls, seconds by stage). ``normalize (general)`` is the per-span path
     through every alias (``FULL_LOOKUPS``), kept as the reference the layout fast path must match.
     """
-    from featurecost.collector.normalize import (
+    from featurecost.collector.pipeline.normalize import (
         normalize_request,
     )
-    from featurecost.collector.pricing import Pricer
+    from featurecost.collector.pricing.pricer import Pricer
     from featurecost.collector.server import tune_gc
-    from featurecost.collector.storage import Storage
+    from featurecost.collector.storage.client import Storage
 
     tune_gc()  # as the collector does
     spans = corpus_spans(count)

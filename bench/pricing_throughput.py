@@ -24,10 +24,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from featurecost.collector.normalize import normalize_request
-from featurecost.collector.overrides import Overrides
-from featurecost.collector.pricing import Pricer
-from featurecost.collector.records import CallRecord
+from featurecost.collector.pipeline.normalize import normalize_request
+from featurecost.collector.pipeline.records import CallRecord
+from featurecost.collector.pricing.overrides import Overrides
+from featurecost.collector.pricing.pricer import Pricer
 
 SPANS = 2_000
 MODELS = [

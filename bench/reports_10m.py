@@ -33,7 +33,7 @@ from featurecost.collector.reports import (
     tenant_margin,
     weekly_features,
 )
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 
 START = datetime(2026, 6, 1, tzinfo=UTC)  # a Monday
 DAYS = 91

@@ -26,7 +26,7 @@ from featurecost.collector.reports.batch import batch_opportunity
 from featurecost.collector.reports.cache_opportunity import cache_opportunity
 from featurecost.collector.reports.opportunities import opportunities
 from featurecost.collector.reports.whatif import Target, whatif
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 
 # the same calls as reports_10m, plus the attributes the savings finder reads
 SAVINGS = GENERATE.replace("unpriced_reason)\nSELECT", "unpriced_reason, attributes)\nSELECT").replace(

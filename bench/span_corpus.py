@@ -1,6 +1,6 @@
 """A varied, realistic span corpus for the collector benches and the normalizer parity test.
 
-Attribute sets are the ones the instrumentations emit (see tests/test_pricing_normalize.py
+Attribute sets are the ones the instrumentations emit (see tests/collector/pipeline/test_normalize.py
 for the sources of the names): our own instrumentors (OpenAI, Anthropic, streams, errors,
 extra ``featurecost.*`` attributes, budget guard), OpenLLMetry (current and deprecated names),
 OpenInference (``metadata`` JSON, invocation parameters), OpenLIT (client cost), the Vercel AI

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from featurecost.collector.reports._query import QUERIES
-from featurecost.collector.storage import load_sql
+from featurecost.collector.storage.client import load_sql
 
 HERE = Path(__file__).resolve().parent
 SQL_DIR = HERE / "sql"

@@ -16,7 +16,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from demo.harness import (
+from testsupport.harness import (
     Collector,
     HarnessError,
     StandIn,
@@ -71,7 +71,7 @@ def main() -> int:
         print(f"waiting for the {served} LLM calls to be stored …", flush=True)
         collector.wait_for_calls(before + served)
         collector.wait_drained()
-        cli = [sys.executable, "-m", "featurecost.collector.cli"]
+        cli = [sys.executable, "-m", "featurecost.collector.cli.app"]
         subprocess.run([*cli, "report", "features", "--api", collector.api_url], check=True)
         # The sample SaaS's revenue this month, so the weekly row and margins have a denominator.
         usage_csv = args.dir / "usage.csv"

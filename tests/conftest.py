@@ -1,61 +1,21 @@
 from __future__ import annotations
 
-import contextlib
 import os
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import uvicorn
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from demo.harness import free_port
-from demo.providers import StandIn
+from featurecost.collector.storage.client import Storage
+from testsupport.servers import serve_in_thread
+from testsupport.stand_ins.openai_anthropic import StandIn
 
 # tests/llamaindex needs openai<3: it runs in its own venv (`make llamaindex-venv`), which sets this
 collect_ignore = [] if os.environ.get("FEATURECOST_LLAMAINDEX_VENV") else ["llamaindex"]
-
-
-class _ThreadServer(uvicorn.Server):
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield  # signals belong to pytest's main thread
-
-
-@contextlib.contextmanager
-def serve_in_thread(app: Any) -> Iterator[str]:
-    """Serve an ASGI app over real HTTP on loopback for the duration of the block."""
-    port = free_port()
-    server = _ThreadServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    started = threading.Event()
-
-    async def serve() -> None:
-        await server.serve()
-
-    def run() -> None:
-        import asyncio
-
-        asyncio.run(serve())
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-
-    def wait_started() -> None:
-        while not server.started and thread.is_alive():
-            started.wait(0.01)
-
-    wait_started()
-    if not server.started:
-        raise RuntimeError("stand-in server failed to start")
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 @dataclass
@@ -94,3 +54,14 @@ def spans() -> Iterator[Spans]:
     provider.add_span_processor(SimpleSpanProcessor(exporter))
     yield Spans(exporter, provider)
     provider.shutdown()
+
+
+@pytest.fixture(scope="module")
+def chdb_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
+    """A migrated embedded-chDB storage of the test module's own (modules seed it; closed after the module)."""
+    store = Storage(f"chdb://{tmp_path_factory.mktemp('chdb') / 'clickhouse'}")
+    try:
+        store.migrate()
+        yield store
+    finally:
+        store.close()

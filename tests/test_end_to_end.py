@@ -22,7 +22,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import featurecost
-from demo.harness import (
+from featurecost.instrumentation.openai import OpenAIInstrumentor
+from testsupport.harness import (
     Collector,
     StandIn,
     app_environment,
@@ -30,7 +31,8 @@ from demo.harness import (
     start_collector,
     start_stand_in,
 )
-from featurecost.instrumentation.openai import OpenAIInstrumentor
+
+pytestmark = pytest.mark.e2e
 
 # USD per million tokens, from the providers' public price pages:
 # (input, cached input read, cache write, output)

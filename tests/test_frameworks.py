@@ -10,7 +10,7 @@ spans repeat the usage and must not bill the call a second time.
 
 The stand-in listens on loopback, which the collector takes for a self-hosted server; the
 pricer is told, as a team does for a proxy, that it plays the providers the SDKs name
-(``demo.harness.STAND_IN_ENDPOINTS``). llama-index needs ``openai<3`` and is verified in its
+(``testsupport.harness.STAND_IN_ENDPOINTS``). llama-index needs ``openai<3`` and is verified in its
 own venv (tests/llamaindex/).
 """
 
@@ -26,14 +26,14 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 import featurecost.instrumentation as featurecost
-from demo.harness import STAND_IN_ENDPOINTS
-from featurecost.collector.normalize import normalize_request
-from featurecost.collector.overrides import Overrides
-from featurecost.collector.pricing import Pricer
-from featurecost.collector.records import CallRecord
+from featurecost.collector.pipeline.normalize import normalize_request
+from featurecost.collector.pipeline.records import CallRecord
+from featurecost.collector.pricing.overrides import Overrides
+from featurecost.collector.pricing.pricer import Pricer
 from featurecost.instrumentation.anthropic import AnthropicInstrumentor
 from featurecost.instrumentation.openai import OpenAIInstrumentor
 from tests.conftest import RunningStandIn, Spans
+from testsupport.harness import STAND_IN_ENDPOINTS
 
 M = Decimal(1_000_000)
 # GPT-4o mini $0.15 / $0.60; Claude Haiku 4.5 $1 / $5 per million tokens

@@ -23,8 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from demo.harness import STAND_IN_ENDPOINTS, Collector, StandIn, free_port, spawn_ready, start_stand_in
 from tests.test_end_to_end import expected_by_feature
+from testsupport.harness import STAND_IN_ENDPOINTS, Collector, StandIn, free_port, spawn_ready, start_stand_in
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -22,12 +22,14 @@ from opentelemetry.trace import SpanKind
 from typer.testing import CliRunner
 
 import featurecost
-from demo.harness import Collector, start_collector
-from featurecost.collector.cli import app
+from featurecost.collector.cli.app import app
 from featurecost.instrumentation import _nested
 from featurecost.instrumentation.anthropic import AnthropicInstrumentor
 from featurecost.instrumentation.openai import OpenAIInstrumentor
 from tests.conftest import RunningStandIn
+from testsupport.harness import Collector, start_collector
+
+pytestmark = pytest.mark.e2e
 
 ENV = "savings-e2e"
 MTOK = Decimal(1_000_000)

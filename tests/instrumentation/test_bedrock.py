@@ -17,10 +17,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 import featurecost
-from featurecost.collector.normalize import is_llm_span
+from featurecost.collector.pipeline.normalize import is_llm_span
 from featurecost.instrumentation.bedrock import BedrockInstrumentor
 from tests.conftest import Spans, serve_in_thread
-from tests.fixtures.bedrock_stand_in import BedrockStandIn
+from testsupport.stand_ins.bedrock import BedrockStandIn
 
 LONG_SYSTEM = "Policy text for the assistant. " * 200  # > 1024 tokens: cacheable
 HAIKU = "us.anthropic.claude-haiku-4-5-20251001-v1:0"

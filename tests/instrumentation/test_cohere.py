@@ -18,7 +18,7 @@ from opentelemetry.trace import StatusCode
 import featurecost
 from featurecost.instrumentation.cohere import CohereInstrumentor
 from tests.conftest import Spans, serve_in_thread
-from tests.fixtures.cohere_stand_in import CohereStandIn
+from testsupport.stand_ins.cohere import CohereStandIn
 
 LONG_SYSTEM = "Policy text for the assistant. " * 200  # > 1024 tokens: cached on repeat
 

@@ -27,10 +27,10 @@ from featurecost.instrumentation import google_genai as fc_genai
 from featurecost.instrumentation import mistralai as fc_mistral
 from featurecost.instrumentation import openai as fc_openai
 from tests.conftest import RunningStandIn, Spans, serve_in_thread
-from tests.fixtures.bedrock_stand_in import BedrockStandIn
-from tests.fixtures.cohere_stand_in import CohereStandIn
-from tests.fixtures.gemini_stand_in import GeminiStandIn
-from tests.fixtures.mistral_stand_in import MistralStandIn
+from testsupport.stand_ins.bedrock import BedrockStandIn
+from testsupport.stand_ins.cohere import CohereStandIn
+from testsupport.stand_ins.gemini import GeminiStandIn
+from testsupport.stand_ins.mistral import MistralStandIn
 
 USER: Any = [{"role": "user", "content": "hi"}]
 

@@ -18,7 +18,7 @@ from opentelemetry.trace import StatusCode
 import featurecost
 from featurecost.instrumentation.google_genai import GoogleGenAIInstrumentor
 from tests.conftest import Spans, serve_in_thread
-from tests.fixtures.gemini_stand_in import GeminiStandIn
+from testsupport.stand_ins.gemini import GeminiStandIn
 
 LONG_SYSTEM = "Policy text for the assistant. " * 200  # > 1024 tokens: implicit cache
 

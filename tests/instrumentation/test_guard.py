@@ -1,6 +1,6 @@
 """The budget guard on its own: estimates, the in-process session cap, and failing open or
 closed when the collector cannot answer. Decisions from a real collector are covered in
-tests/test_budgets_collector.py."""
+tests/collector/budgets/test_in_collector.py."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import featurecost
-from demo.harness import free_port
 from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation.attribution import current_attribution as featurecost_attribution
 from featurecost.instrumentation.guard import BudgetExceeded, Guard, Price, estimate_tokens
 from tests.conftest import RunningStandIn, Spans, serve_in_thread
+from testsupport.harness import free_port
 
 MINI = Price(Decimal("0.15"), Decimal("0.60"))
 

@@ -9,7 +9,7 @@ $5 output; GPT-4o mini $0.15 / $0.60; o4-mini $1.10 / $4.40; text-embedding-3-sm
 gpt-3.5-turbo-instruct $1.50 / $2.00.
 
 The stand-in listens on loopback: the pricer is told it plays the providers the calls name
-(``demo.harness.STAND_IN_ENDPOINTS``), as a team does for a proxy.
+(``testsupport.harness.STAND_IN_ENDPOINTS``), as a team does for a proxy.
 """
 
 from __future__ import annotations
@@ -29,15 +29,15 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 import featurecost.instrumentation as featurecost
-from demo.harness import STAND_IN_ENDPOINTS
-from featurecost.collector.normalize import normalize_request
-from featurecost.collector.overrides import Overrides
-from featurecost.collector.pricing import Pricer
-from featurecost.collector.records import CallRecord
+from featurecost.collector.pipeline.normalize import normalize_request
+from featurecost.collector.pipeline.records import CallRecord
+from featurecost.collector.pricing.overrides import Overrides
+from featurecost.collector.pricing.pricer import Pricer
 from featurecost.instrumentation.anthropic import AnthropicInstrumentor
 from featurecost.instrumentation.litellm import LiteLLMInstrumentor
 from featurecost.instrumentation.openai import OpenAIInstrumentor
 from tests.conftest import RunningStandIn, Spans
+from testsupport.harness import STAND_IN_ENDPOINTS
 
 M = Decimal(1_000_000)
 LONG_SYSTEM = "Policy text for the assistant. " * 200  # above the minimum cacheable prefix

@@ -19,7 +19,7 @@ from opentelemetry.trace import StatusCode
 import featurecost
 from featurecost.instrumentation.mistralai import MistralAIInstrumentor
 from tests.conftest import Spans, serve_in_thread
-from tests.fixtures.mistral_stand_in import MistralStandIn
+from testsupport.stand_ins.mistral import MistralStandIn
 
 LONG_SYSTEM = "Policy text for the assistant. " * 200  # > 1024 tokens: cached on repeat
 

@@ -12,7 +12,7 @@ import pytest
 from opentelemetry import context as otel_context
 
 import featurecost
-from featurecost.collector.normalize import is_llm_span
+from featurecost.collector.pipeline.normalize import is_llm_span
 from featurecost.instrumentation._spans import _SUPPRESS_LANGUAGE_MODEL_INSTRUMENTATION_KEY
 from featurecost.instrumentation.anthropic import AnthropicInstrumentor
 from featurecost.instrumentation.openai import OpenAIInstrumentor

@@ -20,12 +20,12 @@ from urllib.parse import unquote
 
 import pytest
 
-from featurecost.collector.pipeline import Pipeline
-from featurecost.collector.storage import Storage
-from featurecost.collector.wal import WriteAheadLog
+from featurecost.collector.ingest.wal import WriteAheadLog
+from featurecost.collector.pipeline.worker import Pipeline
+from featurecost.collector.storage.client import Storage
 from featurecost.instrumentation.attribution import is_attribution_key
-from tests.collector_support import ClickHouseHttp, start_clickhouse_http
 from tests.conftest import RunningStandIn
+from testsupport.collector import ClickHouseHttp, start_clickhouse_http
 
 _ROOT = Path(__file__).resolve().parents[2]
 _PEERS = ("openllmetry", "openinference", "openai-v2", "logfire", "langfuse", "openlit")

@@ -24,8 +24,8 @@ from featurecost.instrumentation import _nested, _prefix
 from featurecost.instrumentation.google_genai import GoogleGenAIInstrumentor
 from featurecost.instrumentation.mistralai import MistralAIInstrumentor
 from tests.conftest import RunningStandIn, Spans, serve_in_thread
-from tests.fixtures.gemini_stand_in import GeminiStandIn
-from tests.fixtures.mistral_stand_in import MistralStandIn
+from testsupport.stand_ins.gemini import GeminiStandIn
+from testsupport.stand_ins.mistral import MistralStandIn
 
 HASH, CLASS, LATENCY = "featurecost.prompt.prefix_hash", "featurecost.prompt.prefix_class", "featurecost.latency"
 SYSTEM = "You are ACME's support bot. Never reveal internal notes. " * 40  # 2,280 characters

@@ -25,8 +25,8 @@ from featurecost.instrumentation.attribution import UnattributedCallError
 from featurecost.instrumentation.cohere import CohereInstrumentor
 from featurecost.instrumentation.mistralai import MistralAIInstrumentor
 from tests.conftest import Spans, serve_in_thread
-from tests.fixtures.cohere_stand_in import CohereStandIn
-from tests.fixtures.mistral_stand_in import MistralStandIn
+from testsupport.stand_ins.cohere import CohereStandIn
+from testsupport.stand_ins.mistral import MistralStandIn
 
 MESSAGES: Any = [{"role": "user", "content": "Renew ACME's contract."}]
 

@@ -23,16 +23,16 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 import featurecost
-from demo.harness import start_collector
 from featurecost.instrumentation.bedrock import BedrockInstrumentor
 from featurecost.instrumentation.cohere import CohereInstrumentor
 from featurecost.instrumentation.google_genai import GoogleGenAIInstrumentor
 from featurecost.instrumentation.mistralai import MistralAIInstrumentor
 from tests.conftest import serve_in_thread
-from tests.fixtures.bedrock_stand_in import BedrockStandIn
-from tests.fixtures.cohere_stand_in import CohereStandIn
-from tests.fixtures.gemini_stand_in import GeminiStandIn
-from tests.fixtures.mistral_stand_in import MistralStandIn
+from testsupport.harness import start_collector
+from testsupport.stand_ins.bedrock import BedrockStandIn
+from testsupport.stand_ins.cohere import CohereStandIn
+from testsupport.stand_ins.gemini import GeminiStandIn
+from testsupport.stand_ins.mistral import MistralStandIn
 
 LONG_SYSTEM = "Policy text for the assistant. " * 200
 ENVIRONMENT = "sdk-e2e"

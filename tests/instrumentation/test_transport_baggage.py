@@ -27,7 +27,6 @@ from opentelemetry import context as otel_context
 from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor as OpenLLMetryAnthropic
 
 import featurecost
-from demo.providers import StandIn
 from featurecost.instrumentation.anthropic import AnthropicInstrumentor
 from featurecost.instrumentation.attribution import is_attribution_key
 from featurecost.instrumentation.cohere import CohereInstrumentor
@@ -35,9 +34,10 @@ from featurecost.instrumentation.google_genai import GoogleGenAIInstrumentor
 from featurecost.instrumentation.mistralai import MistralAIInstrumentor
 from featurecost.instrumentation.openai import OpenAIInstrumentor
 from tests.conftest import Spans, serve_in_thread
-from tests.fixtures.cohere_stand_in import CohereStandIn
-from tests.fixtures.gemini_stand_in import GeminiStandIn
-from tests.fixtures.mistral_stand_in import MistralStandIn
+from testsupport.stand_ins.cohere import CohereStandIn
+from testsupport.stand_ins.gemini import GeminiStandIn
+from testsupport.stand_ins.mistral import MistralStandIn
+from testsupport.stand_ins.openai_anthropic import StandIn
 
 USER = [{"role": "user", "content": "hi"}]
 

@@ -19,12 +19,12 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 import featurecost.instrumentation as featurecost
-from demo.harness import STAND_IN_ENDPOINTS
-from featurecost.collector.normalize import normalize_request
-from featurecost.collector.overrides import Overrides
-from featurecost.collector.pricing import Pricer
+from featurecost.collector.pipeline.normalize import normalize_request
+from featurecost.collector.pricing.overrides import Overrides
+from featurecost.collector.pricing.pricer import Pricer
 from featurecost.instrumentation.openai import OpenAIInstrumentor
 from tests.conftest import RunningStandIn, Spans
+from testsupport.harness import STAND_IN_ENDPOINTS
 
 M = Decimal(1_000_000)
 

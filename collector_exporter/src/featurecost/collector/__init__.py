@@ -1,7 +1,8 @@
 """featurecost collector: OTLP in, priced LLM calls in ClickHouse out.
 
-Pipeline stages are modules named after the stage: ``receiver`` → ``wal`` →
-``normalize`` → ``pricing`` → ``storage``; ``reports`` reads the money back.
+Pipeline stages are sub-packages named after the stage: ``ingest`` (receivers, WAL) →
+``pipeline`` (normalize, de-duplicate, reconcile) → ``pricing`` → ``storage``; ``reports``
+and ``budgets`` read the money back through ``api`` and ``cli``.
 """
 
 from featurecost.collector.version import __version__

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from featurecost.collector.storage import dsn_problem
+from featurecost.collector.storage.client import dsn_problem
 
 
 class ConfigError(ValueError):

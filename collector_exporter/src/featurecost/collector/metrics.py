@@ -16,9 +16,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from featurecost.collector.ingest import ReceiverStats
-    from featurecost.collector.pipeline import Pipeline
-    from featurecost.collector.wal import WriteAheadLog
+    from featurecost.collector.ingest.admission import ReceiverStats
+    from featurecost.collector.ingest.wal import WriteAheadLog
+    from featurecost.collector.pipeline.worker import Pipeline
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

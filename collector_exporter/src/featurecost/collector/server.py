@@ -18,26 +18,26 @@ from typing import Any
 
 import uvicorn
 
-from featurecost.collector.alerts import AlertStore
-from featurecost.collector.api import create_api_app
-from featurecost.collector.api_security import ApiAccess
-from featurecost.collector.budgets.api import budget_routes
+from featurecost.collector.api.app import create_api_app
+from featurecost.collector.api.budgets import budget_routes
+from featurecost.collector.api.prices import prices_routes
+from featurecost.collector.api.security import ApiAccess
+from featurecost.collector.budgets.alerts import AlertStore
 from featurecost.collector.budgets.config import BudgetsConfig
 from featurecost.collector.budgets.service import build_evaluator
 from featurecost.collector.config import CollectorConfig
-from featurecost.collector.forward import Forwarder
-from featurecost.collector.grpc_receiver import create_grpc_server
-from featurecost.collector.ingest import Ingest
-from featurecost.collector.listen import StartupError, listen
+from featurecost.collector.ingest.admission import Ingest
+from featurecost.collector.ingest.grpc_receiver import create_grpc_server
+from featurecost.collector.ingest.http_receiver import create_receiver_app
+from featurecost.collector.ingest.listen import StartupError, listen
+from featurecost.collector.ingest.other_signals import signal_grpc_handlers, signal_routes
+from featurecost.collector.ingest.wal import WriteAheadLog
 from featurecost.collector.metrics import Metrics
-from featurecost.collector.other_signals import signal_grpc_handlers, signal_routes
-from featurecost.collector.pipeline import Pipeline
-from featurecost.collector.price_update import saved_price_data
-from featurecost.collector.prices_api import prices_routes
-from featurecost.collector.pricing import Pricer
-from featurecost.collector.receiver import create_receiver_app
-from featurecost.collector.storage import Storage
-from featurecost.collector.wal import WriteAheadLog
+from featurecost.collector.pipeline.forward import Forwarder
+from featurecost.collector.pipeline.worker import Pipeline
+from featurecost.collector.pricing.price_update import saved_price_data
+from featurecost.collector.pricing.pricer import Pricer
+from featurecost.collector.storage.client import Storage
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from featurecost.collector.budgets.clock import Clock, SystemClock
 from featurecost.collector.budgets.config import SCOPE_DIMENSIONS, Budget, BudgetsConfig
 from featurecost.collector.budgets.periods import Period, period_containing
 from featurecost.collector.budgets.spend import scope_spend
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,11 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from featurecost.collector.alerts import Finding
+from featurecost.collector.budgets.alerts import Finding
+from featurecost.collector.pipeline.records import DEFAULT_ENVIRONMENT
 from featurecost.collector.reports.weekly import regressions
 from featurecost.collector.reports.window import Window
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 
 _PACKAGE = "featurecost.collector.budgets"
 REGRESSION_WEEKS = 2  # the report flags a feature once its median rose this many weeks running
@@ -25,7 +26,7 @@ def _monday(instant: datetime) -> datetime:
     return datetime.combine(day - timedelta(days=day.weekday()), datetime.min.time(), tzinfo=UTC)
 
 
-def session_cost_regressions(storage: Storage, now: datetime, environment: str = "production") -> list[Finding]:
+def session_cost_regressions(storage: Storage, now: datetime, environment: str = DEFAULT_ENVIRONMENT) -> list[Finding]:
     """Features whose median session cost rose ≥ 5 % week over week for ≥ 2 weeks running,
     ending with the last complete week — the same rule and query as ``featurecost report
     regressions`` (``reports.weekly.regressions``), so an alert and the report never disagree."""

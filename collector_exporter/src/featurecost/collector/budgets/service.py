@@ -5,12 +5,19 @@ from __future__ import annotations
 from datetime import timedelta
 from functools import partial
 
-from featurecost.collector.alerts import AlertManager, AlertRule, AlertStore, BudgetRule, FindingsRule, WebhookNotifier
+from featurecost.collector.budgets.alerts import (
+    AlertManager,
+    AlertRule,
+    AlertStore,
+    BudgetRule,
+    FindingsRule,
+    WebhookNotifier,
+)
 from featurecost.collector.budgets.clock import Clock
 from featurecost.collector.budgets.config import BudgetsConfig
 from featurecost.collector.budgets.evaluator import BudgetEvaluator
 from featurecost.collector.budgets.findings import anomalous_sessions, session_cost_regressions
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 
 
 def alert_rules(storage: Storage, config: BudgetsConfig) -> list[AlertRule]:

@@ -9,7 +9,7 @@ from typing import Any
 
 from featurecost.collector.budgets.config import SCOPE_DIMENSIONS, Scope
 from featurecost.collector.budgets.periods import Period
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 
 _PACKAGE = "featurecost.collector.budgets"
 

@@ -9,9 +9,9 @@ from decimal import Decimal, localcontext
 from enum import StrEnum
 from typing import Any
 
-from featurecost.collector.storage import MONEY_QUANTUM, Storage, load_sql
+from featurecost.collector.storage.client import MONEY_QUANTUM, Storage, load_sql
 
-QUERIES = "featurecost.collector.queries"
+QUERIES = "featurecost.collector.reports.queries"
 MONEY = MONEY_QUANTUM
 
 

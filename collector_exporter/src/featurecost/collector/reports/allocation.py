@@ -16,7 +16,7 @@ from decimal import ROUND_DOWN, Decimal, localcontext
 
 from featurecost.collector.reports._query import MONEY, Row, Source, run
 from featurecost.collector.reports.window import Window
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 
 RULE = "usage-share/v1"
 UNALLOCATED = "unallocated"

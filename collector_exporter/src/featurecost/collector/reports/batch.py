@@ -21,10 +21,10 @@ from datetime import date
 from decimal import Decimal
 
 from featurecost.collector import attributes as attrs
-from featurecost.collector.pricing import Pricer, TokenPrices, token_prices
+from featurecost.collector.pricing.pricer import Pricer, TokenPrices, token_prices
 from featurecost.collector.reports._query import Row, percent, ratio, run
 from featurecost.collector.reports.window import Window
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 
 # featurecost.latency (batch_candidates.sql reads it): declared batch, or inferred background
 BASIS = {attrs.LATENCY_BATCH: "declared batch", attrs.LATENCY_BACKGROUND: "no parent span"}

@@ -8,7 +8,7 @@ from enum import StrEnum
 
 from featurecost.collector.reports._query import Row, Source, ratio, run
 from featurecost.collector.reports.window import Window
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 
 
 class Dimension(StrEnum):

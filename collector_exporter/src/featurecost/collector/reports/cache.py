@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
 
-from featurecost.collector.pricing import Pricer, TokenPrices, token_prices
+from featurecost.collector.pricing.pricer import Pricer, TokenPrices, token_prices
 from featurecost.collector.reports._query import Row, Source, ratio, run
 from featurecost.collector.reports.window import Window
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 
 
 class _UnitPrices:

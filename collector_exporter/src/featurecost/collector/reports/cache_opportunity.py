@@ -19,11 +19,11 @@ from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 
-from featurecost.collector.pricing import Pricer, TokenPrices, token_prices
+from featurecost.collector.pricing.pricer import Pricer, TokenPrices, token_prices
 from featurecost.collector.reports._query import Row, Source, ratio, run
 from featurecost.collector.reports.batch import per_week
 from featurecost.collector.reports.window import Window
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 
 CACHE_TTL_SECONDS = 300
 MIN_CACHEABLE_TOKENS = 1024  # OpenAI's and Anthropic's (Sonnet/Opus) minimum cacheable prompt

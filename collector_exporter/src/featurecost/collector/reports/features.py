@@ -10,9 +10,9 @@ from decimal import Decimal
 from typing import Any
 
 from featurecost.collector.reports.window import Window
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 
-_PACKAGE = "featurecost.collector"
+_PACKAGE = "featurecost.collector.reports"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from featurecost.collector.pricing import Pricer
+from featurecost.collector.pricing.pricer import Pricer
 from featurecost.collector.reports._query import Row
 from featurecost.collector.reports.batch import batch_opportunity
 from featurecost.collector.reports.cache_opportunity import cache_opportunity
 from featurecost.collector.reports.window import Window
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 
 TOP = 3
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from featurecost.collector.reports._query import Row, Source, ratio, run
 from featurecost.collector.reports.window import Window
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +51,9 @@ def outliers(
     costliest = {
         r["root_id"]: r["costliest"]
         for r in storage.query_named(
-            "featurecost.collector", "outlier_spans", {**parameters, "root_ids": [a["root_id"] for a in top_actions]}
+            "featurecost.collector.reports",
+            "outlier_spans",
+            {**parameters, "root_ids": [a["root_id"] for a in top_actions]},
         )
     }
     rows = [

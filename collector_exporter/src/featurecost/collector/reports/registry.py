@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from featurecost.collector.pricing import Pricer
+from featurecost.collector.pricing.pricer import Pricer
 from featurecost.collector.reports._query import Source
 from featurecost.collector.reports.allocation import RULE, shared_cost_allocation
 from featurecost.collector.reports.batch import batch_opportunity
@@ -22,7 +22,7 @@ from featurecost.collector.reports.rollups import rollup_drift
 from featurecost.collector.reports.weekly import regressions, weekly_features
 from featurecost.collector.reports.whatif import Target, WhatIfError, whatif
 from featurecost.collector.reports.window import Window
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 
 
 class ReportError(ValueError):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from featurecost.collector.reports._query import Row, query_sql, run
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 
 # rollup -> (the query that derives it from calls FINAL, its time bucket column)
 _ROLLUPS = {

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from featurecost.collector.reports._query import Row, Source, percent, ratio, run
 from featurecost.collector.reports.window import Window
-from featurecost.collector.storage import Storage
+from featurecost.collector.storage.client import Storage
 
 REGRESSION_THRESHOLD = Decimal("0.05")  # median session cost up at least 5 % ...
 REGRESSION_WEEKS = 2  # ... for at least 2 consecutive weeks

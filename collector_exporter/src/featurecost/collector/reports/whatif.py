@@ -18,11 +18,11 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from featurecost.collector import attributes as attrs
-from featurecost.collector.pricing import Pricer
-from featurecost.collector.records import CallRecord
+from featurecost.collector.pipeline.records import CallRecord
+from featurecost.collector.pricing.pricer import Pricer
 from featurecost.collector.reports._query import Row, percent, run
 from featurecost.collector.reports.window import Window
-from featurecost.collector.storage import Storage, money
+from featurecost.collector.storage.client import Storage, money
 
 TOKENIZER_CAVEAT = (
     "Re-priced with the token counts the current model reported; the target model's tokenizer "

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from featurecost.collector.pipeline.records import DEFAULT_ENVIRONMENT
+
 ALL_ENVIRONMENTS = "*"
 
 
@@ -30,10 +32,10 @@ class Window:
 
     since: datetime
     until: datetime
-    environment: str = "production"
+    environment: str = DEFAULT_ENVIRONMENT
 
     @classmethod
-    def last_days(cls, days: int, environment: str = "production", now: datetime | None = None) -> Window:
+    def last_days(cls, days: int, environment: str = DEFAULT_ENVIRONMENT, now: datetime | None = None) -> Window:
         until = (now or datetime.now(UTC)) + timedelta(seconds=1)
         return cls(until - timedelta(days=days), until, environment)
 

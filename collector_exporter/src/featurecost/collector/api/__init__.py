@@ -1,0 +1,1 @@
+"""API: the collector's HTTP API (reports, prices, budgets, metrics) and the web page."""

@@ -1,0 +1,1 @@
+"""CLI: the ``featurecost`` command, one module per command group."""

@@ -1,0 +1,1 @@
+"""Ingest: the OTLP receivers (HTTP, gRPC), their shared admission, the write-ahead log and the seen-span set."""

@@ -1,0 +1,1 @@
+"""Pricing: the pricer (genai-prices + prices file), bounds, restatements and price-data updates."""

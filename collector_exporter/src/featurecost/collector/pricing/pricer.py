@@ -1,0 +1,669 @@
+"""Price: the cost of each call at the price of its day.
+
+Lookup order, first match wins: tenant override → global override (the prices file,
+``overrides.py``) → the pinned ``genai-prices`` package (its bundled data snapshot; we never
+ask it to fetch updates) → unpriced. A discount entry in the prices file applies to the
+price a *less specific* layer found. A call we cannot price keeps ``cost_usd = None`` and
+says why in ``unpriced_reason`` — an unknown model must never look free.
+
+Speed: resolving a model and its price of the day through genai-prices costs tens of
+microseconds, far over the collector's per-span budget, so a resolution is cached per
+(provider, model, tenant scope, tier, UTC day) and the arithmetic for the token prices
+every chat model has (input, output, cache read/write) is done here on the cached rate
+card. Anything else (audio, per-request, per-page prices) goes through genai-prices' own
+calculation. tests/collector/pricing/test_genai_prices_parity.py checks both agree on every model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from importlib.metadata import version
+from pathlib import Path
+
+from genai_prices import Usage, data_snapshot
+from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices, TimeOfDateConstraint
+
+from featurecost.collector import attributes as attrs
+from featurecost.collector.pipeline import aliases, endpoints
+from featurecost.collector.pipeline.records import CallRecord
+from featurecost.collector.pricing.overrides import Overrides, PriceOverride
+
+GENAI_PRICES_SOURCE = "genai-prices"
+OVERRIDE_SOURCE = "override"
+NOT_BILLED_SOURCE = "not-billed"
+DATA_VERSION = f"genai-prices=={version('genai-prices')}"
+_MTOK = Decimal(1_000_000)
+_MONEY_QUANTUM = Decimal("1e-18")  # the Decimal(38, 18) scale of the money columns
+
+GATEWAY_SOURCE = "gateway-reported"
+_PROVIDER_IDS = aliases.GENAI_PRICES_PROVIDER_IDS
+
+# Price keys the fast path computes; keys whose usage we never report count zero either way.
+_FAST_KEYS = frozenset({"input_mtok", "output_mtok", "cache_read_mtok", "cache_write_mtok", "cache_write_1h_mtok"})
+_NEVER_REPORTED_KEYS = frozenset(
+    {
+        "web_searches_kcount",
+        "storage_searches_kcount",
+        "input_image_mtok",
+        "cache_image_read_mtok",
+        "output_image_mtok",
+        "input_video_mtok",
+        "output_video_mtok",
+        "output_citation_mtok",
+    }
+)
+_AUDIO_KEYS = frozenset({"input_audio_mtok", "output_audio_mtok", "cache_audio_read_mtok"})
+_REASONING_KEYS = frozenset({"output_reasoning_mtok"})
+
+_BEDROCK_REGION = re.compile(r"^(?:us|eu|apac|ap|ca|jp|au|us-gov|global)\.")
+_DATE_SUFFIX = re.compile(r"(?:[-@]\d{4}-?\d{2}-?\d{2}|-\d{3})$")
+# OpenAI's serving names for legacy base models: "<base>:<yyyy-mm-dd>-v<n>" is "<base>-00<n>".
+_LEGACY_SNAPSHOT = re.compile(r"^(?P<base>[a-z]+):\d{4}-\d{2}-\d{2}-v(?P<version>\d+)$")
+# OpenAI's serving revision of a numbered model ("text-embedding-ada-002-v2"); only after a
+# "-NNN" version, so names where "-v2" is a different model ("deepseek-v2") are left alone.
+_VERSION_SUFFIX = re.compile(r"(?<=-\d{3})-v\d+$")
+
+
+def model_candidates(model: str) -> list[str]:
+    """Spellings of ``model`` to try, most faithful first.
+
+    Handles Gemini's ``models/`` and Vertex's ``publishers/<p>/models/`` prefixes, Bedrock's
+    regional inference-profile prefixes (``us.``, ``eu.``, ``global.``...), router-style
+    ``provider/model`` names, and dated snapshot or version suffixes (``-2024-08-06``,
+    ``@20241022``, ``-001``) when the exact snapshot has no price of its own.
+    """
+    name = model.strip().lower()
+    out = [name]
+
+    def add(candidate: str) -> None:
+        if candidate and candidate not in out:
+            out.append(candidate)
+
+    if "/models/" in name:
+        name = name.rsplit("/models/", 1)[1]
+        add(name)
+    if name.startswith("models/"):
+        name = name.removeprefix("models/")
+        add(name)
+    if _BEDROCK_REGION.match(name):
+        name = _BEDROCK_REGION.sub("", name)
+        add(name)
+    if "/" in name:
+        name = name.rsplit("/", 1)[1]
+        add(name)
+    legacy = _LEGACY_SNAPSHOT.match(name)
+    if legacy:
+        # OpenAI answers a davinci-002 request with "davinci:2023-07-21-v2"
+        add(f"{legacy['base']}-{int(legacy['version']):03d}")
+    if not legacy:
+        add(_VERSION_SUFFIX.sub("", name))
+    undated = _DATE_SUFFIX.sub("", name)
+    add(undated)
+    return out
+
+
+def price_context(tier: str) -> dict[str, str] | None:
+    """genai-prices' request context for a service tier: batch is a processing mode, the rest tiers."""
+    if not tier:
+        return None
+    if tier == "batch":
+        return {"processing": "batch"}
+    return {"service_tier": tier}
+
+
+class PriceDataError(ValueError):
+    """A genai-prices data file that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class PriceData:
+    """The genai-prices provider data the pricer reads, and the version calls are stamped with.
+
+    The package's bundled snapshot is the default (pinned, never fetched). ``featurecost prices
+    update`` loads a newer data file — genai-prices' own ``data.json`` (the provider array its
+    updater downloads) — without upgrading the package.
+    """
+
+    snapshot: data_snapshot.DataSnapshot
+    version: str
+
+    @classmethod
+    def bundled(cls) -> PriceData:
+        return cls(data_snapshot._bundled_snapshot(), DATA_VERSION)  # never the auto-updated one
+
+    @classmethod
+    def parse(cls, content: bytes, source: str = "price data") -> PriceData:
+        from genai_prices.types import _providers_from_raw
+
+        try:
+            raw = json.loads(content)
+        except ValueError as exc:
+            raise PriceDataError(f"{source}: not JSON: {exc}") from exc
+        if not isinstance(raw, list) or not raw:
+            raise PriceDataError(f"{source}: expected genai-prices' provider array (its data.json)")
+        try:
+            providers = _providers_from_raw(raw)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise PriceDataError(f"{source}: not genai-prices provider data: {str(exc)[:500]}") from exc
+        digest = hashlib.sha256(content).hexdigest()[:12]
+        return cls(data_snapshot.DataSnapshot(providers, from_auto_update=False), f"genai-prices-data@{digest}")
+
+    @classmethod
+    def load(cls, path: Path) -> PriceData:
+        try:
+            content = path.read_bytes()
+        except OSError as exc:
+            raise PriceDataError(f"cannot read price data {path}: {exc}") from exc
+        return cls.parse(content, str(path))
+
+
+_MAX_UNPRICED_KEYS = 200
+# Resolutions are cached per day; a long-running collector starts over rather than grow forever.
+_MAX_CACHED_CARDS = 50_000  # bound the metric's cardinality; the calls table keeps every reason
+
+
+@dataclass(slots=True)
+class PricingStats:
+    """Counters for the status API: how calls were priced, and which models had no price."""
+
+    priced: int = 0
+    not_billed: int = 0
+    unpriced: int = 0
+    by_source: dict[str, int] = field(default_factory=dict)
+    unpriced_models: dict[str, int] = field(default_factory=dict)  # "provider/model: reason" → calls
+
+    def count(self, record: CallRecord) -> None:
+        if record.cost_usd is None:
+            self.unpriced += 1
+            key = f"{record.provider or '?'}/{record.model or '?'}: {record.unpriced_reason}"
+            if key in self.unpriced_models or len(self.unpriced_models) < _MAX_UNPRICED_KEYS:
+                self.unpriced_models[key] = self.unpriced_models.get(key, 0) + 1
+            return
+        if record.price_source == NOT_BILLED_SOURCE:
+            self.not_billed += 1
+        else:
+            self.priced += 1
+        self.by_source[record.price_source] = self.by_source.get(record.price_source, 0) + 1
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "priced": self.priced,
+            "not_billed": self.not_billed,
+            "unpriced": self.unpriced,
+            "by_source": dict(self.by_source),
+            "unpriced_models": dict(self.unpriced_models),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RateCard:
+    """How one call is priced: the resolved prices plus the stamp that says where they came from."""
+
+    source: str
+    entry: str
+    data_version: str
+    model_price: ModelPrice | None = None  # None: unpriced
+    discount: Decimal | None = None
+    discount_entry: str = ""
+    unpriced_reason: str = ""
+    fast: bool = True  # every price key is one the fast path computes
+    time_of_day: bool = False  # the price changes within a day (off-peak pricing)
+
+    @property
+    def priced(self) -> bool:
+        return self.model_price is not None
+
+
+def _model_price_keys(model_price: ModelPrice) -> set[str]:
+    return {k for k, v in model_price.__dict__.items() if v is not None and not k.startswith("_")}
+
+
+def _rate(price: Decimal | TieredPrices | None, total_input: int) -> Decimal | None:
+    if price is None or isinstance(price, Decimal):
+        return price
+    applicable = price.base
+    for tier in reversed(price.tiers):
+        if total_input > tier.start:
+            applicable = tier.price
+            break
+    return applicable
+
+
+def _fast_cost(model_price: ModelPrice, r: CallRecord) -> tuple[Decimal, Decimal]:
+    """Input and output cost with genai-prices' semantics for the token keys every model has."""
+    p = model_price.__dict__
+    total_input = r.input_tokens
+    input_rate = _rate(p.get("input_mtok"), total_input) or Decimal(0)
+    read_rate = _rate(p.get("cache_read_mtok"), total_input)
+    write_rate = _rate(p.get("cache_write_mtok"), total_input)
+    write_1h_rate = _rate(p.get("cache_write_1h_mtok"), total_input)
+    output_rate = _rate(p.get("output_mtok"), total_input) or Decimal(0)
+
+    uncached = total_input
+    cost = Decimal(0)
+    if read_rate is not None:
+        uncached -= r.cache_read_tokens
+        cost += r.cache_read_tokens * read_rate
+    writes_5m = r.cache_write_tokens
+    if write_1h_rate is not None:
+        uncached -= r.cache_write_1h_tokens
+        writes_5m -= r.cache_write_1h_tokens
+        cost += r.cache_write_1h_tokens * write_1h_rate
+    if write_rate is not None:
+        uncached -= writes_5m
+        cost += writes_5m * write_rate
+    cost += uncached * input_rate
+    return cost / _MTOK, (r.output_tokens * output_rate) / _MTOK
+
+
+def _usage(r: CallRecord) -> Usage:
+    values = {
+        "input_tokens": r.input_tokens,
+        "output_tokens": r.output_tokens,
+        "cache_read_tokens": r.cache_read_tokens,
+        "cache_write_tokens": r.cache_write_tokens,
+        "cache_write_1h_tokens": r.cache_write_1h_tokens,
+        "input_audio_tokens": r.input_audio_tokens,
+        "output_audio_tokens": r.output_audio_tokens,
+        "output_reasoning_tokens": r.reasoning_tokens,
+    }
+    return Usage(**{k: v for k, v in values.items() if v})
+
+
+class Pricer:
+    """Prices ``CallRecord``s in place. ``Pricer()`` uses genai-prices alone."""
+
+    def __init__(self, overrides: Overrides | None = None, data: PriceData | None = None) -> None:
+        self.overrides = overrides or Overrides.empty()
+        self._data = data or PriceData.bundled()
+        self._snapshot = self._data.snapshot
+        self._lock = threading.Lock()  # use_data against pricing in the pipeline's thread
+        self._models: dict[tuple[str, str], tuple[Provider, ModelInfo] | str] = {}
+        self._placements: dict[tuple[str, str], endpoints.Placement] = {}
+        self.stats = PricingStats()
+        self._cards: dict[tuple[str, str, str, str, str, date, tuple[int, int] | None], RateCard] = {}
+
+    @classmethod
+    def from_file(cls, path: Path | None, data: PriceData | None = None) -> Pricer:
+        return cls(Overrides.load(path) if path else None, data)
+
+    @property
+    def data(self) -> PriceData:
+        """The genai-prices data this pricer prices with."""
+        return self._data
+
+    @property
+    def data_version(self) -> str:
+        """The genai-prices data priced calls are stamped with."""
+        return self._data.version
+
+    def use_overrides(self, overrides: Overrides) -> None:
+        """Price with a re-read prices file from now on (``featurecost prices reprice`` through
+        the API), in place: every holder of this pricer (pipeline, budgets) sees the change."""
+        with self._lock:
+            self.overrides = overrides
+            self._cards = {}
+            self._models = {}
+            self._placements = {}
+
+    def use_data(self, data: PriceData) -> None:
+        """Price with ``data`` from now on (``featurecost prices update``), without a restart.
+
+        The pipeline prices under the same lock, so a call is priced wholly by the old or the
+        new data and no resolution of the old data survives in the caches.
+        """
+        with self._lock:
+            self._data, self._snapshot = data, data.snapshot
+            self._cards = {}
+            self._models = {}
+
+    # --- the pipeline stage ---
+    def price(self, record: CallRecord) -> CallRecord:
+        with self._lock:
+            self._price(record)
+        self.stats.count(record)
+        return record
+
+    def quote(self, record: CallRecord) -> CallRecord:
+        """Price ``record`` without counting it in the stats (estimates, probes)."""
+        with self._lock:
+            return self._price(record)
+
+    def _price(self, record: CallRecord) -> CallRecord:
+        if record.usage_source != attrs.USAGE_REPORTED:
+            if record.status == "error":
+                # A failed request reports no usage and providers do not bill it.
+                record.cost_usd = record.input_cost_usd = record.output_cost_usd = Decimal(0)
+                record.price_source = NOT_BILLED_SOURCE
+                record.price_entry = f"failed call ({record.error_type or 'error'})"
+                record.price_data_version = self.data_version
+                record.unpriced_reason = ""
+                return self._reconcile(record)
+            return self._unpriced(record, "usage not reported", self.data_version)
+        self_hosted = False
+        if record.endpoint:
+            placement = self._place(record)
+            record.provider, self_hosted = placement.provider, placement.self_hosted
+            if placement.unplaced_reason:
+                return self._unpriced(
+                    record, f"{placement.unplaced_reason} (model {record.model or '?'})", self._version()
+                )
+        if record.gateway_cost_usd is not None:
+            return self._gateway_priced(record)
+        if not record.model:
+            return self._unpriced(record, "model not reported", self.data_version)
+        card = self.rate_card(record)
+        if self_hosted and not card.source.startswith(OVERRIDE_SOURCE):
+            # a self-hosted server's model has no public price, whatever it is called
+            where = f"endpoint {record.endpoint}, " if record.endpoint else ""
+            reason = f"self-hosted endpoint: add a prices-file entry ({where}model {record.model})"
+            return self._unpriced(record, reason, self._version())
+        if not card.priced:
+            reason = card.unpriced_reason
+            if record.provider == endpoints.SELF_HOSTED:
+                reason = f"self-hosted endpoint: add a prices-file entry (model {record.model})"
+            return self._unpriced(record, reason, card.data_version)
+        assert card.model_price is not None
+        if card.fast and not (record.input_audio_tokens or record.output_audio_tokens):
+            input_cost, output_cost = _fast_cost(card.model_price, record)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                calc = card.model_price.calc_price(_usage(record))
+            input_cost, output_cost = calc["input_price"], calc["output_price"]
+        if card.discount is not None:
+            keep = 1 - card.discount
+            input_cost, output_cost = input_cost * keep, output_cost * keep
+        record.input_cost_usd = input_cost
+        record.output_cost_usd = output_cost
+        record.cost_usd = input_cost + output_cost
+        record.price_source = card.source
+        record.price_entry = card.entry + (f" - {card.discount_entry}" if card.discount_entry else "")
+        record.price_data_version = card.data_version
+        record.unpriced_reason = ""
+        return self._reconcile(record)
+
+    def _place(self, record: CallRecord) -> endpoints.Placement:
+        """The provider the call's endpoint says (cached per endpoint and stated provider)."""
+        key = (record.endpoint, record.provider)
+        placement = self._placements.get(key)
+        if placement is None:
+            if len(self._placements) >= _MAX_CACHED_CARDS:
+                self._placements.clear()
+            endpoint = endpoints.Endpoint.parse(record.endpoint)
+            configured = self.overrides.endpoint_price_as(endpoint)
+            placement = self._placements[key] = endpoints.place(endpoint, record.provider, configured)
+        return placement
+
+    def _gateway_priced(self, record: CallRecord) -> CallRecord:
+        """The cost the gateway reported is what it bills: use it, split like our own estimate."""
+        reported = record.gateway_cost_usd
+        assert reported is not None
+        estimate = self.rate_card(record) if record.model else None
+        input_cost, output_cost = reported, Decimal(0)
+        split = "all on input: no list price to split by"
+        if estimate is not None and estimate.priced and estimate.fast and estimate.model_price is not None:
+            est_input, est_output = _fast_cost(estimate.model_price, record)
+            if est_input + est_output > 0:
+                # at the stored scale, so input + output is exactly the reported cost
+                input_cost = (reported * est_input / (est_input + est_output)).quantize(_MONEY_QUANTUM)
+                output_cost = reported - input_cost
+                split = f"split as {estimate.entry}"
+        record.input_cost_usd, record.output_cost_usd, record.cost_usd = input_cost, output_cost, reported
+        record.price_source = GATEWAY_SOURCE
+        record.price_entry = f"{record.provider or 'gateway'} reported cost ({split})"
+        record.price_data_version = self.data_version
+        record.unpriced_reason = ""
+        return self._reconcile(record)
+
+    # --- resolution (cached) ---
+    def rate_card(self, record: CallRecord) -> RateCard:
+        """The cached resolution for this call's provider, model, tenant scope, tier and UTC day."""
+        start = record.start_time
+        tenant = record.tenant if record.tenant in self.overrides.tenants else ""
+        key = (record.provider, record.model, record.request_model, tenant, record.service_tier, start.date(), None)
+        card = self._cards.get(key)
+        if card is None:
+            if len(self._cards) >= _MAX_CACHED_CARDS:
+                self._cards.clear()
+            card = self._cards[key] = self._resolve(record, tenant)
+        if card.time_of_day:
+            # Off-peak prices change within a day: those models resolve per minute.
+            minute_key = (*key[:-1], (start.hour, start.minute))
+            minute_card = self._cards.get(minute_key)
+            if minute_card is None:
+                minute_card = self._cards[minute_key] = self._resolve(record, tenant)
+            card = minute_card
+        return card
+
+    def _resolve(self, record: CallRecord, tenant: str) -> RateCard:
+        provider, model, request_model = record.provider, record.model, record.request_model
+        tier, when = record.service_tier, record.start_time
+        day = when.date()
+        names = [model] if not request_model or request_model == model else [model, request_model]
+        names = [self.overrides.deployment_model(provider, n) or n for n in names]
+        candidates = list(dict.fromkeys(c for n in names for c in model_candidates(n)))
+        override = self._from_overrides(provider, candidates, tenant, tier, day)
+        if override is not None:
+            return override
+        if provider == endpoints.SELF_HOSTED:
+            # a self-hosted server's model has no public price, whatever it is called
+            return RateCard(source="", entry="", data_version=self._version(), unpriced_reason="self-hosted")
+        resolved = self._genai_model(provider, names)
+        if isinstance(resolved, str):
+            return RateCard(
+                source="", entry="", data_version=self._version(), unpriced_reason=resolved, model_price=None
+            )
+        gp_provider, gp_model = resolved
+        context = price_context(tier)
+        # genai-prices ignores request variants for models borrowed from a fallback provider.
+        own = any(m is gp_model for m in gp_provider.models)
+        model_price = gp_model.get_prices(when, context if own else None)
+        entry = f"{gp_provider.id}/{gp_model.id}"
+        if tier:
+            matched = own and any(
+                context is not None
+                and all(context.get(k) == v for k, v in variant.when.items())
+                and (variant.constraint is None or variant.constraint.active(when))
+                for variant in gp_model.price_variants or ()
+            )
+            entry += f" [{tier}]" if matched else f" [standard: no {tier} price]"
+        card = RateCard(
+            source=GENAI_PRICES_SOURCE,
+            entry=entry,
+            data_version=self.data_version,
+            model_price=model_price,
+            fast=self._fast(model_price),
+            time_of_day=_time_of_day(gp_model),
+        )
+        candidates = list(dict.fromkeys([gp_model.id.lower(), *candidates]))
+        return self._with_discount(card, provider, candidates, tenant, tier, day, tenant_only=False)
+
+    def _from_overrides(
+        self, provider: str, candidates: list[str], tenant: str, tier: str, day: date
+    ) -> RateCard | None:
+        """The prices-file layers: every spelling of the model for the tenant first, then globally."""
+        for scoped in (True, False) if tenant else (False,):
+            for model in candidates:
+                entry = self.overrides.find(provider, model, tenant, tier, day, discount=False, tenant_scoped=scoped)
+                if entry is None:
+                    continue
+                card = RateCard(
+                    source=OVERRIDE_SOURCE,
+                    entry=entry.label,
+                    data_version=self.overrides.data_version,
+                    model_price=ModelPrice(**entry.prices()),
+                )
+                if scoped:
+                    return card
+                return self._with_discount(card, provider, candidates, tenant, tier, day, tenant_only=True)
+        return None
+
+    def _with_discount(
+        self,
+        card: RateCard,
+        provider: str,
+        candidates: list[str],
+        tenant: str,
+        tier: str,
+        day: date,
+        *,
+        tenant_only: bool,
+    ) -> RateCard:
+        """Apply the most specific discount from a layer more specific than the one that priced.
+
+        A global override can only be discounted for a tenant; genai-prices by either.
+        """
+        scopes = [True] if tenant else []
+        if not tenant_only:
+            scopes.append(False)
+        for scoped in scopes:
+            for name in candidates:
+                found: PriceOverride | None = self.overrides.find(
+                    provider, name, tenant, tier, day, discount=True, tenant_scoped=scoped
+                )
+                if found is not None and found.discount is not None:
+                    percent = (found.discount * Decimal(100)).normalize()
+                    return RateCard(
+                        source=f"{card.source}+discount",
+                        entry=card.entry,
+                        data_version=f"{card.data_version};{self.overrides.data_version}",
+                        model_price=card.model_price,
+                        discount=found.discount,
+                        discount_entry=f"{percent:f}% off ({found.label})",
+                        fast=card.fast,
+                        time_of_day=card.time_of_day,
+                    )
+        return card
+
+    def _genai_model(self, provider: str, names: list[str]) -> tuple[Provider, ModelInfo] | str:
+        key = (provider, "\0".join(names))
+        cached = self._models.get(key)
+        if cached is not None:
+            return cached
+        if len(self._models) >= _MAX_CACHED_CARDS:
+            self._models.clear()
+        provider_id = _PROVIDER_IDS.get(provider, provider) or None
+        result: tuple[Provider, ModelInfo] | str = ""
+        for name in names:
+            for candidate in model_candidates(name):
+                try:
+                    result = self._snapshot.find_provider_model(candidate, None, provider_id, None)
+                except LookupError:
+                    continue
+                self._models[key] = result
+                return result
+        known_provider = provider_id is None or data_snapshot.find_provider_by_id(self._snapshot.providers, provider_id)
+        where = f"{provider or 'unknown provider'}/{names[0]}"
+        if not known_provider:
+            result = f"no price for {where}: provider not in {self.data_version} and no prices-file entry"
+        else:
+            result = f"no price for {where}: model not in {self.data_version} and no prices-file entry"
+        self._models[key] = result
+        return result
+
+    @staticmethod
+    def _fast(model_price: ModelPrice) -> bool:
+        keys = _model_price_keys(model_price)
+        return keys <= _FAST_KEYS | _NEVER_REPORTED_KEYS | _AUDIO_KEYS and not keys & _REASONING_KEYS
+
+    def _version(self) -> str:
+        data_version = self.data_version
+        return f"{data_version};{self.overrides.data_version}" if self.overrides.data_version else data_version
+
+    # --- helpers ---
+    @staticmethod
+    def _reconcile(record: CallRecord) -> CallRecord:
+        """Keep the client's own cost claim apart, and say how far it is from ours."""
+        if record.client_cost_usd is not None and record.cost_usd is not None:
+            record.cost_delta_vs_client_usd = record.cost_usd - record.client_cost_usd
+        else:
+            record.cost_delta_vs_client_usd = None
+        return record
+
+    @staticmethod
+    def _unpriced(record: CallRecord, reason: str, data_version: str) -> CallRecord:
+        record.cost_usd = record.input_cost_usd = record.output_cost_usd = None
+        record.price_source = ""
+        record.price_entry = ""
+        record.price_data_version = data_version
+        record.unpriced_reason = reason
+        record.cost_delta_vs_client_usd = None
+        return record
+
+
+def _time_of_day(model: ModelInfo) -> bool:
+    """Whether the model's price depends on the time of day (off-peak pricing)."""
+    if isinstance(model.prices, ModelPrice):
+        return False
+    return any(isinstance(p.constraint, TimeOfDateConstraint) for p in model.prices)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPrices:
+    """USD per token for one model on one day, as the pricer charges a small call."""
+
+    input: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+    output: Decimal
+
+
+_PROBE_TOKENS = 1000  # small enough to stay in every model's base price tier
+
+
+def token_prices(
+    pricer: Pricer, provider: str, model: str, day: date, tenant: str = "", service_tier: str = ""
+) -> TokenPrices | None:
+    """Per-token prices found by pricing probe calls: the same lookup (overrides, name
+    normalization, genai-prices) as real calls, so estimates and savings never use a
+    second price source. None when the model has no price. ``service_tier``: that tier's
+    prices (``batch``: the Batch API's), the standard ones where the model has none."""
+    when = datetime.combine(day, time(12), UTC)
+    n = _PROBE_TOKENS
+
+    def cost(input_tokens: int = 0, cache_read: int = 0, cache_write: int = 0, output: int = 0) -> Decimal | None:
+        probe = CallRecord(
+            trace_id="", span_id="", start_time=when, end_time=when, environment="", service_name="",
+            feature="", tenant=tenant, user_id="", plan="", root_id="", session_id="", version="",
+            operation="chat", provider=provider, request_model=model, response_model="",
+            input_tokens=input_tokens, output_tokens=output, cache_read_tokens=cache_read,
+            cache_write_tokens=cache_write, reasoning_tokens=0, usage_source=attrs.USAGE_REPORTED, status="ok",
+            service_tier=service_tier,
+        )  # fmt: skip
+        return pricer.quote(probe).cost_usd
+
+    costs = (cost(input_tokens=n), cost(n, cache_read=n), cost(n, cache_write=n), cost(output=n))
+    if any(c is None for c in costs):
+        return None
+    plain, read, write, out = (c / n for c in costs if c is not None)
+    return TokenPrices(plain, read, write, out)
+
+
+def explain_lines(record: CallRecord, card: RateCard) -> Mapping[str, str]:
+    """What ``featurecost prices explain`` prints for one call."""
+    lines = {
+        "model": record.model,
+        "provider": record.provider,
+        "tenant": record.tenant or "-",
+        "service tier": record.service_tier or "standard",
+        "priced at": record.start_time.isoformat(),
+        "source": card.source or "unpriced",
+        "entry": card.entry or "-",
+        "data version": card.data_version,
+    }
+    if card.model_price is not None:
+        lines["prices (USD/MTok)"] = str(card.model_price)
+    if card.discount is not None:
+        lines["discount"] = f"{card.discount} ({card.discount_entry})"
+    if card.unpriced_reason:
+        lines["unpriced because"] = card.unpriced_reason
+    return lines

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import errno
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from featurecost.collector.ingest.wal import Position, WalFullError, WriteAheadLog
+
+
+def _append_all(wal: WriteAheadLog, payloads: list[bytes]) -> list[Position]:
+    futures = [wal.append(p) for p in payloads]
+    return [f.result(timeout=10) for f in futures]
+
+
+def test_appended_records_are_read_back_in_order(tmp_path: Path) -> None:
+    wal = WriteAheadLog(tmp_path)
+    payloads = [f"request-{i}".encode() * (i + 1) for i in range(50)]
+    positions = _append_all(wal, payloads)
+    records = wal.read(wal.checkpoint, 1000, 1 << 30)
+    assert [r.payload for r in records] == payloads
+    assert [r.end for r in records] == positions
+    wal.close()
+
+
+def test_segments_roll_and_reads_cross_them(tmp_path: Path) -> None:
+    wal = WriteAheadLog(tmp_path, segment_bytes=100)
+    payloads = [bytes([i]) * 40 for i in range(20)]
+    for payload in payloads:  # one group each: a group is never split across segments
+        wal.append(payload).result(10)
+    assert len(list(tmp_path.glob("*.wal"))) > 5
+    assert [r.payload for r in wal.iter_from(wal.checkpoint)] == payloads
+    wal.close()
+
+
+def test_commit_survives_reopen_and_drops_consumed_segments(tmp_path: Path) -> None:
+    wal = WriteAheadLog(tmp_path, segment_bytes=100)
+    payloads = [bytes([i]) * 40 for i in range(10)]
+    _append_all(wal, payloads)
+    records = wal.read(wal.checkpoint, 6, 1 << 30)
+    wal.commit(records[-1].end)
+    segments_before = len(list(tmp_path.glob("*.wal")))
+    wal.close()
+
+    reopened = WriteAheadLog(tmp_path, segment_bytes=100)
+    assert reopened.checkpoint == records[-1].end
+    assert [r.payload for r in reopened.iter_from(reopened.checkpoint)] == payloads[6:]
+    assert len(list(tmp_path.glob("*.wal"))) <= segments_before
+    reopened.close()
+
+
+def test_a_torn_tail_is_truncated_on_open(tmp_path: Path) -> None:
+    wal = WriteAheadLog(tmp_path)
+    _append_all(wal, [b"one", b"two"])
+    wal.close()
+    (segment,) = tmp_path.glob("*.wal")
+    with segment.open("ab") as f:  # a crash in the middle of writing a third record
+        f.write(b"\x10\x00\x00\x00\xde\xad")
+    reopened = WriteAheadLog(tmp_path)
+    assert [r.payload for r in reopened.iter_from(reopened.checkpoint)] == [b"one", b"two"]
+    _append_all(reopened, [b"three"])
+    assert [r.payload for r in reopened.iter_from(reopened.checkpoint)] == [b"one", b"two", b"three"]
+    reopened.close()
+
+
+def test_full_log_refuses_appends(tmp_path: Path) -> None:
+    wal = WriteAheadLog(tmp_path, max_bytes=100)
+    _append_all(wal, [b"x" * 60])
+    with pytest.raises(WalFullError):
+        wal.append(b"y" * 60)
+    records = wal.read(wal.checkpoint, 10, 1 << 30)
+    wal.commit(records[-1].end)
+    _append_all(wal, [b"y" * 60])  # room again once stored downstream
+    wal.close()
+
+
+def test_a_write_that_fills_the_disk_leaves_no_partial_record_and_loses_nothing_acked(tmp_path: Path) -> None:
+    # A real full disk: a 1 MB tmpfs in a private mount namespace (tests/collector/ingest/wal_disk_full.py)
+    argv = ["unshare", "--mount", "--map-root-user", sys.executable, "-m", "tests.collector.ingest.wal_disk_full"]
+    done = subprocess.run([*argv, str(tmp_path / "disk")], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["failed"]["errno"] == errno.ENOSPC
+    failed = report["failed"]["n"]
+    # the failed record was cut back off the segment at once: only whole records remain
+    assert report["failed"]["segment_bytes_after_failure"] == failed * report["record_bytes"]
+    # every acknowledged record, including those appended after the failure, survives a reopen
+    assert report["acked"][-3:] == [failed + 1, failed + 2, failed + 3]
+    assert report["read"] == report["acked"]
+
+
+def test_a_bad_record_followed_by_data_is_corruption_not_a_torn_tail(tmp_path: Path) -> None:
+    wal = WriteAheadLog(tmp_path)
+    _append_all(wal, [b"a" * 100, b"b" * 100, b"c" * 100])
+    wal.close()
+    segment = next(tmp_path.glob("*.wal"))
+    data = bytearray(segment.read_bytes())
+    data[8 + 100 + 8 + 5] ^= 0xFF  # inside the second record's payload
+    segment.write_bytes(bytes(data))
+    wal = WriteAheadLog(tmp_path)
+    # acknowledged records after the bad one are kept for an operator, not truncated away
+    assert segment.read_bytes() == bytes(data)
+    with pytest.raises(OSError, match="corrupt write-ahead log record"):
+        wal.read(wal.checkpoint, 10, 1 << 20)
+    wal.close()

@@ -1,0 +1,1 @@
+"""What demo, tests and bench share: processes (collector, stand-ins), provider stand-ins, span and storage helpers."""
