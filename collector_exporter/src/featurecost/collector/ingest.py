@@ -8,6 +8,13 @@ month it claims — a request of such spans can exceed what one ClickHouse inser
 touch — and sit in reports for periods that have not happened. Both are rejected —
 reported through OTLP ``partial_success`` (``rejected_spans`` + a message), never
 silently dropped — and the rest of the request is accepted.
+
+Spans that cannot be LLM calls are dropped at the door: a span is kept only when one of its
+attribute keys is in ``aliases.LLM_SPAN_MARKERS`` — the table the normalizer decides with, and
+the one the OpenTelemetry Collector filter is generated from — so an app's HTTP, DB and
+framework spans never reach the write-ahead log or the worker. They are acknowledged (the ack
+covers the whole request: they were accepted and intentionally not kept) and counted
+(``ReceiverStats.dropped_not_llm``, ``featurecost_spans_dropped_total{reason="not_llm"}``).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from dataclasses import dataclass
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from featurecost.collector import aliases
 from featurecost.collector.wal import WalClosedError, WalFullError, WriteAheadLog
 
 _ZERO_TRACE = bytes(16)
@@ -34,13 +42,15 @@ class ReceiverStats:
     rejected_requests: int = 0
     rejected_spans: int = 0
     backpressure: int = 0
+    dropped_not_llm: int = 0  # acknowledged, not kept: no key that can make them an LLM call
 
 
 @dataclass(frozen=True, slots=True)
 class Accepted:
-    spans: int
+    spans: int  # written to the write-ahead log
     rejected_spans: int = 0
     message: str = ""
+    dropped_not_llm: int = 0  # acknowledged, not kept
 
 
 class BackpressureError(Exception):
@@ -95,6 +105,70 @@ def drop_invalid_spans(
     return accepted, rejected, message
 
 
+_LLM_MARKERS = frozenset(aliases.LLM_SPAN_MARKERS)
+# A key is stored as its UTF-8 bytes in the encoded request: a body without any of these
+# bytes holds no span that can be an LLM call (a body with them may still hold none: the
+# per-span check decides).
+_LLM_MARKER_BYTES = tuple(marker.encode() for marker in aliases.LLM_SPAN_MARKERS)
+
+
+def may_hold_llm_spans(body: bytes) -> bool:
+    """False when no span in the encoded ``body`` can be an LLM call (a byte scan: GB/s)."""
+    return any(marker in body for marker in _LLM_MARKER_BYTES)
+
+
+def may_be_llm_call(span: Span) -> bool:
+    """Whether the normalizer could bill ``span``: it has a key that marks an LLM span.
+    Keys alone decide — no value is decoded — so HTTP/DB spans cost a key scan each."""
+    return not _LLM_MARKERS.isdisjoint([kv.key for kv in span.attributes])
+
+
+@dataclass(frozen=True, slots=True)
+class Screened:
+    kept: int  # valid spans that can be LLM calls: what goes to the write-ahead log
+    rejected: int  # invalid spans, reported through partial_success
+    not_llm: int  # valid spans that cannot be LLM calls: acknowledged, dropped
+    message: str  # about the first rejection
+
+
+def screen_spans(
+    request: ExportTraceServiceRequest,
+    max_future_skew: float = DEFAULT_MAX_FUTURE_SKEW,
+    *,
+    may_hold_llm: bool = True,
+) -> Screened:
+    """Remove from ``request`` (in place) the spans ``drop_invalid_spans`` rejects and the
+    valid spans that cannot be LLM calls. ``may_hold_llm=False`` (``may_hold_llm_spans`` of
+    the body said so) skips the per-span key check: every valid span is dropped."""
+    latest_ns = time.time_ns() + int(max_future_skew * 1e9)
+    kept = rejected = not_llm = 0
+    first_problem = ""
+    markers = _LLM_MARKERS
+    for resource_spans in request.resource_spans:
+        for scope_spans in resource_spans.scope_spans:
+            spans = scope_spans.spans
+            drop: list[int] = []
+            for index, span in enumerate(spans):
+                problem = _span_problem(span, latest_ns)
+                if problem is not None:
+                    drop.append(index)
+                    rejected += 1
+                    first_problem = first_problem or f"span {span.name!r}: {problem}"
+                elif not may_hold_llm or markers.isdisjoint([kv.key for kv in span.attributes]):
+                    drop.append(index)
+                    not_llm += 1
+            if len(drop) == len(spans):
+                del spans[:]
+            else:
+                for index in reversed(drop):
+                    del spans[index]
+                kept += len(spans)
+    message = ""
+    if rejected:
+        message = f"{rejected} span(s) rejected; first: {first_problem}"
+    return Screened(kept, rejected, not_llm, message)
+
+
 def bearer_matches(authorization: str | None, token: str) -> bool:
     """``Authorization: Bearer <token>``; the scheme is case-insensitive (RFC 9110 §11.1)."""
     if authorization is None:
@@ -127,13 +201,19 @@ class Ingest:
         return self.bearer_token is None or bearer_matches(authorization, self.bearer_token)
 
     async def export(self, request: ExportTraceServiceRequest, raw: bytes | None) -> Accepted:
-        """Validate, append to the WAL and wait for its fsync. ``raw`` is the request's
-        serialized form when the transport has it (saves re-encoding)."""
-        accepted, rejected, message = drop_invalid_spans(request, self.max_future_skew)
+        """Validate, drop what cannot be an LLM call, append the rest to the WAL and wait for
+        its fsync. ``raw`` is the request's serialized form when the transport has it (saves
+        re-encoding when every span is kept, and a byte scan rules out LLM spans at once)."""
+        may_hold_llm = raw is None or may_hold_llm_spans(raw)
+        screened = screen_spans(request, self.max_future_skew, may_hold_llm=may_hold_llm)
+        rejected, message = screened.rejected, screened.message
         self.stats.rejected_spans += rejected
-        if accepted == 0:
-            return Accepted(0, rejected, message)
-        payload = raw if raw is not None and rejected == 0 else request.SerializeToString()
+        if screened.kept == 0:
+            # nothing to keep, so nothing to make durable: acknowledged even while storage is stuck
+            self.stats.dropped_not_llm += screened.not_llm
+            return Accepted(0, rejected, message, screened.not_llm)
+        whole = rejected == 0 and screened.not_llm == 0
+        payload = raw if raw is not None and whole else request.SerializeToString()
         blocked = self.blocked()
         if blocked:
             self.stats.backpressure += 1
@@ -149,5 +229,6 @@ class Ingest:
         except OSError as exc:  # the disk failed: nothing was acknowledged, so a retry is safe
             self.stats.backpressure += 1
             raise BackpressureError(f"write-ahead log write failed: {exc}", self.retry_after) from exc
-        self.stats.spans += accepted
-        return Accepted(accepted, rejected, message)
+        self.stats.spans += screened.kept
+        self.stats.dropped_not_llm += screened.not_llm  # counted once acknowledged: a 503 is retried
+        return Accepted(screened.kept, rejected, message, screened.not_llm)
