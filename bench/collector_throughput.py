@@ -237,6 +237,9 @@ def stages(count: int, workdir: Path, repeat: int = 5) -> tuple[int, int, dict[s
 
     Returns (spans, LLM calls, seconds by stage). ``normalize (general)`` is the per-span path
     through every alias (``FULL_LOOKUPS``), kept as the reference the layout fast path must match.
+    Rows marked "before" are what the worker did per batch until #15, measured in this run:
+    re-decoding every WAL record the receiver had already parsed, and clickhouse-connect's Native
+    insert (money quantized per value, a temp file per insert) instead of an Arrow table.
     """
     from featurecost.collector.normalize import (
         normalize_request,
@@ -272,12 +275,86 @@ def stages(count: int, workdir: Path, repeat: int = 5) -> tuple[int, int, dict[s
     try:
         storage.migrate()
         storage.insert_calls(calls[:10], "warm-up")
-        tokens = iter(range(repeat))
+        storage.insert_calls_native(calls[:10], "warm-up-native")
+        tokens = iter(range(2 * repeat))
         # every run inserts for real (a new deduplication token each time)
+        seconds["insert Native (before)"] = _best(
+            lambda: storage.insert_calls_native(calls, f"bench-native-{next(tokens)}"), repeat
+        )
         seconds["insert"] = _best(lambda: storage.insert_calls(calls, f"bench-{next(tokens)}"), repeat)
     finally:
         storage.close()
     return len(spans), len(calls), seconds
+
+
+def door_stages(count: int, repeat: int = 5) -> dict[str, tuple[int, dict[str, float]]]:
+    """The receivers' CPU per span on non-LLM and whole-stream traffic, in process (best of
+    ``repeat``): the parse alone (the floor), the door now (parse, validate, drop what cannot be
+    an LLM call, re-encode what is kept), and before (parse, validate, the whole request into the
+    WAL, then the worker decoding it again and dropping the HTTP/DB spans in normalize)."""
+    from featurecost.collector.ingest import drop_invalid_spans, llm_span_candidates, screen_spans
+    from featurecost.collector.normalize import normalize_request
+
+    out: dict[str, tuple[int, dict[str, float]]] = {}
+    for traffic in ("non-llm", "app"):
+        spans = traffic_spans(traffic, count)
+        payloads = [request_for(spans[i : i + BATCH]).SerializeToString() for i in range(0, len(spans), BATCH)]
+
+        def parse(payloads: list[bytes] = payloads) -> None:
+            for p in payloads:
+                ExportTraceServiceRequest.FromString(p)
+
+        def door(payloads: list[bytes] = payloads) -> None:
+            for p in payloads:
+                request = ExportTraceServiceRequest.FromString(p)
+                screened = screen_spans(request, candidates=llm_span_candidates(p))
+                if screened.kept and (screened.not_llm or screened.rejected):
+                    request.SerializeToString()  # what goes to the WAL
+
+        def before(payloads: list[bytes] = payloads) -> None:
+            for p in payloads:
+                drop_invalid_spans(ExportTraceServiceRequest.FromString(p))
+                for _ in normalize_request(ExportTraceServiceRequest.FromString(p)):
+                    pass
+
+        out[traffic] = (
+            len(spans),
+            {
+                "parse only (floor)": _best(parse, repeat),
+                "before: WAL all, worker drops": _best(before, repeat),
+                "door (now)": _best(door, repeat),
+            },
+        )
+    return out
+
+
+def wal_read_stages(workdir: Path, records: int = 2000, repeat: int = 5) -> dict[str, float]:
+    """µs per WAL read of one record (the worker keeping up reads a record or two at a time),
+    now and with the directory glob every read did before."""
+    from featurecost.collector.wal import WriteAheadLog
+
+    wal = WriteAheadLog(workdir / "wal-read", segment_bytes=1 << 20)
+    payload = request_for(corpus_spans(20, llm_only=True)).SerializeToString()
+    for _ in range(records):
+        wal.append(payload).result(10)
+    starts = [r.start for r in wal.iter_from(wal.checkpoint)]
+
+    def read() -> None:
+        for start in starts:
+            wal.read(start, 1, 1 << 30)
+
+    def read_with_glob() -> None:
+        for start in starts:
+            sorted(wal.directory.glob("*.wal"))
+            wal.read(start, 1, 1 << 30)
+
+    try:
+        return {
+            "WAL read + glob (before)": _best(read_with_glob, repeat) / len(starts) * 1e6,
+            "WAL read (now)": _best(read, repeat) / len(starts) * 1e6,
+        }
+    finally:
+        wal.close()
 
 
 def main() -> None:
@@ -322,11 +399,25 @@ def print_stages(count: int, work: Path) -> None:
     for stage, took in seconds.items():
         per_call = took / calls * 1e6
         print(
-            f"  {stage:<20} {spans / took:>10,.0f} spans/s {calls / took:>10,.0f} calls/s "
+            f"  {stage:<24} {spans / took:>10,.0f} spans/s {calls / took:>10,.0f} calls/s "
             f"{per_call:>6.1f} µs/call {took / decode:>6.1f}x decode time"
         )
-    pipeline = sum(seconds[s] for s in ("decode", "normalize", "price", "insert"))
-    print(f"  {'decode→insert':<20} {spans / pipeline:>10,.0f} spans/s {calls / pipeline:>10,.0f} calls/s")
+    before = sum(seconds[s] for s in ("decode", "decode", "normalize", "price", "insert Native (before)"))
+    now = sum(seconds[s] for s in ("decode", "normalize", "price", "insert"))
+    print(
+        f"  {'decode→insert, before':<24} {calls / before:>10,.0f} calls/s  (the worker decoded again, Native insert)"
+    )
+    print(f"  {'decode→insert, now':<24} {calls / now:>10,.0f} calls/s  ratio {before / now:.2f}")
+    print("receivers' door (one thread, in process, best of 5), spans per CPU-second:")
+    for traffic, (count_spans, door) in door_stages(count).items():
+        floor = door["parse only (floor)"]
+        for stage, took in door.items():
+            print(
+                f"  {traffic:<8} {stage:<30} {count_spans / took:>10,.0f} spans/s "
+                f"{took / count_spans * 1e6:>6.2f} µs/span {took / floor:>5.1f}x parse"
+            )
+    for stage, micros in wal_read_stages(work).items():
+        print(f"  {stage:<39} {micros:>6.1f} µs per read of one record")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,10 @@ from bench.span_corpus import NON_LLM_NAMES, corpus_spans
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
@@ -24,7 +27,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from demo.harness import start_collector
 from featurecost.collector import otlp_json
-from featurecost.collector.ingest import Ingest, may_be_llm_call, may_hold_llm_spans
+from featurecost.collector.ingest import Ingest, llm_span_candidates, may_be_llm_call, may_hold_llm_spans, screen_spans
 from featurecost.collector.receiver import create_receiver_app
 from featurecost.collector.wal import WriteAheadLog
 from tests.collector_support import (
@@ -193,3 +196,42 @@ def test_collector_stores_exactly_the_calls_of_a_whole_trace_stream(tmp_path: Pa
     assert 'featurecost_spans_dropped_total{reason="not_llm"} 640.0' in metrics
     assert "featurecost_received_spans_total 20.0" in metrics
     assert status["receiver"]["dropped_not_llm"] == 640
+
+
+def _screened_payload(body: bytes, *, walk: bool) -> tuple[bytes, int, int, int]:
+    request = ExportTraceServiceRequest.FromString(body)
+    screened = screen_spans(request, candidates=llm_span_candidates(body) if walk else None)
+    return request.SerializeToString(), screened.kept, screened.not_llm, screened.rejected
+
+
+def test_the_byte_walk_keeps_exactly_the_spans_a_key_check_of_every_span_keeps() -> None:
+    huge = app_spans(1)[0]  # a span over 16 KiB: a three-byte length prefix
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    tracer = provider.get_tracer("tests.huge")
+    tracer.start_span("chat", attributes={"gen_ai.operation.name": "chat", "prompt": "x" * 40_000}).end()
+    tracer.start_span("GET", attributes={"http.route": "/", "body": "y" * 20_000}).end()
+    big = list(memory.get_finished_spans())
+    bodies = [
+        request_for(corpus_spans(620, non_llm_per_call=30)).SerializeToString(),
+        request_for(corpus_spans(300)).SerializeToString(),  # Vercel wrapper spans, OpenInference...
+        request_for(corpus_spans(200, non_llm_only=True)).SerializeToString(),
+        request_for([*llm_spans(3), *app_spans(9), huge, *big]).SerializeToString(),
+    ]
+    with_unknown = ExportTraceServiceRequest.FromString(bodies[3])
+    scope = with_unknown.resource_spans[0].scope_spans[0]
+    scope.MergeFromString(b"\x98\x06\x01")  # an unknown varint field (99) next to the spans
+    scope.spans[0].MergeFromString(b"\xa2\x06\x03abc")  # an unknown length-delimited one in a span
+    bodies.append(with_unknown.SerializeToString())
+    invalid = ExportTraceServiceRequest.FromString(bodies[0])
+    invalid.resource_spans[0].scope_spans[0].spans[3].span_id = bytes(8)
+    bodies.append(invalid.SerializeToString())
+    for body in bodies:
+        assert llm_span_candidates(body) is not None
+        assert _screened_payload(body, walk=True) == _screened_payload(body, walk=False)
+    kept = _screened_payload(bodies[0], walk=True)
+    assert kept[1] == 20
+    assert kept[2] == 600
+    # what the walk cannot follow (an unknown group field) it leaves to the key check
+    assert llm_span_candidates(bodies[3] + b"\x93\x03\x94\x03") is None

@@ -12,7 +12,9 @@ silently dropped — and the rest of the request is accepted.
 Spans that cannot be LLM calls are dropped at the door: a span is kept only when one of its
 attribute keys is in ``aliases.LLM_SPAN_MARKERS`` — the table the normalizer decides with, and
 the one the OpenTelemetry Collector filter is generated from — so an app's HTTP, DB and
-framework spans never reach the write-ahead log or the worker. They are acknowledged (the ack
+framework spans never reach the write-ahead log or the worker — nor get their attributes read:
+a byte scan of the protobuf body for the marker keys, placed on spans by walking the message's
+length prefixes, leaves only the spans holding a marker to check. They are acknowledged (the ack
 covers the whole request: they were accepted and intentionally not kept) and counted
 (``ReceiverStats.dropped_not_llm``, ``featurecost_spans_dropped_total{reason="not_llm"}``).
 """
@@ -20,9 +22,10 @@ covers the whole request: they were accepted and intentionally not kept) and cou
 from __future__ import annotations
 
 import asyncio
+import bisect
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -117,6 +120,107 @@ def may_hold_llm_spans(body: bytes) -> bool:
     return any(marker in body for marker in _LLM_MARKER_BYTES)
 
 
+def _varint(body: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = body[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+def _fields(body: bytes, start: int, end: int, wanted: int) -> Iterator[tuple[int, int]]:
+    """(start, end) of each length-delimited field number ``wanted`` in ``body[start:end]``."""
+    wanted_tag = wanted << 3 | 2
+    pos = start
+    while pos < end:
+        tag, after = _varint(body, pos)
+        if tag == wanted_tag:
+            length, after = _varint(body, after)
+            yield after, after + length
+            pos = after + length
+        else:
+            pos = _skip(body, pos)
+    if pos != end:
+        raise ValueError("field runs past its message")
+
+
+def _span_bounds(body: bytes, start: int, end: int, starts: list[int], ends: list[int]) -> None:
+    """``_fields(body, start, end, 2)`` of a ScopeSpans into ``starts``/``ends``, with the usual
+    case inline (a span's tag, then a length of one or two bytes): this runs once per span."""
+    pos = start
+    while pos < end:
+        if body[pos] == 0x12:  # field 2 (spans), length-delimited
+            first = body[pos + 1]
+            if first < 0x80:
+                pos += 2
+                length = first
+            else:
+                second = body[pos + 2]
+                if second >= 0x80:
+                    length, pos = _varint(body, pos + 1)
+                else:
+                    pos += 3
+                    length = (first & 0x7F) | second << 7
+            starts.append(pos)
+            pos += length
+            ends.append(pos)
+            continue
+        pos = _skip(body, pos)  # another field (the scope, schema_url, unknown ones)
+    if pos != end:
+        raise ValueError("span runs past its ScopeSpans")
+
+
+def _skip(body: bytes, pos: int) -> int:
+    """Where the field starting at ``pos`` ends."""
+    tag, pos = _varint(body, pos)
+    wire = tag & 7
+    if wire == 2:
+        length, pos = _varint(body, pos)
+        return pos + length
+    if wire == 0:
+        return _varint(body, pos)[1]
+    if wire == 1:
+        return pos + 8
+    if wire == 5:
+        return pos + 4
+    raise ValueError(f"wire type {wire}")  # groups: not in OTLP; the caller falls back
+
+
+def llm_span_candidates(body: bytes) -> set[int] | None:
+    """Which spans of the encoded ``body`` (numbered in request order) hold an LLM marker's bytes,
+    without decoding any span: the marker hits of a byte scan, placed by walking the three
+    levels of length-delimited fields (request → ResourceSpans → ScopeSpans → Span). A span
+    outside the set cannot be an LLM call; one inside may be (a value can spell a marker too).
+    None when the walk meets anything unexpected: the caller checks every span's keys."""
+    hits: list[int] = []
+    for marker in _LLM_MARKER_BYTES:
+        at = body.find(marker)
+        while at >= 0:
+            hits.append(at)
+            at = body.find(marker, at + 1)
+    if not hits:
+        return set()
+    try:
+        starts: list[int] = []
+        ends: list[int] = []
+        for rs_start, rs_end in _fields(body, 0, len(body), 1):  # ExportTraceServiceRequest.resource_spans
+            for ss_start, ss_end in _fields(body, rs_start, rs_end, 2):  # ResourceSpans.scope_spans
+                _span_bounds(body, ss_start, ss_end, starts, ends)  # ScopeSpans.spans
+    except (ValueError, IndexError):
+        return None
+    candidates: set[int] = set()
+    for at in hits:
+        index = bisect.bisect_right(starts, at) - 1
+        if index >= 0 and at < ends[index]:
+            candidates.add(index)
+    return candidates
+
+
 def may_be_llm_call(span: Span) -> bool:
     """Whether the normalizer could bill ``span``: it has a key that marks an LLM span.
     Keys alone decide — no value is decoded — so HTTP/DB spans cost a key scan each."""
@@ -135,26 +239,31 @@ def screen_spans(
     request: ExportTraceServiceRequest,
     max_future_skew: float = DEFAULT_MAX_FUTURE_SKEW,
     *,
-    may_hold_llm: bool = True,
+    candidates: set[int] | None = None,
 ) -> Screened:
     """Remove from ``request`` (in place) the spans ``drop_invalid_spans`` rejects and the
-    valid spans that cannot be LLM calls. ``may_hold_llm=False`` (``may_hold_llm_spans`` of
-    the body said so) skips the per-span key check: every valid span is dropped."""
+    valid spans that cannot be LLM calls. ``candidates`` (``llm_span_candidates`` of the body
+    ``request`` was decoded from) limits the key check to those spans: the others are dropped
+    without reading their attributes."""
     latest_ns = time.time_ns() + int(max_future_skew * 1e9)
     kept = rejected = not_llm = 0
     first_problem = ""
     markers = _LLM_MARKERS
+    number = -1  # the span's position in the whole request, as llm_span_candidates counts
     for resource_spans in request.resource_spans:
         for scope_spans in resource_spans.scope_spans:
             spans = scope_spans.spans
             drop: list[int] = []
             for index, span in enumerate(spans):
+                number += 1
                 problem = _span_problem(span, latest_ns)
                 if problem is not None:
                     drop.append(index)
                     rejected += 1
                     first_problem = first_problem or f"span {span.name!r}: {problem}"
-                elif not may_hold_llm or markers.isdisjoint([kv.key for kv in span.attributes]):
+                elif (candidates is not None and number not in candidates) or markers.isdisjoint(
+                    [kv.key for kv in span.attributes]
+                ):
                     drop.append(index)
                     not_llm += 1
             if len(drop) == len(spans):
@@ -204,8 +313,8 @@ class Ingest:
         """Validate, drop what cannot be an LLM call, append the rest to the WAL and wait for
         its fsync. ``raw`` is the request's serialized form when the transport has it (saves
         re-encoding when every span is kept, and a byte scan rules out LLM spans at once)."""
-        may_hold_llm = raw is None or may_hold_llm_spans(raw)
-        screened = screen_spans(request, self.max_future_skew, may_hold_llm=may_hold_llm)
+        candidates = None if raw is None else llm_span_candidates(raw)
+        screened = screen_spans(request, self.max_future_skew, candidates=candidates)
         rejected, message = screened.rejected, screened.message
         self.stats.rejected_spans += rejected
         if screened.kept == 0:
@@ -219,7 +328,8 @@ class Ingest:
             self.stats.backpressure += 1
             raise BackpressureError(f"storage cannot progress: {blocked}", self.retry_after)
         try:
-            await asyncio.wrap_future(self.wal.append(payload))
+            # the decoded request rides along: the worker normalizes it without decoding it again
+            await asyncio.wrap_future(self.wal.append(payload, request))
         except WalFullError as exc:
             self.stats.backpressure += 1
             raise BackpressureError(str(exc), self.retry_after) from exc
