@@ -28,6 +28,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from demo.harness import start_collector
 from featurecost.collector import otlp_json
 from featurecost.collector.ingest import Ingest, llm_span_candidates, may_be_llm_call, may_hold_llm_spans, screen_spans
+from featurecost.collector.normalize import normalize_request
 from featurecost.collector.receiver import create_receiver_app
 from featurecost.collector.wal import WriteAheadLog
 from tests.collector_support import (
@@ -235,3 +236,16 @@ def test_the_byte_walk_keeps_exactly_the_spans_a_key_check_of_every_span_keeps()
     assert kept[2] == 600
     # what the walk cannot follow (an unknown group field) it leaves to the key check
     assert llm_span_candidates(bodies[3] + b"\x93\x03\x94\x03") is None
+
+
+def test_a_marker_key_on_an_event_keeps_the_span_for_the_normalizer_to_drop() -> None:
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    span = provider.get_tracer("tests.events").start_span("GET", attributes={"http.route": "/"})
+    span.add_event("note", {"gen_ai.system": "openai"})
+    span.end()
+    body = request_for(list(memory.get_finished_spans())).SerializeToString()
+    assert llm_span_candidates(body) == {0}  # the byte scan cannot tell an event's key from the span's
+    request = ExportTraceServiceRequest.FromString(body)
+    assert list(normalize_request(request)) == []  # the span's own keys decide in the worker

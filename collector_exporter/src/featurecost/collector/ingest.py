@@ -22,8 +22,8 @@ covers the whole request: they were accepted and intentionally not kept) and cou
 from __future__ import annotations
 
 import asyncio
-import bisect
 import hmac
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -113,6 +113,10 @@ _LLM_MARKERS = frozenset(aliases.LLM_SPAN_MARKERS)
 # bytes holds no span that can be an LLM call (a body with them may still hold none: the
 # per-span check decides).
 _LLM_MARKER_BYTES = tuple(marker.encode() for marker in aliases.LLM_SPAN_MARKERS)
+# ... and encoded as a KeyValue key: field 1, length-delimited, one length byte (every marker is < 128 bytes)
+_LLM_MARKER_KEY_PATTERN = re.compile(
+    b"|".join(re.escape(bytes((0x0A, len(marker))) + marker) for marker in _LLM_MARKER_BYTES)
+)
 
 
 def may_hold_llm_spans(body: bytes) -> bool:
@@ -192,18 +196,16 @@ def _skip(body: bytes, pos: int) -> int:
 
 
 def llm_span_candidates(body: bytes) -> set[int] | None:
-    """Which spans of the encoded ``body`` (numbered in request order) hold an LLM marker's bytes,
-    without decoding any span: the marker hits of a byte scan, placed by walking the three
-    levels of length-delimited fields (request → ResourceSpans → ScopeSpans → Span). A span
-    outside the set cannot be an LLM call; one inside may be (a value can spell a marker too).
-    None when the walk meets anything unexpected: the caller checks every span's keys."""
-    hits: list[int] = []
-    for marker in _LLM_MARKER_BYTES:
-        at = body.find(marker)
-        while at >= 0:
-            hits.append(at)
-            at = body.find(marker, at + 1)
-    if not hits:
+    """Which spans of the encoded ``body`` (numbered in request order) have an LLM marker key,
+    without decoding any span: one regular-expression pass finds the markers encoded as a
+    ``KeyValue`` key (tag, one-byte length, the name — how every protobuf encoder writes a key
+    under 128 bytes), and walking the three levels of length prefixes (request → ResourceSpans →
+    ScopeSpans → Span) places them on spans. A name spelled inside a value is not a key and does
+    not count. At worst a span whose *event* has such a key is kept: the worker's normalizer,
+    which decides on the span's own attributes, then drops it. None when the walk meets anything
+    unexpected: the caller checks every span's keys."""
+    keyed = [match.start() for match in _LLM_MARKER_KEY_PATTERN.finditer(body)]
+    if not keyed:
         return set()
     try:
         starts: list[int] = []
@@ -213,11 +215,17 @@ def llm_span_candidates(body: bytes) -> set[int] | None:
                 _span_bounds(body, ss_start, ss_end, starts, ends)  # ScopeSpans.spans
     except (ValueError, IndexError):
         return None
+    # hits and spans are both in body order: merge them in one pass
     candidates: set[int] = set()
-    for at in hits:
-        index = bisect.bisect_right(starts, at) - 1
-        if index >= 0 and at < ends[index]:
-            candidates.add(index)
+    hit, hits = 0, len(keyed)
+    for index, end in enumerate(ends):
+        if hit == hits:
+            break
+        if keyed[hit] < end:
+            if keyed[hit] >= starts[index]:
+                candidates.add(index)
+            while hit < hits and keyed[hit] < end:
+                hit += 1
     return candidates
 
 
@@ -243,8 +251,8 @@ def screen_spans(
 ) -> Screened:
     """Remove from ``request`` (in place) the spans ``drop_invalid_spans`` rejects and the
     valid spans that cannot be LLM calls. ``candidates`` (``llm_span_candidates`` of the body
-    ``request`` was decoded from) limits the key check to those spans: the others are dropped
-    without reading their attributes."""
+    ``request`` was decoded from) replaces the key check: spans it names are kept, the others
+    dropped, without reading any attribute."""
     latest_ns = time.time_ns() + int(max_future_skew * 1e9)
     kept = rejected = not_llm = 0
     first_problem = ""
@@ -261,9 +269,11 @@ def screen_spans(
                     drop.append(index)
                     rejected += 1
                     first_problem = first_problem or f"span {span.name!r}: {problem}"
-                elif (candidates is not None and number not in candidates) or markers.isdisjoint(
-                    [kv.key for kv in span.attributes]
-                ):
+                elif candidates is None:
+                    if markers.isdisjoint([kv.key for kv in span.attributes]):
+                        drop.append(index)
+                        not_llm += 1
+                elif number not in candidates:
                     drop.append(index)
                     not_llm += 1
             if len(drop) == len(spans):
