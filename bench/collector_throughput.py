@@ -10,8 +10,16 @@ processes that build their spans before the clock starts:
   normalize, price, de-duplicate, insert; timed until every span is a stored row.
 
 Senders export the varied corpus of ``bench/span_corpus.py`` (our instrumentors, OpenLLMetry,
-OpenInference, OpenLIT, Vercel AI SDK attribute sets), LLM spans only, so stored rows equal
-acknowledged spans. The collector is warmed up (one batch stored) before the clock starts.
+OpenInference, OpenLIT, Vercel AI SDK attribute sets) as one of three traffic kinds (``--traffic``):
+
+- ``llm``: LLM spans only, so stored rows equal acknowledged spans;
+- ``app``: an app that exports its whole trace stream, ``--non-llm-per-call`` (30) HTTP/DB/cache/
+  framework spans per LLM span; timed until every LLM span is a stored row;
+- ``non-llm``: those HTTP/DB spans alone (nothing to store: timed until acknowledged).
+
+For each, the decode-only baseline's CPU per span is measured too (the receiver's parse alone: the
+floor), so "spans per collector CPU-second" is printed next to "spans per decode-only CPU-second".
+The collector is warmed up (one batch stored) before the clock starts.
 
 It also reports the collector's CPU seconds (spans per CPU-second ≈ per core), split by thread
 (the receivers run on the main thread, the pipeline worker — normalize, price, chDB insert —
@@ -19,6 +27,7 @@ on its own), and the in-process cost of each pipeline stage (best of 5) on the c
 HTTP/DB spans, as µs per LLM call and as a multiple of the decode-only time.
 
     .venv/bin/python -m bench.collector_throughput --spans 40000 --senders 2
+    .venv/bin/python -m bench.collector_throughput --traffic app,non-llm --spans 200000 --skip-stages
 """
 
 from __future__ import annotations
@@ -29,7 +38,8 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
@@ -39,12 +49,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from opentelemetry.sdk.trace import ReadableSpan
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bench.span_corpus import corpus_spans
+from bench.span_corpus import NON_LLM_NAMES, corpus_spans
 from featurecost.collector.pipeline.records import CallRecord
 from testsupport.collector import normalize_general, request_for
 from testsupport.harness import free_port, start_collector, wait_until
@@ -60,40 +71,63 @@ def decode_only_app() -> Starlette:
     return Starlette(routes=[Route("/v1/traces", export, methods=["POST"])])
 
 
-def _sender(endpoint: str, count: int, ready: EventType, go: EventType, done: mp.Queue[int]) -> None:
+TRAFFIC = ("llm", "app", "non-llm")
+NON_LLM_PER_CALL = 30
+
+
+def traffic_spans(traffic: str, count: int, non_llm_per_call: int = NON_LLM_PER_CALL) -> list[ReadableSpan]:
+    if traffic == "llm":
+        return corpus_spans(count, llm_only=True)  # every span a call: stored rows == acked spans
+    if traffic == "app":
+        return corpus_spans(count, non_llm_per_call=non_llm_per_call)
+    return corpus_spans(count, non_llm_only=True)
+
+
+def _calls_in(spans: Sequence[ReadableSpan]) -> int:
+    """How many of ``spans`` are billable calls, i.e. become stored rows."""
+    return sum(1 for s in spans if s.name not in NON_LLM_NAMES and s.name != "ai.generateText")
+
+
+def _sender(
+    endpoint: str, count: int, traffic: str, ready: EventType, go: EventType, done: mp.Queue[tuple[int, int]]
+) -> None:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import SpanExportResult
 
-    spans = corpus_spans(count, llm_only=True)  # every span a call: stored rows == acked spans
+    spans = traffic_spans(traffic, count)
     exporter = OTLPSpanExporter(endpoint=endpoint, timeout=60)
     ready.set()
     go.wait()
-    sent = 0
+    sent = calls = 0
     for i in range(0, len(spans), BATCH):
         batch = spans[i : i + BATCH]
         if exporter.export(batch) is SpanExportResult.SUCCESS:
             sent += len(batch)
+            calls += _calls_in(batch)
     exporter.shutdown()
-    done.put(sent)
+    done.put((sent, calls))
 
 
-def _send(endpoint: str, total: int, senders: int) -> tuple[float, int, float]:
-    """Start senders, release them together; returns (start time, spans acked, end time)."""
+def _send(endpoint: str, total: int, senders: int, traffic: str = "llm") -> tuple[float, int, int, float]:
+    """Start senders, release them together; returns (start time, spans acked, calls among them, end time)."""
     ready = [mp.Event() for _ in range(senders)]
     go = mp.Event()
-    done: mp.Queue[int] = mp.Queue()
-    procs = [mp.Process(target=_sender, args=(endpoint, total // senders, ready[i], go, done)) for i in range(senders)]
+    done: mp.Queue[tuple[int, int]] = mp.Queue()
+    procs = [
+        mp.Process(target=_sender, args=(endpoint, total // senders, traffic, ready[i], go, done))
+        for i in range(senders)
+    ]
     for p in procs:
         p.start()
     for event in ready:
         event.wait(300)
     start = time.perf_counter()
     go.set()
-    acked = sum(done.get(timeout=600) for _ in procs)
+    results = [done.get(timeout=1800) for _ in procs]
     end = time.perf_counter()
     for p in procs:
         p.join()
-    return start, acked, end
+    return start, sum(r[0] for r in results), sum(r[1] for r in results), end
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -120,32 +154,64 @@ def _stored(api_url: str) -> int:
     return 0
 
 
-def baseline(total: int, senders: int) -> float:
+def baseline(total: int, senders: int, traffic: str = "llm") -> tuple[float, float]:
+    """The decode-only server: (spans/s, spans per CPU-second of the server process)."""
     port = free_port()
     server = mp.Process(
         target=uvicorn.run, args=(decode_only_app(),), kwargs={"port": port, "log_level": "warning"}, daemon=True
     )
     server.start()
     wait_until(lambda: httpx.post(f"http://127.0.0.1:{port}/v1/traces", content=b"").status_code == 200, 30, "baseline")
-    start, acked, end = _send(f"http://127.0.0.1:{port}/v1/traces", total, senders)
+    assert server.pid is not None
+    cpu_before = _cpu_seconds(server.pid)
+    start, acked, _, end = _send(f"http://127.0.0.1:{port}/v1/traces", total, senders, traffic)
+    cpu = _cpu_seconds(server.pid) - cpu_before
     server.terminate()
     server.join()
-    return acked / (end - start)
+    return acked / (end - start), acked / cpu
 
 
-def end_to_end(total: int, senders: int, workdir: Path) -> tuple[float, float, float, dict[str, float]]:
-    collector = start_collector(workdir / "data", workdir / "logs", ["--batch-rows", "50000", "--log-level", "WARNING"])
+@dataclass
+class EndToEnd:
+    spans_per_second: float  # acked spans, clock until every call is stored
+    acked_per_second: float  # acked spans, clock until the last ack
+    spans: int
+    calls: int
+    cpu: float  # collector process CPU seconds
+    by_thread: dict[str, float]  # µs CPU per span, top threads
+    rss_mb: float
+
+    @property
+    def spans_per_cpu(self) -> float:
+        return self.spans / self.cpu
+
+    @property
+    def calls_per_cpu(self) -> float:
+        return self.calls / self.cpu
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def end_to_end(total: int, senders: int, workdir: Path, traffic: str = "llm") -> EndToEnd:
+    data = workdir / f"data-{traffic}"
+    collector = start_collector(data, workdir / f"logs-{traffic}", ["--batch-rows", "50000", "--log-level", "WARNING"])
     try:
         # warm up first (lazy imports on the first insert, first rate cards): steady state is timed
-        _, warm, _ = _send(f"{collector.otlp_endpoint}/v1/traces", BATCH, 1)
+        _, _, warm, _ = _send(f"{collector.otlp_endpoint}/v1/traces", BATCH, 1, "llm")
         wait_until(lambda: _stored(collector.api_url) >= warm, 600, "warm-up stored", interval=0.05)
         pid = collector.process.popen.pid
         cpu_before, threads_before = _cpu_seconds(pid), _thread_cpu_seconds(pid)
-        start, acked, acked_at = _send(f"{collector.otlp_endpoint}/v1/traces", total, senders)
-        wait_until(lambda: _stored(collector.api_url) >= warm + acked, 3600, "every span stored", interval=0.05)
+        start, acked, calls, acked_at = _send(f"{collector.otlp_endpoint}/v1/traces", total, senders, traffic)
+        wait_until(lambda: _stored(collector.api_url) >= warm + calls, 3600, "every call stored", interval=0.05)
         end = time.perf_counter()
         cpu = _cpu_seconds(pid) - cpu_before
         threads_after = _thread_cpu_seconds(pid)
+        rss = _rss_mb(pid)
     finally:
         collector.process.stop()
     used = sorted(((threads_after[t] - threads_before.get(t, 0.0), t) for t in threads_after), reverse=True)
@@ -153,7 +219,7 @@ def end_to_end(total: int, senders: int, workdir: Path) -> tuple[float, float, f
         ("main thread (receivers)" if tid == pid else f"thread {tid}"): seconds / acked * 1e6
         for seconds, tid in used[:3]
     }
-    return acked / (end - start), acked / (acked_at - start), acked / cpu, by_thread
+    return EndToEnd(acked / (end - start), acked / (acked_at - start), acked, calls, cpu, by_thread, rss)
 
 
 def _best(run: Callable[[], object], repeat: int) -> float:
@@ -171,6 +237,9 @@ def stages(count: int, workdir: Path, repeat: int = 5) -> tuple[int, int, dict[s
 
     Returns (spans, LLM calls, seconds by stage). ``normalize (general)`` is the per-span path
     through every alias (``FULL_LOOKUPS``), kept as the reference the layout fast path must match.
+    Rows marked "before" are what the worker did per batch until #15, measured in this run:
+    re-decoding every WAL record the receiver had already parsed, and clickhouse-connect's Native
+    insert (money quantized per value, a temp file per insert) instead of an Arrow table.
     """
     from featurecost.collector.pipeline.normalize import (
         normalize_request,
@@ -206,44 +275,149 @@ def stages(count: int, workdir: Path, repeat: int = 5) -> tuple[int, int, dict[s
     try:
         storage.migrate()
         storage.insert_calls(calls[:10], "warm-up")
-        tokens = iter(range(repeat))
+        storage.insert_calls_native(calls[:10], "warm-up-native")
+        tokens = iter(range(2 * repeat))
         # every run inserts for real (a new deduplication token each time)
+        seconds["insert Native (before)"] = _best(
+            lambda: storage.insert_calls_native(calls, f"bench-native-{next(tokens)}"), repeat
+        )
         seconds["insert"] = _best(lambda: storage.insert_calls(calls, f"bench-{next(tokens)}"), repeat)
     finally:
         storage.close()
     return len(spans), len(calls), seconds
 
 
+def door_stages(count: int, repeat: int = 5) -> dict[str, tuple[int, dict[str, float]]]:
+    """The receivers' CPU per span on non-LLM and whole-stream traffic, in process (best of
+    ``repeat``): the parse alone (the floor), the door now (parse, validate, drop what cannot be
+    an LLM call, re-encode what is kept), and before (parse, validate, the whole request into the
+    WAL, then the worker decoding it again and dropping the HTTP/DB spans in normalize)."""
+    from featurecost.collector.ingest import drop_invalid_spans, llm_span_candidates, screen_spans
+    from featurecost.collector.pipeline.normalize import normalize_request
+
+    out: dict[str, tuple[int, dict[str, float]]] = {}
+    for traffic in ("non-llm", "app"):
+        spans = traffic_spans(traffic, count)
+        payloads = [request_for(spans[i : i + BATCH]).SerializeToString() for i in range(0, len(spans), BATCH)]
+
+        def parse(payloads: list[bytes] = payloads) -> None:
+            for p in payloads:
+                ExportTraceServiceRequest.FromString(p)
+
+        def door(payloads: list[bytes] = payloads) -> None:
+            for p in payloads:
+                request = ExportTraceServiceRequest.FromString(p)
+                screened = screen_spans(request, candidates=llm_span_candidates(p))
+                if screened.kept and (screened.not_llm or screened.rejected):
+                    request.SerializeToString()  # what goes to the WAL
+
+        def before(payloads: list[bytes] = payloads) -> None:
+            for p in payloads:
+                drop_invalid_spans(ExportTraceServiceRequest.FromString(p))
+                for _ in normalize_request(ExportTraceServiceRequest.FromString(p)):
+                    pass
+
+        out[traffic] = (
+            len(spans),
+            {
+                "parse only (floor)": _best(parse, repeat),
+                "before: WAL all, worker drops": _best(before, repeat),
+                "door (now)": _best(door, repeat),
+            },
+        )
+    return out
+
+
+def wal_read_stages(workdir: Path, records: int = 2000, repeat: int = 5) -> dict[str, float]:
+    """µs per WAL read of one record (the worker keeping up reads a record or two at a time),
+    now and with the directory glob every read did before."""
+    from featurecost.collector.ingest.wal import WriteAheadLog
+
+    wal = WriteAheadLog(workdir / "wal-read", segment_bytes=1 << 20)
+    payload = request_for(corpus_spans(20, llm_only=True)).SerializeToString()
+    for _ in range(records):
+        wal.append(payload).result(10)
+    starts = [r.start for r in wal.iter_from(wal.checkpoint)]
+
+    def read() -> None:
+        for start in starts:
+            wal.read(start, 1, 1 << 30)
+
+    def read_with_glob() -> None:
+        for start in starts:
+            sorted(wal.directory.glob("*.wal"))
+            wal.read(start, 1, 1 << 30)
+
+    try:
+        return {
+            "WAL read + glob (before)": _best(read_with_glob, repeat) / len(starts) * 1e6,
+            "WAL read (now)": _best(read, repeat) / len(starts) * 1e6,
+        }
+    finally:
+        wal.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="featurecost collector throughput vs a decode-only baseline")
     parser.add_argument("--spans", type=int, default=40_000)
     parser.add_argument("--senders", type=int, default=2)
+    parser.add_argument("--traffic", default="llm,app,non-llm", help=f"comma-separated, of {', '.join(TRAFFIC)}")
     parser.add_argument("--skip-stages", action="store_true")
     args = parser.parse_args()
+    kinds = [kind.strip() for kind in args.traffic.split(",") if kind.strip()]
+    if unknown := set(kinds) - set(TRAFFIC):
+        parser.error(f"unknown traffic {sorted(unknown)}")
+    print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
+    print(f"spans: {args.spans} per traffic kind, senders: {args.senders}, batch: {BATCH}")
     with tempfile.TemporaryDirectory(prefix="featurecost-bench-") as tmp:
         work = Path(tmp)
-        base = baseline(args.spans, args.senders)
-        e2e, ack_rate, per_cpu, by_thread = end_to_end(args.spans, args.senders, work)
-        print(f"machine: {os.cpu_count()} CPUs, python {sys.version.split()[0]}")
-        print(f"spans: {args.spans}, senders: {args.senders}, batch: {BATCH}")
-        print(f"decode-only baseline      {base:>10,.0f} spans/s")
-        print(f"collector, acked (WAL)    {ack_rate:>10,.0f} spans/s   ratio {ack_rate / base:.2f}")
-        print(f"collector, end to end     {e2e:>10,.0f} spans/s   ratio {e2e / base:.2f}")
-        print(f"collector CPU             {per_cpu:>10,.0f} spans per CPU-second (≈ per core)")
-        for name, micros in by_thread.items():
-            print(f"  {name:<24}{micros:>10.1f} µs CPU per span")
+        for traffic in kinds:
+            base, base_cpu = baseline(args.spans, args.senders, traffic)
+            run = end_to_end(args.spans, args.senders, work, traffic)
+            label = {"app": f"app ({NON_LLM_PER_CALL} non-LLM spans per LLM call)"}.get(traffic, traffic)
+            print(f"traffic: {label}: {run.spans} spans, {run.calls} LLM calls")
+            print(f"  decode-only baseline      {base:>10,.0f} spans/s {base_cpu:>10,.0f} spans per CPU-second")
+            for name, rate in (("acked", run.acked_per_second), ("end to end", run.spans_per_second)):
+                print(f"  collector, {name:<15}{rate:>10,.0f} spans/s   ratio {rate / base:.2f}")
+            print(
+                f"  collector CPU             {run.spans_per_cpu:>10,.0f} spans per CPU-second (≈ per core), "
+                f"ratio to decode-only {run.spans_per_cpu / base_cpu:.2f}"
+            )
+            if run.calls:
+                print(f"                            {run.calls_per_cpu:>10,.0f} LLM calls per CPU-second")
+            for name, micros in run.by_thread.items():
+                print(f"    {name:<24}{micros:>10.1f} µs CPU per span")
+            print(f"  collector RSS at the end  {run.rss_mb:>10,.0f} MB")
         if not args.skip_stages:
-            spans, calls, seconds = stages(min(args.spans, 20_000), work)
-            print(f"stages (one thread, in process, best of 5): {spans} corpus spans, {calls} LLM calls")
-            decode = seconds["decode"]
-            for stage, took in seconds.items():
-                per_call = took / calls * 1e6
-                print(
-                    f"  {stage:<20} {spans / took:>10,.0f} spans/s {calls / took:>10,.0f} calls/s "
-                    f"{per_call:>6.1f} µs/call {took / decode:>6.1f}x decode time"
-                )
-            pipeline = sum(seconds[s] for s in ("decode", "normalize", "price", "insert"))
-            print(f"  {'decode→insert':<20} {spans / pipeline:>10,.0f} spans/s {calls / pipeline:>10,.0f} calls/s")
+            print_stages(min(args.spans, 20_000), work)
+
+
+def print_stages(count: int, work: Path) -> None:
+    spans, calls, seconds = stages(count, work)
+    print(f"stages (one thread, in process, best of 5): {spans} corpus spans, {calls} LLM calls")
+    decode = seconds["decode"]
+    for stage, took in seconds.items():
+        per_call = took / calls * 1e6
+        print(
+            f"  {stage:<24} {spans / took:>10,.0f} spans/s {calls / took:>10,.0f} calls/s "
+            f"{per_call:>6.1f} µs/call {took / decode:>6.1f}x decode time"
+        )
+    before = sum(seconds[s] for s in ("decode", "decode", "normalize", "price", "insert Native (before)"))
+    now = sum(seconds[s] for s in ("decode", "normalize", "price", "insert"))
+    print(
+        f"  {'decode→insert, before':<24} {calls / before:>10,.0f} calls/s  (the worker decoded again, Native insert)"
+    )
+    print(f"  {'decode→insert, now':<24} {calls / now:>10,.0f} calls/s  ratio {before / now:.2f}")
+    print("receivers' door (one thread, in process, best of 5), spans per CPU-second:")
+    for traffic, (count_spans, door) in door_stages(count).items():
+        floor = door["parse only (floor)"]
+        for stage, took in door.items():
+            print(
+                f"  {traffic:<8} {stage:<30} {count_spans / took:>10,.0f} spans/s "
+                f"{took / count_spans * 1e6:>6.2f} µs/span {took / floor:>5.1f}x parse"
+            )
+    for stage, micros in wal_read_stages(work).items():
+        print(f"  {stage:<39} {micros:>6.1f} µs per read of one record")
 
 
 if __name__ == "__main__":

@@ -213,6 +213,47 @@ def _db(n: int) -> tuple[str, dict[str, Any], bool]:
     )
 
 
+def _http_client(n: int) -> tuple[str, dict[str, Any], bool]:
+    return (
+        "GET",
+        {
+            "http.request.method": "GET",
+            "url.full": f"https://inventory.internal/items/{n % 1000}",
+            "server.address": "inventory.internal",
+            "server.port": 443,
+            "http.response.status_code": 200,
+            "network.protocol.version": "1.1",
+        },
+        False,
+    )
+
+
+def _redis(n: int) -> tuple[str, dict[str, Any], bool]:
+    return (
+        "GET",
+        {
+            "db.system.name": "redis",
+            "db.query.text": f"GET session:{n % 5000}",
+            "server.address": "cache",
+            "db.namespace": "0",
+        },
+        False,
+    )
+
+
+def _framework(n: int) -> tuple[str, dict[str, Any], bool]:
+    return (
+        "render answer",
+        {"code.function.name": "render_answer", "code.namespace": "app.views", "thread.id": n % 8},
+        False,
+    )
+
+
+# What a real app exports around its LLM calls: server, client, database, cache and framework spans.
+_NON_LLM = (_http, _http_client, _db, _redis, _framework)
+NON_LLM_NAMES = frozenset({"POST /api/answer", "SELECT orders", "GET", "render answer"})
+
+
 # Weights: our own instrumentors dominate; every other convention appears.
 _MIX = (
     (_featurecost_openai, 10),
@@ -240,9 +281,22 @@ def _shapes(n: int) -> list[tuple[str, dict[str, Any], bool]]:
 _counter = itertools.count()
 
 
-def corpus_spans(count: int, *, llm_only: bool = False) -> list[ReadableSpan]:
+def _app_shapes(n: int, non_llm_per_call: int) -> list[tuple[str, dict[str, Any], bool]]:
+    """A whole trace stream: ``non_llm_per_call`` HTTP/DB/cache/framework spans, then one LLM call."""
+    out = [_NON_LLM[(n + i) % len(_NON_LLM)](n * non_llm_per_call + i) for i in range(non_llm_per_call)]
+    cycle = [make for make, weight in _MIX for _ in range(weight)]
+    out.append(cycle[n % len(cycle)](n))
+    return out
+
+
+def corpus_spans(
+    count: int, *, llm_only: bool = False, non_llm_per_call: int | None = None, non_llm_only: bool = False
+) -> list[ReadableSpan]:
     """About ``count`` finished spans (more than ``count`` LLM calls' worth of app traffic when
-    ``llm_only`` is False: HTTP and DB spans come along), with unique ids."""
+    ``llm_only`` is False: HTTP and DB spans come along), with unique ids.
+
+    ``non_llm_per_call``: the trace stream of an app that exports everything, that many
+    HTTP/DB/cache/framework spans per LLM call. ``non_llm_only``: those spans alone."""
     memory = InMemorySpanExporter()
     provider = TracerProvider(
         resource=Resource.create(
@@ -254,8 +308,14 @@ def corpus_spans(count: int, *, llm_only: bool = False) -> list[ReadableSpan]:
     made = 0
     while made < count:
         n = next(_counter)
-        for name, attributes, failed in _shapes(n):
-            if llm_only and name in ("POST /api/answer", "SELECT orders", "ai.generateText"):
+        if non_llm_only:
+            shapes = [_NON_LLM[n % len(_NON_LLM)](n)]
+        elif non_llm_per_call is not None:
+            shapes = _app_shapes(n, non_llm_per_call)
+        else:
+            shapes = _shapes(n)
+        for name, attributes, failed in shapes:
+            if llm_only and name in (*NON_LLM_NAMES, "ai.generateText"):
                 continue
             span = tracer.start_span(name, attributes=attributes)
             if failed:

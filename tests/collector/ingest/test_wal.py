@@ -106,3 +106,43 @@ def test_a_bad_record_followed_by_data_is_corruption_not_a_torn_tail(tmp_path: P
     with pytest.raises(OSError, match="corrupt write-ahead log record"):
         wal.read(wal.checkpoint, 10, 1 << 20)
     wal.close()
+
+
+def test_a_decoded_payload_rides_along_until_committed_and_only_within_its_bound(tmp_path: Path) -> None:
+    # parse once: what an appender decoded is handed to the reader, bounded, and only a cache
+    wal = WriteAheadLog(tmp_path, segment_bytes=100, max_decoded_bytes=100)
+    payloads = [bytes([i]) * 40 for i in range(4)]
+    decoded = [{"request": i} for i in range(4)]
+    for payload, obj in zip(payloads, decoded, strict=True):
+        wal.append(payload, obj).result(10)
+    wal.append(b"no decoded form").result(10)
+    records = list(wal.iter_from(wal.checkpoint))
+    assert [r.payload for r in records] == [*payloads, b"no decoded form"]
+    # 40 + 40 bytes fit the 100-byte bound, the third would not: read from disk by the reader
+    assert [r.decoded for r in records] == [decoded[0], decoded[1], None, None, None]
+    wal.commit(records[1].end)
+    assert wal._decoded_bytes == 0  # released with the commit, so later records can use the room
+    wal.append(b"x" * 40, {"request": "later"}).result(10)
+    assert list(wal.iter_from(records[1].end))[-1].decoded == {"request": "later"}
+    wal.close()
+    reopened = WriteAheadLog(tmp_path)  # after a restart the bytes on disk are all there is
+    assert [r.decoded for r in reopened.iter_from(reopened.checkpoint)] == [None, None, None, None]
+    reopened.close()
+
+
+def test_reads_see_segments_rolled_after_open_without_listing_the_directory(tmp_path: Path) -> None:
+    wal = WriteAheadLog(tmp_path, segment_bytes=50)
+    first = [bytes([i]) * 30 for i in range(3)]
+    for payload in first:
+        wal.append(payload).result(10)
+    assert [r.payload for r in wal.iter_from(wal.checkpoint)] == first
+    later = [bytes([i]) * 30 for i in range(3, 6)]
+    for payload in later:
+        wal.append(payload).result(10)
+    records = list(wal.iter_from(wal.checkpoint))
+    assert [r.payload for r in records] == first + later
+    wal.commit(records[4].end)
+    on_disk = sorted(int(p.stem) for p in tmp_path.glob("*.wal"))
+    assert on_disk[0] == records[4].end.segment > 1  # consumed segments are gone from disk...
+    assert [r.payload for r in wal.iter_from(wal.checkpoint)] == later[2:]  # ...and from the reader
+    wal.close()

@@ -33,7 +33,7 @@ class _StatsCollector(Collector):
         r, p = self.receiver, self.pipeline.stats
         counters = [
             ("featurecost_received_requests", "OTLP export requests received", r.requests),
-            ("featurecost_received_spans", "Spans accepted into the write-ahead log", r.spans),
+            ("featurecost_received_spans", "Spans accepted into the write-ahead log (LLM candidates)", r.spans),
             ("featurecost_rejected_requests", "OTLP requests answered with an error", r.rejected_requests),
             ("featurecost_rejected_spans", "Spans rejected through OTLP partial success", r.rejected_spans),
             ("featurecost_backpressure_responses", "Requests refused as retryable (WAL full/draining)", r.backpressure),
@@ -55,6 +55,13 @@ class _StatsCollector(Collector):
         ]
         for name, documentation, value in counters:
             yield CounterMetricFamily(name, documentation, value=value)
+        dropped = CounterMetricFamily(
+            "featurecost_spans_dropped",
+            "Spans acknowledged but intentionally not kept, by reason (not_llm: no key can make them an LLM call)",
+            labels=["reason"],
+        )
+        dropped.add_metric(["not_llm"], r.dropped_not_llm)
+        yield dropped
         gauges = [
             ("featurecost_wal_pending_bytes", "WAL bytes not yet stored", self.wal.pending_bytes()),
             ("featurecost_wal_bytes", "WAL bytes on disk", self.wal.total_bytes()),

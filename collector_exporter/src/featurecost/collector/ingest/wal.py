@@ -13,6 +13,12 @@ back off the segment before anything else is appended, so no later record lands 
 garbage (where reading would stop, and a restart would cut acknowledged data). Until
 the cut succeeds every append fails. A bad record *followed by* more data is not a
 torn tail but corruption: it is left in place for an operator, never truncated.
+
+Parse once: an appender may hand over the object its payload was decoded from (the receiver's
+``ExportTraceServiceRequest``). The log keeps it next to the record, in memory and bounded
+(``max_decoded_bytes`` of payload), and ``read`` returns it as ``Record.decoded`` so the worker
+does not decode the same bytes again. It is a cache only: after a restart, or past the bound,
+``decoded`` is None and the reader decodes ``payload`` — the bytes on disk stay the truth.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from featurecost.collector.durable import atomic_write, fsync_dir
 
@@ -62,6 +69,8 @@ class Record:
     start: Position
     end: Position
     payload: bytes
+    # what ``payload`` decodes to, when its appender handed it over and the log still holds it
+    decoded: Any = None
 
 
 def _segment_path(directory: Path, segment: int) -> Path:
@@ -118,6 +127,7 @@ class WriteAheadLog:
         max_bytes: int = 2 * 1024 * 1024 * 1024,
         max_age_seconds: float | None = None,
         min_free_disk_bytes: int = 0,
+        max_decoded_bytes: int = 32 * 1024 * 1024,
     ) -> None:
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -131,7 +141,11 @@ class WriteAheadLog:
         self._unstored: deque[tuple[Position, float]] = deque()
         self._free_disk_checked = 0.0
         self._lock = threading.Lock()
-        self._pending: list[tuple[bytes, concurrent.futures.Future[Position]]] = []
+        self._pending: list[tuple[bytes, concurrent.futures.Future[Position], Any]] = []
+        # record start → (decoded payload, payload size), for records not yet read and committed
+        self._decoded: dict[Position, tuple[Any, int]] = {}
+        self._decoded_bytes = 0
+        self.max_decoded_bytes = max_decoded_bytes
         self._wakeup = threading.Condition(self._lock)
         self._appended = threading.Condition()
         self._closed = False
@@ -221,8 +235,10 @@ class WriteAheadLog:
         return None
 
     # --- appending ---
-    def append(self, payload: bytes) -> concurrent.futures.Future[Position]:
-        """Queue ``payload``; the future resolves once it is fsynced (its end position)."""
+    def append(self, payload: bytes, decoded: Any = None) -> concurrent.futures.Future[Position]:
+        """Queue ``payload``; the future resolves once it is fsynced (its end position).
+        ``decoded``: what ``payload`` decodes to, handed to readers instead of the bytes (see
+        the module doc); it must not change afterwards."""
         future: concurrent.futures.Future[Position] = concurrent.futures.Future()
         with self._lock:
             if self._closed:
@@ -230,7 +246,7 @@ class WriteAheadLog:
             reason = self._over_bounds(len(payload))
             if reason is not None:
                 raise WalFullError(reason)
-            self._pending.append((payload, future))
+            self._pending.append((payload, future, decoded))
             self._wakeup.notify()
         return future
 
@@ -245,10 +261,10 @@ class WriteAheadLog:
             try:
                 positions = self._write_batch(batch)
             except BaseException as exc:  # the disk failed: nobody in this batch is acked
-                for _, future in batch:
+                for _, future, _ in batch:
                     future.set_exception(exc)
                 continue
-            for (_, future), position in zip(batch, positions, strict=True):
+            for (_, future, _), position in zip(batch, positions, strict=True):
                 future.set_result(position)
             with self._appended:
                 self._appended.notify_all()
@@ -256,7 +272,7 @@ class WriteAheadLog:
     def _open_segment(self, segment: int) -> int:
         return os.open(_segment_path(self.directory, segment), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
-    def _write_batch(self, batch: list[tuple[bytes, concurrent.futures.Future[Position]]]) -> list[Position]:
+    def _write_batch(self, batch: list[tuple[bytes, concurrent.futures.Future[Position], Any]]) -> list[Position]:
         if self._cut_pending is not None:
             self._cut(self._cut_pending)  # raises while the disk still fails: nobody is acked
         if self._offset >= self.segment_bytes:
@@ -265,7 +281,7 @@ class WriteAheadLog:
         positions = []
         chunks = []
         offset = start
-        for payload, _ in batch:
+        for payload, _, _ in batch:
             chunks.append(_HEADER.pack(len(payload), zlib.crc32(payload)))
             chunks.append(payload)
             offset += _HEADER.size + len(payload)
@@ -280,7 +296,14 @@ class WriteAheadLog:
             raise
         self._offset = offset
         self._sizes[self._segment] = offset
+        begin = start
         with self._appended:
+            for (payload, _, decoded), end in zip(batch, positions, strict=True):
+                # past the bound the reader decodes from disk: memory stays bounded while storage is down
+                if decoded is not None and self._decoded_bytes + len(payload) <= self.max_decoded_bytes:
+                    self._decoded[Position(self._segment, begin)] = (decoded, len(payload))
+                    self._decoded_bytes += len(payload)
+                begin = end.offset
             self._end = positions[-1]
             self._unstored.append((positions[-1], time.monotonic()))
         return positions
@@ -323,7 +346,9 @@ class WriteAheadLog:
         records: list[Record] = []
         size = 0
         segment, offset = start.segment, start.offset
-        segments = [s for s in self._segments() if s >= segment]
+        # the segments this log wrote or found at open: no directory listing per read
+        segments = [s for s in sorted(self._sizes) if s >= segment]
+        decoded = self._decoded
         for seg in segments:
             if seg > end.segment:
                 break
@@ -341,11 +366,12 @@ class WriteAheadLog:
                         raise OSError(f"corrupt write-ahead log record at {seg}:{pos}")
                     begin = Position(seg, pos)
                     pos += _HEADER.size + length
-                    records.append(Record(begin, Position(seg, pos), payload))
+                    cached = decoded.get(begin)
+                    records.append(Record(begin, Position(seg, pos), payload, None if cached is None else cached[0]))
                     size += length
                     if len(records) >= max_records or size >= max_bytes:
                         return records
-            if seg < end.segment and pos >= _segment_path(self.directory, seg).stat().st_size:
+            if seg < end.segment and pos >= self._sizes.get(seg, 0):
                 # a finished segment: the next record starts in the next one
                 continue
         return records
@@ -366,7 +392,9 @@ class WriteAheadLog:
         with self._appended:
             while self._unstored and self._unstored[0][0] <= position:
                 self._unstored.popleft()
-        for segment in self._segments():
+            for start in [start for start in self._decoded if start < position]:
+                self._decoded_bytes -= self._decoded.pop(start)[1]
+        for segment in sorted(self._sizes):
             if segment < position.segment:
                 _segment_path(self.directory, segment).unlink(missing_ok=True)
                 self._sizes.pop(segment, None)

@@ -352,7 +352,10 @@ class Pipeline:
 
         for record in records:
             try:
-                request = ExportTraceServiceRequest.FromString(record.payload)
+                # parsed once: the receiver's decoded request, while the WAL still holds it
+                request = record.decoded
+                if not isinstance(request, ExportTraceServiceRequest):
+                    request = ExportTraceServiceRequest.FromString(record.payload)
             except DecodeError:
                 # The receiver validated every payload before acking: this is disk corruption.
                 self._dead_letter([record], "undecodable WAL record")

@@ -3,10 +3,18 @@
 One DSN selects the engine: ``chdb:///path`` runs ClickHouse in-process (chDB, the
 embedded default), ``http(s)://host:8123/db`` talks to a server or cluster. The same
 migrations and named queries run on both.
+
+Calls go into chDB as an Arrow table (``INSERT … SELECT * FROM Python(table)``): pyarrow builds
+each column from the records in C, and the engine reads it from memory — no Native encoding in
+Python, no temp file (clickhouse-connect's chDB backend writes every insert to one and runs
+``INSERT … FROM INFILE``). Money goes in as ``decimal128(38, 18)`` built straight from the
+``Decimal`` values: pyarrow refuses (never rounds) a value with more than 18 decimal places, and
+only then are that column's values quantized as before, so the stored numbers are the same.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -17,8 +25,11 @@ from operator import attrgetter
 from typing import Any
 from urllib.parse import urlsplit
 
+import chdb
 import clickhouse_connect
+import pyarrow as pa
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.exceptions import DatabaseError
 
 from featurecost.collector.pipeline.records import CallRecord
 
@@ -62,6 +73,49 @@ def money(value: Decimal | None) -> Decimal | None:
     return None if value is None else value.quantize(MONEY_QUANTUM)
 
 
+_ARROW_SCALARS: dict[str, pa.DataType] = {
+    "String": pa.string(),
+    "UInt64": pa.uint64(),
+    "UInt32": pa.uint32(),
+    "Int64": pa.int64(),
+    "Int8": pa.int8(),
+    "Decimal(38, 18)": pa.decimal128(38, 18),
+    "DateTime64(6, 'UTC')": pa.timestamp("us", tz="UTC"),
+}
+
+
+def arrow_type(clickhouse_type: str) -> pa.DataType | None:
+    """The Arrow type whose values the engine casts to ``clickhouse_type`` without loss, or None
+    for a type this mapping does not know (the insert then goes through clickhouse-connect)."""
+    name = clickhouse_type
+    for wrapper in ("LowCardinality(", "Nullable("):  # the engine casts into both
+        if name.startswith(wrapper):
+            name = name[len(wrapper) : -1]
+    if name in _ARROW_SCALARS:
+        return _ARROW_SCALARS[name]
+    if name.startswith("Array(") and name.endswith(")"):
+        item = arrow_type(name[6:-1])
+        return None if item is None else pa.list_(item)
+    if name.startswith("Map(") and name.endswith(")"):
+        key, _, value = name[4:-1].partition(", ")
+        key_type, value_type = arrow_type(key), arrow_type(value)
+        return None if key_type is None or value_type is None else pa.map_(key_type, value_type)
+    return None
+
+
+def _arrow_column(values: list[Any], arrow: pa.DataType, money_column: bool) -> pa.Array:
+    if not money_column:
+        return pa.array(values, type=arrow)
+    try:
+        return pa.array(values, type=arrow)  # exact, or ArrowInvalid: never rounded
+    except pa.ArrowInvalid:
+        return pa.array([money(v) for v in values], type=arrow)
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def load_sql(package: str, name: str) -> str:
     return resources.files(package).joinpath(name).read_text()
 
@@ -86,6 +140,11 @@ class Storage:
         self._lock = threading.RLock()
         self._client: Client | None = None
         self._call_types: list[str] | None = None
+        self._call_arrow_types: list[pa.DataType] | None = None
+        # chDB: our own handle on the engine clickhouse-connect opened (chDB allows several per
+        # process), for Arrow inserts; None on a server
+        self._engine: Any = None
+        self._embedded = urlsplit(dsn).scheme == "chdb"
         if not lazy:
             self._connect()
 
@@ -98,6 +157,9 @@ class Storage:
                     self._client = clickhouse_connect.get_client(dsn=self.dsn, secure=True)
                 else:
                     self._client = clickhouse_connect.get_client(dsn=self.dsn)
+                if self._embedded:
+                    # the same engine path clickhouse-connect resolved (chDB compares paths literally)
+                    self._engine = chdb.connect(os.path.realpath(urlsplit(self.dsn).path))  # type: ignore[no-untyped-call]
             return self._client
 
     @property
@@ -128,7 +190,7 @@ class Storage:
                     column_names=["version", "name"],
                 )
                 applied.append(entry.name)
-            self._call_types = None  # the schema may have changed
+            self._call_types = self._call_arrow_types = None  # the schema may have changed
             return applied
 
     # --- writes ---
@@ -136,6 +198,16 @@ class Storage:
         """Insert one batch; re-inserting the same batch with the same token is a no-op."""
         if not records:
             return
+        if self._embedded:
+            arrow_types = self._calls_arrow_types()
+            if arrow_types is not None:
+                self._insert_calls_arrow(records, arrow_types, dedup_token)
+                return
+        self.insert_calls_native(records, dedup_token)
+
+    def insert_calls_native(self, records: Sequence[CallRecord], dedup_token: str) -> None:
+        """``insert_calls`` through clickhouse-connect's Native encoding: a server's path (and,
+        in bench/collector_throughput.py, the baseline the chDB Arrow path is measured against)."""
         # Column-oriented: clickhouse-connect writes Native columns, so building columns
         # directly skips its row→column transpose (the costliest step of a big insert).
         columns = [
@@ -158,6 +230,38 @@ class Storage:
                 # sum() whatever the parts hold.
                 settings={"insert_deduplication_token": dedup_token, "optimize_on_insert": 0},
             )
+
+    def _insert_calls_arrow(
+        self, records: Sequence[CallRecord], arrow_types: list[pa.DataType], dedup_token: str
+    ) -> None:
+        calls_arrow = pa.Table.from_arrays(  # noqa: F841 - read by name: Python(calls_arrow)
+            [
+                _arrow_column(list(map(attrgetter(column), records)), arrow, column in _MONEY_COLUMNS)
+                for column, arrow in zip(CALL_COLUMNS, arrow_types, strict=True)
+            ],
+            names=list(CALL_COLUMNS),
+        )
+        # optimize_on_insert = 0: see the clickhouse-connect path below. The deduplication token
+        # drops a replayed INSERT … SELECT exactly like a replayed Native insert.
+        sql = (
+            f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) SELECT * FROM Python(calls_arrow) "
+            f"SETTINGS insert_deduplication_token = {_sql_string(dedup_token)}, optimize_on_insert = 0"
+        )
+        with self._lock:
+            try:
+                # Python(calls_arrow) names the local above: chDB finds it in this frame, reads it in place
+                self._engine.query(sql)
+            except RuntimeError as exc:  # chDB's errors: "Code: N. DB::Exception: ..."
+                raise DatabaseError(str(exc)) from exc
+
+    def _calls_arrow_types(self) -> list[pa.DataType] | None:
+        """The calls columns as Arrow types, or None if one has a type ``arrow_type`` does not know."""
+        if self._call_arrow_types is None:
+            types = [arrow_type(name) for name in self._calls_column_types()]
+            if any(t is None for t in types):
+                return None
+            self._call_arrow_types = [t for t in types if t is not None]
+        return self._call_arrow_types
 
     def _calls_column_types(self) -> list[str]:
         """The calls table's column types, asked once (clickhouse-connect would ask per insert)."""
@@ -210,5 +314,8 @@ class Storage:
 
     def close(self) -> None:
         with self._lock:
+            if self._engine is not None:
+                self._engine.close()
+                self._engine = None
             if self._client is not None:
                 self._client.close()
