@@ -27,11 +27,28 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
 from opentelemetry.trace import Span, Tracer
 from opentelemetry.util.types import AttributeValue
 
 from featurecost.instrumentation import attributes as attrs
+from featurecost.instrumentation._lifecycle import (
+    NO_FACTS,
+    Check,
+    CheckAsync,
+    Facts,
+    Method,
+    Request,
+    extract,
+    extract_async,
+    finish,
+    hand_over,
+    hand_over_async,
+    open_call,
+    open_call_async,
+    passthrough,
+    start_span,
+    start_stream,
+)
 from featurecost.instrumentation._settle import settle
 from featurecost.instrumentation._spans import (
     LLMCall,
@@ -39,37 +56,52 @@ from featurecost.instrumentation._spans import (
     begin_llm_span,
     clean_attributes,
     end_llm_span,
-    in_llm_call,
     record_usage,
     start_llm_call,
-    usage_attributes,
 )
 from featurecost.instrumentation._streams import AsyncTracedStream, StreamAccumulator, TracedStream
 from featurecost.instrumentation.attribution import UnattributedCallError
 from featurecost.instrumentation.guard import (
     Ticket,
-    active_guard,
     check_call,
     check_call_async,
     mark_call_span,
-    usage_tokens,
 )
 
 log = logging.getLogger(__name__)
 
-Facts = tuple[dict[str, Any], TokenUsage | None]
+__all__ = ["Endpoint", "Facts", "async_wrapper", "passthrough", "provider_by_client_class", "sync_wrapper"]
 
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
+    """One method of a Stainless SDK (openai, anthropic): its operation, whom it bills
+    (``provider_of(client)``), its request and response extractors, and for streams a fresh
+    accumulator per stream — its argument says whether ``prepare_stream`` changed the request
+    to get usage the caller did not ask for."""
+
     operation: str
     provider_of: Callable[[Any], str]
     request_attributes: Callable[[Mapping[str, Any]], dict[str, Any]]
     response_facts: Callable[[Any], Facts]
-    # Stream support: a fresh accumulator per stream; its argument says whether
-    # ``prepare_stream`` changed the request to get usage the caller did not ask for.
     new_accumulator: Callable[[bool], StreamAccumulator] | None = None
     prepare_stream: Callable[[Any, dict[str, Any]], bool] | None = None  # (client, kwargs)
+
+    def method(self, check: Check = check_call, check_async: CheckAsync = check_call_async) -> Method:
+        """This endpoint as the lifecycle's ``Method``."""
+        provider_of, request_attributes = self.provider_of, self.request_attributes
+
+        def provider(instance: Any) -> str:
+            return provider_of(getattr(instance, "_client", None))
+
+        def request(instance: Any, kwargs: dict[str, Any]) -> Request:
+            found = clean_attributes(request_attributes(kwargs))
+            if kwargs.get("stream") is True:
+                found[attrs.REQUEST_STREAM] = True
+            model = kwargs.get("model")
+            return Request(model if isinstance(model, str) else None, found, getattr(instance, "_client", None))
+
+        return Method(self.operation, provider, request, check, check_async)
 
 
 # Set by the SDKs' ``.with_raw_response`` ("raw", or "true" in openai's legacy wrapper)
@@ -83,12 +115,6 @@ def _raw_mode(kwargs: Mapping[str, Any]) -> str | None:
         return None
     mode = headers.get(_RAW_RESPONSE_HEADER)
     return mode if isinstance(mode, str) else None
-
-
-def _record_parsed(span: Span, endpoint: Endpoint, parsed: Any) -> None:
-    facts, usage = endpoint.response_facts(parsed)
-    if span.is_recording():
-        span.set_attributes({**clean_attributes(facts), **usage_attributes(usage)})
 
 
 def _parse_raw(result: Any) -> Any:
@@ -111,24 +137,20 @@ def _replace_parsed(result: Any, parsed: Any) -> None:
         log.debug("featurecost: could not hand a traced stream to a raw response", exc_info=True)
 
 
-def _record_response(span: Span, endpoint: Endpoint, result: Any, mode: str | None) -> None:
+def _response_facts(endpoint: Endpoint, result: Any, mode: str | None) -> Facts:
+    """The response extractor of a plain call, whatever wrapper the caller used."""
     if mode is None:
-        _record_parsed(span, endpoint, result)
-    elif mode == "stream":
+        return endpoint.response_facts(result)
+    if mode == "stream":
         # ``.with_streaming_response``: the body is the caller's to read; we never read it.
-        record_usage(span, None)
-    else:
-        parsed = _parse_raw(result)
-        if parsed is None:
-            record_usage(span, None)
-        else:
-            _record_parsed(span, endpoint, parsed)
+        return NO_FACTS
+    parsed = _parse_raw(result)
+    return NO_FACTS if parsed is None else endpoint.response_facts(parsed)
 
 
-async def _record_response_async(span: Span, endpoint: Endpoint, result: Any, mode: str | None) -> None:
+async def _response_facts_async(endpoint: Endpoint, result: Any, mode: str | None) -> Facts:
     if mode is None or mode == "stream":
-        _record_response(span, endpoint, result, mode)
-        return
+        return _response_facts(endpoint, result, mode)
     parsed = _parse_raw(result)
     if inspect.isawaitable(parsed):
         try:
@@ -136,10 +158,7 @@ async def _record_response_async(span: Span, endpoint: Endpoint, result: Any, mo
         except Exception:
             log.debug("featurecost: could not parse a raw response", exc_info=True)
             parsed = None
-    if parsed is None:
-        record_usage(span, None)
-    else:
-        _record_parsed(span, endpoint, parsed)
+    return NO_FACTS if parsed is None else endpoint.response_facts(parsed)
 
 
 def _proxy(stream: Any, call: LLMCall, acc: StreamAccumulator, asynchronous: bool) -> Any:
@@ -185,172 +204,94 @@ async def trace_stream_async(result: Any, call: LLMCall, acc: StreamAccumulator,
     return result
 
 
-def start_stream_call(
-    tracer: Tracer, endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]
-) -> tuple[LLMCall, bool]:
-    client = getattr(instance, "_client", None)
-    injected = endpoint.prepare_stream(client, kwargs) if endpoint.prepare_stream is not None else False
-    call = start_llm_call(
-        tracer,
-        operation=endpoint.operation,
-        provider=endpoint.provider_of(client),
-        request_model=_model(kwargs),
-        client=client,
-        attributes=_request_attributes(endpoint, kwargs),
-    )
-    return call, injected
+class _Unread:
+    """The accumulator of a stream whose extractor could not even be made: every item passes,
+    the usage is missing."""
+
+    def on_item(self, item: Any) -> bool:
+        return True
+
+    def usage(self) -> TokenUsage | None:
+        return None
+
+    def response_attributes(self) -> dict[str, Any]:
+        return {}
+
+    def saw_end(self) -> bool:
+        return False
 
 
-def _model(kwargs: Mapping[str, Any]) -> str | None:
-    model = kwargs.get("model")
-    return model if isinstance(model, str) else None
-
-
-def _request_attributes(endpoint: Endpoint, kwargs: Mapping[str, Any]) -> dict[str, AttributeValue]:
-    found = clean_attributes(endpoint.request_attributes(kwargs))
-    if kwargs.get("stream") is True:
-        found[attrs.REQUEST_STREAM] = True
-    return found
-
-
-Checked = tuple[Ticket, str] | None
-
-
-def _check_budget(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> Checked:
-    """The budget guard's check (when one is configured), before the span: a denied call is
-    never made, so no span bills it."""
-    provider = endpoint.provider_of(getattr(instance, "_client", None))
-    ticket = check_call(kwargs, provider)
-    return None if ticket is None else (ticket, provider)
-
-
-async def _check_budget_async(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> Checked:
-    provider = endpoint.provider_of(getattr(instance, "_client", None))
-    ticket = await check_call_async(kwargs, provider)
-    return None if ticket is None else (ticket, provider)
-
-
-def _mark(span: Span, checked: Checked) -> None:
-    mark_call_span(span, checked[0] if checked is not None else None)
-
-
-def _settle(checked: Checked, result: Any) -> None:
-    """Count the call's actual cost, not its estimate, in its session's tally."""
-    if checked is None:
-        return
-    tokens = usage_tokens(result)
-    guard = active_guard()
-    if tokens is not None and guard is not None:
-        ticket, provider = checked
-        guard.settle(ticket, tokens[0], tokens[1], provider)
-
-
-def _begin_span(
-    tracer: Tracer, endpoint: Endpoint, instance: Any, kwargs: Mapping[str, Any]
-) -> tuple[Span, object] | None:
-    """Start a plain call's span; None (call goes on untraced) when our code fails."""
-    client = getattr(instance, "_client", None)
+def stream_accumulator(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> StreamAccumulator:
+    """The stream's accumulator, after asking for the usage the caller did not (``prepare_stream``)."""
     try:
-        return begin_llm_span(
-            tracer,
-            operation=endpoint.operation,
-            provider=endpoint.provider_of(client),
-            request_model=_model(kwargs),
-            client=client,
-            attributes=_request_attributes(endpoint, kwargs),
-        )
-    except UnattributedCallError:
-        raise
+        injected = False
+        if endpoint.prepare_stream is not None:
+            injected = endpoint.prepare_stream(getattr(instance, "_client", None), kwargs)
+        assert endpoint.new_accumulator is not None
+        return endpoint.new_accumulator(injected)
     except Exception:
-        log.debug("featurecost: could not start a span", exc_info=True)
-        return None
-
-
-def passthrough() -> bool:
-    return in_llm_call() or not is_instrumentation_enabled()
-
-
-def _start_stream(
-    tracer: Tracer, endpoint: Endpoint, instance: Any, kwargs: dict[str, Any], checked: Checked
-) -> tuple[LLMCall, bool] | None:
-    """The span of a ``stream=True`` call, or None (the call goes out untraced) if it cannot start."""
-    try:
-        call, injected = start_stream_call(tracer, endpoint, instance, kwargs)
-    except UnattributedCallError:
-        raise
-    except Exception:  # never let instrumentation break the call
-        log.debug("featurecost: could not start a span", exc_info=True)
-        return None
-    _mark(call.span, checked)
-    call.settle_with = checked
-    return call, injected
+        log.debug("featurecost: could not prepare a stream's extractor", exc_info=True)
+        return _Unread()
 
 
 def sync_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
+    """The lifecycle's wrapper for one Stainless method: plain calls, ``stream=True`` and the raw wrappers."""
+    method = endpoint.method()
+    streams = endpoint.new_accumulator is not None
+
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if passthrough():
             return wrapped(*args, **kwargs)
-        checked = _check_budget(endpoint, instance, kwargs)
-        if kwargs.get("stream") is True and endpoint.new_accumulator is not None:
-            stream_call = _start_stream(tracer, endpoint, instance, kwargs, checked)
-            if stream_call is None:
+        opened = open_call(method, instance, kwargs)
+        if streams and kwargs.get("stream") is True:
+            call = start_stream(tracer, opened)
+            if call is None:
                 return wrapped(*args, **kwargs)
-            call, injected = stream_call
+            acc = stream_accumulator(endpoint, instance, kwargs)
             with call.requesting():
                 result = wrapped(*args, **kwargs)
-            return trace_stream(result, call, endpoint.new_accumulator(injected), _raw_mode(kwargs))
-        started = _begin_span(tracer, endpoint, instance, kwargs)
-        if started is None:
+            mode = _raw_mode(kwargs)
+            return hand_over(lambda r, c: trace_stream(r, c, acc, mode), result, call)
+        started = start_span(tracer, opened)
+        if started is None or opened is None:
             return wrapped(*args, **kwargs)
-        span, token = started
-        _mark(span, checked)
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            end_llm_span(span, token, exc)
+            end_llm_span(started[0], started[1], exc)
             raise
-        try:
-            _record_response(span, endpoint, result, _raw_mode(kwargs))
-            _settle(checked, result)
-        except Exception:
-            log.debug("featurecost: could not read a response", exc_info=True)
-            record_usage(span, None)
-        end_llm_span(span, token)
+        finish(started, opened, extract(_response_facts, endpoint, result, _raw_mode(kwargs)))
         return result
 
     return wrapper
 
 
 def async_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
+    method = endpoint.method()
+    streams = endpoint.new_accumulator is not None
+
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if passthrough():
             return await wrapped(*args, **kwargs)
-        checked = await _check_budget_async(endpoint, instance, kwargs)
-        if kwargs.get("stream") is True and endpoint.new_accumulator is not None:
-            stream_call = _start_stream(tracer, endpoint, instance, kwargs, checked)
-            if stream_call is None:
+        opened = await open_call_async(method, instance, kwargs)
+        if streams and kwargs.get("stream") is True:
+            call = start_stream(tracer, opened)
+            if call is None:
                 return await wrapped(*args, **kwargs)
-            call, injected = stream_call
+            acc = stream_accumulator(endpoint, instance, kwargs)
             with call.requesting():
                 result = await wrapped(*args, **kwargs)
-            return await trace_stream_async(result, call, endpoint.new_accumulator(injected), _raw_mode(kwargs))
-        started = _begin_span(tracer, endpoint, instance, kwargs)
-        if started is None:
+            mode = _raw_mode(kwargs)
+            return await hand_over_async(lambda r, c: trace_stream_async(r, c, acc, mode), result, call)
+        started = start_span(tracer, opened)
+        if started is None or opened is None:
             return await wrapped(*args, **kwargs)
-        span, token = started
-        _mark(span, checked)
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            end_llm_span(span, token, exc)
+            end_llm_span(started[0], started[1], exc)
             raise
-        try:
-            await _record_response_async(span, endpoint, result, _raw_mode(kwargs))
-            _settle(checked, result)
-        except Exception:
-            log.debug("featurecost: could not read a response", exc_info=True)
-            record_usage(span, None)
-        end_llm_span(span, token)
+        finish(started, opened, await extract_async(_response_facts_async, endpoint, result, _raw_mode(kwargs)))
         return result
 
     return wrapper
