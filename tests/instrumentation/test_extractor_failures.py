@@ -101,7 +101,7 @@ def test_anthropic(monkeypatch: pytest.MonkeyPatch, stand_in: RunningStandIn, sp
 
 
 def test_mistral(monkeypatch: pytest.MonkeyPatch, spans: Spans, instrument: Any) -> None:
-    monkeypatch.setattr(fc_mistral, "_record", boom)
+    monkeypatch.setattr(fc_mistral, "_response_facts", boom)
     monkeypatch.setattr(fc_mistral, "_ResponseAccumulator", BoomAccumulator)
     instrument(fc_mistral.MistralAIInstrumentor())
     with serve_in_thread(MistralStandIn().app()) as url, featurecost.attribute(feature="f"):

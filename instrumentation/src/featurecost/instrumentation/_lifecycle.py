@@ -23,15 +23,17 @@ user's call or stream.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
 from opentelemetry.trace import Span, Tracer
 from opentelemetry.util.types import AttributeValue
+from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation._settle import settle_usage
 from featurecost.instrumentation._spans import (
@@ -44,6 +46,7 @@ from featurecost.instrumentation._spans import (
     start_llm_call,
     usage_attributes,
 )
+from featurecost.instrumentation._streams import AsyncTracedStream, ResponseAccumulator, StreamAccumulator, TracedStream
 from featurecost.instrumentation.attribution import UnattributedCallError
 from featurecost.instrumentation.guard import Ticket, check_call, check_call_async, mark_call_span
 
@@ -315,3 +318,65 @@ def async_stream_wrapper(tracer: Tracer, method: Method, trace_result: Callable[
         return await hand_over_async(trace_result, result, call)
 
     return wrapper
+
+
+def proxied(
+    new_accumulator: Callable[[], StreamAccumulator],
+    proxy: type[TracedStream] | type[AsyncTracedStream] = TracedStream,
+) -> Callable[[Any, LLMCall], Any]:
+    """``trace_result`` for an SDK whose method returns the stream itself. These SDKs' streams
+    send the request or read the response while iterated, so each step runs in the call's
+    context (``in_call``)."""
+
+    def trace_result(result: Any, call: LLMCall) -> Any:
+        return proxy(result, call, new_accumulator(), in_call=True)
+
+    return trace_result
+
+
+def accumulated(new_accumulator: Callable[[], ResponseAccumulator]) -> Callable[[Any], Facts]:
+    """The response extractor of an SDK whose whole response reads like one stream item."""
+
+    def response(result: Any) -> Facts:
+        acc = new_accumulator()
+        acc.on_item(result)
+        return acc.response_attributes(), acc.usage()
+
+    return response
+
+
+Kind = Literal["call", "async call", "stream", "async stream"]
+_WRAPPERS: dict[str, Callable[[Tracer, Method, Any], Wrapper]] = {
+    "call": call_wrapper,
+    "async call": async_call_wrapper,
+    "stream": stream_wrapper,
+    "async stream": async_stream_wrapper,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One SDK method to wrap: where it is (``module``, ``owner`` class, ``name``), what it is
+    (``method``), its ``kind`` and its extractor — ``response(result) -> Facts`` for calls,
+    ``trace_result(result, call)`` for streams (see ``proxied``). An SDK module lists its
+    targets once; ``wrap_targets`` and ``unwrap_targets`` both read that list."""
+
+    module: str
+    owner: str
+    name: str
+    method: Method
+    kind: Kind
+    extractor: Callable[..., Any]
+
+
+def wrap_targets(tracer: Tracer, targets: Iterable[Target]) -> None:
+    for target in targets:
+        wrapper = _WRAPPERS[target.kind](tracer, target.method, target.extractor)
+        wrap_function_wrapper(target.module, f"{target.owner}.{target.name}", wrapper)
+
+
+def unwrap_targets(targets: Iterable[Target]) -> None:
+    for target in targets:
+        owner = getattr(importlib.import_module(target.module), target.owner, None)
+        if owner is not None:
+            unwrap(owner, target.name)
