@@ -127,7 +127,7 @@ def test_cohere(monkeypatch: pytest.MonkeyPatch, spans: Spans, instrument: Any) 
 
 
 def test_google_genai(monkeypatch: pytest.MonkeyPatch, spans: Spans, instrument: Any) -> None:
-    monkeypatch.setattr(fc_genai, "_record_generation", boom)
+    monkeypatch.setattr(fc_genai, "_generation_facts", boom)
     monkeypatch.setattr(fc_genai, "_GenerationAccumulator", BoomAccumulator)
     instrument(fc_genai.GoogleGenAIInstrumentor())
     with serve_in_thread(GeminiStandIn().app()) as url, featurecost.attribute(feature="f"):
