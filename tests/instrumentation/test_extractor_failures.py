@@ -114,7 +114,7 @@ def test_mistral(monkeypatch: pytest.MonkeyPatch, spans: Spans, instrument: Any)
 
 
 def test_cohere(monkeypatch: pytest.MonkeyPatch, spans: Spans, instrument: Any) -> None:
-    monkeypatch.setattr(fc_cohere, "_record_chat", boom)
+    monkeypatch.setattr(fc_cohere, "_chat_facts", boom)
     monkeypatch.setattr(fc_cohere, "_ChatAccumulator", BoomAccumulator)
     instrument(fc_cohere.CohereInstrumentor())
     with serve_in_thread(CohereStandIn().app()) as url, featurecost.attribute(feature="f"):
