@@ -157,7 +157,7 @@ def _bedrock_calls(url: str) -> tuple[Any, list[Any]]:
 
 
 def test_bedrock(monkeypatch: pytest.MonkeyPatch, spans: Spans, instrument: Any) -> None:
-    monkeypatch.setattr(fc_bedrock, "_record_converse", boom)
+    monkeypatch.setattr(fc_bedrock, "_converse_facts", boom)
     monkeypatch.setitem(fc_bedrock._STREAMS, "ConverseStream", ("stream", BoomAccumulator))
     instrument(fc_bedrock.BedrockInstrumentor())
     with serve_in_thread(BedrockStandIn().app()) as url, featurecost.attribute(feature="f"):

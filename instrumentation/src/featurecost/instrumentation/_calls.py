@@ -1,22 +1,15 @@
-"""Wrappers for SDK methods that make one billable LLM call, shared by the instrumentors.
+"""The Stainless-generated SDKs (openai, anthropic) on the one call lifecycle (``_lifecycle.py``).
 
-An ``Endpoint`` says what one SDK method is (operation, how to read its request,
-response and stream); ``sync_wrapper`` / ``async_wrapper`` turn it into a ``wrapt``
-wrapper that opens the call's one span, hands streams to the stream proxies, and
-passes straight through when instrumentation is suppressed or another featurecost
-span is already billing this call (an SDK helper calling another wrapped method).
-
-The Stainless-generated SDKs (openai, anthropic, …) share the result types this
-handles: parsed models, ``Stream`` / ``AsyncStream``, and the raw responses of
-``.with_raw_response`` (parsed value cached on them) and ``.with_streaming_response``
-(body left unread), told apart by the ``X-Stainless-Raw-Response`` header they set.
-
-Other SDKs (google-genai, Mistral, Cohere) describe a method with an ``SDKCall`` and
-get the same spans from ``call_wrapper`` / ``stream_wrapper`` and their async twins;
-every stream, whichever SDK made it, ends through ``_streams.py``.
+An ``Endpoint`` says what one of their methods is (operation, whom it bills, its request,
+response and stream extractors); ``sync_wrapper`` / ``async_wrapper`` run it through the
+lifecycle's rules. What is particular to these SDKs lives here: the result types they share —
+parsed models, ``Stream`` / ``AsyncStream``, and the raw responses of ``.with_raw_response``
+(parsed value cached on them) and ``.with_streaming_response`` (body left unread), told apart
+by the ``X-Stainless-Raw-Response`` header they set — and asking a stream for the usage the
+caller did not (``prepare_stream``), hidden from the caller again by the accumulator.
 
 Instrumentation never breaks a call: a failure of ours is logged and the call goes on
-(strict mode ``reject`` is the one deliberate exception).
+(strict mode ``reject`` and the budget guard's deny are the deliberate exceptions).
 """
 
 from __future__ import annotations
@@ -27,8 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.trace import Span, Tracer
-from opentelemetry.util.types import AttributeValue
+from opentelemetry.trace import Tracer
 
 from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._lifecycle import (
@@ -49,23 +41,16 @@ from featurecost.instrumentation._lifecycle import (
     start_span,
     start_stream,
 )
-from featurecost.instrumentation._settle import settle
 from featurecost.instrumentation._spans import (
     LLMCall,
     TokenUsage,
-    begin_llm_span,
     clean_attributes,
     end_llm_span,
-    record_usage,
-    start_llm_call,
 )
 from featurecost.instrumentation._streams import AsyncTracedStream, StreamAccumulator, TracedStream
-from featurecost.instrumentation.attribution import UnattributedCallError
 from featurecost.instrumentation.guard import (
-    Ticket,
     check_call,
     check_call_async,
-    mark_call_span,
 )
 
 log = logging.getLogger(__name__)
@@ -310,198 +295,3 @@ def provider_by_client_class(names: Mapping[str, str], default: str) -> Callable
         return found
 
     return provider_of
-
-
-# --- SDKs without the Stainless shapes (google-genai, Mistral, Cohere) ---
-
-
-@dataclass(frozen=True, slots=True)
-class SDKCall:
-    """What one method of such an SDK is: its operation, whom it bills, and how to read a
-    request — ``request(instance, kwargs)`` gives the request model and span attributes.
-    Read after the budget guard's check, so a degraded request is described as sent."""
-
-    operation: str
-    provider_of: Callable[[Any], str]
-    request: Callable[[Any, Mapping[str, Any]], tuple[str | None, dict[str, AttributeValue]]]
-
-
-def _open(sdk: SDKCall, instance: Any, kwargs: dict[str, Any]) -> tuple[Ticket | None, dict[str, Any] | None]:
-    """The budget guard's check, then the span's arguments (None when our extractor failed)."""
-    provider = _provider(sdk, instance)
-    ticket = check_call(kwargs, provider)  # before the span: a denied call is never made
-    return ticket, _span_args(sdk, instance, kwargs, provider)
-
-
-async def _open_async(
-    sdk: SDKCall, instance: Any, kwargs: dict[str, Any]
-) -> tuple[Ticket | None, dict[str, Any] | None]:
-    provider = _provider(sdk, instance)
-    ticket = await check_call_async(kwargs, provider)
-    return ticket, _span_args(sdk, instance, kwargs, provider)
-
-
-def _provider(sdk: SDKCall, instance: Any) -> str:
-    try:
-        return sdk.provider_of(instance)
-    except Exception:
-        log.debug("featurecost: could not tell the provider", exc_info=True)
-        return ""
-
-
-def _span_args(sdk: SDKCall, instance: Any, kwargs: dict[str, Any], provider: str) -> dict[str, Any] | None:
-    try:
-        model, attributes = sdk.request(instance, kwargs)
-    except Exception:  # the call goes out untraced rather than not at all
-        log.debug("featurecost: could not read a request", exc_info=True)
-        return None
-    return {"operation": sdk.operation, "provider": provider, "request_model": model, "attributes": attributes}
-
-
-def _record_quietly(record: Callable[[Span, Any], None], span: Span, response: Any) -> None:
-    try:
-        record(span, response)
-    except Exception:  # never let instrumentation break the call; the usage is missing, not guessed
-        log.debug("featurecost: could not read a response", exc_info=True)
-        record_usage(span, None)
-
-
-def begin_call_span(
-    tracer: Tracer, ticket: Ticket | None, span_args: dict[str, Any] | None
-) -> tuple[Span, object] | None:
-    """Start a plain call's span marked with the guard's decision; None (the call goes on
-    untraced) when there are no span arguments or our code fails."""
-    if span_args is None:
-        return None
-    try:
-        started = begin_llm_span(tracer, **span_args)
-        mark_call_span(started[0], ticket)
-    except UnattributedCallError:
-        raise
-    except Exception:
-        log.debug("featurecost: could not start a span", exc_info=True)
-        return None
-    return started
-
-
-def finish_call_span(
-    started: tuple[Span, object],
-    ticket: Ticket | None,
-    provider: str,
-    record: Callable[[Span, Any], None],
-    response: Any,
-) -> None:
-    """Extract (quietly), settle the guard with the recorded usage, stop."""
-    span, token = started
-    _record_quietly(record, span, response)
-    end_llm_span(span, token)
-    settle(ticket, provider, span)
-
-
-def call_wrapper(tracer: Tracer, sdk: SDKCall, record: Callable[[Span, Any], None]) -> Callable[..., Any]:
-    """A ``wrapt`` wrapper for a method whose call is over when it returns."""
-
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if passthrough():
-            return wrapped(*args, **kwargs)
-        ticket, span_args = _open(sdk, instance, kwargs)
-        started = begin_call_span(tracer, ticket, span_args)
-        if started is None:
-            return wrapped(*args, **kwargs)
-        try:
-            response = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            end_llm_span(started[0], started[1], exc)
-            raise
-        finish_call_span(started, ticket, span_args["provider"] if span_args else "", record, response)
-        return response
-
-    return wrapper
-
-
-def async_call_wrapper(tracer: Tracer, sdk: SDKCall, record: Callable[[Span, Any], None]) -> Callable[..., Any]:
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if passthrough():
-            return await wrapped(*args, **kwargs)
-        ticket, span_args = await _open_async(sdk, instance, kwargs)
-        started = begin_call_span(tracer, ticket, span_args)
-        if started is None:
-            return await wrapped(*args, **kwargs)
-        try:
-            response = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            end_llm_span(started[0], started[1], exc)
-            raise
-        finish_call_span(started, ticket, span_args["provider"] if span_args else "", record, response)
-        return response
-
-    return wrapper
-
-
-def start_call(tracer: Tracer, sdk: SDKCall, instance: Any, kwargs: dict[str, Any]) -> LLMCall | None:
-    """The span of a streamed call (the budget guard checked first), for SDK-specific stream
-    shapes; None (the stream goes on untraced) when our code fails."""
-    return begin_call(tracer, *_open(sdk, instance, kwargs))
-
-
-async def start_call_async(tracer: Tracer, sdk: SDKCall, instance: Any, kwargs: dict[str, Any]) -> LLMCall | None:
-    return begin_call(tracer, *await _open_async(sdk, instance, kwargs))
-
-
-def begin_call(tracer: Tracer, ticket: Ticket | None, span_args: dict[str, Any] | None) -> LLMCall | None:
-    """A streamed call's ``LLMCall``, marked with the guard's decision and settled when its
-    stream ends; None when there are no span arguments or our code fails."""
-    if span_args is None:
-        return None
-    try:
-        call = start_llm_call(tracer, **span_args)
-        mark_call_span(call.span, ticket)
-    except UnattributedCallError:
-        raise
-    except Exception:
-        log.debug("featurecost: could not start a span", exc_info=True)
-        return None
-    if ticket is not None:
-        call.settle_with = (ticket, span_args["provider"])
-    return call
-
-
-def stream_wrapper(
-    tracer: Tracer,
-    sdk: SDKCall,
-    new_accumulator: Callable[[], StreamAccumulator],
-    proxy: type[TracedStream] | type[AsyncTracedStream] = TracedStream,
-) -> Callable[..., Any]:
-    """A ``wrapt`` wrapper for a method that returns a stream (``proxy`` is the async one for
-    a method returning an async generator). These SDKs' streams send the request or read
-    the response while iterated, so each step runs in the call's context (``in_call``)."""
-
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if passthrough():
-            return wrapped(*args, **kwargs)
-        call = start_call(tracer, sdk, instance, kwargs)
-        if call is None:
-            return wrapped(*args, **kwargs)
-        with call.requesting():
-            events = wrapped(*args, **kwargs)
-        return proxy(events, call, new_accumulator(), in_call=True)
-
-    return wrapper
-
-
-def async_stream_wrapper(
-    tracer: Tracer, sdk: SDKCall, new_accumulator: Callable[[], StreamAccumulator]
-) -> Callable[..., Any]:
-    """For a coroutine method that sends the request and returns an async stream."""
-
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if passthrough():
-            return await wrapped(*args, **kwargs)
-        call = await start_call_async(tracer, sdk, instance, kwargs)
-        if call is None:
-            return await wrapped(*args, **kwargs)
-        with call.requesting():
-            events = await wrapped(*args, **kwargs)
-        return AsyncTracedStream(events, call, new_accumulator(), in_call=True)
-
-    return wrapper

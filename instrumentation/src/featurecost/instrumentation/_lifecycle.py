@@ -244,23 +244,57 @@ async def hand_over_async(trace_result: Callable[[Any, LLMCall], Any], result: A
 Wrapper = Callable[[Callable[..., Any], Any, tuple[Any, ...], dict[str, Any]], Any]
 
 
+def run_call(
+    tracer: Tracer,
+    method: Method,
+    response: Callable[[Any], Facts],
+    wrapped: Callable[..., Any],
+    instance: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    request: dict[str, Any],
+) -> Any:
+    """Rules 2-7 for one call (the caller checked rule 1): ``request`` is what the guard and
+    the request extractor read — the SDK method's ``kwargs`` for most SDKs."""
+    opened = open_call(method, instance, request)
+    started = start_span(tracer, opened)
+    if started is None or opened is None:
+        return wrapped(*args, **kwargs)
+    try:
+        result = wrapped(*args, **kwargs)
+    except BaseException as exc:
+        end_llm_span(started[0], started[1], exc)
+        raise
+    finish(started, opened, extract(response, result))
+    return result
+
+
+def run_stream(
+    tracer: Tracer,
+    method: Method,
+    trace_result: Callable[[Any, LLMCall], Any],
+    wrapped: Callable[..., Any],
+    instance: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    request: dict[str, Any],
+) -> Any:
+    """``run_call`` for a method that returns a stream: the span ends when the stream does."""
+    call = start_stream(tracer, open_call(method, instance, request))
+    if call is None:
+        return wrapped(*args, **kwargs)
+    with call.requesting():
+        result = wrapped(*args, **kwargs)
+    return hand_over(trace_result, result, call)
+
+
 def call_wrapper(tracer: Tracer, method: Method, response: Callable[[Any], Facts]) -> Wrapper:
     """A ``wrapt`` wrapper for a method whose call is over when it returns."""
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if passthrough():
             return wrapped(*args, **kwargs)
-        opened = open_call(method, instance, kwargs)
-        started = start_span(tracer, opened)
-        if started is None or opened is None:
-            return wrapped(*args, **kwargs)
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            end_llm_span(started[0], started[1], exc)
-            raise
-        finish(started, opened, extract(response, result))
-        return result
+        return run_call(tracer, method, response, wrapped, instance, args, kwargs, kwargs)
 
     return wrapper
 
@@ -293,12 +327,7 @@ def stream_wrapper(tracer: Tracer, method: Method, trace_result: Callable[[Any, 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if passthrough():
             return wrapped(*args, **kwargs)
-        call = start_stream(tracer, open_call(method, instance, kwargs))
-        if call is None:
-            return wrapped(*args, **kwargs)
-        with call.requesting():
-            result = wrapped(*args, **kwargs)
-        return hand_over(trace_result, result, call)
+        return run_stream(tracer, method, trace_result, wrapped, instance, args, kwargs, kwargs)
 
     return wrapper
 

@@ -37,14 +37,3 @@ def settle_call(call: Any, usage: TokenUsage | None) -> None:
         return
     call.settle_with = None
     settle_usage(checked[0], checked[1], usage)
-
-
-def settle(ticket: Ticket | None, provider: str, span: Any) -> None:
-    """Settle ``ticket`` with the usage recorded on ``span`` (the wrappers not yet on the lifecycle)."""
-    if ticket is None:
-        return
-    found = getattr(span, "attributes", None) or {}
-    input_tokens = found.get("gen_ai.usage.input_tokens")
-    output_tokens = found.get("gen_ai.usage.output_tokens")
-    if isinstance(input_tokens, int) and isinstance(output_tokens, int):
-        settle_usage(ticket, provider, TokenUsage(input_tokens=input_tokens, output_tokens=output_tokens))
