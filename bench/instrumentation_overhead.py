@@ -1,62 +1,78 @@
-"""How much time featurecost instrumentation adds to an LLM call and to each stream chunk.
+"""What an LLM instrumentation costs the app: featurecost side by side with its peers, one run.
 
-Run: ``.venv/bin/python bench/instrumentation_overhead.py [--calls 2000] [--chunks 2000]``
+Run: ``.venv/bin/python bench/instrumentation_overhead.py [--rounds 21] [--calls 300] [--chunks 2000]``
+(``--profile featurecost`` prints a cProfile of one contender's calls instead).
 
-The real ``openai`` / ``anthropic`` SDKs parse responses shaped like the providers'
-(JSON bodies, SSE framing) served from memory by an ``httpx2.MockTransport``, so the
-network does not drown microseconds. Each case is measured uninstrumented and
-instrumented in alternating rounds in this one run (the median round counts), and
-printed as added µs and as a ratio to the uninstrumented SDK. Spans are recorded by
-the OpenTelemetry SDK with no exporter: export cost is the exporter's, not ours.
+What users pay, measured the way they run it:
 
-OpenLLMetry (``opentelemetry-instrumentation-openai``) and OpenInference
-(``openinference-instrumentation-openai``) are measured the same way when they are
-importable in this interpreter; they are not part of the dev environment (their entry
-points would also activate under ``opentelemetry-instrument`` in the end-to-end test),
-so install them in a separate virtualenv to compare::
+* the real ``openai`` and ``anthropic`` SDKs, their transport canned below ``OpenAI.request``
+  (an ``httpx2.MockTransport`` serving bodies shaped like the providers', JSON and SSE), so
+  the SDK parses real responses and the network does not drown microseconds;
+* the OpenTelemetry SDK as an app configures it: a ``TracerProvider`` (set as the global one)
+  with a ``BatchSpanProcessor`` and an exporter that discards what it gets; every timed batch
+  ends with ``force_flush``, so the export work lands in the batch that made the spans;
+* featurecost with ``featurecost.attribute(feature=…, tenant=…, user=…)`` entered around every
+  call, as an app does per request (also measured entered once around the whole batch);
+* the peers from requirements-dev: the official ``opentelemetry-instrumentation-openai-v2``,
+  OpenLLMetry (``opentelemetry-instrumentation-openai`` / ``-anthropic``) and OpenInference
+  (``openinference-instrumentation-openai`` / ``-anthropic``).
 
-    python3 -m venv /tmp/fc-bench && /tmp/fc-bench/bin/pip install -e ./instrumentation \
-        openai==3.54.0 anthropic==2.12.0 opentelemetry-sdk==1.45.2 \
-        opentelemetry-instrumentation-openai openinference-instrumentation-openai
-    /tmp/fc-bench/bin/python bench/instrumentation_overhead.py
+Each contender lives in a worker process of its own (instrumentors are process-wide and do not
+all coexist), set up once. Every round asks every worker, in an order rotated per round, to run
+the same batch and report the CPU time it took (``time.process_time``: all threads of the
+process, so the span processor's work counts; time spent descheduled on a shared machine does
+not). A contender's added cost in a round is its time minus the bare SDK's in that same round;
+the printed figure is the median over the rounds. Per stream chunk: a stream of ``--chunks``
+chunks, the added time divided by the chunks.
 
-The "isolated" section is the steadier number on a busy machine: the end-to-end rows
-subtract two SDK timings of several hundred µs each.
+Memory: each worker's RSS once set up and warmed (idle), and its growth over ``--growth-calls``
+more attributed calls, read at the half and at the end (a plateau shows as ~0 in the second half).
 
-Targets: ≤ 30 µs added per non-streaming call, about 1 µs per chunk.
+Target (issue #15): featurecost's added CPU per call ≤ 1/3 of the best peer's, ≤ 1 µs per chunk.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import gc
 import json
+import os
+import pstats
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
-import anthropic
-import httpx2
-import openai
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+CHAT_MODEL = "gpt-4o-mini"
+CLAUDE_MODEL = "claude-haiku-4-5"
+MESSAGES: Any = [{"role": "user", "content": "hi"}]
+ATTRIBUTION = {"feature": "bench", "tenant": "acme", "user": "u-42"}
 
-import featurecost
-from featurecost.instrumentation._calls import sync_wrapper
-from featurecost.instrumentation._spans import start_llm_call
-from featurecost.instrumentation._streams import TracedStream
-from featurecost.instrumentation.anthropic import MESSAGES as ANTHROPIC_MESSAGES
-from featurecost.instrumentation.anthropic import AnthropicInstrumentor
-from featurecost.instrumentation.anthropic._usage import MessageStreamAccumulator
-from featurecost.instrumentation.openai import OpenAIInstrumentor
-from featurecost.instrumentation.openai import _endpoints as openai_endpoints
-from featurecost.instrumentation.openai._usage import ChatStreamAccumulator
+# name: (description, instruments openai, instruments anthropic)
+CONTENDERS: dict[str, tuple[str, bool, bool]] = {
+    "bare": ("the SDK alone (baseline)", True, True),
+    "featurecost": ("featurecost, attribute() per call", True, True),
+    "featurecost-outer": ("featurecost, attribute() once per batch", True, True),
+    "openai-v2": ("official opentelemetry-instrumentation-openai-v2", True, False),
+    "openllmetry": ("OpenLLMetry", True, True),
+    "openinference": ("OpenInference", True, True),
+}
+PEERS = ("openai-v2", "openllmetry", "openinference")
+CASES = ("openai chat", "openai stream", "anthropic message", "anthropic stream", "app span")
+# What the OpenTelemetry SDK itself takes for one span with an LLM span's ~20 attributes (12 at
+# start, 10 more before the end), measured in the bare worker: the floor under any instrumentation
+# that emits a span per call, printed for reference.
+FLOOR = "otel span floor"
+_START_ATTRIBUTES = {f"start.attribute.{i}": "value" for i in range(12)}
+_END_ATTRIBUTES = {f"end.attribute.{i}": i for i in range(10)}
+_FLUSH_EVERY = 500
 
-ROUNDS = 7
+
+# --- canned provider responses ---
 
 
 def _chat_json() -> bytes:
@@ -145,295 +161,355 @@ def _message_sse(chunks: int) -> bytes:
     return b"".join(body)
 
 
-def _transport(body: bytes, content_type: str) -> httpx2.MockTransport:
-    def handler(request: httpx2.Request) -> httpx2.Response:
-        return httpx2.Response(200, content=body, headers={"content-type": content_type})
-
-    return httpx2.MockTransport(handler)
+# --- a worker: one contender, set up once, running batches on request ---
 
 
-def _openai(body: bytes, content_type: str) -> openai.OpenAI:
-    http = httpx2.Client(transport=_transport(body, content_type))
-    return openai.OpenAI(base_url="http://bench.invalid/v1", api_key="k", http_client=http, max_retries=0)
+class _Discard:
+    """A span exporter that drops what it gets: export cost is the backend's, not the instrumentation's."""
+
+    def export(self, spans: Sequence[Any]) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True
 
 
-def _anthropic(body: bytes, content_type: str) -> anthropic.Anthropic:
-    http = httpx2.Client(transport=_transport(body, content_type))
-    return anthropic.Anthropic(base_url="http://bench.invalid", api_key="k", http_client=http, max_retries=0)
+def _instrument(name: str, provider: Any) -> None:
+    if name.startswith("featurecost"):
+        from featurecost.instrumentation.anthropic import AnthropicInstrumentor
+        from featurecost.instrumentation.openai import OpenAIInstrumentor
 
-
-def _time_per_op(fn: Callable[[], None], ops: int) -> float:
-    # CPU time of this thread: the 2-core machines this runs on are shared, and time
-    # spent descheduled is not time the instrumentation took.
-    gc.collect()
-    start = time.thread_time()
-    fn()
-    return (time.thread_time() - start) / ops * 1e6  # µs
-
-
-Instrumenter = tuple[str, Callable[[TracerProvider], None], Callable[[], None]]
-
-
-def _featurecost() -> Instrumenter:
-    def on(provider: TracerProvider) -> None:
         OpenAIInstrumentor().instrument(tracer_provider=provider)
         AnthropicInstrumentor().instrument(tracer_provider=provider)
+    elif name == "openai-v2":
+        from opentelemetry.instrumentation.openai_v2 import OpenAIInstrumentor as OpenAIv2
 
-    def off() -> None:
-        OpenAIInstrumentor().uninstrument()
-        AnthropicInstrumentor().uninstrument()
+        OpenAIv2().instrument(tracer_provider=provider)
+    elif name == "openllmetry":
+        from opentelemetry.instrumentation.anthropic import AnthropicInstrumentor as LLMetryAnthropic
+        from opentelemetry.instrumentation.openai import OpenAIInstrumentor as LLMetryOpenAI
 
-    return "featurecost", on, off
+        LLMetryOpenAI().instrument(tracer_provider=provider)
+        LLMetryAnthropic().instrument(tracer_provider=provider)
+    elif name == "openinference":
+        from openinference.instrumentation.anthropic import AnthropicInstrumentor as OIAnthropic
+        from openinference.instrumentation.openai import OpenAIInstrumentor as OIOpenAI
 
-
-def _optional(name: str, module: str, cls: str, package: str) -> Instrumenter | str:
-    try:
-        instrumentor = getattr(__import__(module, fromlist=[cls]), cls)()
-    except Exception as exc:
-        return f"{name}: not measured ({package} not importable here: {type(exc).__name__}); pip install {package}"
-
-    def on(provider: TracerProvider) -> None:
-        instrumentor.instrument(tracer_provider=provider)
-
-    def off() -> None:
-        instrumentor.uninstrument()
-
-    return name, on, off
+        OIOpenAI().instrument(tracer_provider=provider)
+        OIAnthropic().instrument(tracer_provider=provider)
+    elif name != "bare":
+        raise SystemExit(f"unknown contender {name!r}")
 
 
-def measure(
-    case: Callable[[], None], ops: int, instrumenter: Instrumenter, provider: TracerProvider
-) -> tuple[float, float]:
-    """Fastest round's µs per op, uninstrumented and instrumented, from alternating rounds.
-
-    The minimum is the estimate least disturbed by other work on the machine.
-    """
-    _, on, off = instrumenter
-    case()  # warm up imports and pools
-    base: list[float] = []
-    instrumented: list[float] = []
-    for _ in range(ROUNDS):
-        base.append(_time_per_op(case, ops))
-        on(provider)
-        try:
-            case()
-            instrumented.append(_time_per_op(case, ops))
-        finally:
-            off()
-    return min(base), min(instrumented)
+def _rss_kb() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-def isolated(
-    provider: TracerProvider,
-    calls: int,
-    chat: openai.OpenAI,
-    chunk_list: list[Any],
-    claude: anthropic.Anthropic,
-    event_list: list[Any],
-) -> None:
-    """featurecost's own work, without the SDK around it: the wrapper around a method
-    that returns a ready response, and the stream proxy around ready chunks."""
-    tracer = provider.get_tracer("bench")
-    completion = chat.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
-    message = claude.messages.create(
-        model="claude-haiku-4-5", max_tokens=64, messages=[{"role": "user", "content": "hi"}]
-    )
-    openai_wrapper = sync_wrapper(tracer, openai_endpoints(True)["chat"])
-    anthropic_wrapper = sync_wrapper(tracer, ANTHROPIC_MESSAGES)
-    kwargs: dict[str, Any] = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+class Worker:
+    def __init__(self, name: str, chunks: int) -> None:
+        import anthropic
+        import httpx2
+        import openai
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-    def canned_completion(**_: Any) -> Any:
-        return completion
+        import featurecost
 
-    def canned_message(**_: Any) -> Any:
-        return message
+        self.name = name
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(BatchSpanProcessor(_Discard()))  # type: ignore[arg-type]
+        trace.set_tracer_provider(self.provider)
+        _instrument(name, self.provider)
 
-    def direct(canned: Callable[..., Any]) -> Callable[[], None]:
-        def run() -> None:
-            with featurecost.attribute(feature="bench", tenant="t"):
-                for _ in range(calls):
-                    canned(**kwargs)
+        def http(body: bytes, content_type: str) -> httpx2.Client:
+            def handler(request: httpx2.Request) -> httpx2.Response:
+                return httpx2.Response(200, content=body, headers={"content-type": content_type})
 
-        return run
+            return httpx2.Client(transport=httpx2.MockTransport(handler))
 
-    def through(wrapper: Callable[..., Any], canned: Callable[..., Any], instance: Any) -> Callable[[], None]:
-        def run() -> None:
-            with featurecost.attribute(feature="bench", tenant="t"):
-                for _ in range(calls):
-                    wrapper(canned, instance, (), kwargs)
-
-        return run
-
-    def plain_stream(items: list[Any]) -> Callable[[], None]:
-        def run() -> None:
-            for _ in iter(items):
-                pass
-
-        return run
-
-    def traced_stream(items: list[Any], accumulator: Callable[[], Any]) -> Callable[[], None]:
-        def run() -> None:
-            call = start_llm_call(tracer, operation="chat", provider="bench", request_model="m")
-            for _ in TracedStream(iter(items), call, accumulator()):
-                pass
-
-        return run
-
-    rows = [
-        (
-            "openai wrapper, canned response",
-            "call",
-            calls,
-            direct(canned_completion),
-            through(openai_wrapper, canned_completion, chat.chat.completions),
-        ),
-        (
-            "anthropic wrapper, canned response",
-            "call",
-            calls,
-            direct(canned_message),
-            through(anthropic_wrapper, canned_message, claude.messages),
-        ),
-        (
-            "openai stream proxy, parsed chunks",
-            "chunk",
-            len(chunk_list),
-            plain_stream(chunk_list),
-            traced_stream(chunk_list, lambda: ChatStreamAccumulator(True)),
-        ),
-        (
-            "anthropic stream proxy, parsed events",
-            "chunk",
-            len(event_list),
-            plain_stream(event_list),
-            traced_stream(event_list, MessageStreamAccumulator),
-        ),
-    ]
-    # The floor: what the OpenTelemetry SDK itself takes to start and end a span with
-    # the same attributes, recorded from one real call.
-    exporter = InMemorySpanExporter()
-    recording = TracerProvider()
-    recording.add_span_processor(SimpleSpanProcessor(exporter))
-    sync_wrapper(recording.get_tracer("bench"), openai_endpoints(True)["chat"])(
-        canned_completion, chat.chat.completions, (), kwargs
-    )
-    (recorded,) = exporter.get_finished_spans()
-    span_attributes = dict(recorded.attributes or {})
-
-    def bare_spans() -> None:
-        for _ in range(calls):
-            tracer.start_span(recorded.name, kind=SpanKind.CLIENT, attributes=span_attributes).end()
-
-    rows.insert(
-        0,
-        (
-            f"OTel SDK span alone, {len(span_attributes)} attributes",
-            "call",
-            calls,
-            direct(canned_completion),
-            bare_spans,
-        ),
-    )
-    for label, unit, ops, base_case, instr_case in rows:
-        base_case()
-        instr_case()
-        base = min(_time_per_op(base_case, ops) for _ in range(ROUNDS))
-        instr = min(_time_per_op(instr_case, ops) for _ in range(ROUNDS))
-        print(f"{label:38} {'featurecost':14} {unit:6} {base:10.2f} {instr:10.2f} {instr - base:10.2f}")
-
-
-def _instrumenter(name: str) -> Instrumenter | str:
-    if name == "featurecost":
-        return _featurecost()
-    if name == "OpenLLMetry":
-        return _optional(
-            name, "opentelemetry.instrumentation.openai", "OpenAIInstrumentor", "opentelemetry-instrumentation-openai"
+        base = "http://bench.invalid"
+        self.chat = openai.OpenAI(
+            base_url=f"{base}/v1", api_key="k", max_retries=0, http_client=http(_chat_json(), "application/json")
         )
-    return _optional(
-        name, "openinference.instrumentation.openai", "OpenAIInstrumentor", "openinference-instrumentation-openai"
+        self.chat_stream = openai.OpenAI(
+            base_url=f"{base}/v1", api_key="k", max_retries=0, http_client=http(_chat_sse(chunks), "text/event-stream")
+        )
+        self.claude = anthropic.Anthropic(
+            base_url=base, api_key="k", max_retries=0, http_client=http(_message_json(), "application/json")
+        )
+        self.claude_stream = anthropic.Anthropic(
+            base_url=base, api_key="k", max_retries=0, http_client=http(_message_sse(chunks), "text/event-stream")
+        )
+        per_call = name == "featurecost"
+        outer = name == "featurecost-outer"
+        attribute: Callable[[], AbstractContextManager[Any]] = (
+            (lambda: featurecost.attribute(**ATTRIBUTION)) if name.startswith("featurecost") else nullcontext
+        )
+        self.tracer = self.provider.get_tracer("app")
+        self.per_call: Callable[[], AbstractContextManager[Any]] = attribute if per_call else nullcontext
+        self.per_batch: Callable[[], AbstractContextManager[Any]] = attribute if outer else nullcontext
+
+    def _openai_chat(self) -> None:
+        with self.per_call():
+            self.chat.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES)
+
+    def _openai_stream(self) -> None:
+        with self.per_call():
+            for _ in self.chat_stream.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES, stream=True):
+                pass
+
+    def _anthropic_message(self) -> None:
+        with self.per_call():
+            self.claude.messages.create(model=CLAUDE_MODEL, max_tokens=64, messages=MESSAGES)
+
+    def _anthropic_stream(self) -> None:
+        with self.per_call():
+            for _ in self.claude_stream.messages.create(
+                model=CLAUDE_MODEL, max_tokens=64, messages=MESSAGES, stream=True
+            ):
+                pass
+
+    def _app_span(self) -> None:
+        # An ordinary span of the app (an HTTP handler, a DB query): instrumentation of LLM
+        # calls must not make these dearer.
+        with self.tracer.start_as_current_span("app work"):
+            pass
+
+    def _span_floor(self) -> None:
+        from opentelemetry.trace import SpanKind
+
+        span = self.tracer.start_span("chat gpt-4o-mini", kind=SpanKind.CLIENT, attributes=_START_ATTRIBUTES)
+        span.set_attributes(_END_ATTRIBUTES)
+        span.end()
+
+    def case(self, case: str) -> Callable[[], None]:
+        return {
+            "openai chat": self._openai_chat,
+            "openai stream": self._openai_stream,
+            "anthropic message": self._anthropic_message,
+            "anthropic stream": self._anthropic_stream,
+            "app span": self._app_span,
+            FLOOR: self._span_floor,
+        }[case]
+
+    def run(self, case: str, repeat: int) -> float:
+        """CPU seconds of ``repeat`` calls of ``case``, their spans flushed through the processor."""
+        call = self.case(case)
+        gc.collect()
+        start = time.process_time()
+        with self.per_batch():
+            for _ in range(repeat):
+                call()
+        self.provider.force_flush()
+        return time.process_time() - start
+
+    def growth(self, calls: int) -> list[int]:
+        """RSS (KiB) before, halfway through and after ``calls`` more chat calls."""
+        gc.collect()
+        sizes = [_rss_kb()]
+        for _ in range(2):
+            for _ in range(calls // 2 // _FLUSH_EVERY):
+                # flushed in steps: the span queue (2048) must never overflow and drop spans
+                with self.per_batch():
+                    for _ in range(_FLUSH_EVERY):
+                        self._openai_chat()
+                self.provider.force_flush()
+            gc.collect()
+            sizes.append(_rss_kb())
+        return sizes
+
+
+def worker_main(name: str, chunks: int) -> None:
+    worker = Worker(name, chunks)
+    out = sys.stdout
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command["op"] == "run":
+            reply: Any = worker.run(command["case"], command["repeat"])
+        elif command["op"] == "rss":
+            gc.collect()
+            reply = _rss_kb()
+        elif command["op"] == "growth":
+            reply = worker.growth(command["calls"])
+        else:
+            break
+        out.write(json.dumps(reply) + "\n")
+        out.flush()
+
+
+class Remote:
+    """The driver's handle on a worker process."""
+
+    def __init__(self, name: str, chunks: int) -> None:
+        self.name = name
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--worker", name, "--chunks", str(chunks)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def ask(self, **command: Any) -> Any:
+        assert self.process.stdin is not None
+        assert self.process.stdout is not None
+        self.process.stdin.write(json.dumps(command) + "\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"worker {self.name} died")
+        return json.loads(line)
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        self.process.wait()
+
+
+def _rotated(items: list[Remote], by: int) -> Iterator[Remote]:
+    for i in range(len(items)):
+        yield items[(i + by) % len(items)]
+
+
+def _applies(name: str, case: str) -> bool:
+    _, openai_, anthropic_ = CONTENDERS[name]
+    if case == FLOOR:
+        return name == "bare"
+    if case == "app span":
+        return True
+    return openai_ if case.startswith("openai") else anthropic_
+
+
+def compare(args: argparse.Namespace) -> None:
+    names = [n for n in CONTENDERS if args.only is None or n in args.only.split(",") or n == "bare"]
+    workers = [Remote(name, args.chunks) for name in names]
+    spans = 1000  # app spans per batch: below the span queue's 2048, so none is dropped
+    repeat = {"openai chat": args.calls, "anthropic message": args.calls, "openai stream": 1, "anthropic stream": 1}
+    repeat.update({"app span": spans, FLOOR: args.calls})
+    per_op = {"openai chat": args.calls, "anthropic message": args.calls, "openai stream": args.chunks}
+    per_op.update({"anthropic stream": args.chunks, "app span": spans, FLOOR: args.calls})
+    try:
+        for worker in workers:  # warm up: imports, pools, caches
+            for case in (*CASES, FLOOR):
+                if _applies(worker.name, case):
+                    worker.ask(op="run", case=case, repeat=max(1, repeat[case] // 10))
+        idle = {w.name: w.ask(op="rss") for w in workers}
+        added: dict[tuple[str, str], list[float]] = {}
+        bare_us: dict[str, list[float]] = {}
+        for round_ in range(args.rounds):
+            for case in (*CASES, FLOOR):
+                times: dict[str, float] = {}
+                for worker in _rotated(workers, round_):
+                    if _applies(worker.name, case):
+                        times[worker.name] = worker.ask(op="run", case=case, repeat=repeat[case]) / per_op[case] * 1e6
+                base = times["bare"]
+                if case == FLOOR:
+                    bare_us.setdefault(case, []).append(base)
+                    continue
+                bare_us.setdefault(case, []).append(base)
+                for name, us in times.items():
+                    if name != "bare":
+                        added.setdefault((name, case), []).append(us - base)
+        growth = {w.name: w.ask(op="growth", calls=args.growth_calls) for w in workers} if args.growth_calls else {}
+    finally:
+        for worker in workers:
+            worker.close()
+
+    unit = {c: "/chunk" if "stream" in c else "/span" if c == "app span" else "/call" for c in CASES}
+    width = 19
+    print(f"Added CPU µs per op: median of {args.rounds} rounds, each contender minus the bare SDK in the same round")
+    print(f"{'contender':48}" + "".join(f"{c:>{width}}" for c in CASES))
+    print(f"{'':48}" + "".join(f"{unit[c]:>{width}}" for c in CASES))
+    print(
+        f"{'bare SDK (its own µs per op, not added)':48}"
+        + "".join(f"{statistics.median(bare_us[c]):{width}.2f}" for c in CASES)
     )
+    medians: dict[tuple[str, str], float] = {}
+    for name in names[1:]:
+        cells = []
+        for case in CASES:
+            found = added.get((name, case))
+            if found is None:
+                cells.append(f"{'—':>{width}}")
+                continue
+            medians[name, case] = statistics.median(found)
+            cells.append(f"{medians[name, case]:{width}.2f}")
+        print(f"{CONTENDERS[name][0]:48}" + "".join(cells))
+    floor = statistics.median(bare_us[FLOOR])
+    print(f"reference: the OTel SDK alone, one span with ~20 attributes started and ended: {floor:.2f} µs")
+    print()
+    for case in CASES[:4]:
+        peers = {p: medians[p, case] for p in PEERS if (p, case) in medians}
+        if not peers or ("featurecost", case) not in medians:
+            continue
+        best = min(peers, key=lambda p: peers[p])
+        ours = medians["featurecost", case]
+        target = "≤ 0.333" if "stream" not in case else "≤ 0.333, and ≤ 1 µs per chunk"
+        ratio = ours / peers[best]
+        print(
+            f"{case:20} featurecost {ours:8.2f} / best peer ({best}) {peers[best]:8.2f} = {ratio:6.3f}  target {target}"
+        )
+    print()
+    print(
+        f"{'RSS MiB':44}{'idle':>10}"
+        + (
+            f"{'+' + str(args.growth_calls // 2) + ' calls':>16}{'+' + str(args.growth_calls) + ' calls':>16}"
+            if growth
+            else ""
+        )
+    )
+    for name in names:
+        row = f"{CONTENDERS[name][0]:44}{idle[name] / 1024:10.1f}"
+        if name in growth:
+            before, half, after = growth[name]
+            row += f"{(half - before) / 1024:+16.2f}{(after - before) / 1024:+16.2f}"
+        print(row)
+
+
+def profile(args: argparse.Namespace) -> None:
+    worker = Worker(args.profile, args.chunks)
+    case = args.case
+    worker.run(case, 50)
+    profiler = cProfile.Profile()
+    call = worker.case(case)
+    repeat = args.calls if "stream" not in case else 5
+    profiler.enable()
+    with worker.per_batch():
+        for _ in range(repeat):
+            call()
+    profiler.disable()
+    stats = pstats.Stats(profiler).sort_stats(args.sort)
+    stats.print_stats(*([args.filter] if args.filter else []), args.lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--calls", type=int, default=1000, help="calls per round for the per-call cases")
-    parser.add_argument("--chunks", type=int, default=2000, help="chunks in the stream of the per-chunk cases")
-    parser.add_argument("--only", help=argparse.SUPPRESS)  # one part, in a process of its own
+    parser.add_argument("--rounds", type=int, default=21, help="paired rounds (the median counts)")
+    parser.add_argument("--calls", type=int, default=300, help="calls per contender per round")
+    parser.add_argument("--chunks", type=int, default=2000, help="chunks of the streamed responses")
+    parser.add_argument("--growth-calls", type=int, default=20_000, help="calls for the RSS growth check (0: skip)")
+    parser.add_argument("--only", help="comma-separated contenders (the bare SDK always runs)")
+    parser.add_argument("--profile", help="cProfile one contender instead of comparing")
+    parser.add_argument("--case", default="openai chat", choices=CASES, help="the case --profile runs")
+    parser.add_argument("--sort", default="tottime", help="pstats sort key for --profile")
+    parser.add_argument("--lines", type=int, default=40, help="rows --profile prints")
+    parser.add_argument(
+        "--filter", help="regex on file:function rows --profile prints (e.g. 'featurecost|opentelemetry')"
+    )
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    sizes = ["--calls", str(args.calls), "--chunks", str(args.chunks)]
-    if args.only is None:
-        # Each part runs in a fresh process: some instrumentations leave patches behind
-        # after uninstrument(), which would slow the next part's uninstrumented baseline.
-        print("End to end: the real SDK over an in-memory transport, without and with instrumentation")
-        header = f"{'case':34} {'instrumentation':14} {'per':6} {'SDK µs':>10} {'instr µs':>10} {'added µs':>10}"
-        print(f"{header} {'ratio':>7}", flush=True)
-        for part in ("featurecost", "OpenLLMetry", "OpenInference"):
-            subprocess.run([sys.executable, __file__, *sizes, "--only", part], check=True)
-        print()
-        print("Isolated: featurecost's own work per call / per chunk (the SDK's time taken out)")
-        print(f"{'case':38} {'instrumentation':14} {'per':6} {'bare µs':>10} {'instr µs':>10} {'added µs':>10}")
-        sys.stdout.flush()
-        subprocess.run([sys.executable, __file__, *sizes, "--only", "isolated"], check=True)
-        print()
-        print("targets: <= 30 µs added per non-streaming call, ~1 µs added per stream chunk")
-        return
-
-    provider = TracerProvider()  # spans recorded, nothing exported
-    messages = [{"role": "user", "content": "hi"}]
-    chat = _openai(_chat_json(), "application/json")
-    chat_stream = _openai(_chat_sse(args.chunks), "text/event-stream")
-    claude = _anthropic(_message_json(), "application/json")
-    claude_stream = _anthropic(_message_sse(args.chunks), "text/event-stream")
-
-    if args.only == "isolated":
-        chunk_list = list(chat_stream.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True))  # type: ignore[call-overload]
-        event_list = list(
-            claude_stream.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=messages, stream=True)  # type: ignore[arg-type]
-        )
-        isolated(provider, args.calls, chat, chunk_list, claude, event_list)
-        return
-
-    def openai_calls() -> None:
-        with featurecost.attribute(feature="bench", tenant="t"):
-            for _ in range(args.calls):
-                chat.chat.completions.create(model="gpt-4o-mini", messages=messages)  # type: ignore[arg-type]
-
-    def openai_stream() -> None:
-        with featurecost.attribute(feature="bench", tenant="t"):
-            for _ in chat_stream.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True):  # type: ignore[call-overload]
-                pass
-
-    def anthropic_calls() -> None:
-        with featurecost.attribute(feature="bench", tenant="t"):
-            for _ in range(args.calls):
-                claude.messages.create(model="claude-haiku-4-5", max_tokens=64, messages=messages)  # type: ignore[arg-type]
-
-    def anthropic_stream() -> None:
-        with featurecost.attribute(feature="bench", tenant="t"):
-            for _ in claude_stream.messages.create(
-                model="claude-haiku-4-5",
-                max_tokens=64,
-                messages=messages,  # type: ignore[arg-type]
-                stream=True,
-            ):
-                pass
-
-    cases = [
-        ("openai chat.completions.create", "call", openai_calls, args.calls, True),
-        ("openai chat stream", "chunk", openai_stream, args.chunks, True),
-        ("anthropic messages.create", "call", anthropic_calls, args.calls, False),
-        ("anthropic messages stream", "chunk", anthropic_stream, args.chunks, False),
-    ]
-    instrumenter = _instrumenter(args.only)
-    if isinstance(instrumenter, str):
-        print(instrumenter)
-        return
-    name = instrumenter[0]
-    for label, unit, case, ops, is_openai in cases:
-        if name != "featurecost" and not is_openai:
-            continue  # the comparisons are OpenAI instrumentors
-        base, instr = measure(case, ops, instrumenter, provider)
-        print(f"{label:34} {name:14} {unit:6} {base:10.2f} {instr:10.2f} {instr - base:10.2f} {instr / base:7.3f}")
+    if args.worker:
+        worker_main(args.worker, args.chunks)
+    elif args.profile:
+        profile(args)
+    else:
+        compare(args)
 
 
 if __name__ == "__main__":

@@ -101,7 +101,7 @@ def test_anthropic(monkeypatch: pytest.MonkeyPatch, stand_in: RunningStandIn, sp
 
 
 def test_mistral(monkeypatch: pytest.MonkeyPatch, spans: Spans, instrument: Any) -> None:
-    monkeypatch.setattr(fc_mistral, "_record", boom)
+    monkeypatch.setattr(fc_mistral, "_response_facts", boom)
     monkeypatch.setattr(fc_mistral, "_ResponseAccumulator", BoomAccumulator)
     instrument(fc_mistral.MistralAIInstrumentor())
     with serve_in_thread(MistralStandIn().app()) as url, featurecost.attribute(feature="f"):
@@ -114,7 +114,7 @@ def test_mistral(monkeypatch: pytest.MonkeyPatch, spans: Spans, instrument: Any)
 
 
 def test_cohere(monkeypatch: pytest.MonkeyPatch, spans: Spans, instrument: Any) -> None:
-    monkeypatch.setattr(fc_cohere, "_record_chat", boom)
+    monkeypatch.setattr(fc_cohere, "_chat_facts", boom)
     monkeypatch.setattr(fc_cohere, "_ChatAccumulator", BoomAccumulator)
     instrument(fc_cohere.CohereInstrumentor())
     with serve_in_thread(CohereStandIn().app()) as url, featurecost.attribute(feature="f"):
@@ -127,7 +127,7 @@ def test_cohere(monkeypatch: pytest.MonkeyPatch, spans: Spans, instrument: Any) 
 
 
 def test_google_genai(monkeypatch: pytest.MonkeyPatch, spans: Spans, instrument: Any) -> None:
-    monkeypatch.setattr(fc_genai, "_record_generation", boom)
+    monkeypatch.setattr(fc_genai, "_generation_facts", boom)
     monkeypatch.setattr(fc_genai, "_GenerationAccumulator", BoomAccumulator)
     instrument(fc_genai.GoogleGenAIInstrumentor())
     with serve_in_thread(GeminiStandIn().app()) as url, featurecost.attribute(feature="f"):
@@ -157,7 +157,7 @@ def _bedrock_calls(url: str) -> tuple[Any, list[Any]]:
 
 
 def test_bedrock(monkeypatch: pytest.MonkeyPatch, spans: Spans, instrument: Any) -> None:
-    monkeypatch.setattr(fc_bedrock, "_record_converse", boom)
+    monkeypatch.setattr(fc_bedrock, "_converse_facts", boom)
     monkeypatch.setitem(fc_bedrock._STREAMS, "ConverseStream", ("stream", BoomAccumulator))
     instrument(fc_bedrock.BedrockInstrumentor())
     with serve_in_thread(BedrockStandIn().app()) as url, featurecost.attribute(feature="f"):
@@ -175,4 +175,78 @@ def test_bedrock_request_extractor(monkeypatch: pytest.MonkeyPatch, spans: Spans
     assert reply["output"]["message"]["content"]
     assert "metadata" in events[-1]
     # the request could not be read: both calls went out untraced rather than not at all
+    assert spans.llm() == []
+
+
+# --- request extractors: a request we cannot read goes out untraced, never blocked ---
+
+
+def test_openai_request_extractor(
+    monkeypatch: pytest.MonkeyPatch, stand_in: RunningStandIn, spans: Spans, instrument: Any
+) -> None:
+    monkeypatch.setattr(fc_openai, "_chat_request", boom)
+    instrument(fc_openai.OpenAIInstrumentor())
+    client = openai.OpenAI(base_url=f"{stand_in.url}/v1", api_key="k", max_retries=0)
+    with featurecost.attribute(feature="f"):
+        reply = client.chat.completions.create(model="gpt-4o-mini", messages=USER)
+        chunks = list(client.chat.completions.create(model="gpt-4o-mini", messages=USER, stream=True))
+    assert reply.choices[0].message.content
+    assert [c for c in chunks if c.choices][-1].choices[0].finish_reason == "stop"
+    assert spans.llm() == []
+
+
+def test_anthropic_request_extractor(
+    monkeypatch: pytest.MonkeyPatch, stand_in: RunningStandIn, spans: Spans, instrument: Any
+) -> None:
+    monkeypatch.setattr(fc_anthropic, "MESSAGES", dataclasses.replace(fc_anthropic.MESSAGES, request_attributes=boom))
+    instrument(fc_anthropic.AnthropicInstrumentor())
+    client = anthropic.Anthropic(base_url=stand_in.url, api_key="k", max_retries=0)
+    model = "claude-3-5-haiku-20241022"
+    with featurecost.attribute(feature="f"):
+        reply = client.messages.create(model=model, max_tokens=20, messages=USER)
+        events = list(client.messages.create(model=model, max_tokens=20, messages=USER, stream=True))
+        with client.messages.stream(model=model, max_tokens=20, messages=USER) as stream:
+            final = stream.get_final_message()
+    assert reply.content
+    assert events[-1].type == "message_stop"
+    assert final.usage.output_tokens > 0
+    assert spans.llm() == []
+
+
+def test_mistral_request_extractor(monkeypatch: pytest.MonkeyPatch, spans: Spans, instrument: Any) -> None:
+    monkeypatch.setattr(fc_mistral, "_request", boom)
+    instrument(fc_mistral.MistralAIInstrumentor())
+    with serve_in_thread(MistralStandIn().app()) as url, featurecost.attribute(feature="f"):
+        client = Mistral(api_key="k", server_url=url)
+        reply = client.chat.complete(model="mistral-small-latest", messages=USER)
+        events = list(client.chat.stream(model="mistral-small-latest", messages=USER))
+    assert reply.choices[0].message.content
+    assert events
+    assert spans.llm() == []
+
+
+def test_cohere_request_extractor(monkeypatch: pytest.MonkeyPatch, spans: Spans, instrument: Any) -> None:
+    monkeypatch.setattr(fc_cohere, "_request", boom)
+    instrument(fc_cohere.CohereInstrumentor())
+    with serve_in_thread(CohereStandIn().app()) as url, featurecost.attribute(feature="f"):
+        client = cohere.ClientV2(api_key="k", base_url=url)
+        reply = client.chat(model="command-a-03-2025", messages=USER)
+        events = list(client.chat_stream(model="command-a-03-2025", messages=USER))
+        with client.v2.with_raw_response.chat_stream(model="command-a-03-2025", messages=USER) as raw:
+            raw_events = list(raw.data)
+    assert reply.message.content
+    assert events[-1].type == "message-end"
+    assert raw_events[-1].type == "message-end"
+    assert spans.llm() == []
+
+
+def test_google_genai_request_extractor(monkeypatch: pytest.MonkeyPatch, spans: Spans, instrument: Any) -> None:
+    monkeypatch.setattr(fc_genai, "_request", boom)
+    instrument(fc_genai.GoogleGenAIInstrumentor())
+    with serve_in_thread(GeminiStandIn().app()) as url, featurecost.attribute(feature="f"):
+        client = genai.Client(api_key="k", http_options=types.HttpOptions(base_url=url))
+        reply = client.models.generate_content(model="gemini-2.5-flash", contents="hi")
+        chunks = list(client.models.generate_content_stream(model="gemini-2.5-flash", contents="hi"))
+    assert reply.text
+    assert chunks
     assert spans.llm() == []

@@ -237,3 +237,33 @@ def test_router_calls_are_billed_with_the_deployment_model(stand_in: RunningStan
     for call, usage in zip(calls, served, strict=True):
         assert (call.provider, call.request_model, call.feature) == ("anthropic", "claude-haiku-4-5", "routed")
         assert call.cost_usd == _anthropic_cost(usage)
+
+
+def test_failing_extractors_leave_the_calls_going(
+    monkeypatch: pytest.MonkeyPatch, stand_in: RunningStandIn, instrumented: Spans
+) -> None:
+    """Our extractors raising (issue #13): the caller still gets the reply and every chunk; the
+    span ends with the usage recorded missing, never guessed."""
+    import featurecost.instrumentation.litellm as fc_litellm
+
+    def boom(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("extractor bug")
+
+    class BoomAccumulator:
+        def __init__(self, *args: Any) -> None:
+            pass
+
+        on_item = usage = response_attributes = saw_end = boom
+
+    monkeypatch.setattr(fc_litellm, "_call_facts", boom)
+    monkeypatch.setattr(fc_litellm, "_Accumulator", BoomAccumulator)
+    call: dict[str, Any] = {"model": "anthropic/claude-haiku-4-5", "api_base": stand_in.url, "api_key": "sk-test"}
+    with featurecost.attribute(feature="f", tenant="acme"):
+        reply = litellm.completion(messages=[{"role": "user", "content": "hello"}], max_tokens=40, **call)
+        chunks = list(litellm.completion(messages=[{"role": "user", "content": "hi"}], stream=True, **call))
+    assert reply.choices[0].message.content
+    assert [c for c in chunks if c.choices][-1].choices[0].finish_reason
+    llm = instrumented.llm()
+    assert len(llm) == 2
+    assert all(span.end_time is not None for span in llm)
+    assert [(s.attributes or {})["featurecost.usage.source"] for s in llm] == ["missing", "missing"]

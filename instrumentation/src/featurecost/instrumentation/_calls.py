@@ -1,22 +1,15 @@
-"""Wrappers for SDK methods that make one billable LLM call, shared by the instrumentors.
+"""The Stainless-generated SDKs (openai, anthropic) on the one call lifecycle (``_lifecycle.py``).
 
-An ``Endpoint`` says what one SDK method is (operation, how to read its request,
-response and stream); ``sync_wrapper`` / ``async_wrapper`` turn it into a ``wrapt``
-wrapper that opens the call's one span, hands streams to the stream proxies, and
-passes straight through when instrumentation is suppressed or another featurecost
-span is already billing this call (an SDK helper calling another wrapped method).
-
-The Stainless-generated SDKs (openai, anthropic, …) share the result types this
-handles: parsed models, ``Stream`` / ``AsyncStream``, and the raw responses of
-``.with_raw_response`` (parsed value cached on them) and ``.with_streaming_response``
-(body left unread), told apart by the ``X-Stainless-Raw-Response`` header they set.
-
-Other SDKs (google-genai, Mistral, Cohere) describe a method with an ``SDKCall`` and
-get the same spans from ``call_wrapper`` / ``stream_wrapper`` and their async twins;
-every stream, whichever SDK made it, ends through ``_streams.py``.
+An ``Endpoint`` says what one of their methods is (operation, whom it bills, its request,
+response and stream extractors); ``sync_wrapper`` / ``async_wrapper`` run it through the
+lifecycle's rules. What is particular to these SDKs lives here: the result types they share —
+parsed models, ``Stream`` / ``AsyncStream``, and the raw responses of ``.with_raw_response``
+(parsed value cached on them) and ``.with_streaming_response`` (body left unread), told apart
+by the ``X-Stainless-Raw-Response`` header they set — and asking a stream for the usage the
+caller did not (``prepare_stream``), hidden from the caller again by the accumulator.
 
 Instrumentation never breaks a call: a failure of ours is logged and the call goes on
-(strict mode ``reject`` is the one deliberate exception).
+(strict mode ``reject`` and the budget guard's deny are the deliberate exceptions).
 """
 
 from __future__ import annotations
@@ -27,49 +20,73 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled
-from opentelemetry.trace import Span, Tracer
-from opentelemetry.util.types import AttributeValue
+from opentelemetry.trace import Tracer
 
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._settle import settle
+from featurecost.instrumentation._lifecycle import (
+    NO_FACTS,
+    Check,
+    CheckAsync,
+    Facts,
+    Method,
+    Request,
+    extract,
+    extract_async,
+    finish,
+    hand_over,
+    hand_over_async,
+    open_call,
+    open_call_async,
+    passthrough,
+    start_span,
+    start_stream,
+)
 from featurecost.instrumentation._spans import (
     LLMCall,
     TokenUsage,
-    begin_llm_span,
     clean_attributes,
     end_llm_span,
-    in_llm_call,
-    record_usage,
-    start_llm_call,
-    usage_attributes,
 )
 from featurecost.instrumentation._streams import AsyncTracedStream, StreamAccumulator, TracedStream
-from featurecost.instrumentation.attribution import UnattributedCallError
 from featurecost.instrumentation.guard import (
-    Ticket,
-    active_guard,
     check_call,
     check_call_async,
-    mark_call_span,
-    usage_tokens,
 )
 
 log = logging.getLogger(__name__)
 
-Facts = tuple[dict[str, Any], TokenUsage | None]
+__all__ = ["Endpoint", "Facts", "async_wrapper", "passthrough", "provider_by_client_class", "sync_wrapper"]
 
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
+    """One method of a Stainless SDK (openai, anthropic): its operation, whom it bills
+    (``provider_of(client)``), its request and response extractors, and for streams a fresh
+    accumulator per stream — its argument says whether ``prepare_stream`` changed the request
+    to get usage the caller did not ask for."""
+
     operation: str
     provider_of: Callable[[Any], str]
     request_attributes: Callable[[Mapping[str, Any]], dict[str, Any]]
     response_facts: Callable[[Any], Facts]
-    # Stream support: a fresh accumulator per stream; its argument says whether
-    # ``prepare_stream`` changed the request to get usage the caller did not ask for.
     new_accumulator: Callable[[bool], StreamAccumulator] | None = None
     prepare_stream: Callable[[Any, dict[str, Any]], bool] | None = None  # (client, kwargs)
+
+    def method(self, check: Check = check_call, check_async: CheckAsync = check_call_async) -> Method:
+        """This endpoint as the lifecycle's ``Method``."""
+        provider_of, request_attributes = self.provider_of, self.request_attributes
+
+        def provider(instance: Any) -> str:
+            return provider_of(getattr(instance, "_client", None))
+
+        def request(instance: Any, kwargs: dict[str, Any]) -> Request:
+            found = clean_attributes(request_attributes(kwargs))
+            if kwargs.get("stream") is True:
+                found[attrs.REQUEST_STREAM] = True
+            model = kwargs.get("model")
+            return Request(model if isinstance(model, str) else None, found, getattr(instance, "_client", None))
+
+        return Method(self.operation, provider, request, check, check_async)
 
 
 # Set by the SDKs' ``.with_raw_response`` ("raw", or "true" in openai's legacy wrapper)
@@ -83,12 +100,6 @@ def _raw_mode(kwargs: Mapping[str, Any]) -> str | None:
         return None
     mode = headers.get(_RAW_RESPONSE_HEADER)
     return mode if isinstance(mode, str) else None
-
-
-def _record_parsed(span: Span, endpoint: Endpoint, parsed: Any) -> None:
-    facts, usage = endpoint.response_facts(parsed)
-    if span.is_recording():
-        span.set_attributes({**clean_attributes(facts), **usage_attributes(usage)})
 
 
 def _parse_raw(result: Any) -> Any:
@@ -111,24 +122,20 @@ def _replace_parsed(result: Any, parsed: Any) -> None:
         log.debug("featurecost: could not hand a traced stream to a raw response", exc_info=True)
 
 
-def _record_response(span: Span, endpoint: Endpoint, result: Any, mode: str | None) -> None:
+def _response_facts(endpoint: Endpoint, result: Any, mode: str | None) -> Facts:
+    """The response extractor of a plain call, whatever wrapper the caller used."""
     if mode is None:
-        _record_parsed(span, endpoint, result)
-    elif mode == "stream":
+        return endpoint.response_facts(result)
+    if mode == "stream":
         # ``.with_streaming_response``: the body is the caller's to read; we never read it.
-        record_usage(span, None)
-    else:
-        parsed = _parse_raw(result)
-        if parsed is None:
-            record_usage(span, None)
-        else:
-            _record_parsed(span, endpoint, parsed)
+        return NO_FACTS
+    parsed = _parse_raw(result)
+    return NO_FACTS if parsed is None else endpoint.response_facts(parsed)
 
 
-async def _record_response_async(span: Span, endpoint: Endpoint, result: Any, mode: str | None) -> None:
+async def _response_facts_async(endpoint: Endpoint, result: Any, mode: str | None) -> Facts:
     if mode is None or mode == "stream":
-        _record_response(span, endpoint, result, mode)
-        return
+        return _response_facts(endpoint, result, mode)
     parsed = _parse_raw(result)
     if inspect.isawaitable(parsed):
         try:
@@ -136,10 +143,7 @@ async def _record_response_async(span: Span, endpoint: Endpoint, result: Any, mo
         except Exception:
             log.debug("featurecost: could not parse a raw response", exc_info=True)
             parsed = None
-    if parsed is None:
-        record_usage(span, None)
-    else:
-        _record_parsed(span, endpoint, parsed)
+    return NO_FACTS if parsed is None else endpoint.response_facts(parsed)
 
 
 def _proxy(stream: Any, call: LLMCall, acc: StreamAccumulator, asynchronous: bool) -> Any:
@@ -185,172 +189,94 @@ async def trace_stream_async(result: Any, call: LLMCall, acc: StreamAccumulator,
     return result
 
 
-def start_stream_call(
-    tracer: Tracer, endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]
-) -> tuple[LLMCall, bool]:
-    client = getattr(instance, "_client", None)
-    injected = endpoint.prepare_stream(client, kwargs) if endpoint.prepare_stream is not None else False
-    call = start_llm_call(
-        tracer,
-        operation=endpoint.operation,
-        provider=endpoint.provider_of(client),
-        request_model=_model(kwargs),
-        client=client,
-        attributes=_request_attributes(endpoint, kwargs),
-    )
-    return call, injected
+class _Unread:
+    """The accumulator of a stream whose extractor could not even be made: every item passes,
+    the usage is missing."""
+
+    def on_item(self, item: Any) -> bool:
+        return True
+
+    def usage(self) -> TokenUsage | None:
+        return None
+
+    def response_attributes(self) -> dict[str, Any]:
+        return {}
+
+    def saw_end(self) -> bool:
+        return False
 
 
-def _model(kwargs: Mapping[str, Any]) -> str | None:
-    model = kwargs.get("model")
-    return model if isinstance(model, str) else None
-
-
-def _request_attributes(endpoint: Endpoint, kwargs: Mapping[str, Any]) -> dict[str, AttributeValue]:
-    found = clean_attributes(endpoint.request_attributes(kwargs))
-    if kwargs.get("stream") is True:
-        found[attrs.REQUEST_STREAM] = True
-    return found
-
-
-Checked = tuple[Ticket, str] | None
-
-
-def _check_budget(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> Checked:
-    """The budget guard's check (when one is configured), before the span: a denied call is
-    never made, so no span bills it."""
-    provider = endpoint.provider_of(getattr(instance, "_client", None))
-    ticket = check_call(kwargs, provider)
-    return None if ticket is None else (ticket, provider)
-
-
-async def _check_budget_async(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> Checked:
-    provider = endpoint.provider_of(getattr(instance, "_client", None))
-    ticket = await check_call_async(kwargs, provider)
-    return None if ticket is None else (ticket, provider)
-
-
-def _mark(span: Span, checked: Checked) -> None:
-    mark_call_span(span, checked[0] if checked is not None else None)
-
-
-def _settle(checked: Checked, result: Any) -> None:
-    """Count the call's actual cost, not its estimate, in its session's tally."""
-    if checked is None:
-        return
-    tokens = usage_tokens(result)
-    guard = active_guard()
-    if tokens is not None and guard is not None:
-        ticket, provider = checked
-        guard.settle(ticket, tokens[0], tokens[1], provider)
-
-
-def _begin_span(
-    tracer: Tracer, endpoint: Endpoint, instance: Any, kwargs: Mapping[str, Any]
-) -> tuple[Span, object] | None:
-    """Start a plain call's span; None (call goes on untraced) when our code fails."""
-    client = getattr(instance, "_client", None)
+def stream_accumulator(endpoint: Endpoint, instance: Any, kwargs: dict[str, Any]) -> StreamAccumulator:
+    """The stream's accumulator, after asking for the usage the caller did not (``prepare_stream``)."""
     try:
-        return begin_llm_span(
-            tracer,
-            operation=endpoint.operation,
-            provider=endpoint.provider_of(client),
-            request_model=_model(kwargs),
-            client=client,
-            attributes=_request_attributes(endpoint, kwargs),
-        )
-    except UnattributedCallError:
-        raise
+        injected = False
+        if endpoint.prepare_stream is not None:
+            injected = endpoint.prepare_stream(getattr(instance, "_client", None), kwargs)
+        assert endpoint.new_accumulator is not None
+        return endpoint.new_accumulator(injected)
     except Exception:
-        log.debug("featurecost: could not start a span", exc_info=True)
-        return None
-
-
-def passthrough() -> bool:
-    return in_llm_call() or not is_instrumentation_enabled()
-
-
-def _start_stream(
-    tracer: Tracer, endpoint: Endpoint, instance: Any, kwargs: dict[str, Any], checked: Checked
-) -> tuple[LLMCall, bool] | None:
-    """The span of a ``stream=True`` call, or None (the call goes out untraced) if it cannot start."""
-    try:
-        call, injected = start_stream_call(tracer, endpoint, instance, kwargs)
-    except UnattributedCallError:
-        raise
-    except Exception:  # never let instrumentation break the call
-        log.debug("featurecost: could not start a span", exc_info=True)
-        return None
-    _mark(call.span, checked)
-    call.settle_with = checked
-    return call, injected
+        log.debug("featurecost: could not prepare a stream's extractor", exc_info=True)
+        return _Unread()
 
 
 def sync_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
+    """The lifecycle's wrapper for one Stainless method: plain calls, ``stream=True`` and the raw wrappers."""
+    method = endpoint.method()
+    streams = endpoint.new_accumulator is not None
+
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if passthrough():
             return wrapped(*args, **kwargs)
-        checked = _check_budget(endpoint, instance, kwargs)
-        if kwargs.get("stream") is True and endpoint.new_accumulator is not None:
-            stream_call = _start_stream(tracer, endpoint, instance, kwargs, checked)
-            if stream_call is None:
+        opened = open_call(method, instance, kwargs)
+        if streams and kwargs.get("stream") is True:
+            call = start_stream(tracer, opened)
+            if call is None:
                 return wrapped(*args, **kwargs)
-            call, injected = stream_call
+            acc = stream_accumulator(endpoint, instance, kwargs)
             with call.requesting():
                 result = wrapped(*args, **kwargs)
-            return trace_stream(result, call, endpoint.new_accumulator(injected), _raw_mode(kwargs))
-        started = _begin_span(tracer, endpoint, instance, kwargs)
-        if started is None:
+            mode = _raw_mode(kwargs)
+            return hand_over(lambda r, c: trace_stream(r, c, acc, mode), result, call)
+        started = start_span(tracer, opened)
+        if started is None or opened is None:
             return wrapped(*args, **kwargs)
-        span, token = started
-        _mark(span, checked)
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            end_llm_span(span, token, exc)
+            end_llm_span(started[0], started[1], exc)
             raise
-        try:
-            _record_response(span, endpoint, result, _raw_mode(kwargs))
-            _settle(checked, result)
-        except Exception:
-            log.debug("featurecost: could not read a response", exc_info=True)
-            record_usage(span, None)
-        end_llm_span(span, token)
+        finish(started, opened, extract(_response_facts, endpoint, result, _raw_mode(kwargs)))
         return result
 
     return wrapper
 
 
 def async_wrapper(tracer: Tracer, endpoint: Endpoint) -> Callable[..., Any]:
+    method = endpoint.method()
+    streams = endpoint.new_accumulator is not None
+
     async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if passthrough():
             return await wrapped(*args, **kwargs)
-        checked = await _check_budget_async(endpoint, instance, kwargs)
-        if kwargs.get("stream") is True and endpoint.new_accumulator is not None:
-            stream_call = _start_stream(tracer, endpoint, instance, kwargs, checked)
-            if stream_call is None:
+        opened = await open_call_async(method, instance, kwargs)
+        if streams and kwargs.get("stream") is True:
+            call = start_stream(tracer, opened)
+            if call is None:
                 return await wrapped(*args, **kwargs)
-            call, injected = stream_call
+            acc = stream_accumulator(endpoint, instance, kwargs)
             with call.requesting():
                 result = await wrapped(*args, **kwargs)
-            return await trace_stream_async(result, call, endpoint.new_accumulator(injected), _raw_mode(kwargs))
-        started = _begin_span(tracer, endpoint, instance, kwargs)
-        if started is None:
+            mode = _raw_mode(kwargs)
+            return await hand_over_async(lambda r, c: trace_stream_async(r, c, acc, mode), result, call)
+        started = start_span(tracer, opened)
+        if started is None or opened is None:
             return await wrapped(*args, **kwargs)
-        span, token = started
-        _mark(span, checked)
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            end_llm_span(span, token, exc)
+            end_llm_span(started[0], started[1], exc)
             raise
-        try:
-            await _record_response_async(span, endpoint, result, _raw_mode(kwargs))
-            _settle(checked, result)
-        except Exception:
-            log.debug("featurecost: could not read a response", exc_info=True)
-            record_usage(span, None)
-        end_llm_span(span, token)
+        finish(started, opened, await extract_async(_response_facts_async, endpoint, result, _raw_mode(kwargs)))
         return result
 
     return wrapper
@@ -369,198 +295,3 @@ def provider_by_client_class(names: Mapping[str, str], default: str) -> Callable
         return found
 
     return provider_of
-
-
-# --- SDKs without the Stainless shapes (google-genai, Mistral, Cohere) ---
-
-
-@dataclass(frozen=True, slots=True)
-class SDKCall:
-    """What one method of such an SDK is: its operation, whom it bills, and how to read a
-    request — ``request(instance, kwargs)`` gives the request model and span attributes.
-    Read after the budget guard's check, so a degraded request is described as sent."""
-
-    operation: str
-    provider_of: Callable[[Any], str]
-    request: Callable[[Any, Mapping[str, Any]], tuple[str | None, dict[str, AttributeValue]]]
-
-
-def _open(sdk: SDKCall, instance: Any, kwargs: dict[str, Any]) -> tuple[Ticket | None, dict[str, Any] | None]:
-    """The budget guard's check, then the span's arguments (None when our extractor failed)."""
-    provider = _provider(sdk, instance)
-    ticket = check_call(kwargs, provider)  # before the span: a denied call is never made
-    return ticket, _span_args(sdk, instance, kwargs, provider)
-
-
-async def _open_async(
-    sdk: SDKCall, instance: Any, kwargs: dict[str, Any]
-) -> tuple[Ticket | None, dict[str, Any] | None]:
-    provider = _provider(sdk, instance)
-    ticket = await check_call_async(kwargs, provider)
-    return ticket, _span_args(sdk, instance, kwargs, provider)
-
-
-def _provider(sdk: SDKCall, instance: Any) -> str:
-    try:
-        return sdk.provider_of(instance)
-    except Exception:
-        log.debug("featurecost: could not tell the provider", exc_info=True)
-        return ""
-
-
-def _span_args(sdk: SDKCall, instance: Any, kwargs: dict[str, Any], provider: str) -> dict[str, Any] | None:
-    try:
-        model, attributes = sdk.request(instance, kwargs)
-    except Exception:  # the call goes out untraced rather than not at all
-        log.debug("featurecost: could not read a request", exc_info=True)
-        return None
-    return {"operation": sdk.operation, "provider": provider, "request_model": model, "attributes": attributes}
-
-
-def _record_quietly(record: Callable[[Span, Any], None], span: Span, response: Any) -> None:
-    try:
-        record(span, response)
-    except Exception:  # never let instrumentation break the call; the usage is missing, not guessed
-        log.debug("featurecost: could not read a response", exc_info=True)
-        record_usage(span, None)
-
-
-def begin_call_span(
-    tracer: Tracer, ticket: Ticket | None, span_args: dict[str, Any] | None
-) -> tuple[Span, object] | None:
-    """Start a plain call's span marked with the guard's decision; None (the call goes on
-    untraced) when there are no span arguments or our code fails."""
-    if span_args is None:
-        return None
-    try:
-        started = begin_llm_span(tracer, **span_args)
-        mark_call_span(started[0], ticket)
-    except UnattributedCallError:
-        raise
-    except Exception:
-        log.debug("featurecost: could not start a span", exc_info=True)
-        return None
-    return started
-
-
-def finish_call_span(
-    started: tuple[Span, object],
-    ticket: Ticket | None,
-    provider: str,
-    record: Callable[[Span, Any], None],
-    response: Any,
-) -> None:
-    """Extract (quietly), settle the guard with the recorded usage, stop."""
-    span, token = started
-    _record_quietly(record, span, response)
-    end_llm_span(span, token)
-    settle(ticket, provider, span)
-
-
-def call_wrapper(tracer: Tracer, sdk: SDKCall, record: Callable[[Span, Any], None]) -> Callable[..., Any]:
-    """A ``wrapt`` wrapper for a method whose call is over when it returns."""
-
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if passthrough():
-            return wrapped(*args, **kwargs)
-        ticket, span_args = _open(sdk, instance, kwargs)
-        started = begin_call_span(tracer, ticket, span_args)
-        if started is None:
-            return wrapped(*args, **kwargs)
-        try:
-            response = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            end_llm_span(started[0], started[1], exc)
-            raise
-        finish_call_span(started, ticket, span_args["provider"] if span_args else "", record, response)
-        return response
-
-    return wrapper
-
-
-def async_call_wrapper(tracer: Tracer, sdk: SDKCall, record: Callable[[Span, Any], None]) -> Callable[..., Any]:
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if passthrough():
-            return await wrapped(*args, **kwargs)
-        ticket, span_args = await _open_async(sdk, instance, kwargs)
-        started = begin_call_span(tracer, ticket, span_args)
-        if started is None:
-            return await wrapped(*args, **kwargs)
-        try:
-            response = await wrapped(*args, **kwargs)
-        except BaseException as exc:
-            end_llm_span(started[0], started[1], exc)
-            raise
-        finish_call_span(started, ticket, span_args["provider"] if span_args else "", record, response)
-        return response
-
-    return wrapper
-
-
-def start_call(tracer: Tracer, sdk: SDKCall, instance: Any, kwargs: dict[str, Any]) -> LLMCall | None:
-    """The span of a streamed call (the budget guard checked first), for SDK-specific stream
-    shapes; None (the stream goes on untraced) when our code fails."""
-    return begin_call(tracer, *_open(sdk, instance, kwargs))
-
-
-async def start_call_async(tracer: Tracer, sdk: SDKCall, instance: Any, kwargs: dict[str, Any]) -> LLMCall | None:
-    return begin_call(tracer, *await _open_async(sdk, instance, kwargs))
-
-
-def begin_call(tracer: Tracer, ticket: Ticket | None, span_args: dict[str, Any] | None) -> LLMCall | None:
-    """A streamed call's ``LLMCall``, marked with the guard's decision and settled when its
-    stream ends; None when there are no span arguments or our code fails."""
-    if span_args is None:
-        return None
-    try:
-        call = start_llm_call(tracer, **span_args)
-        mark_call_span(call.span, ticket)
-    except UnattributedCallError:
-        raise
-    except Exception:
-        log.debug("featurecost: could not start a span", exc_info=True)
-        return None
-    if ticket is not None:
-        call.settle_with = (ticket, span_args["provider"])
-    return call
-
-
-def stream_wrapper(
-    tracer: Tracer,
-    sdk: SDKCall,
-    new_accumulator: Callable[[], StreamAccumulator],
-    proxy: type[TracedStream] | type[AsyncTracedStream] = TracedStream,
-) -> Callable[..., Any]:
-    """A ``wrapt`` wrapper for a method that returns a stream (``proxy`` is the async one for
-    a method returning an async generator). These SDKs' streams send the request or read
-    the response while iterated, so each step runs in the call's context (``in_call``)."""
-
-    def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if passthrough():
-            return wrapped(*args, **kwargs)
-        call = start_call(tracer, sdk, instance, kwargs)
-        if call is None:
-            return wrapped(*args, **kwargs)
-        with call.requesting():
-            events = wrapped(*args, **kwargs)
-        return proxy(events, call, new_accumulator(), in_call=True)
-
-    return wrapper
-
-
-def async_stream_wrapper(
-    tracer: Tracer, sdk: SDKCall, new_accumulator: Callable[[], StreamAccumulator]
-) -> Callable[..., Any]:
-    """For a coroutine method that sends the request and returns an async stream."""
-
-    async def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if passthrough():
-            return await wrapped(*args, **kwargs)
-        call = await start_call_async(tracer, sdk, instance, kwargs)
-        if call is None:
-            return await wrapped(*args, **kwargs)
-        with call.requesting():
-            events = await wrapped(*args, **kwargs)
-        return AsyncTracedStream(events, call, new_accumulator(), in_call=True)
-
-    return wrapper

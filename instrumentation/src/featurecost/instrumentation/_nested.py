@@ -98,14 +98,20 @@ class NestedSpanMarker(PassiveSpanProcessor):
     """Marks spans started inside a featurecost LLM call superseded (see the module docstring),
     and notes the first SERVER span (``server_spans_seen``)."""
 
+    # Every span of the app passes through here, so an ordinary span costs two dict lookups
+    # in its parent context; the end hooks are a builtin that ignores its argument (the SDK
+    # calls them for every span, and a Python no-op method costs a frame each time).
+    _on_ending = on_end = staticmethod(id)  # type: ignore[assignment]
+
     def on_start(self, span: Any, parent_context: otel_context.Context | None = None) -> None:
         global _server_spans_seen
         if not _server_spans_seen and getattr(span, "kind", None) is SpanKind.SERVER:
             _server_spans_seen = True
-        if otel_context.get_value(IN_LLM_CALL, parent_context):
+        ctx = parent_context if parent_context is not None else otel_context.get_current()
+        if ctx.get(IN_LLM_CALL):
             span.set_attribute(attrs.SUPERSEDED, True)
-        started = otel_context.get_value(STARTED_SPANS, parent_context)
-        if isinstance(started, list):
+        started = ctx.get(STARTED_SPANS)
+        if started is not None and isinstance(started, list):
             started.append(span)
 
 

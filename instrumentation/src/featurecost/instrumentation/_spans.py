@@ -66,7 +66,8 @@ _hosts: dict[int, tuple[object, str | None, int | None]] = {}
 
 def _server_endpoint(client: object) -> tuple[str | None, int | None]:
     """Host and explicit port of the client's base URL: the collector places the provider from them."""
-    base_url = getattr(client, "base_url", None)
+    # Stainless clients keep it in ``_base_url``; their ``base_url`` property costs an import per read.
+    base_url = getattr(client, "_base_url", None) or getattr(client, "base_url", None)
     if base_url is None:
         return None, None
     # URL objects are immutable and a client keeps its own: remember the host of the
@@ -96,8 +97,10 @@ def _provider_context(ctx: otel_context.Context, span: Span) -> otel_context.Con
     values = dict(ctx)
     values[_SPAN_KEY] = span
     entries = values.get(_BAGGAGE_KEY)
-    if isinstance(entries, Mapping) and entries and any(is_attribution_key(k) for k in entries):
-        values[_BAGGAGE_KEY] = {k: v for k, v in entries.items() if not is_attribution_key(k)}
+    if entries and isinstance(entries, dict):
+        kept = {k: v for k, v in entries.items() if not is_attribution_key(k)}
+        if len(kept) != len(entries):
+            values[_BAGGAGE_KEY] = kept
     values[IN_LLM_CALL] = True
     values[_SUPPRESS_LANGUAGE_MODEL_INSTRUMENTATION_KEY] = True
     return Context(values)

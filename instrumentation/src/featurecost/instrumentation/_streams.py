@@ -103,7 +103,7 @@ def _finish(call: LLMCall, acc: StreamAccumulator, *, complete: bool, error: Bas
         log.debug("featurecost: could not read a stream's usage", exc_info=True)
         usage, response, complete = None, {}, False
     if call.finish(usage, complete=complete, response=response, error=error):
-        settle_call(call)
+        settle_call(call, usage)
 
 
 def _take(on_item: Any, item: Any) -> bool:

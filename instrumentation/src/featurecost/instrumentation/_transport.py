@@ -33,6 +33,7 @@ from opentelemetry.context.context import Context
 from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
+from featurecost.instrumentation._nested import IN_LLM_CALL
 from featurecost.instrumentation.attribution import is_attribution_key
 
 # How each instrumented SDK's requests can be told apart: (header, substring of its value).
@@ -112,15 +113,28 @@ def _request_of(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     return args[0] if args else kwargs.get("request")
 
 
+def _context_has_ours(ctx: Context) -> bool:
+    entries = ctx.get(_BAGGAGE_KEY)
+    return isinstance(entries, Mapping) and any(is_attribution_key(k) for k in entries)
+
+
 def _prepare(request: Any) -> Context | None:
     """For an instrumented SDK's request: strip its header; the context to send it in
     (None: the current one has none of our baggage)."""
     headers = getattr(request, "headers", None)
-    if headers is None or not _is_sdk_request(headers):
+    if headers is None:
         return None
-    if _BAGGAGE_HEADER in headers:
+    ctx = otel_context.get_current()
+    has_header = _BAGGAGE_HEADER in headers
+    # The common case costs one header lookup: no baggage header, and a context without our
+    # entries (inside our own call the provider context has them removed already).
+    if not has_header and (ctx.get(IN_LLM_CALL) or not _context_has_ours(ctx)):
+        return None
+    if not _is_sdk_request(headers):
+        return None
+    if has_header:
         _guarded(strip_headers, headers)
-    return context_without_ours()
+    return context_without_ours(ctx)
 
 
 def _send(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:

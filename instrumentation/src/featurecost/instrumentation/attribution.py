@@ -20,15 +20,17 @@ import concurrent.futures
 import contextvars
 import functools
 import inspect
+import itertools
 import logging
 import os
-import uuid
 from collections.abc import AsyncGenerator, Callable, Collection, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, ParamSpec, TypeVar, cast
 
-from opentelemetry import baggage, trace
 from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.baggage import _BAGGAGE_KEY
+from opentelemetry.context.context import Context
 from opentelemetry.util.types import AttributeValue
 
 from featurecost.instrumentation import attributes as attrs
@@ -149,14 +151,38 @@ def check_attribution(attribution: Mapping[str, str]) -> dict[str, AttributeValu
     return {attrs.REQUEST_UNATTRIBUTED: True}
 
 
-def _new_root_id() -> str:
+class _RootIds:
+    """Unique 32-hex-digit ids, cheaply: a random per-process prefix and a counter.
+
+    Root ids only need to be unique (they group one action's calls), not secret; a
+    ``uuid4`` per attribution costs a ``urandom`` system call each time (half the cost of
+    entering an attribution). A forked child draws a prefix of its own.
+    """
+
+    def __init__(self) -> None:
+        self.reseed()
+
+    def reseed(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.counter = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.counter) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+_root_ids = _RootIds()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_root_ids.reseed)
+
+
+def _new_root_id(ctx: otel_context.Context | None = None) -> str:
     # Inside a traced request the trace is the user action; outside one (a script, a
     # worker without a server span) every LLM call would be its own trace, so the
     # action needs an id of its own to group its calls.
-    span_context = trace.get_current_span().get_span_context()
+    span_context = trace.get_current_span(ctx).get_span_context()
     if span_context.is_valid:
         return format(span_context.trace_id, "032x")
-    return uuid.uuid4().hex
+    return _root_ids.next()
 
 
 class Attribution:
@@ -179,12 +205,17 @@ class Attribution:
         return dict(self._values)
 
     def _context(self) -> otel_context.Context:
+        # What ``baggage.set_baggage`` does once per key, as one new baggage dict in one new
+        # context: entering an attribution runs once per request, often once per call.
         ctx = otel_context.get_current()
-        for key, value in self._values.items():
-            ctx = baggage.set_baggage(key, value, context=ctx)
-        if baggage.get_baggage(attrs.ROOT_ID, context=ctx) is None:
-            ctx = baggage.set_baggage(attrs.ROOT_ID, _new_root_id(), context=ctx)
-        return ctx
+        found = ctx.get(_BAGGAGE_KEY)
+        entries: dict[str, object] = dict(found) if isinstance(found, dict) else {}
+        entries.update(self._values)
+        if entries.get(attrs.ROOT_ID) is None:
+            entries[attrs.ROOT_ID] = _new_root_id(ctx)
+        values = dict(ctx)
+        values[_BAGGAGE_KEY] = entries
+        return Context(values)
 
     def __enter__(self) -> Attribution:
         entry: list[Any] = [otel_context.attach(self._context()), None]
@@ -365,7 +396,10 @@ def current_attribution(context: otel_context.Context | None = None) -> dict[str
     found: dict[str, str] = {}
     extras = 0
     limit = settings.max_value_length
-    for key, value in baggage.get_all(context=context).items():
+    entries = (otel_context.get_current() if context is None else context).get(_BAGGAGE_KEY)
+    if not entries or not isinstance(entries, dict):
+        return found
+    for key, value in entries.items():
         if key in _NAMED_KEY_SET:
             pass
         elif key.startswith(attrs.EXTRA_PREFIX) and _allowed_extra(key) and extras < settings.max_extra_keys:

@@ -28,15 +28,9 @@ from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import _transport
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._calls import (
-    Endpoint,
-    async_wrapper,
-    passthrough,
-    provider_by_client_class,
-    start_stream_call,
-    sync_wrapper,
-)
+from featurecost.instrumentation._calls import Endpoint, async_wrapper, provider_by_client_class, sync_wrapper
 from featurecost.instrumentation._instrumentor import SafeInstrumentor
+from featurecost.instrumentation._lifecycle import open_call, passthrough, start_stream
 from featurecost.instrumentation._nested import STARTED_SPANS, watch_nested_spans
 from featurecost.instrumentation._prefix import leading_instructions, safe_prefix_attributes
 from featurecost.instrumentation._spans import in_llm_call, supersede_foreign_llm_spans
@@ -120,8 +114,15 @@ def _sdk_manager(manager: Any) -> tuple[Any, str] | None:
     return None
 
 
+def _unchecked(kwargs: dict[str, Any], provider: str) -> None:
+    # The helper's request is built when ``stream()`` is called and sent at ``__enter__``: a
+    # budget guard's degraded request could not replace it, so the helper is not checked here.
+    return None
+
+
 def _stream_helper_wrapper(tracer: trace.Tracer, is_async: bool) -> Callable[..., Any]:
     """``messages.stream()`` posts directly, not through ``create``: trace the manager's deferred request."""
+    method = MESSAGES.method(check=_unchecked)
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if passthrough():
@@ -146,7 +147,7 @@ def _stream_helper_wrapper(tracer: trace.Tracer, is_async: bool) -> Callable[...
         def start() -> Any:
             token = otel_context.attach(call_context)
             try:
-                call, _ = start_stream_call(tracer, MESSAGES, instance, request_kwargs)
+                call = start_stream(tracer, open_call(method, instance, request_kwargs))
             finally:
                 otel_context.detach(token)
             supersede_foreign_llm_spans(started)

@@ -31,17 +31,10 @@ from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import _transport
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._calls import begin_call, begin_call_span, finish_call_span, passthrough
 from featurecost.instrumentation._instrumentor import SafeInstrumentor
+from featurecost.instrumentation._lifecycle import Facts, Method, Request, passthrough, run_call, run_stream
 from featurecost.instrumentation._nested import watch_nested_spans
-from featurecost.instrumentation._spans import (
-    TokenUsage,
-    clean_attributes,
-    end_llm_span,
-    int_or_zero,
-    record_usage,
-    set_if,
-)
+from featurecost.instrumentation._spans import LLMCall, TokenUsage, clean_attributes, int_or_zero
 from featurecost.instrumentation._streams import ResponseAccumulator, TracedStream
 from featurecost.instrumentation.guard import Ticket, active_guard, check_call
 from featurecost.instrumentation.version import __version__
@@ -145,12 +138,13 @@ def _service_tier(result: Mapping[str, Any]) -> Any:
     return tier.get("type") if isinstance(tier, Mapping) else tier
 
 
-def _record_converse(span: trace.Span, result: Mapping[str, Any]) -> None:
+def _converse_facts(result: Mapping[str, Any]) -> Facts:
     reason = result.get("stopReason")
-    if reason and span.is_recording():
-        span.set_attribute(attrs.GEN_AI_RESPONSE_FINISH_REASONS, [str(reason)])
-    set_if(span, attrs.RESPONSE_SERVICE_TIER, _service_tier(result))
-    record_usage(span, usage_from_converse(result.get("usage")))
+    facts = {
+        attrs.GEN_AI_RESPONSE_FINISH_REASONS: [str(reason)] if reason else None,
+        attrs.RESPONSE_SERVICE_TIER: _service_tier(result),
+    }
+    return facts, usage_from_converse(result.get("usage"))
 
 
 def _headers(result: Mapping[str, Any]) -> Mapping[str, str]:
@@ -158,8 +152,9 @@ def _headers(result: Mapping[str, Any]) -> Mapping[str, str]:
     return headers if isinstance(headers, Mapping) else {}
 
 
-def _record_invoke(span: trace.Span, result: dict[str, Any]) -> None:
+def _invoke_facts(result: dict[str, Any]) -> Facts:
     usage = None
+    facts: dict[str, Any] = {}
     body = result.get("body")
     content_type = str(result.get("contentType", ""))
     if body is not None and hasattr(body, "read") and "json" in content_type:
@@ -174,13 +169,13 @@ def _record_invoke(span: trace.Span, result: dict[str, Any]) -> None:
             parsed = None
         if isinstance(parsed, Mapping):
             usage = usage_from_invoke_body(parsed)
-            set_if(span, attrs.GEN_AI_RESPONSE_MODEL, parsed.get("model"))
-            set_if(span, attrs.GEN_AI_RESPONSE_ID, parsed.get("id"))
+            facts[attrs.GEN_AI_RESPONSE_MODEL] = parsed.get("model")
+            facts[attrs.GEN_AI_RESPONSE_ID] = parsed.get("id")
             reason = parsed.get("stop_reason") or parsed.get("stopReason")
-            if isinstance(reason, str) and span.is_recording():
-                span.set_attribute(attrs.GEN_AI_RESPONSE_FINISH_REASONS, [reason])
-    set_if(span, attrs.RESPONSE_SERVICE_TIER, result.get("serviceTier"))
-    record_usage(span, usage or usage_from_headers(_headers(result)))
+            if isinstance(reason, str):
+                facts[attrs.GEN_AI_RESPONSE_FINISH_REASONS] = [reason]
+    facts[attrs.RESPONSE_SERVICE_TIER] = result.get("serviceTier")
+    return facts, usage or usage_from_headers(_headers(result))
 
 
 class _ConverseStreamAccumulator(ResponseAccumulator):
@@ -280,23 +275,14 @@ def _guard_view(params: Mapping[str, Any]) -> dict[str, Any]:
     return view
 
 
-def _guarded_span_args(meta: Any, params: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The span's arguments; None (the call goes on untraced) when our request extractor fails."""
-    try:
-        return {
-            "operation": "chat",
-            "provider": PROVIDER,
-            "request_model": params.get("modelId"),
-            "attributes": clean_attributes(
-                {
-                    attrs.SERVER_ADDRESS: urlparse(str(getattr(meta, "endpoint_url", ""))).hostname,
-                    attrs.GEN_AI_REQUEST_MAX_TOKENS: _max_tokens_of(params),
-                }
-            ),
-        }
-    except Exception:
-        log.debug("featurecost: could not read a Bedrock request", exc_info=True)
-        return None
+def _request(instance: Any, params: dict[str, Any]) -> Request:
+    endpoint_url = getattr(getattr(instance, "meta", None), "endpoint_url", "")
+    attributes = {
+        attrs.SERVER_ADDRESS: urlparse(str(endpoint_url)).hostname,
+        attrs.GEN_AI_REQUEST_MAX_TOKENS: _max_tokens_of(params),
+    }
+    model = params.get("modelId")
+    return Request(model if isinstance(model, str) else None, clean_attributes(attributes))
 
 
 def _check_budget(params: dict[str, Any]) -> Ticket | None:
@@ -320,13 +306,35 @@ def _check_budget(params: dict[str, Any]) -> Ticket | None:
     return ticket
 
 
+def _check(params: dict[str, Any], provider: str) -> Ticket | None:
+    return _check_budget(params)
+
+
+def _provider(instance: Any) -> str:
+    return PROVIDER
+
+
+def _stream_tracer(key: str, new_accumulator: Callable[[], ResponseAccumulator]) -> Callable[[Any, LLMCall], Any]:
+    def trace_result(result: Any, call: LLMCall) -> Any:
+        # the event stream reads the response as it is iterated: each step runs in the call's context
+        result[key] = TracedStream(result[key], call, new_accumulator(), in_call=True)
+        return result
+
+    return trace_result
+
+
 def _api_call_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
     """Our span around a Bedrock model call.
 
     The contrib botocore instrumentation (which ``opentelemetry-instrument`` enables whenever it
     is installed) wraps the same method with a GenAI span of its own: outside ours, ours marks
     it superseded; inside ours, ``_nested`` does. Either way the collector bills the call once.
+    botocore has one method for every operation: the targets are the model calls among them,
+    the lifecycle's request is the operation's ``api_params``.
     """
+    method = Method("chat", _provider, _request, check=_check)
+    responses = {"Converse": _converse_facts, "InvokeModel": _invoke_facts}
+    streams = {operation: _stream_tracer(key, new) for operation, (key, new) in _STREAMS.items()}
 
     def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         operation = args[0] if args else kwargs.get("operation_name")
@@ -337,29 +345,10 @@ def _api_call_wrapper(tracer: trace.Tracer) -> Callable[..., Any]:
             _transport.watch_botocore_client(instance)
         if service != _SERVICE or operation not in _MODEL_CALLS or passthrough() or not isinstance(params, dict):
             return wrapped(*args, **kwargs)
-        ticket = _check_budget(params)
-        span_args = _guarded_span_args(meta, params)
-        stream_key, accumulator = _STREAMS.get(operation, (None, None))
-        if stream_key is not None and accumulator is not None:
-            call = begin_call(tracer, ticket, span_args)
-            if call is None:
-                return wrapped(*args, **kwargs)
-            with call.requesting():
-                result = wrapped(*args, **kwargs)
-            # the event stream reads the response as it is iterated: each step runs in the call's context
-            result[stream_key] = TracedStream(result[stream_key], call, accumulator(), in_call=True)
-            return result
-        started = begin_call_span(tracer, ticket, span_args)
-        if started is None:
-            return wrapped(*args, **kwargs)
-        try:
-            result = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            end_llm_span(started[0], started[1], exc)
-            raise
-        record = _record_converse if operation == "Converse" else _record_invoke
-        finish_call_span(started, ticket, PROVIDER, record, result)
-        return result
+        trace_result = streams.get(operation)
+        if trace_result is not None:
+            return run_stream(tracer, method, trace_result, wrapped, instance, args, kwargs, params)
+        return run_call(tracer, method, responses[operation], wrapped, instance, args, kwargs, params)
 
     return wrapper
 

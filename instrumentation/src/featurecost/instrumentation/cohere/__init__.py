@@ -10,35 +10,34 @@ input. Embeddings report their billed units in ``meta.billed_units``.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 from urllib.parse import urlparse
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import unwrap
-from opentelemetry.util.types import AttributeValue
 from wrapt import ObjectProxy, wrap_function_wrapper
 
 from featurecost.instrumentation import _transport
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._calls import (
-    SDKCall,
-    async_call_wrapper,
-    call_wrapper,
-    passthrough,
-    start_call,
-    start_call_async,
-    stream_wrapper,
-)
 from featurecost.instrumentation._instrumentor import SafeInstrumentor
-from featurecost.instrumentation._nested import watch_nested_spans
-from featurecost.instrumentation._spans import TokenUsage, clean_attributes, record_usage, set_if
-from featurecost.instrumentation._streams import (
-    AsyncTracedStream,
-    ResponseAccumulator,
-    TracedStream,
-    record_accumulated,
+from featurecost.instrumentation._lifecycle import (
+    Facts,
+    Kind,
+    Method,
+    Request,
+    Target,
+    open_call,
+    open_call_async,
+    passthrough,
+    proxied,
+    start_stream,
+    unwrap_targets,
+    wrap_targets,
 )
+from featurecost.instrumentation._nested import watch_nested_spans
+from featurecost.instrumentation._spans import TokenUsage, clean_attributes
+from featurecost.instrumentation._streams import AsyncTracedStream, ResponseAccumulator, TracedStream
 from featurecost.instrumentation.version import __version__
 
 _instruments = ("cohere >= 5.9",)
@@ -107,15 +106,14 @@ class _ChatAccumulator(ResponseAccumulator):
         }
 
 
-def _record_chat(span: trace.Span, response: Any) -> None:
+def _chat_facts(response: Any) -> Facts:
     acc = _ChatAccumulator()
     acc.on_response(response)
-    record_accumulated(span, acc)
+    return acc.response_attributes(), acc.usage()
 
 
-def _record_embed(span: trace.Span, response: Any) -> None:
-    set_if(span, attrs.GEN_AI_RESPONSE_ID, getattr(response, "id", None))
-    record_usage(span, usage_from_cohere(getattr(response, "meta", None)))
+def _embed_facts(response: Any) -> Facts:
+    return {attrs.GEN_AI_RESPONSE_ID: getattr(response, "id", None)}, usage_from_cohere(getattr(response, "meta", None))
 
 
 def _server_address(instance: Any) -> str | None:
@@ -126,21 +124,17 @@ def _server_address(instance: Any) -> str | None:
     return urlparse(str(get_base_url())).hostname
 
 
-def _request(instance: Any, kwargs: Mapping[str, Any]) -> tuple[str | None, dict[str, AttributeValue]]:
+def _request(instance: Any, kwargs: Mapping[str, Any]) -> Request:
     model, max_tokens = kwargs.get("model"), kwargs.get("max_tokens")
     attributes = {
         attrs.SERVER_ADDRESS: _server_address(instance),
         attrs.GEN_AI_REQUEST_MAX_TOKENS: max_tokens if isinstance(max_tokens, int) else None,
     }
-    return (model if isinstance(model, str) else None), clean_attributes(attributes)
+    return Request(model if isinstance(model, str) else None, clean_attributes(attributes))
 
 
 def _provider(instance: Any) -> str:
     return PROVIDER
-
-
-CHAT = SDKCall("chat", _provider, _request)
-EMBED = SDKCall("embeddings", _provider, _request)
 
 
 # --- the raw clients: for clients made before instrument() ---
@@ -151,22 +145,11 @@ EMBED = SDKCall("embeddings", _provider, _request)
 # method's wrapper already traces the call.
 
 
-def _data(record: Any) -> Any:
-    def from_http_response(span: trace.Span, response: Any) -> None:
-        record(span, getattr(response, "data", None))
+def _data(response_facts: Callable[[Any], Facts]) -> Callable[[Any], Facts]:
+    def from_http_response(response: Any) -> Facts:
+        return response_facts(getattr(response, "data", None))
 
     return from_http_response
-
-
-def _raw_call_wrapper(tracer: trace.Tracer, sdk: SDKCall, record: Any, asynchronous: bool) -> Any:
-    traced = (async_call_wrapper if asynchronous else call_wrapper)(tracer, sdk, _data(record))
-
-    def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if passthrough():
-            return wrapped(*args, **kwargs)
-        return traced(wrapped, instance, args, kwargs)
-
-    return wrapper
 
 
 class _StreamResponse(ObjectProxy[Any]):  # type: ignore[misc]
@@ -184,7 +167,10 @@ class _StreamResponse(ObjectProxy[Any]):  # type: ignore[misc]
 class _RawStreamContext:
     """``RawV2Client.chat_stream(...)``: a context manager whose ``HttpResponse.data`` streams events."""
 
-    def __init__(self, tracer: trace.Tracer, wrapped: Any, instance: Any, args: Any, kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self, tracer: trace.Tracer, chat: Method, wrapped: Any, instance: Any, args: Any, kwargs: dict[str, Any]
+    ) -> None:
+        self._chat = chat
         self._start = (tracer, wrapped, instance, args, kwargs)
         self._context: Any = None
         self._stream: Any = None
@@ -193,7 +179,7 @@ class _RawStreamContext:
 class _TracedStreamContext(_RawStreamContext):
     def __enter__(self) -> Any:
         tracer, wrapped, instance, args, kwargs = self._start
-        call = start_call(tracer, CHAT, instance, kwargs)
+        call = start_stream(tracer, open_call(self._chat, instance, kwargs))
         if call is None:  # our code failed: the stream goes on untraced
             self._context = wrapped(*args, **kwargs)
             return self._context.__enter__()
@@ -214,7 +200,7 @@ class _TracedStreamContext(_RawStreamContext):
 class _AsyncTracedStreamContext(_RawStreamContext):
     async def __aenter__(self) -> Any:
         tracer, wrapped, instance, args, kwargs = self._start
-        call = await start_call_async(tracer, CHAT, instance, kwargs)
+        call = start_stream(tracer, await open_call_async(self._chat, instance, kwargs))
         if call is None:  # our code failed: the stream goes on untraced
             self._context = wrapped(*args, **kwargs)
             return await self._context.__aenter__()
@@ -232,15 +218,44 @@ class _AsyncTracedStreamContext(_RawStreamContext):
                 await self._stream.aclose()
 
 
-def _raw_stream_wrapper(tracer: trace.Tracer, asynchronous: bool) -> Any:
+def _raw_stream_wrapper(tracer: trace.Tracer, chat: Method, asynchronous: bool) -> Any:
     context: type[_RawStreamContext] = _AsyncTracedStreamContext if asynchronous else _TracedStreamContext
 
     def wrapper(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if passthrough():
             return wrapped(*args, **kwargs)
-        return context(tracer, wrapped, instance, args, kwargs)
+        return context(tracer, chat, wrapped, instance, args, kwargs)
 
     return wrapper
+
+
+def _chat() -> Method:
+    return Method("chat", _provider, _request)
+
+
+def _targets() -> tuple[Target, ...]:
+    """What we wrap through the lifecycle, for ``instrument`` and ``uninstrument`` alike (built when called).
+
+    ``chat_stream`` is a (sync or async) generator function: calling it sends nothing; the
+    request goes out on the first step, which the proxy runs in the call's context.
+    """
+    chat, embed = _chat(), Method("embeddings", _provider, _request)
+    found = [
+        Target(_MODULE, "V2Client", "chat", chat, "call", _chat_facts),
+        Target(_MODULE, "V2Client", "embed", embed, "call", _embed_facts),
+        Target(_MODULE, "AsyncV2Client", "chat", chat, "async call", _chat_facts),
+        Target(_MODULE, "AsyncV2Client", "embed", embed, "async call", _embed_facts),
+        Target(_MODULE, "V2Client", "chat_stream", chat, "stream", proxied(_ChatAccumulator)),
+        Target(_MODULE, "AsyncV2Client", "chat_stream", chat, "stream", proxied(_ChatAccumulator, AsyncTracedStream)),
+    ]
+    for owner, call in (("RawV2Client", "call"), ("AsyncRawV2Client", "async call")):
+        kind: Kind = "call" if call == "call" else "async call"
+        found.append(Target(_RAW_MODULE, owner, "chat", chat, kind, _data(_chat_facts)))
+        found.append(Target(_RAW_MODULE, owner, "embed", embed, kind, _data(_embed_facts)))
+    return tuple(found)
+
+
+_RAW_STREAMS = (("RawV2Client", False), ("AsyncRawV2Client", True))
 
 
 class CohereInstrumentor(SafeInstrumentor):
@@ -253,29 +268,15 @@ class CohereInstrumentor(SafeInstrumentor):
         _transport.install("cohere")
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
         watch_nested_spans(kwargs.get("tracer_provider"))
-        wrap_function_wrapper(_MODULE, "V2Client.chat", call_wrapper(tracer, CHAT, _record_chat))
-        wrap_function_wrapper(_MODULE, "V2Client.embed", call_wrapper(tracer, EMBED, _record_embed))
-        wrap_function_wrapper(_MODULE, "AsyncV2Client.chat", async_call_wrapper(tracer, CHAT, _record_chat))
-        wrap_function_wrapper(_MODULE, "AsyncV2Client.embed", async_call_wrapper(tracer, EMBED, _record_embed))
-        # chat_stream is a (sync or async) generator function: calling it sends nothing; the
-        # request goes out on the first step, which the proxy runs in the call's context.
-        wrap_function_wrapper(_MODULE, "V2Client.chat_stream", stream_wrapper(tracer, CHAT, _ChatAccumulator))
-        stream_async = stream_wrapper(tracer, CHAT, _ChatAccumulator, AsyncTracedStream)
-        wrap_function_wrapper(_MODULE, "AsyncV2Client.chat_stream", stream_async)
-        for name, asynchronous in (("RawV2Client", False), ("AsyncRawV2Client", True)):
-            chat = _raw_call_wrapper(tracer, CHAT, _record_chat, asynchronous)
-            embed = _raw_call_wrapper(tracer, EMBED, _record_embed, asynchronous)
-            wrap_function_wrapper(_RAW_MODULE, f"{name}.chat", chat)
-            wrap_function_wrapper(_RAW_MODULE, f"{name}.embed", embed)
-            wrap_function_wrapper(_RAW_MODULE, f"{name}.chat_stream", _raw_stream_wrapper(tracer, asynchronous))
+        wrap_targets(tracer, _targets())
+        chat = _chat()
+        for owner, asynchronous in _RAW_STREAMS:
+            wrap_function_wrapper(_RAW_MODULE, f"{owner}.chat_stream", _raw_stream_wrapper(tracer, chat, asynchronous))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         _transport.uninstall("cohere")
-        import cohere.v2.client as client
         import cohere.v2.raw_client as raw
 
-        for method in _METHODS:
-            unwrap(client.V2Client, method)
-            unwrap(client.AsyncV2Client, method)
-            unwrap(raw.RawV2Client, method)
-            unwrap(raw.AsyncRawV2Client, method)
+        unwrap_targets(_targets())
+        for owner, _ in _RAW_STREAMS:
+            unwrap(getattr(raw, owner), "chat_stream")

@@ -24,27 +24,29 @@ from urllib.parse import urlparse
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import unwrap
-from opentelemetry.util.types import AttributeValue
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import _transport
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._calls import (
-    SDKCall,
-    async_call_wrapper,
-    async_stream_wrapper,
-    call_wrapper,
-    stream_wrapper,
-)
 from featurecost.instrumentation._instrumentor import SafeInstrumentor
+from featurecost.instrumentation._lifecycle import (
+    Facts,
+    Method,
+    Request,
+    Target,
+    accumulated,
+    proxied,
+    unwrap_targets,
+    wrap_targets,
+)
 from featurecost.instrumentation._nested import watch_nested_spans
 from featurecost.instrumentation._prefix import safe_prefix_attributes, text_of
-from featurecost.instrumentation._spans import TokenUsage, clean_attributes, int_or_zero, record_usage
+from featurecost.instrumentation._spans import TokenUsage, clean_attributes, int_or_zero
 from featurecost.instrumentation._streams import (
+    AsyncTracedStream,
     BoundAsyncIterator,
     BoundIterator,
     ResponseAccumulator,
-    record_accumulated,
 )
 from featurecost.instrumentation.version import __version__
 
@@ -141,17 +143,15 @@ class _GenerationAccumulator(ResponseAccumulator):
         }
 
 
-def _record_generation(span: trace.Span, response: Any) -> None:
-    acc = _GenerationAccumulator()
-    acc.on_item(response)
-    record_accumulated(span, acc)
+def _generation_facts(response: Any) -> Facts:
+    return accumulated(_GenerationAccumulator)(response)
 
 
-def _record_embedding(span: trace.Span, response: Any) -> None:
-    record_usage(span, usage_from_embedding(response))
+def _embedding_facts(response: Any) -> Facts:
+    return {}, usage_from_embedding(response)
 
 
-def _request(instance: Any, kwargs: Mapping[str, Any]) -> tuple[str | None, dict[str, AttributeValue]]:
+def _request(instance: Any, kwargs: Mapping[str, Any]) -> Request:
     config = kwargs.get("config")
     max_tokens = (
         config.get("max_output_tokens") if isinstance(config, dict) else getattr(config, "max_output_tokens", None)
@@ -161,7 +161,7 @@ def _request(instance: Any, kwargs: Mapping[str, Any]) -> tuple[str | None, dict
         attrs.GEN_AI_REQUEST_MAX_TOKENS: max_tokens,
         **safe_prefix_attributes(_system_instruction, kwargs),
     }
-    return _request_model(kwargs), clean_attributes(attributes)
+    return Request(_request_model(kwargs), clean_attributes(attributes))
 
 
 def _system_instruction(kwargs: Mapping[str, Any]) -> str:
@@ -176,15 +176,34 @@ def _system_instruction(kwargs: Mapping[str, Any]) -> str:
     return text_of(parts if parts is not None else found)
 
 
-GENERATE = SDKCall("generate_content", _provider, _request)
-EMBED = SDKCall("embeddings", _provider, _request)
-
-
 def _embed_method() -> str:
     # Releases before the private per-request method made the request in embed_content itself.
     import google.genai.models as models
 
     return "_embed_content" if hasattr(models.Models, "_embed_content") else "embed_content"
+
+
+def _targets() -> tuple[Target, ...]:
+    """What we wrap, for ``instrument`` and ``uninstrument`` alike (built when called)."""
+    generate, embed = Method("generate_content", _provider, _request), Method("embeddings", _provider, _request)
+    embed_name = _embed_method()
+    return (
+        Target(_MODULE, "Models", "_generate_content", generate, "call", _generation_facts),
+        Target(_MODULE, "Models", embed_name, embed, "call", _embedding_facts),
+        # a generator: the request goes out on its first step, which runs in the call's context
+        Target(_MODULE, "Models", "_generate_content_stream", generate, "stream", proxied(_GenerationAccumulator)),
+        Target(_MODULE, "AsyncModels", "_generate_content", generate, "async call", _generation_facts),
+        Target(_MODULE, "AsyncModels", embed_name, embed, "async call", _embedding_facts),
+        # sends the request, returns the event iterator
+        Target(
+            _MODULE,
+            "AsyncModels",
+            "_generate_content_stream",
+            generate,
+            "async stream",
+            proxied(_GenerationAccumulator, AsyncTracedStream),
+        ),
+    )
 
 
 def _bind_call_context(
@@ -210,18 +229,8 @@ class GoogleGenAIInstrumentor(SafeInstrumentor):
         _transport.install("google_genai")
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
         watch_nested_spans(kwargs.get("tracer_provider"))
-        embed = _embed_method()
-        wrap_function_wrapper(_MODULE, "Models._generate_content", call_wrapper(tracer, GENERATE, _record_generation))
-        wrap_function_wrapper(_MODULE, f"Models.{embed}", call_wrapper(tracer, EMBED, _record_embedding))
-        # a generator: the request goes out on its first step, which runs in the call's context
-        stream = stream_wrapper(tracer, GENERATE, _GenerationAccumulator)
-        wrap_function_wrapper(_MODULE, "Models._generate_content_stream", stream)
-        agenerate = async_call_wrapper(tracer, GENERATE, _record_generation)
-        wrap_function_wrapper(_MODULE, "AsyncModels._generate_content", agenerate)
-        wrap_function_wrapper(_MODULE, f"AsyncModels.{embed}", async_call_wrapper(tracer, EMBED, _record_embedding))
-        # sends the request, returns the event iterator
-        astream = async_stream_wrapper(tracer, GENERATE, _GenerationAccumulator)
-        wrap_function_wrapper(_MODULE, "AsyncModels._generate_content_stream", astream)
+        wrap_targets(tracer, _targets())
+        # the public stream methods send nothing until iterated: iterated in the caller's context
         wrap_function_wrapper(_MODULE, "Models.generate_content_stream", _bind_call_context)
         wrap_function_wrapper(_MODULE, "AsyncModels.generate_content_stream", _bind_call_context_async)
 
@@ -229,6 +238,6 @@ class GoogleGenAIInstrumentor(SafeInstrumentor):
         _transport.uninstall("google_genai")
         import google.genai.models as models
 
-        for method in ("_generate_content", "_generate_content_stream", _embed_method(), "generate_content_stream"):
-            unwrap(models.Models, method)
-            unwrap(models.AsyncModels, method)
+        unwrap_targets(_targets())
+        unwrap(models.Models, "generate_content_stream")
+        unwrap(models.AsyncModels, "generate_content_stream")

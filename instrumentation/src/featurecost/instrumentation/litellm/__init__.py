@@ -28,22 +28,26 @@ from urllib.parse import urlsplit
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
-from opentelemetry.trace import Span, Tracer
+from opentelemetry.trace import Tracer
 from opentelemetry.util.types import AttributeValue
 from wrapt import register_post_import_hook, wrap_function_wrapper
 
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._calls import (
-    SDKCall,
+from featurecost.instrumentation._lifecycle import (
+    Facts,
+    Method,
+    Request,
+    accumulated,
     async_call_wrapper,
     async_stream_wrapper,
     call_wrapper,
     passthrough,
+    proxied,
     stream_wrapper,
 )
 from featurecost.instrumentation._nested import watch_nested_spans
 from featurecost.instrumentation._spans import TokenUsage, clean_attributes, int_or_none, int_or_zero
-from featurecost.instrumentation._streams import ResponseAccumulator, StreamAccumulator, record_accumulated
+from featurecost.instrumentation._streams import AsyncTracedStream, ResponseAccumulator, StreamAccumulator
 from featurecost.instrumentation.version import __version__
 
 log = logging.getLogger(__name__)
@@ -139,10 +143,8 @@ class _Accumulator(ResponseAccumulator):
         return self._facts
 
 
-def _record(span: Span, response: Any) -> None:
-    acc = _Accumulator()
-    acc.on_item(response)
-    record_accumulated(span, acc)
+def _call_facts(response: Any) -> Facts:
+    return accumulated(_Accumulator)(response)
 
 
 def _placed(kwargs: Mapping[str, Any]) -> tuple[str | None, str, dict[str, AttributeValue]]:
@@ -189,10 +191,11 @@ def _positional(args: tuple[Any, ...], kwargs: dict[str, Any], operation: str) -
 
 
 def _wrapper(tracer: Tracer, operation: str, is_async: bool) -> Callable[..., Any]:
-    def sdk_call(model: str | None, provider: str, attributes: dict[str, AttributeValue]) -> SDKCall:
-        return SDKCall(operation, lambda _instance: provider, lambda _instance, _kwargs: (model, attributes))
+    def sdk_call(model: str | None, provider: str, attributes: dict[str, AttributeValue]) -> Method:
+        request = Request(model, attributes)
+        return Method(operation, lambda _instance: provider, lambda _instance, _kwargs: request)
 
-    def prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[SDKCall, bool, bool, dict[str, Any]]:
+    def prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Method, bool, bool, dict[str, Any]]:
         named = _positional(args, kwargs, operation)
         model, provider, attributes = _placed(named)
         streaming = bool(named.get("stream"))
@@ -212,8 +215,8 @@ def _wrapper(tracer: Tracer, operation: str, is_async: bool) -> Callable[..., An
             log.debug("featurecost: could not read a LiteLLM call", exc_info=True)
             return wrapped(*args, **kwargs)
         if streaming:
-            return stream_wrapper(tracer, sdk, lambda: _Accumulator(hide))(wrapped, instance, args, kwargs)
-        return call_wrapper(tracer, sdk, _record)(wrapped, instance, args, kwargs)
+            return stream_wrapper(tracer, sdk, proxied(lambda: _Accumulator(hide)))(wrapped, instance, args, kwargs)
+        return call_wrapper(tracer, sdk, _call_facts)(wrapped, instance, args, kwargs)
 
     async def asynchronous(
         wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -227,8 +230,9 @@ def _wrapper(tracer: Tracer, operation: str, is_async: bool) -> Callable[..., An
             return await wrapped(*args, **kwargs)
         if streaming:
             new: Callable[[], StreamAccumulator] = lambda: _Accumulator(hide)  # noqa: E731
-            return await async_stream_wrapper(tracer, sdk, new)(wrapped, instance, args, kwargs)
-        return await async_call_wrapper(tracer, sdk, _record)(wrapped, instance, args, kwargs)
+            traced = async_stream_wrapper(tracer, sdk, proxied(new, AsyncTracedStream))
+            return await traced(wrapped, instance, args, kwargs)
+        return await async_call_wrapper(tracer, sdk, _call_facts)(wrapped, instance, args, kwargs)
 
     return asynchronous if is_async else sync
 

@@ -18,23 +18,25 @@ from urllib.parse import urlparse
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import unwrap
-from opentelemetry.util.types import AttributeValue
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import _transport
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._calls import (
-    SDKCall,
-    async_call_wrapper,
-    async_stream_wrapper,
-    call_wrapper,
-    stream_wrapper,
-)
 from featurecost.instrumentation._instrumentor import SafeInstrumentor
+from featurecost.instrumentation._lifecycle import (
+    Facts,
+    Method,
+    Request,
+    Target,
+    accumulated,
+    proxied,
+    unwrap_targets,
+    wrap_targets,
+)
 from featurecost.instrumentation._nested import watch_nested_spans
 from featurecost.instrumentation._prefix import leading_instructions, safe_prefix_attributes
 from featurecost.instrumentation._spans import TokenUsage, clean_attributes, in_llm_call, int_or_zero
-from featurecost.instrumentation._streams import ResponseAccumulator, record_accumulated
+from featurecost.instrumentation._streams import AsyncTracedStream, ResponseAccumulator
 from featurecost.instrumentation.version import __version__
 
 _instruments = ("mistralai >= 2.0",)
@@ -102,13 +104,11 @@ class _ResponseAccumulator(ResponseAccumulator):
         }
 
 
-def _record(span: trace.Span, response: Any) -> None:
-    acc = _ResponseAccumulator()
-    acc.on_item(response)
-    record_accumulated(span, acc)
+def _response_facts(response: Any) -> Facts:
+    return accumulated(_ResponseAccumulator)(response)
 
 
-def _request(instance: Any, kwargs: Mapping[str, Any]) -> tuple[str | None, dict[str, AttributeValue]]:
+def _request(instance: Any, kwargs: Mapping[str, Any]) -> Request:
     model, max_tokens, tier = kwargs.get("model"), kwargs.get("max_tokens"), kwargs.get("service_tier")
     attributes = {
         attrs.SERVER_ADDRESS: _server_address(instance),
@@ -116,7 +116,7 @@ def _request(instance: Any, kwargs: Mapping[str, Any]) -> tuple[str | None, dict
         attrs.REQUEST_SERVICE_TIER: tier if isinstance(tier, str) else None,
         **safe_prefix_attributes(_instructions, kwargs),
     }
-    return (model if isinstance(model, str) else None), clean_attributes(attributes)
+    return Request(model if isinstance(model, str) else None, clean_attributes(attributes))
 
 
 def _instructions(kwargs: Mapping[str, Any]) -> str:
@@ -127,8 +127,20 @@ def _provider(instance: Any) -> str:
     return PROVIDER
 
 
-CHAT = SDKCall("chat", _provider, _request)
-EMBEDDINGS = SDKCall("embeddings", _provider, _request)
+def _targets() -> tuple[Target, ...]:
+    """What we wrap, for ``instrument`` and ``uninstrument`` alike (built when called, so a
+    test can swap an extractor before instrumenting)."""
+    chat, embeddings = Method("chat", _provider, _request), Method("embeddings", _provider, _request)
+    stream = proxied(_ResponseAccumulator)
+    async_stream = proxied(_ResponseAccumulator, AsyncTracedStream)
+    return (
+        Target(_CHAT, "Chat", "complete", chat, "call", _response_facts),
+        Target(_CHAT, "Chat", "complete_async", chat, "async call", _response_facts),
+        Target(_CHAT, "Chat", "stream", chat, "stream", stream),
+        Target(_CHAT, "Chat", "stream_async", chat, "async stream", async_stream),
+        Target(_EMBEDDINGS, "Embeddings", "create", embeddings, "call", _response_facts),
+        Target(_EMBEDDINGS, "Embeddings", "create_async", embeddings, "async call", _response_facts),
+    )
 
 
 def _skip_native_span_in_llm_call(
@@ -164,24 +176,13 @@ class MistralAIInstrumentor(SafeInstrumentor):
         _transport.install("mistralai")
         tracer = trace.get_tracer(__name__, __version__, tracer_provider=kwargs.get("tracer_provider"))
         watch_nested_spans(kwargs.get("tracer_provider"))
-        wrap_function_wrapper(_CHAT, "Chat.complete", call_wrapper(tracer, CHAT, _record))
-        wrap_function_wrapper(_CHAT, "Chat.complete_async", async_call_wrapper(tracer, CHAT, _record))
-        wrap_function_wrapper(_CHAT, "Chat.stream", stream_wrapper(tracer, CHAT, _ResponseAccumulator))
-        wrap_function_wrapper(_CHAT, "Chat.stream_async", async_stream_wrapper(tracer, CHAT, _ResponseAccumulator))
-        wrap_function_wrapper(_EMBEDDINGS, "Embeddings.create", call_wrapper(tracer, EMBEDDINGS, _record))
-        wrap_function_wrapper(_EMBEDDINGS, "Embeddings.create_async", async_call_wrapper(tracer, EMBEDDINGS, _record))
+        wrap_targets(tracer, _targets())
         if _has_native_tracing():
             wrap_function_wrapper(_NATIVE_TRACING, "get_traced_request_and_span", _skip_native_span_in_llm_call)
 
     def _uninstrument(self, **kwargs: Any) -> None:
         _transport.uninstall("mistralai")
-        import mistralai.client.chat as chat
-        import mistralai.client.embeddings as embeddings
-
-        for method in ("complete", "complete_async", "stream", "stream_async"):
-            unwrap(chat.Chat, method)
-        for method in ("create", "create_async"):
-            unwrap(embeddings.Embeddings, method)
+        unwrap_targets(_targets())
         if _has_native_tracing():
             import mistralai.client._hooks.tracing as tracing
 

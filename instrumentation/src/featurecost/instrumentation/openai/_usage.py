@@ -43,17 +43,29 @@ def usage_from_responses(usage: Any) -> TokenUsage | None:
     )
 
 
+def _extra(model: Any, name: str) -> Any:
+    """A field the SDK's model does not declare: pydantic keeps those in ``__pydantic_extra__``.
+    Read there, a field that is absent (plain OpenAI) costs a dict lookup, not the
+    AttributeError pydantic's ``__getattr__`` raises and ``getattr`` swallows."""
+    extra = getattr(model, "__pydantic_extra__", None)
+    if isinstance(extra, dict):
+        found = extra.get(name)
+        if found is not None or name not in getattr(type(model), "model_fields", ()):
+            return found
+    return getattr(model, name, None)  # a declared field, or not a pydantic model
+
+
 def gateway_facts(response: Any, usage: Any) -> dict[str, Any]:
     """What a gateway reports beyond OpenAI's fields: the billed cost in USD (OpenRouter's
     ``usage.cost`` number, Perplexity's ``usage.cost.total_cost``) and the upstream ``provider``
     that served the call (OpenRouter). Plain OpenAI responses have neither."""
     facts: dict[str, Any] = {}
-    cost = getattr(usage, "cost", None)
+    cost = _extra(usage, "cost")
     if isinstance(cost, dict):
         cost = cost.get("total_cost")
     if isinstance(cost, int | float) and not isinstance(cost, bool):
         facts[attrs.GATEWAY_COST_USD] = repr(cost)  # a decimal string: the collector keeps it exact
-    upstream = getattr(response, "provider", None)
+    upstream = _extra(response, "provider")
     if isinstance(upstream, str) and upstream:
         facts[attrs.GATEWAY_UPSTREAM_PROVIDER] = upstream
     return facts
