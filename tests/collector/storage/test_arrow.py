@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from featurecost.collector.pipeline.worker import _is_bad_data
 from featurecost.collector.pipeline.records import CallRecord
+from featurecost.collector.pipeline.worker import _is_bad_data
 from featurecost.collector.storage.client import Storage, arrow_type
 from testsupport.collector import ClickHouseHttp, start_clickhouse_http
 
