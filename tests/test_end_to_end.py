@@ -32,7 +32,7 @@ from testsupport.harness import (
     start_stand_in,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 # USD per million tokens, from the providers' public price pages:
 # (input, cached input read, cache write, output)

@@ -27,7 +27,7 @@ from featurecost.instrumentation import _nested
 from featurecost.instrumentation.anthropic import AnthropicInstrumentor
 from featurecost.instrumentation.openai import OpenAIInstrumentor
 from tests.conftest import RunningStandIn
-from testsupport.harness import Collector, start_collector
+from testsupport.harness import Collector, running_collector
 
 pytestmark = pytest.mark.e2e
 
@@ -39,11 +39,8 @@ SYSTEM = "x" * 8192  # an 8,192-character system prompt: length class 8192, abou
 @pytest.fixture
 def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
     base = tmp_path_factory.mktemp("savings-e2e")
-    running = start_collector(base / "data", base / "logs")
-    try:
+    with running_collector(base / "data", base / "logs") as running:
         yield running
-    finally:
-        assert running.process.stop() == 0, running.process.log()
 
 
 def report(collector: Collector, name: str) -> list[dict[str, str]]:

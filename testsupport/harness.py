@@ -7,6 +7,7 @@ endpoints, stored-call counts) with a deadline, never by sleeping a fixed time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -14,7 +15,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -202,6 +203,23 @@ def start_collector(
     verify = ssl.create_default_context(cafile=str(ca)) if ca else True
     process = spawn_ready("collector", argv, log_dir, f"{scheme}://127.0.0.1:{api_port}/readyz", 60, verify)
     return Collector(process, data_dir, otlp_port, api_port, grpc_port, ca, api_token)
+
+
+@contextlib.contextmanager
+def running_collector(
+    data_dir: Path,
+    log_dir: Path,
+    extra_args: list[str] | None = None,
+    *,
+    ca: Path | None = None,
+    api_token: str | None = None,
+) -> Iterator[Collector]:
+    """``start_collector`` for the block; on leaving it the collector must stop cleanly (exit 0)."""
+    collector = start_collector(data_dir, log_dir, extra_args, ca=ca, api_token=api_token)
+    try:
+        yield collector
+    finally:
+        assert collector.process.stop() == 0, collector.process.log()
 
 
 @dataclass

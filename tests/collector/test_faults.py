@@ -30,6 +30,8 @@ from testsupport.collector import ClickHouseHttp, llm_spans, span_ids, start_cli
 from testsupport.harness import Collector, free_port, start_collector, wait_until
 from testsupport.servers import serve_in_thread
 
+pytestmark = pytest.mark.slow
+
 FAST = ["--batch-rows", "400", "--flush-interval", "0.05"]
 
 

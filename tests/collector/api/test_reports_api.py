@@ -12,13 +12,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from typer.testing import CliRunner
 
-from featurecost.collector.cli.app import app
 from featurecost.collector.server import default_storage_dsn
 from featurecost.collector.storage.client import Storage
 from tests.collector.reports.seed import WEEKS, Seed, generate, monday, ratio, revenue_in
-from testsupport.harness import Collector, start_collector
+from testsupport.cli import cli
+from testsupport.harness import Collector, running_collector
 
 GOOD_CSV = """tenant,period_start,period_end,revenue_usd,active_users,usage.support-bot,usage.draft-email
 acme,2026-09-14,2026-09-20,700,10,50,5
@@ -47,16 +46,8 @@ def collector(tmp_path_factory: pytest.TempPathFactory, data: Seed) -> Iterator[
         store.insert_calls(data.calls, dedup_token="seed")
     finally:
         store.close()  # the collector process owns the directory from here on
-    running = start_collector(base / "data", base / "logs")
-    try:
+    with running_collector(base / "data", base / "logs") as running:
         yield running
-    finally:
-        assert running.process.stop() == 0, running.process.log()
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 WEEK = (datetime(2026, 9, 14, tzinfo=UTC), datetime(2026, 9, 21, tzinfo=UTC))

@@ -141,6 +141,7 @@ def test_the_guard_sends_the_api_token_from_the_environment(locked: Locked, monk
     assert (decision.source, decision.verdict) == ("collector", "allow")
 
 
+@pytest.mark.slow
 def test_a_page_on_another_origin_cannot_write_through_a_browser(tmp_path: Path) -> None:
     # The default loopback collector has no tokens: only the origin check stands between
     # any web page its user opens and the write endpoints. Real Chromium, real collector.

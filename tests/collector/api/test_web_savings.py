@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from featurecost.collector.cli.app import app
 from tests.collector.api.headless import rendered_dom
-from testsupport.harness import Collector, start_collector
+from testsupport.harness import Collector, running_collector
 
 ENV = "savings-test"
 # feature, featurecost.latency (None: not set), input tokens, output tokens
@@ -35,8 +35,7 @@ CALLS = [
 @pytest.fixture(scope="module")
 def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
     base = tmp_path_factory.mktemp("savings")
-    running = start_collector(base / "data", base / "logs")
-    try:
+    with running_collector(base / "data", base / "logs") as running:
         provider = TracerProvider(resource=Resource.create({"deployment.environment.name": ENV}))
         exporter = OTLPSpanExporter(endpoint=f"{running.otlp_endpoint}/v1/traces")
         provider.add_span_processor(SimpleSpanProcessor(exporter))
@@ -59,8 +58,6 @@ def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
         provider.shutdown()
         running.wait_for_calls(len(CALLS))
         yield running
-    finally:
-        assert running.process.stop() == 0, running.process.log()
 
 
 def page_window() -> tuple[datetime, datetime]:

@@ -15,11 +15,10 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from typer.testing import CliRunner
 
-from featurecost.collector.cli.app import app
 from featurecost.collector.cli.output import escape_controls, money, plain_decimal
-from testsupport.harness import Collector, free_port, start_collector
+from testsupport.cli import cli
+from testsupport.harness import Collector, free_port, running_collector
 
 FINE_TUNED = "ft:gpt-4o-mini:acme:notes:abc123"
 MARKUP_FEATURE = "[/bold]"
@@ -59,17 +58,9 @@ def send_calls(collector: Collector) -> None:
 @pytest.fixture(scope="module")
 def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
     base = tmp_path_factory.mktemp("cli-output")
-    running = start_collector(base / "data", base / "logs")
-    try:
+    with running_collector(base / "data", base / "logs") as running:
         send_calls(running)
         yield running
-    finally:
-        assert running.process.stop() == 0, running.process.log()
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_names_are_printed_literally(collector: Collector) -> None:

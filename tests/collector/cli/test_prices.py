@@ -16,10 +16,9 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from typer.testing import CliRunner
 
-from featurecost.collector.cli.app import app
-from testsupport.harness import Collector, start_collector
+from testsupport.cli import cli
+from testsupport.harness import Collector, running_collector
 
 FINE_TUNED = "ft:gpt-4o-mini:acme:notes:abc123"
 BEFORE = """
@@ -74,17 +73,9 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     base = tmp_path_factory.mktemp("prices-api")
     prices = base / "prices.yaml"
     prices.write_text(BEFORE)
-    collector = start_collector(base / "data", base / "logs", ["--prices-file", str(prices)])
-    try:
+    with running_collector(base / "data", base / "logs", ["--prices-file", str(prices)]) as collector:
         send(collector)
         yield Running(collector, prices)
-    finally:
-        assert collector.process.stop() == 0, collector.process.log()
-
-
-def cli(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
 
 
 def feature_row(api: str) -> dict[str, object]:

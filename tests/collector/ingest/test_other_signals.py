@@ -19,17 +19,14 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricExportResult, MetricsData
 from opentelemetry.sdk.resources import Resource
 
-from testsupport.harness import Collector, start_collector, wait_until
+from testsupport.harness import Collector, running_collector, wait_until
 
 
 @pytest.fixture(scope="module")
 def collector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collector]:
     base = tmp_path_factory.mktemp("signals")
-    running = start_collector(base / "data", base / "logs")
-    try:
+    with running_collector(base / "data", base / "logs") as running:
         yield running
-    finally:
-        assert running.process.stop() == 0, running.process.log()
 
 
 def some_metrics() -> MetricsData:

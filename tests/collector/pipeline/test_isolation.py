@@ -213,6 +213,7 @@ def test_a_span_storage_rejects_alone_is_dead_lettered_and_its_batch_stored(tmp_
     wal.close()
 
 
+@pytest.mark.slow
 def test_a_batch_spanning_150_months_is_split_per_partition(tmp_path: Path, storage: Storage) -> None:
     # One insert block may touch at most max_partitions_per_insert_block (100) partitions;
     # ClickHouse answers code 252 otherwise, which no retry fixes.

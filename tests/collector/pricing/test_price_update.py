@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from featurecost.collector.cli.app import app
 from testsupport.harness import app_environment, run_instrumented, start_collector, start_stand_in
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 M = Decimal(1_000_000)
 NEW_MODEL = "gpt-9-mini"

@@ -14,7 +14,7 @@ import pytest
 
 from testsupport.harness import STAND_IN_ENDPOINTS, app_environment, run_instrumented, start_collector, start_stand_in
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 M = Decimal(1_000_000)
 PRICES = """

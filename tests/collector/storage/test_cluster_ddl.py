@@ -16,15 +16,10 @@ import pytest
 from typer.testing import CliRunner
 
 from featurecost.collector.cli.app import app
-from featurecost.collector.storage.client import Storage, _statements
-from featurecost.collector.storage.cluster_ddl import (
-    ClusterDDL,
-    ClusterDDLError,
-    Migration,
-    cluster_ddl,
-    load_migrations,
-    render,
-)
+from featurecost.collector.storage.client import Storage
+from featurecost.collector.storage.cluster_ddl import ClusterDDL, ClusterDDLError, cluster_ddl, render
+from featurecost.collector.storage.migrations import Migration, load_migrations
+from featurecost.collector.storage.migrations import statements as _statements
 
 ROOT = Path(__file__).resolve().parents[3]
 

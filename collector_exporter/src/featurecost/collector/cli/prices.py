@@ -32,7 +32,6 @@ from featurecost.collector.pricing.service import (
 
 prices_app = typer.Typer(help="Prices: explain a call's cost, list unpriced models, re-price after a fix.")
 
-_PACKAGE = "featurecost.collector.pricing"
 StorageOption = Annotated[
     str | None,
     typer.Option(

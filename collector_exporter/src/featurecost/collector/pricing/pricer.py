@@ -648,6 +648,23 @@ def token_prices(
     return TokenPrices(plain, read, write, out)
 
 
+class TokenPriceLookup:
+    """``token_prices`` by (provider, model, day, tenant scope, tier), each resolved once: what a
+    report needs for many calls of few models."""
+
+    def __init__(self, pricer: Pricer) -> None:
+        self.pricer = pricer
+        self._found: dict[tuple[str, str, date, str, str], TokenPrices | None] = {}
+
+    def get(self, provider: str, model: str, day: date, tenant: str, tier: str = "") -> TokenPrices | None:
+        # a tenant without prices-file entries of its own pays what everyone pays: one lookup
+        scope = tenant if tenant in self.pricer.overrides.tenants else ""
+        key = (provider, model, day, scope, tier)
+        if key not in self._found:
+            self._found[key] = token_prices(self.pricer, provider, model, day, scope, tier)
+        return self._found[key]
+
+
 def explain_lines(record: CallRecord, card: RateCard) -> Mapping[str, str]:
     """What ``featurecost prices explain`` prints for one call."""
     lines = {

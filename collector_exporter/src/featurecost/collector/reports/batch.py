@@ -17,11 +17,10 @@ not counted; a model with no price at all is listed as unpriced.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 from decimal import Decimal
 
 from featurecost.collector import attributes as attrs
-from featurecost.collector.pricing.pricer import Pricer, TokenPrices, token_prices
+from featurecost.collector.pricing.pricer import Pricer, TokenPriceLookup, TokenPrices
 from featurecost.collector.reports._query import Row, percent, ratio, run
 from featurecost.collector.reports.window import Window
 from featurecost.collector.storage.client import Storage
@@ -56,21 +55,6 @@ def _cost(prices: TokenPrices, r: dict[str, int]) -> Decimal:
     )
 
 
-class _TierPrices:
-    """Standard and batch per-token prices by (provider, model, day, tenant scope), once each."""
-
-    def __init__(self, pricer: Pricer) -> None:
-        self.pricer = pricer
-        self._found: dict[tuple[str, str, date, str, str], TokenPrices | None] = {}
-
-    def get(self, provider: str, model: str, day: date, tenant: str, tier: str) -> TokenPrices | None:
-        scope = tenant if tenant in self.pricer.overrides.tenants else ""
-        key = (provider, model, day, scope, tier)
-        if key not in self._found:
-            self._found[key] = token_prices(self.pricer, provider, model, day, scope, tier)
-        return self._found[key]
-
-
 def per_week(amount: Decimal, window: Window) -> Decimal:
     """``amount`` over ``window`` as dollars per 7 days."""
     days = Decimal((window.until - window.since).total_seconds()) / Decimal(86_400)
@@ -85,7 +69,7 @@ def batch_opportunity(storage: Storage, window: Window, pricer: Pricer | None = 
     ``pricer``: the collector's (contract prices and prices-file batch entries apply);
     ``None``: list prices only.
     """
-    prices_of = _TierPrices(pricer or Pricer())
+    prices_of = TokenPriceLookup(pricer or Pricer())
     rows: dict[str, BatchRow] = {}
     params = {**window.parameters(), "priced_tenants": sorted(prices_of.pricer.overrides.tenants)}
     for r in run(storage, "batch_candidates", params):

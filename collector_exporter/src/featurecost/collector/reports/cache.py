@@ -4,29 +4,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date
 from decimal import Decimal
 
-from featurecost.collector.pricing.pricer import Pricer, TokenPrices, token_prices
+from featurecost.collector.pricing.pricer import Pricer, TokenPriceLookup
 from featurecost.collector.reports._query import Row, Source, ratio, run
 from featurecost.collector.reports.window import Window
 from featurecost.collector.storage.client import Storage
-
-
-class _UnitPrices:
-    """Per-token prices by (provider, model, day, tenant scope), resolved once per report."""
-
-    def __init__(self, pricer: Pricer) -> None:
-        self.pricer = pricer
-        self._found: dict[tuple[str, str, date, str], TokenPrices | None] = {}
-
-    def get(self, provider: str, model: str, day: date, tenant: str) -> TokenPrices | None:
-        # a tenant without prices-file entries of its own pays what everyone pays: one lookup
-        scope = tenant if tenant in self.pricer.overrides.tenants else ""
-        key = (provider, model, day, scope)
-        if key not in self._found:
-            self._found[key] = token_prices(self.pricer, provider, model, day, scope)
-        return self._found[key]
 
 
 @dataclass(slots=True)
@@ -52,7 +35,7 @@ def cache_effectiveness(
     ``pricer`` is the one that prices the calls (the collector's, with its prices file), so a
     contract price changes the saving as it changes the bill; ``None``: list prices only.
     """
-    prices_of = _UnitPrices(pricer or Pricer())
+    prices_of = TokenPriceLookup(pricer or Pricer())
     rows: dict[str, CacheRow] = defaultdict(lambda: CacheRow(""))
     for r in run(storage, "cache_effectiveness", window.parameters(), source):
         row = rows[r["feature"]]

@@ -15,11 +15,10 @@ same pricer as the calls (base tier, like ``cache``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
 from decimal import Decimal
 from functools import lru_cache
 
-from featurecost.collector.pricing.pricer import Pricer, TokenPrices, token_prices
+from featurecost.collector.pricing.pricer import Pricer, TokenPriceLookup, TokenPrices
 from featurecost.collector.reports._query import Row, Source, ratio, run
 from featurecost.collector.reports.batch import per_week
 from featurecost.collector.reports.window import Window
@@ -57,19 +56,6 @@ def _price_label(name: str, prices: TokenPrices) -> str:
     )
 
 
-class _Prices:
-    def __init__(self, pricer: Pricer) -> None:
-        self.pricer = pricer
-        self._found: dict[tuple[str, str, date, str], TokenPrices | None] = {}
-
-    def get(self, provider: str, model: str, day: date, tenant: str) -> TokenPrices | None:
-        scope = tenant if tenant in self.pricer.overrides.tenants else ""
-        key = (provider, model, day, scope)
-        if key not in self._found:
-            self._found[key] = token_prices(self.pricer, provider, model, day, scope)
-        return self._found[key]
-
-
 def cache_opportunity(
     storage: Storage, window: Window, pricer: Pricer | None = None, source: Source = Source.rollup
 ) -> list[CacheOpportunityRow]:
@@ -79,7 +65,7 @@ def cache_opportunity(
     saving = cacheable repeat tokens x (input - cache-read price)
              - first-of-run tokens x (cache-write - input price)
     """
-    prices_of = _Prices(pricer or Pricer())
+    prices_of = TokenPriceLookup(pricer or Pricer())
     rows: dict[str, CacheOpportunityRow] = {}
 
     def row_of(feature: str) -> CacheOpportunityRow:

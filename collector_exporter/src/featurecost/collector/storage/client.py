@@ -15,7 +15,6 @@ only then are that column's values quantized as before, so the stored numbers ar
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import fields
@@ -32,6 +31,7 @@ from clickhouse_connect.driver.client import Client
 from clickhouse_connect.driver.exceptions import DatabaseError
 
 from featurecost.collector.pipeline.records import CallRecord
+from featurecost.collector.storage.migrations import load_migrations, statements
 
 # Every CallRecord field is a column of ``calls`` (added by the migrations): the record is the list.
 CALL_COLUMNS = tuple(f.name for f in fields(CallRecord))
@@ -40,7 +40,6 @@ _MONEY_COLUMNS = frozenset(
     {"cost_usd", "input_cost_usd", "output_cost_usd", "client_cost_usd", "cost_delta_vs_client_usd", "gateway_cost_usd"}
 )
 MONEY_QUANTUM = Decimal("1e-18")  # the Decimal(38, 18) scale of the money columns
-_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
 DSN_SCHEMES = ("chdb", "http", "https")
@@ -120,11 +119,6 @@ def load_sql(package: str, name: str) -> str:
     return resources.files(package).joinpath(name).read_text()
 
 
-def _statements(sql: str) -> list[str]:
-    body = "\n".join(line for line in sql.splitlines() if not line.lstrip().startswith("--"))
-    return [stmt.strip() for stmt in body.split(";") if stmt.strip()]
-
-
 class Storage:
     """A clickhouse-connect client plus featurecost's schema and named queries.
 
@@ -177,19 +171,17 @@ class Storage:
             )
             done = {row[0] for row in self.client.query("SELECT version FROM featurecost_migrations").result_rows}
             applied = []
-            migrations = resources.files("featurecost.collector.storage.migrations")
-            for entry in sorted(migrations.iterdir(), key=lambda e: e.name):
-                match = _MIGRATION_NAME.match(entry.name)
-                if not match or int(match.group(1)) in done:
+            for migration in load_migrations():
+                if migration.version in done:
                     continue
-                for statement in _statements(entry.read_text()):
+                for statement in statements(migration.sql):
                     self.client.command(statement)
                 self.client.insert(
                     "featurecost_migrations",
-                    [[int(match.group(1)), entry.name]],
+                    [[migration.version, migration.name]],
                     column_names=["version", "name"],
                 )
-                applied.append(entry.name)
+                applied.append(migration.name)
             self._call_types = self._call_arrow_types = None  # the schema may have changed
             return applied
 

@@ -29,10 +29,9 @@ so a collector started against the cluster finds its schema up to date and appli
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from importlib import resources
 
-from featurecost.collector.storage.client import _MIGRATION_NAME, _statements
+from featurecost.collector.storage.migrations import Migration, load_migrations
+from featurecost.collector.storage.migrations import statements as split_statements
 
 DEFAULT_CLUSTER = "{cluster}"
 DEFAULT_DATABASE = "featurecost"
@@ -41,23 +40,6 @@ LOCAL_SUFFIX = "_local"
 
 class ClusterDDLError(ValueError):
     """A migration statement this generator does not know how to distribute."""
-
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    version: int
-    name: str
-    sql: str
-
-
-def load_migrations(since_version: int = 0) -> list[Migration]:
-    """The packaged migrations with a version above ``since_version``, in order."""
-    found = []
-    for entry in resources.files("featurecost.collector.storage.migrations").iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
-        if match and int(match.group(1)) > since_version:
-            found.append(Migration(int(match.group(1)), entry.name, entry.read_text()))
-    return sorted(found, key=lambda m: m.version)
 
 
 def _quote(value: str) -> str:
@@ -159,7 +141,7 @@ class ClusterDDL:
         """Everything to run, in order, for the given migrations (preamble included)."""
         out = self.preamble()
         for migration in migrations:
-            for statement in _statements(migration.sql):
+            for statement in split_statements(migration.sql):
                 try:
                     out.extend(self.rewrite(statement))
                 except ClusterDDLError as exc:
