@@ -292,7 +292,7 @@ def door_stages(count: int, repeat: int = 5) -> dict[str, tuple[int, dict[str, f
     ``repeat``): the parse alone (the floor), the door now (parse, validate, drop what cannot be
     an LLM call, re-encode what is kept), and before (parse, validate, the whole request into the
     WAL, then the worker decoding it again and dropping the HTTP/DB spans in normalize)."""
-    from featurecost.collector.ingest import drop_invalid_spans, llm_span_candidates, screen_spans
+    from featurecost.collector.ingest.admission import drop_invalid_spans, llm_span_candidates, screen_spans
     from featurecost.collector.pipeline.normalize import normalize_request
 
     out: dict[str, tuple[int, dict[str, float]]] = {}
