@@ -232,6 +232,9 @@ def _best(run: Callable[[], object], repeat: int) -> float:
     return best
 
 
+fixed_cost: dict[str, float] = {}  # seconds, filled by stages()
+
+
 def stages(count: int, workdir: Path, repeat: int = 5) -> tuple[int, int, dict[str, float]]:
     """Seconds per stage on the bench corpus, one thread, in process (best of ``repeat``).
 
@@ -282,6 +285,12 @@ def stages(count: int, workdir: Path, repeat: int = 5) -> tuple[int, int, dict[s
             lambda: storage.insert_calls_native(calls, f"bench-native-{next(tokens)}"), repeat
         )
         seconds["insert"] = _best(lambda: storage.insert_calls(calls, f"bench-{next(tokens)}"), repeat)
+        one = iter(range(repeat))
+        # what every insert pays whatever its size (planning the insert and the rollup views):
+        # what sparse LLM traffic (an app's whole trace stream) pays per batch
+        fixed_cost["insert of one call"] = _best(
+            lambda: storage.insert_calls(calls[:1], f"bench-one-{next(one)}"), repeat
+        )
     finally:
         storage.close()
     return len(spans), len(calls), seconds
@@ -408,6 +417,8 @@ def print_stages(count: int, work: Path) -> None:
         f"  {'decode→insert, before':<24} {calls / before:>10,.0f} calls/s  (the worker decoded again, Native insert)"
     )
     print(f"  {'decode→insert, now':<24} {calls / now:>10,.0f} calls/s  ratio {before / now:.2f}")
+    for name, took in fixed_cost.items():
+        print(f"  {name:<24} {took * 1e3:>10.1f} ms (the fixed cost of every insert, paid per batch)")
     print("receivers' door (one thread, in process, best of 5), spans per CPU-second:")
     for traffic, (count_spans, door) in door_stages(count).items():
         floor = door["parse only (floor)"]

@@ -4,19 +4,23 @@ One DSN selects the engine: ``chdb:///path`` runs ClickHouse in-process (chDB, t
 embedded default), ``http(s)://host:8123/db`` talks to a server or cluster. The same
 migrations and named queries run on both.
 
-Calls go into chDB as an Arrow table (``INSERT … SELECT * FROM Python(table)``): pyarrow builds
-each column from the records in C, and the engine reads it from memory — no Native encoding in
-Python, no temp file (clickhouse-connect's chDB backend writes every insert to one and runs
-``INSERT … FROM INFILE``). Money goes in as ``decimal128(38, 18)`` built straight from the
-``Decimal`` values: pyarrow refuses (never rounds) a value with more than 18 decimal places, and
-only then are that column's values quantized as before, so the stored numbers are the same.
+Calls go into chDB as an Arrow stream: pyarrow builds each column from the records in C and the
+engine parses the stream in native code, from an anonymous in-memory file (``memfd``) — no
+Native encoding in Python, no temp file on disk (clickhouse-connect's chDB backend encodes every
+insert in Python, writes it to a temp file and runs ``INSERT … FROM INFILE``). Money goes in as
+``decimal128(38, 18)`` built straight from the ``Decimal`` values: pyarrow refuses (never
+rounds) a value with more than 18 decimal places, and only then are that column's values
+quantized as before, so the stored numbers are the same. A server keeps clickhouse-connect's
+Native insert (``insert_calls_native``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import fields
 from decimal import Decimal
 from importlib import resources
@@ -109,6 +113,26 @@ def _arrow_column(values: list[Any], arrow: pa.DataType, money_column: bool) -> 
         return pa.array(values, type=arrow)  # exact, or ArrowInvalid: never rounded
     except pa.ArrowInvalid:
         return pa.array([money(v) for v in values], type=arrow)
+
+
+@contextlib.contextmanager
+def _in_memory_file(data: pa.Buffer) -> Iterator[str]:
+    """A path the engine can read ``data`` from: an anonymous in-memory file on Linux (memfd),
+    a temporary file elsewhere (macOS has no memfd)."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("featurecost-calls-insert", os.MFD_CLOEXEC)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            yield f"/proc/self/fd/{fd}"
+        finally:
+            os.close(fd)
+        return
+    with tempfile.NamedTemporaryFile(suffix=".arrows") as file:
+        file.write(memoryview(data))
+        file.flush()
+        yield file.name
 
 
 def _sql_string(text: str) -> str:
@@ -226,25 +250,34 @@ class Storage:
     def _insert_calls_arrow(
         self, records: Sequence[CallRecord], arrow_types: list[pa.DataType], dedup_token: str
     ) -> None:
-        calls_arrow = pa.Table.from_arrays(  # noqa: F841 - read by name: Python(calls_arrow)
+        table = pa.Table.from_arrays(
             [
                 _arrow_column(list(map(attrgetter(column), records)), arrow, column in _MONEY_COLUMNS)
                 for column, arrow in zip(CALL_COLUMNS, arrow_types, strict=True)
             ],
             names=list(CALL_COLUMNS),
         )
-        # optimize_on_insert = 0: see the clickhouse-connect path below. The deduplication token
-        # drops a replayed INSERT … SELECT exactly like a replayed Native insert.
-        sql = (
-            f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) SELECT * FROM Python(calls_arrow) "
-            f"SETTINGS insert_deduplication_token = {_sql_string(dedup_token)}, optimize_on_insert = 0"
-        )
-        with self._lock:
-            try:
-                # Python(calls_arrow) names the local above: chDB finds it in this frame, reads it in place
-                self._engine.query(sql)
-            except RuntimeError as exc:  # chDB's errors: "Code: N. DB::Exception: ..."
-                raise DatabaseError(str(exc)) from exc
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        stream = sink.getvalue()
+        # The Arrow stream goes to the engine through an anonymous in-memory file: no file on
+        # disk, and the engine parses it in native code. (chDB's Python() table function reads a
+        # pyarrow table in place too, but its reader threads then contend for the GIL with the
+        # receivers: measured, it cost more CPU in the collector than it saved.)
+        # optimize_on_insert = 0: see insert_calls_native. The deduplication token drops a
+        # replayed insert exactly as it drops a replayed Native one.
+        with _in_memory_file(stream) as path:
+            sql = (
+                f"INSERT INTO calls ({', '.join(CALL_COLUMNS)}) FROM INFILE {_sql_string(path)} "
+                f"SETTINGS insert_deduplication_token = {_sql_string(dedup_token)}, optimize_on_insert = 0 "
+                "FORMAT ArrowStream"
+            )
+            with self._lock:
+                try:
+                    self._engine.query(sql)
+                except RuntimeError as exc:  # chDB's errors: "Code: N. DB::Exception: ..."
+                    raise DatabaseError(str(exc)) from exc
 
     def _calls_arrow_types(self) -> list[pa.DataType] | None:
         """The calls columns as Arrow types, or None if one has a type ``arrow_type`` does not know."""
