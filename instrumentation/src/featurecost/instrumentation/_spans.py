@@ -30,7 +30,7 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AttributeValue
 
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._nested import IN_LLM_CALL, server_spans_seen, watch_global_provider
+from featurecost.instrumentation._nested import IN_LLM_CALL, LIVE, server_spans_seen, watch_global_provider
 from featurecost.instrumentation.attribution import check_attribution, current_attribution, is_attribution_key
 
 # OpenLLMetry's instrumentors read this plain key; setting it stops one of them that
@@ -237,6 +237,7 @@ def begin_llm_span(
     """
     ctx = otel_context.get_current()
     span = _start_span(tracer, ctx, operation, provider, request_model, client, attributes)
+    LIVE.add(id(span))
     return span, otel_context.attach(_provider_context(ctx, span))
 
 
@@ -246,6 +247,7 @@ def end_llm_span(span: Span, token: object, error: BaseException | None = None) 
             _record_error(span, error)
     finally:
         otel_context.detach(token)  # type: ignore[arg-type]
+        LIVE.discard(id(span))
         span.end()
 
 
@@ -301,6 +303,7 @@ class LLMCall:
         self._finished = False
         self._lock = threading.Lock()
         self._provider_context: Context | None = None
+        LIVE.add(id(self))
 
     def provider_context(self) -> Context:
         """The context the SDK talks to the provider in (see ``_provider_context``), built once:
@@ -331,7 +334,8 @@ class LLMCall:
             if self._finished:
                 return False
             self._finished = True
-            return True
+        LIVE.discard(id(self))
+        return True
 
     def fail(self, exc: BaseException) -> None:
         if self._claim():

@@ -50,7 +50,7 @@ def _extra(model: Any, name: str) -> Any:
     extra = getattr(model, "__pydantic_extra__", None)
     if isinstance(extra, dict):
         found = extra.get(name)
-        if found is not None or name not in getattr(type(model), "model_fields", ()):
+        if found is not None or name not in getattr(type(model), "__pydantic_fields__", ()):
             return found
     return getattr(model, name, None)  # a declared field, or not a pydantic model
 
