@@ -253,6 +253,7 @@ class Worker:
             (lambda: featurecost.attribute(**ATTRIBUTION)) if name.startswith("featurecost") else nullcontext
         )
         self.tracer = self.provider.get_tracer("app")
+        self._parsed: tuple[list[Any], list[Any]] | None = None
         self.per_call: Callable[[], AbstractContextManager[Any]] = attribute if per_call else nullcontext
         self.per_batch: Callable[[], AbstractContextManager[Any]] = attribute if outer else nullcontext
 
@@ -310,6 +311,44 @@ class Worker:
         self.provider.force_flush()
         return time.process_time() - start
 
+    def proxy(self) -> list[float]:
+        """featurecost's stream proxy alone: µs per chunk added to iterating already parsed
+        chunks (openai, anthropic). The end-to-end per-chunk figure subtracts two SDK timings
+        of ~80 µs per chunk; this one is steadier."""
+        from featurecost.instrumentation._spans import start_llm_call
+        from featurecost.instrumentation._streams import TracedStream
+        from featurecost.instrumentation.anthropic._usage import MessageStreamAccumulator
+        from featurecost.instrumentation.openai._usage import ChatStreamAccumulator
+
+        if self._parsed is None:
+            self._parsed = (
+                list(self.chat_stream.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES, stream=True)),
+                list(
+                    self.claude_stream.messages.create(
+                        model=CLAUDE_MODEL, max_tokens=64, messages=MESSAGES, stream=True
+                    )
+                ),
+            )
+        tracer = self.provider.get_tracer("bench")
+        added = []
+        for items, new in (
+            (self._parsed[0], lambda: ChatStreamAccumulator(True)),
+            (self._parsed[1], MessageStreamAccumulator),
+        ):
+            gc.collect()
+            start = time.process_time()
+            for _ in iter(items):
+                pass
+            plain = time.process_time() - start
+            gc.collect()
+            start = time.process_time()
+            call = start_llm_call(tracer, operation="chat", provider="bench", request_model=CHAT_MODEL)
+            for _ in TracedStream(iter(items), call, new()):
+                pass
+            self.provider.force_flush()
+            added.append((time.process_time() - start - plain) / len(items) * 1e6)
+        return added
+
     def growth(self, calls: int) -> list[int]:
         """RSS (KiB) before, halfway through and after ``calls`` more chat calls."""
         gc.collect()
@@ -336,6 +375,8 @@ def worker_main(name: str, chunks: int) -> None:
         elif command["op"] == "rss":
             gc.collect()
             reply = _rss_kb()
+        elif command["op"] == "proxy":
+            reply = worker.proxy()
         elif command["op"] == "growth":
             reply = worker.growth(command["calls"])
         else:
@@ -401,6 +442,7 @@ def compare(args: argparse.Namespace) -> None:
                     worker.ask(op="run", case=case, repeat=max(1, repeat[case] // 10))
         idle = {w.name: w.ask(op="rss") for w in workers}
         added: dict[tuple[str, str], list[float]] = {}
+        proxy: list[list[float]] = []
         bare_us: dict[str, list[float]] = {}
         for round_ in range(args.rounds):
             for case in (*CASES, FLOOR):
@@ -416,6 +458,7 @@ def compare(args: argparse.Namespace) -> None:
                 for name, us in times.items():
                     if name != "bare":
                         added.setdefault((name, case), []).append(us - base)
+            proxy += [w.ask(op="proxy") for w in workers if w.name == "featurecost"]
         growth = {w.name: w.ask(op="growth", calls=args.growth_calls) for w in workers} if args.growth_calls else {}
     finally:
         for worker in workers:
@@ -456,6 +499,14 @@ def compare(args: argparse.Namespace) -> None:
             f"{case:20} featurecost {ours:8.2f} / best peer ({best}) {peers[best]:8.2f} = {ratio:6.3f}  target {target}"
         )
     print()
+    if proxy:
+        openai_chunk = statistics.median(p[0] for p in proxy)
+        anthropic_chunk = statistics.median(p[1] for p in proxy)
+        print(
+            f"featurecost's stream proxy alone, µs per already-parsed chunk: openai {openai_chunk:.2f}, "
+            f"anthropic {anthropic_chunk:.2f}  (target ≤ 1; steadier than the end-to-end column)"
+        )
+        print()
     print(
         f"{'RSS MiB':44}{'idle':>10}"
         + (
