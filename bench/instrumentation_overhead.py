@@ -23,7 +23,13 @@ the same batch and report the CPU time it took (``time.process_time``: all threa
 process, so the span processor's work counts; time spent descheduled on a shared machine does
 not). A contender's added cost in a round is its time minus the bare SDK's in that same round;
 the printed figure is the median over the rounds. Per stream chunk: a stream of ``--chunks``
-chunks, the added time divided by the chunks.
+chunks, the added time divided by the chunks. A second bare worker shows how far two processes
+running the same code differ (their hash seed is fixed; their memory layout is not): read the
+other rows against it. featurecost's stream proxy is also timed alone over parsed chunks, the
+steadier per-chunk figure.
+
+The anthropic SDK traces its own calls when a global tracer provider is set: the bare row
+includes that span, which featurecost replaces with its own (hence negative figures there).
 
 Memory: each worker's RSS once set up and warmed (idle), and its growth over ``--growth-calls``
 more attributed calls, read at the half and at the end (a plateau shows as ~0 in the second half).
@@ -55,6 +61,7 @@ ATTRIBUTION = {"feature": "bench", "tenant": "acme", "user": "u-42"}
 # name: (description, instruments openai, instruments anthropic)
 CONTENDERS: dict[str, tuple[str, bool, bool]] = {
     "bare": ("the SDK alone (baseline)", True, True),
+    "bare-again": ("the SDK alone, a second process (noise)", True, True),
     "featurecost": ("featurecost, attribute() per call", True, True),
     "featurecost-outer": ("featurecost, attribute() once per batch", True, True),
     "openai-v2": ("official opentelemetry-instrumentation-openai-v2", True, False),
@@ -202,7 +209,7 @@ def _instrument(name: str, provider: Any) -> None:
 
         OIOpenAI().instrument(tracer_provider=provider)
         OIAnthropic().instrument(tracer_provider=provider)
-    elif name != "bare":
+    elif not name.startswith("bare"):
         raise SystemExit(f"unknown contender {name!r}")
 
 
@@ -390,11 +397,15 @@ class Remote:
 
     def __init__(self, name: str, chunks: int) -> None:
         self.name = name
+        # One hash seed for all: dict and set layouts (and so their speed) then do not differ
+        # between the workers for that reason.
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
         self.process = subprocess.Popen(
             [sys.executable, __file__, "--worker", name, "--chunks", str(chunks)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env=env,
         )
 
     def ask(self, **command: Any) -> Any:
