@@ -26,13 +26,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.trace import Tracer
 from opentelemetry.util.types import AttributeValue
 from wrapt import register_post_import_hook, wrap_function_wrapper
 
 from featurecost.instrumentation import attributes as attrs
+from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._lifecycle import (
     Facts,
     Method,
@@ -237,7 +237,7 @@ def _wrapper(tracer: Tracer, operation: str, is_async: bool) -> Callable[..., An
     return asynchronous if is_async else sync
 
 
-class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class LiteLLMInstrumentor(SafeInstrumentor):
     """Instruments LiteLLM's completion, text_completion and embedding functions, sync and async.
 
     LiteLLM is patched when the app imports it, not by ``instrument()``: importing it costs
@@ -261,9 +261,20 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         def patch(_module: Any) -> None:
             if generation != cls._generation or cls._patched:
                 return  # an earlier instrument() was undone, or this one already patched
-            for module in _MODULES:
-                for name, (operation, is_async) in _FUNCTIONS.items():
-                    wrap_function_wrapper(module, name, _wrapper(tracer, operation, is_async))
+            try:
+                for module in _MODULES:
+                    for name, (operation, is_async) in _FUNCTIONS.items():
+                        wrap_function_wrapper(module, name, _wrapper(tracer, operation, is_async))
+            except Exception:
+                # Runs inside the app's ``import litellm``: a LiteLLM we do not know must import
+                # all the same, uninstrumented.
+                log.exception("featurecost: could not instrument LiteLLM; it runs uninstrumented")
+                cls._patched = True
+                try:
+                    self._uninstrument()
+                except Exception:
+                    log.exception("featurecost: could not undo a partial LiteLLM instrumentation")
+                return
             cls._patched = True
 
         register_post_import_hook(patch, "litellm")  # runs now when litellm is already imported
