@@ -45,7 +45,7 @@ class BoomAccumulator:
     def __init__(self, *args: Any) -> None:
         pass
 
-    on_item = usage = response_attributes = saw_end = boom
+    on_item = usage = response_facts = saw_end = boom
 
 
 @pytest.fixture

@@ -253,7 +253,7 @@ def test_failing_extractors_leave_the_calls_going(
         def __init__(self, *args: Any) -> None:
             pass
 
-        on_item = usage = response_attributes = saw_end = boom
+        on_item = usage = response_facts = saw_end = boom
 
     monkeypatch.setattr(fc_litellm, "_call_facts", boom)
     monkeypatch.setattr(fc_litellm, "_Accumulator", BoomAccumulator)

@@ -43,6 +43,7 @@ from featurecost.instrumentation._lifecycle import (
 )
 from featurecost.instrumentation._spans import (
     LLMCall,
+    ResponseFacts,
     TokenUsage,
     clean_attributes,
     end_llm_span,
@@ -199,8 +200,8 @@ class _Unread:
     def usage(self) -> TokenUsage | None:
         return None
 
-    def response_attributes(self) -> dict[str, Any]:
-        return {}
+    def response_facts(self) -> ResponseFacts:
+        return ResponseFacts()
 
     def saw_end(self) -> bool:
         return False

@@ -38,11 +38,12 @@ from wrapt import wrap_function_wrapper
 from featurecost.instrumentation._settle import settle_usage
 from featurecost.instrumentation._spans import (
     LLMCall,
+    ResponseFacts,
     TokenUsage,
     begin_llm_span,
-    clean_attributes,
     end_llm_span,
     in_llm_call,
+    response_attributes,
     start_llm_call,
     usage_attributes,
 )
@@ -52,10 +53,10 @@ from featurecost.instrumentation.guard import Ticket, check_call, check_call_asy
 
 log = logging.getLogger(__name__)
 
-# What an extractor returns about a response: its facts (attributes; None values are dropped)
-# and the usage the provider reported (None: not reported, recorded as missing).
-Facts = tuple[Mapping[str, Any], TokenUsage | None]
-NO_FACTS: Facts = ({}, None)
+# What an extractor returns about a response: its facts and the usage the provider reported
+# (None: not reported, recorded as missing).
+Facts = tuple[ResponseFacts | None, TokenUsage | None]
+NO_FACTS: Facts = (None, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,7 +191,7 @@ def finish(started: tuple[Span, object], opened: Opened, facts: Facts | None) ->
     response, usage = facts if facts is not None else NO_FACTS
     try:
         if span.is_recording():
-            span.set_attributes({**clean_attributes(response), **usage_attributes(usage)})
+            span.set_attributes({**response_attributes(response), **usage_attributes(usage)})
     except Exception:
         log.debug("featurecost: could not record a response", exc_info=True)
     end_llm_span(span, token)
@@ -369,7 +370,7 @@ def accumulated(new_accumulator: Callable[[], ResponseAccumulator]) -> Callable[
     def response(result: Any) -> Facts:
         acc = new_accumulator()
         acc.on_item(result)
-        return acc.response_attributes(), acc.usage()
+        return acc.response_facts(), acc.usage()
 
     return response
 

@@ -61,6 +61,42 @@ class TokenUsage:
     output_audio_tokens: int = 0
 
 
+@dataclass(slots=True)
+class ResponseFacts:
+    """What a response says besides its usage, as every extractor reports it; only
+    ``response_attributes`` turns it into span attribute names. SDK enums and objects are
+    accepted where the SDK gives them (recorded as strings); None means "not reported"."""
+
+    model: object = None
+    response_id: object = None
+    finish_reasons: list[str] | None = None
+    service_tier: object = None
+    error_type: str | None = None
+    # what a gateway reports (OpenRouter's billed cost as a decimal string, the upstream provider)
+    gateway_cost_usd: str | None = None
+    upstream_provider: str | None = None
+    # LiteLLM's own estimate, kept apart by the collector
+    client_cost_usd: str | None = None
+
+
+def response_attributes(facts: ResponseFacts | None) -> dict[str, AttributeValue]:
+    """The span attributes of ``facts``: absent values dropped."""
+    if facts is None:
+        return {}
+    return clean_attributes(
+        {
+            attrs.GEN_AI_RESPONSE_MODEL: facts.model,
+            attrs.GEN_AI_RESPONSE_ID: facts.response_id,
+            attrs.GEN_AI_RESPONSE_FINISH_REASONS: facts.finish_reasons or None,
+            attrs.RESPONSE_SERVICE_TIER: facts.service_tier,
+            attrs.ERROR_TYPE: facts.error_type,
+            attrs.GATEWAY_COST_USD: facts.gateway_cost_usd,
+            attrs.GATEWAY_UPSTREAM_PROVIDER: facts.upstream_provider,
+            attrs.CLIENT_COST_USD: facts.client_cost_usd,
+        }
+    )
+
+
 _hosts: dict[int, tuple[object, str | None, int | None]] = {}
 
 
@@ -357,7 +393,7 @@ class LLMCall:
         usage: TokenUsage | None,
         *,
         complete: bool,
-        response: Mapping[str, Any] | None = None,
+        response: ResponseFacts | None = None,
         error: BaseException | None = None,
     ) -> bool:
         """End the span with the usage seen so far; ``complete`` says whether the stream ran to its end.
@@ -379,7 +415,7 @@ class LLMCall:
             late = {k: v for k, v in current_attribution().items() if k not in started_with}
             if late:
                 span.set_attributes(late)
-            span.set_attributes({**clean_attributes(response or {}), **usage_attributes(usage, partial=not complete)})
+            span.set_attributes({**response_attributes(response), **usage_attributes(usage, partial=not complete)})
         span.end()
         return True
 

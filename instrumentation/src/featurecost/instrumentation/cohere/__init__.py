@@ -36,7 +36,7 @@ from featurecost.instrumentation._lifecycle import (
     wrap_targets,
 )
 from featurecost.instrumentation._nested import watch_nested_spans
-from featurecost.instrumentation._spans import TokenUsage, clean_attributes
+from featurecost.instrumentation._spans import ResponseFacts, TokenUsage, clean_attributes
 from featurecost.instrumentation._streams import AsyncTracedStream, ResponseAccumulator, TracedStream
 from featurecost.instrumentation.version import __version__
 
@@ -99,21 +99,19 @@ class _ChatAccumulator(ResponseAccumulator):
     def usage(self) -> TokenUsage | None:
         return usage_from_cohere(self.usage_seen)
 
-    def response_attributes(self) -> dict[str, Any]:
-        return {
-            attrs.GEN_AI_RESPONSE_ID: self.response_id,
-            attrs.GEN_AI_RESPONSE_FINISH_REASONS: [str(self.finish_reason)] if self.finish_reason else None,
-        }
+    def response_facts(self) -> ResponseFacts:
+        reasons = [str(self.finish_reason)] if self.finish_reason else None
+        return ResponseFacts(response_id=self.response_id, finish_reasons=reasons)
 
 
 def _chat_facts(response: Any) -> Facts:
     acc = _ChatAccumulator()
     acc.on_response(response)
-    return acc.response_attributes(), acc.usage()
+    return acc.response_facts(), acc.usage()
 
 
 def _embed_facts(response: Any) -> Facts:
-    return {attrs.GEN_AI_RESPONSE_ID: getattr(response, "id", None)}, usage_from_cohere(getattr(response, "meta", None))
+    return ResponseFacts(response_id=getattr(response, "id", None)), usage_from_cohere(getattr(response, "meta", None))
 
 
 def _server_address(instance: Any) -> str | None:

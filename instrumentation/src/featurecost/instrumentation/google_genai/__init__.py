@@ -41,7 +41,7 @@ from featurecost.instrumentation._lifecycle import (
 )
 from featurecost.instrumentation._nested import watch_nested_spans
 from featurecost.instrumentation._prefix import safe_prefix_attributes, text_of
-from featurecost.instrumentation._spans import TokenUsage, clean_attributes, int_or_zero
+from featurecost.instrumentation._spans import ResponseFacts, TokenUsage, clean_attributes, int_or_zero
 from featurecost.instrumentation._streams import (
     AsyncTracedStream,
     BoundAsyncIterator,
@@ -135,12 +135,8 @@ class _GenerationAccumulator(ResponseAccumulator):
     def usage(self) -> TokenUsage | None:
         return usage_from_gemini(self.usage_seen)
 
-    def response_attributes(self) -> dict[str, Any]:
-        return {
-            attrs.GEN_AI_RESPONSE_MODEL: self.model,
-            attrs.GEN_AI_RESPONSE_ID: self.response_id,
-            attrs.GEN_AI_RESPONSE_FINISH_REASONS: self.finish_reasons or None,
-        }
+    def response_facts(self) -> ResponseFacts:
+        return ResponseFacts(model=self.model, response_id=self.response_id, finish_reasons=self.finish_reasons or None)
 
 
 def _generation_facts(response: Any) -> Facts:
@@ -148,7 +144,7 @@ def _generation_facts(response: Any) -> Facts:
 
 
 def _embedding_facts(response: Any) -> Facts:
-    return {}, usage_from_embedding(response)
+    return None, usage_from_embedding(response)
 
 
 def _request(instance: Any, kwargs: Mapping[str, Any]) -> Request:

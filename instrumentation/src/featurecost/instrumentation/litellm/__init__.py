@@ -20,6 +20,7 @@ through. No prompt or completion text is recorded.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -46,7 +47,7 @@ from featurecost.instrumentation._lifecycle import (
     stream_wrapper,
 )
 from featurecost.instrumentation._nested import watch_nested_spans
-from featurecost.instrumentation._spans import TokenUsage, clean_attributes, int_or_none, int_or_zero
+from featurecost.instrumentation._spans import ResponseFacts, TokenUsage, clean_attributes, int_or_none, int_or_zero
 from featurecost.instrumentation._streams import AsyncTracedStream, ResponseAccumulator, StreamAccumulator
 from featurecost.instrumentation.version import __version__
 
@@ -97,18 +98,15 @@ def usage_from_litellm(usage: Any) -> TokenUsage | None:
     )
 
 
-def _response_facts(response: Any) -> dict[str, Any]:
-    facts: dict[str, Any] = {
-        attrs.GEN_AI_RESPONSE_MODEL: _field(response, "model"),
-        attrs.GEN_AI_RESPONSE_ID: _field(response, "id"),
-    }
+def _response_facts(response: Any) -> ResponseFacts:
+    """What one response (or one stream chunk) says: model, id, finish reasons, LiteLLM's cost."""
+    facts = ResponseFacts(model=_field(response, "model"), response_id=_field(response, "id"))
     reasons = [str(r) for c in _field(response, "choices") or () if (r := _field(c, "finish_reason"))]
-    if reasons:
-        facts[attrs.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+    facts.finish_reasons = reasons or None
     hidden = getattr(response, "_hidden_params", None)
     cost = hidden.get("response_cost") if isinstance(hidden, Mapping) else None
     if isinstance(cost, int | float) and not isinstance(cost, bool):
-        facts[attrs.CLIENT_COST_USD] = repr(cost)  # LiteLLM's estimate: kept apart by the collector
+        facts.client_cost_usd = repr(cost)  # LiteLLM's estimate: kept apart by the collector
     return facts
 
 
@@ -117,16 +115,17 @@ class _Accumulator(ResponseAccumulator):
 
     def __init__(self, hide_usage_chunk: bool = False) -> None:
         self._hide_usage_chunk = hide_usage_chunk
-        self._facts: dict[str, Any] = {}
+        self._facts = ResponseFacts()
         self._reasons: list[str] = []
         self._usage: Any = None
 
     def on_item(self, item: Any) -> bool:
-        facts = _response_facts(item)
-        self._reasons += facts.pop(attrs.GEN_AI_RESPONSE_FINISH_REASONS, [])
-        for key, value in facts.items():
-            if value is not None:
-                self._facts.setdefault(key, value)
+        facts, kept = _response_facts(item), self._facts
+        self._reasons += facts.finish_reasons or []
+        # the first chunk that reports a fact sets it
+        kept.model = kept.model if kept.model is not None else facts.model
+        kept.response_id = kept.response_id if kept.response_id is not None else facts.response_id
+        kept.client_cost_usd = kept.client_cost_usd if kept.client_cost_usd is not None else facts.client_cost_usd
         usage = _field(item, "usage")
         if usage is not None:
             self._usage = usage
@@ -137,10 +136,8 @@ class _Accumulator(ResponseAccumulator):
     def usage(self) -> TokenUsage | None:
         return usage_from_litellm(self._usage)
 
-    def response_attributes(self) -> dict[str, Any]:
-        if self._reasons:
-            return {**self._facts, attrs.GEN_AI_RESPONSE_FINISH_REASONS: self._reasons}
-        return self._facts
+    def response_facts(self) -> ResponseFacts:
+        return dataclasses.replace(self._facts, finish_reasons=self._reasons or None)
 
 
 def _call_facts(response: Any) -> Facts:

@@ -35,7 +35,7 @@ from featurecost.instrumentation._lifecycle import (
 )
 from featurecost.instrumentation._nested import watch_nested_spans
 from featurecost.instrumentation._prefix import leading_instructions, safe_prefix_attributes
-from featurecost.instrumentation._spans import TokenUsage, clean_attributes, in_llm_call, int_or_zero
+from featurecost.instrumentation._spans import ResponseFacts, TokenUsage, clean_attributes, in_llm_call, int_or_zero
 from featurecost.instrumentation._streams import AsyncTracedStream, ResponseAccumulator
 from featurecost.instrumentation.version import __version__
 
@@ -96,12 +96,8 @@ class _ResponseAccumulator(ResponseAccumulator):
     def usage(self) -> TokenUsage | None:
         return usage_from_mistral(self.usage_seen)
 
-    def response_attributes(self) -> dict[str, Any]:
-        return {
-            attrs.GEN_AI_RESPONSE_MODEL: self.model,
-            attrs.GEN_AI_RESPONSE_ID: self.response_id,
-            attrs.GEN_AI_RESPONSE_FINISH_REASONS: self.finish_reasons or None,
-        }
+    def response_facts(self) -> ResponseFacts:
+        return ResponseFacts(model=self.model, response_id=self.response_id, finish_reasons=self.finish_reasons or None)
 
 
 def _response_facts(response: Any) -> Facts:
