@@ -116,6 +116,19 @@ def leading_instructions(messages: Any, roles: tuple[str, ...] = ("system", "dev
     return "\n".join(b for b in blocks if b)
 
 
+def safe_prefix_block(block_of: Any, kwargs: Mapping[str, Any]) -> str | None:
+    """``block_of(kwargs)``, the leading instruction block to fingerprint, that never fails the
+    call it describes; None when the fingerprint is off (nothing is read then)."""
+    if not _state.enabled:
+        return None
+    try:
+        block = block_of(kwargs)
+    except Exception:  # a request shape we do not know: no fingerprint, the call goes on
+        log.debug("featurecost: no prompt prefix fingerprint for this request", exc_info=True)
+        return None
+    return block if isinstance(block, str) and block else None
+
+
 def safe_prefix_attributes(block_of: Any, kwargs: Mapping[str, Any]) -> dict[str, AttributeValue]:
     """``prefix_attributes(block_of(kwargs))`` that never fails the call it describes."""
     if not _state.enabled:

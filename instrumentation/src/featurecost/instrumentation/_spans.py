@@ -31,6 +31,7 @@ from opentelemetry.util.types import AttributeValue
 
 from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._nested import IN_LLM_CALL, LIVE, server_spans_seen, watch_global_provider
+from featurecost.instrumentation._prefix import prefix_attributes
 from featurecost.instrumentation.attribution import check_attribution, current_attribution, is_attribution_key
 
 # OpenLLMetry's instrumentors read this plain key; setting it stops one of them that
@@ -59,6 +60,40 @@ class TokenUsage:
     cache_creation_1h_tokens: int | None = None
     input_audio_tokens: int = 0
     output_audio_tokens: int = 0
+
+
+@dataclass(slots=True)
+class Request:
+    """What a request says, as every request extractor reports it (read before the call);
+    only ``request_attributes`` turns it into span attribute names. ``prefix_block`` is the
+    leading instruction block: fingerprinted (``_prefix.py``), never recorded. ``client`` is
+    the SDK client whose base URL places the provider when ``server_address`` is not given."""
+
+    model: str | None = None
+    max_tokens: object = None
+    service_tier: object = None
+    stream: bool = False
+    server_address: str | None = None
+    server_port: int | None = None
+    prefix_block: str | None = None
+    client: object = None
+
+
+def request_attributes(request: Request) -> dict[str, AttributeValue]:
+    """The span attributes of ``request`` (besides the model and the client's address)."""
+    found = clean_attributes(
+        {
+            attrs.GEN_AI_REQUEST_MAX_TOKENS: request.max_tokens,
+            attrs.REQUEST_SERVICE_TIER: request.service_tier,
+            attrs.SERVER_ADDRESS: request.server_address,
+            attrs.SERVER_PORT: request.server_port,
+        }
+    )
+    if request.stream:
+        found[attrs.REQUEST_STREAM] = True
+    if request.prefix_block:
+        found.update(prefix_attributes(request.prefix_block))
+    return found
 
 
 @dataclass(slots=True)

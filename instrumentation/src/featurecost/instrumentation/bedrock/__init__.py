@@ -30,11 +30,10 @@ from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import _transport
-from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._lifecycle import Facts, Method, Request, passthrough, run_call, run_stream
 from featurecost.instrumentation._nested import watch_nested_spans
-from featurecost.instrumentation._spans import LLMCall, ResponseFacts, TokenUsage, clean_attributes, int_or_zero
+from featurecost.instrumentation._spans import LLMCall, ResponseFacts, TokenUsage, int_or_zero
 from featurecost.instrumentation._streams import ResponseAccumulator, TracedStream
 from featurecost.instrumentation.guard import Ticket, active_guard, check_call
 from featurecost.instrumentation.version import __version__
@@ -268,12 +267,12 @@ def _guard_view(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def _request(instance: Any, params: dict[str, Any]) -> Request:
     endpoint_url = getattr(getattr(instance, "meta", None), "endpoint_url", "")
-    attributes = {
-        attrs.SERVER_ADDRESS: urlparse(str(endpoint_url)).hostname,
-        attrs.GEN_AI_REQUEST_MAX_TOKENS: _max_tokens_of(params),
-    }
     model = params.get("modelId")
-    return Request(model if isinstance(model, str) else None, clean_attributes(attributes))
+    return Request(
+        model=model if isinstance(model, str) else None,
+        max_tokens=_max_tokens_of(params),
+        server_address=urlparse(str(endpoint_url)).hostname,
+    )
 
 
 def _check_budget(params: dict[str, Any]) -> Ticket | None:

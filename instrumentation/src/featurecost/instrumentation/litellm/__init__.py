@@ -20,6 +20,7 @@ through. No prompt or completion text is recorded.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Callable, Collection, Mapping
@@ -29,10 +30,8 @@ from urllib.parse import urlsplit
 from opentelemetry import trace
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.trace import Tracer
-from opentelemetry.util.types import AttributeValue
 from wrapt import register_post_import_hook, wrap_function_wrapper
 
-from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._lifecycle import (
     Facts,
@@ -47,7 +46,7 @@ from featurecost.instrumentation._lifecycle import (
     stream_wrapper,
 )
 from featurecost.instrumentation._nested import watch_nested_spans
-from featurecost.instrumentation._spans import ResponseFacts, TokenUsage, clean_attributes, int_or_none, int_or_zero
+from featurecost.instrumentation._spans import ResponseFacts, TokenUsage, int_or_none, int_or_zero
 from featurecost.instrumentation._streams import AsyncTracedStream, ResponseAccumulator, StreamAccumulator
 from featurecost.instrumentation.version import __version__
 
@@ -144,38 +143,33 @@ def _call_facts(response: Any) -> Facts:
     return accumulated(_Accumulator)(response)
 
 
-def _placed(kwargs: Mapping[str, Any]) -> tuple[str | None, str, dict[str, AttributeValue]]:
-    """The model without LiteLLM's ``provider/`` prefix, LiteLLM's provider, and request attributes."""
+def _placed(kwargs: Mapping[str, Any]) -> tuple[str, Request]:
+    """LiteLLM's provider, and the request: the model without LiteLLM's ``provider/`` prefix."""
     import litellm
 
     model = kwargs.get("model")
     base = kwargs.get("api_base") or kwargs.get("base_url")
     if not isinstance(model, str) or not model:
-        return None, _UNKNOWN_PROVIDER, {}
+        return _UNKNOWN_PROVIDER, Request()
     try:
         bare, provider, _, resolved_base = litellm.get_llm_provider(
             model=model, custom_llm_provider=kwargs.get("custom_llm_provider"), api_base=base
         )
     except Exception:  # LiteLLM itself will refuse the call with its own error
         log.debug("featurecost: LiteLLM could not place %r", model, exc_info=True)
-        return model, _UNKNOWN_PROVIDER, {}
-    attributes: dict[str, AttributeValue] = {}
+        return _UNKNOWN_PROVIDER, Request(model=model)
+    request = Request(model=bare, stream=bool(kwargs.get("stream")))
     endpoint = base or resolved_base
     if isinstance(endpoint, str) and "://" in endpoint:
         parts = urlsplit(endpoint)
         if parts.hostname:
-            attributes[attrs.SERVER_ADDRESS] = parts.hostname
-            try:
-                if parts.port:
-                    attributes[attrs.SERVER_PORT] = parts.port
-            except ValueError:
-                pass
-    if kwargs.get("stream"):
-        attributes[attrs.REQUEST_STREAM] = True
+            request.server_address = parts.hostname
+            with contextlib.suppress(ValueError):  # a port out of range: no port
+                request.server_port = parts.port or None
     tier = kwargs.get("service_tier")
     if isinstance(tier, str):
-        attributes[attrs.REQUEST_SERVICE_TIER] = tier
-    return bare, str(provider or _UNKNOWN_PROVIDER), clean_attributes(attributes)
+        request.service_tier = tier
+    return str(provider or _UNKNOWN_PROVIDER), request
 
 
 def _positional(args: tuple[Any, ...], kwargs: dict[str, Any], operation: str) -> dict[str, Any]:
@@ -188,20 +182,19 @@ def _positional(args: tuple[Any, ...], kwargs: dict[str, Any], operation: str) -
 
 
 def _wrapper(tracer: Tracer, operation: str, is_async: bool) -> Callable[..., Any]:
-    def sdk_call(model: str | None, provider: str, attributes: dict[str, AttributeValue]) -> Method:
-        request = Request(model, attributes)
+    def sdk_call(provider: str, request: Request) -> Method:
         return Method(operation, lambda _instance: provider, lambda _instance, _kwargs: request)
 
     def prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Method, bool, bool, dict[str, Any]]:
         named = _positional(args, kwargs, operation)
-        model, provider, attributes = _placed(named)
+        provider, request = _placed(named)
         streaming = bool(named.get("stream"))
         hide = False
         if streaming and not (named.get("stream_options") or {}).get("include_usage"):
             # LiteLLM reports a stream's usage only when asked; the extra chunk is hidden again
             kwargs = {**kwargs, "stream_options": {**(named.get("stream_options") or {}), "include_usage": True}}
             hide = True
-        return sdk_call(model, provider, attributes), streaming, hide, kwargs
+        return sdk_call(provider, request), streaming, hide, kwargs
 
     def sync(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if passthrough():  # inside another featurecost call (acompletion → completion): that span bills it
