@@ -23,7 +23,13 @@ the same batch and report the CPU time it took (``time.process_time``: all threa
 process, so the span processor's work counts; time spent descheduled on a shared machine does
 not). A contender's added cost in a round is its time minus the bare SDK's in that same round;
 the printed figure is the median over the rounds. Per stream chunk: a stream of ``--chunks``
-chunks, the added time divided by the chunks.
+chunks, the added time divided by the chunks. A second bare worker shows how far two processes
+running the same code differ (their hash seed is fixed; their memory layout is not): read the
+other rows against it. featurecost's stream proxy is also timed alone over parsed chunks, the
+steadier per-chunk figure.
+
+The anthropic SDK traces its own calls when a global tracer provider is set: the bare row
+includes that span, which featurecost replaces with its own (hence negative figures there).
 
 Memory: each worker's RSS once set up and warmed (idle), and its growth over ``--growth-calls``
 more attributed calls, read at the half and at the end (a plateau shows as ~0 in the second half).
@@ -55,6 +61,7 @@ ATTRIBUTION = {"feature": "bench", "tenant": "acme", "user": "u-42"}
 # name: (description, instruments openai, instruments anthropic)
 CONTENDERS: dict[str, tuple[str, bool, bool]] = {
     "bare": ("the SDK alone (baseline)", True, True),
+    "bare-again": ("the SDK alone, a second process (noise)", True, True),
     "featurecost": ("featurecost, attribute() per call", True, True),
     "featurecost-outer": ("featurecost, attribute() once per batch", True, True),
     "openai-v2": ("official opentelemetry-instrumentation-openai-v2", True, False),
@@ -202,7 +209,7 @@ def _instrument(name: str, provider: Any) -> None:
 
         OIOpenAI().instrument(tracer_provider=provider)
         OIAnthropic().instrument(tracer_provider=provider)
-    elif name != "bare":
+    elif not name.startswith("bare"):
         raise SystemExit(f"unknown contender {name!r}")
 
 
@@ -253,6 +260,7 @@ class Worker:
             (lambda: featurecost.attribute(**ATTRIBUTION)) if name.startswith("featurecost") else nullcontext
         )
         self.tracer = self.provider.get_tracer("app")
+        self._parsed: tuple[list[Any], list[Any]] | None = None
         self.per_call: Callable[[], AbstractContextManager[Any]] = attribute if per_call else nullcontext
         self.per_batch: Callable[[], AbstractContextManager[Any]] = attribute if outer else nullcontext
 
@@ -310,6 +318,44 @@ class Worker:
         self.provider.force_flush()
         return time.process_time() - start
 
+    def proxy(self) -> list[float]:
+        """featurecost's stream proxy alone: µs per chunk added to iterating already parsed
+        chunks (openai, anthropic). The end-to-end per-chunk figure subtracts two SDK timings
+        of ~80 µs per chunk; this one is steadier."""
+        from featurecost.instrumentation._spans import start_llm_call
+        from featurecost.instrumentation._streams import TracedStream
+        from featurecost.instrumentation.anthropic._usage import MessageStreamAccumulator
+        from featurecost.instrumentation.openai._usage import ChatStreamAccumulator
+
+        if self._parsed is None:
+            self._parsed = (
+                list(self.chat_stream.chat.completions.create(model=CHAT_MODEL, messages=MESSAGES, stream=True)),
+                list(
+                    self.claude_stream.messages.create(
+                        model=CLAUDE_MODEL, max_tokens=64, messages=MESSAGES, stream=True
+                    )
+                ),
+            )
+        tracer = self.provider.get_tracer("bench")
+        added = []
+        for items, new in (
+            (self._parsed[0], lambda: ChatStreamAccumulator(True)),
+            (self._parsed[1], MessageStreamAccumulator),
+        ):
+            gc.collect()
+            start = time.process_time()
+            for _ in iter(items):
+                pass
+            plain = time.process_time() - start
+            gc.collect()
+            start = time.process_time()
+            call = start_llm_call(tracer, operation="chat", provider="bench", request_model=CHAT_MODEL)
+            for _ in TracedStream(iter(items), call, new()):
+                pass
+            self.provider.force_flush()
+            added.append((time.process_time() - start - plain) / len(items) * 1e6)
+        return added
+
     def growth(self, calls: int) -> list[int]:
         """RSS (KiB) before, halfway through and after ``calls`` more chat calls."""
         gc.collect()
@@ -336,6 +382,8 @@ def worker_main(name: str, chunks: int) -> None:
         elif command["op"] == "rss":
             gc.collect()
             reply = _rss_kb()
+        elif command["op"] == "proxy":
+            reply = worker.proxy()
         elif command["op"] == "growth":
             reply = worker.growth(command["calls"])
         else:
@@ -349,11 +397,15 @@ class Remote:
 
     def __init__(self, name: str, chunks: int) -> None:
         self.name = name
+        # One hash seed for all: dict and set layouts (and so their speed) then do not differ
+        # between the workers for that reason.
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
         self.process = subprocess.Popen(
             [sys.executable, __file__, "--worker", name, "--chunks", str(chunks)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env=env,
         )
 
     def ask(self, **command: Any) -> Any:
@@ -401,6 +453,7 @@ def compare(args: argparse.Namespace) -> None:
                     worker.ask(op="run", case=case, repeat=max(1, repeat[case] // 10))
         idle = {w.name: w.ask(op="rss") for w in workers}
         added: dict[tuple[str, str], list[float]] = {}
+        proxy: list[list[float]] = []
         bare_us: dict[str, list[float]] = {}
         for round_ in range(args.rounds):
             for case in (*CASES, FLOOR):
@@ -416,6 +469,7 @@ def compare(args: argparse.Namespace) -> None:
                 for name, us in times.items():
                     if name != "bare":
                         added.setdefault((name, case), []).append(us - base)
+            proxy += [w.ask(op="proxy") for w in workers if w.name == "featurecost"]
         growth = {w.name: w.ask(op="growth", calls=args.growth_calls) for w in workers} if args.growth_calls else {}
     finally:
         for worker in workers:
@@ -456,6 +510,14 @@ def compare(args: argparse.Namespace) -> None:
             f"{case:20} featurecost {ours:8.2f} / best peer ({best}) {peers[best]:8.2f} = {ratio:6.3f}  target {target}"
         )
     print()
+    if proxy:
+        openai_chunk = statistics.median(p[0] for p in proxy)
+        anthropic_chunk = statistics.median(p[1] for p in proxy)
+        print(
+            f"featurecost's stream proxy alone, µs per already-parsed chunk: openai {openai_chunk:.2f}, "
+            f"anthropic {anthropic_chunk:.2f}  (target ≤ 1; steadier than the end-to-end column)"
+        )
+        print()
     print(
         f"{'RSS MiB':44}{'idle':>10}"
         + (

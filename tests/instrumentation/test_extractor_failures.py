@@ -45,7 +45,7 @@ class BoomAccumulator:
     def __init__(self, *args: Any) -> None:
         pass
 
-    on_item = usage = response_attributes = saw_end = boom
+    on_item = usage = response_facts = saw_end = boom
 
 
 @pytest.fixture
@@ -198,7 +198,7 @@ def test_openai_request_extractor(
 def test_anthropic_request_extractor(
     monkeypatch: pytest.MonkeyPatch, stand_in: RunningStandIn, spans: Spans, instrument: Any
 ) -> None:
-    monkeypatch.setattr(fc_anthropic, "MESSAGES", dataclasses.replace(fc_anthropic.MESSAGES, request_attributes=boom))
+    monkeypatch.setattr(fc_anthropic, "MESSAGES", dataclasses.replace(fc_anthropic.MESSAGES, request_facts=boom))
     instrument(fc_anthropic.AnthropicInstrumentor())
     client = anthropic.Anthropic(base_url=stand_in.url, api_key="k", max_retries=0)
     model = "claude-3-5-haiku-20241022"

@@ -253,7 +253,7 @@ def test_failing_extractors_leave_the_calls_going(
         def __init__(self, *args: Any) -> None:
             pass
 
-        on_item = usage = response_attributes = saw_end = boom
+        on_item = usage = response_facts = saw_end = boom
 
     monkeypatch.setattr(fc_litellm, "_call_facts", boom)
     monkeypatch.setattr(fc_litellm, "_Accumulator", BoomAccumulator)
@@ -267,3 +267,28 @@ def test_failing_extractors_leave_the_calls_going(
     assert len(llm) == 2
     assert all(span.end_time is not None for span in llm)
     assert [(s.attributes or {})["featurecost.usage.source"] for s in llm] == ["missing", "missing"]
+
+
+def test_a_litellm_we_cannot_patch_runs_uninstrumented(
+    monkeypatch: pytest.MonkeyPatch, stand_in: RunningStandIn, spans: Spans
+) -> None:
+    """Patching runs inside the app's ``import litellm``: a function we expect and this LiteLLM
+    lacks must neither raise there nor leave half of LiteLLM wrapped."""
+    import featurecost.instrumentation.litellm as fc_litellm
+
+    monkeypatch.setitem(fc_litellm._FUNCTIONS, "no_such_function", ("chat", False))
+    instrumentor = LiteLLMInstrumentor()
+    instrumentor.instrument(tracer_provider=spans.provider)
+    try:
+        with featurecost.attribute(feature="f"):
+            reply = litellm.completion(
+                model="anthropic/claude-haiku-4-5",
+                messages=[{"role": "user", "content": "hello"}],
+                api_base=stand_in.url,
+                api_key="sk-test",
+                max_tokens=40,
+            )
+    finally:
+        instrumentor.uninstrument()
+    assert reply.choices[0].message.content
+    assert spans.llm() == []

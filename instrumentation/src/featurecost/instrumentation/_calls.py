@@ -22,7 +22,6 @@ from typing import Any
 
 from opentelemetry.trace import Tracer
 
-from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._lifecycle import (
     NO_FACTS,
     Check,
@@ -43,8 +42,8 @@ from featurecost.instrumentation._lifecycle import (
 )
 from featurecost.instrumentation._spans import (
     LLMCall,
+    ResponseFacts,
     TokenUsage,
-    clean_attributes,
     end_llm_span,
 )
 from featurecost.instrumentation._streams import AsyncTracedStream, StreamAccumulator, TracedStream
@@ -67,24 +66,25 @@ class Endpoint:
 
     operation: str
     provider_of: Callable[[Any], str]
-    request_attributes: Callable[[Mapping[str, Any]], dict[str, Any]]
+    request_facts: Callable[[Mapping[str, Any]], Request]
     response_facts: Callable[[Any], Facts]
     new_accumulator: Callable[[bool], StreamAccumulator] | None = None
     prepare_stream: Callable[[Any, dict[str, Any]], bool] | None = None  # (client, kwargs)
 
     def method(self, check: Check = check_call, check_async: CheckAsync = check_call_async) -> Method:
         """This endpoint as the lifecycle's ``Method``."""
-        provider_of, request_attributes = self.provider_of, self.request_attributes
+        provider_of, request_facts = self.provider_of, self.request_facts
 
         def provider(instance: Any) -> str:
             return provider_of(getattr(instance, "_client", None))
 
         def request(instance: Any, kwargs: dict[str, Any]) -> Request:
-            found = clean_attributes(request_attributes(kwargs))
-            if kwargs.get("stream") is True:
-                found[attrs.REQUEST_STREAM] = True
+            found = request_facts(kwargs)
             model = kwargs.get("model")
-            return Request(model if isinstance(model, str) else None, found, getattr(instance, "_client", None))
+            found.model = model if isinstance(model, str) else None
+            found.stream = kwargs.get("stream") is True
+            found.client = getattr(instance, "_client", None)
+            return found
 
         return Method(self.operation, provider, request, check, check_async)
 
@@ -199,8 +199,8 @@ class _Unread:
     def usage(self) -> TokenUsage | None:
         return None
 
-    def response_attributes(self) -> dict[str, Any]:
-        return {}
+    def response_facts(self) -> ResponseFacts:
+        return ResponseFacts()
 
     def saw_end(self) -> bool:
         return False

@@ -26,23 +26,25 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
 from opentelemetry.trace import Span, Tracer
-from opentelemetry.util.types import AttributeValue
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation._settle import settle_usage
 from featurecost.instrumentation._spans import (
     LLMCall,
+    Request,
+    ResponseFacts,
     TokenUsage,
     begin_llm_span,
-    clean_attributes,
     end_llm_span,
     in_llm_call,
+    request_attributes,
+    response_attributes,
     start_llm_call,
     usage_attributes,
 )
@@ -52,21 +54,35 @@ from featurecost.instrumentation.guard import Ticket, check_call, check_call_asy
 
 log = logging.getLogger(__name__)
 
-# What an extractor returns about a response: its facts (attributes; None values are dropped)
-# and the usage the provider reported (None: not reported, recorded as missing).
-Facts = tuple[Mapping[str, Any], TokenUsage | None]
-NO_FACTS: Facts = ({}, None)
+__all__ = [
+    "NO_FACTS",
+    "Facts",
+    "Kind",
+    "Method",
+    "Request",
+    "ResponseFacts",
+    "Target",
+    "accumulated",
+    "async_call_wrapper",
+    "async_stream_wrapper",
+    "call_wrapper",
+    "open_call",
+    "open_call_async",
+    "passthrough",
+    "proxied",
+    "run_call",
+    "run_stream",
+    "start_span",
+    "start_stream",
+    "stream_wrapper",
+    "unwrap_targets",
+    "wrap_targets",
+]
 
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """What a request says, read before the call: the model asked for, request facts as span
-    attributes, and the SDK client whose base URL places the provider (None when the
-    attributes carry ``server.address`` themselves)."""
-
-    model: str | None
-    attributes: Mapping[str, AttributeValue]
-    client: object = None
+# What an extractor returns about a response: its facts and the usage the provider reported
+# (None: not reported, recorded as missing).
+Facts = tuple[ResponseFacts | None, TokenUsage | None]
+NO_FACTS: Facts = (None, None)
 
 
 Check = Callable[[dict[str, Any], str], Ticket | None]
@@ -147,7 +163,7 @@ def start_span(tracer: Tracer, opened: Opened | None) -> tuple[Span, object] | N
             provider=opened.provider,
             request_model=request.model,
             client=request.client,
-            attributes=request.attributes,
+            attributes=request_attributes(request),
         )
         mark_call_span(started[0], opened.ticket)
     except UnattributedCallError:
@@ -171,7 +187,7 @@ def start_stream(tracer: Tracer, opened: Opened | None) -> LLMCall | None:
             provider=opened.provider,
             request_model=request.model,
             client=request.client,
-            attributes=request.attributes,
+            attributes=request_attributes(request),
         )
         mark_call_span(call.span, opened.ticket)
     except UnattributedCallError:
@@ -190,7 +206,7 @@ def finish(started: tuple[Span, object], opened: Opened, facts: Facts | None) ->
     response, usage = facts if facts is not None else NO_FACTS
     try:
         if span.is_recording():
-            span.set_attributes({**clean_attributes(response), **usage_attributes(usage)})
+            span.set_attributes({**response_attributes(response), **usage_attributes(usage)})
     except Exception:
         log.debug("featurecost: could not record a response", exc_info=True)
     end_llm_span(span, token)
@@ -369,7 +385,7 @@ def accumulated(new_accumulator: Callable[[], ResponseAccumulator]) -> Callable[
     def response(result: Any) -> Facts:
         acc = new_accumulator()
         acc.on_item(result)
-        return acc.response_attributes(), acc.usage()
+        return acc.response_facts(), acc.usage()
 
     return response
 

@@ -94,19 +94,29 @@ def server_spans_seen() -> bool:
     return _server_spans_seen
 
 
+# Keys (ids) of the featurecost calls in progress in this process: a span can only start inside
+# one of our calls (or a stream helper's ``STARTED_SPANS`` window) while this is not empty, so
+# an ordinary span of the app costs the marker one global check. ``set.add`` / ``discard`` are
+# atomic under the GIL; a key left behind (a stream never finished nor collected) only costs
+# speed, never a missed mark.
+LIVE: set[int] = set()
+
+
 class NestedSpanMarker(PassiveSpanProcessor):
     """Marks spans started inside a featurecost LLM call superseded (see the module docstring),
     and notes the first SERVER span (``server_spans_seen``)."""
 
-    # Every span of the app passes through here, so an ordinary span costs two dict lookups
-    # in its parent context; the end hooks are a builtin that ignores its argument (the SDK
-    # calls them for every span, and a Python no-op method costs a frame each time).
+    # Every span of the app passes through here: outside our calls (``LIVE`` empty) it costs a
+    # global check; the end hooks are a builtin that ignores its argument (the SDK calls them
+    # for every span, and a Python no-op method costs a frame each time).
     _on_ending = on_end = staticmethod(id)  # type: ignore[assignment]
 
     def on_start(self, span: Any, parent_context: otel_context.Context | None = None) -> None:
         global _server_spans_seen
         if not _server_spans_seen and getattr(span, "kind", None) is SpanKind.SERVER:
             _server_spans_seen = True
+        if not LIVE:
+            return
         ctx = parent_context if parent_context is not None else otel_context.get_current()
         if ctx.get(IN_LLM_CALL):
             span.set_attribute(attrs.SUPERSEDED, True)

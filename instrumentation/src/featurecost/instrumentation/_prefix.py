@@ -100,16 +100,33 @@ def text_of(content: Any) -> str:
 def leading_instructions(messages: Any, roles: tuple[str, ...] = ("system", "developer")) -> str:
     """The leading run of system/developer messages of a chat request, joined: the block a
     provider's prompt cache would match first."""
-    if not isinstance(messages, Iterable) or isinstance(messages, (str, bytes, Mapping)):
+    # lists of dicts (what apps send) skip the ABC checks: this runs before every call
+    if type(messages) is not list and (
+        not isinstance(messages, Iterable) or isinstance(messages, (str, bytes, Mapping))
+    ):
         return ""
     blocks = []
     for message in messages:
-        role = message.get("role") if isinstance(message, Mapping) else getattr(message, "role", None)
+        is_mapping = type(message) is dict or isinstance(message, Mapping)
+        role = message.get("role") if is_mapping else getattr(message, "role", None)
         if role not in roles:
             break
-        content = message.get("content") if isinstance(message, Mapping) else getattr(message, "content", None)
+        content = message.get("content") if is_mapping else getattr(message, "content", None)
         blocks.append(text_of(content))
     return "\n".join(b for b in blocks if b)
+
+
+def safe_prefix_block(block_of: Any, kwargs: Mapping[str, Any]) -> str | None:
+    """``block_of(kwargs)``, the leading instruction block to fingerprint, that never fails the
+    call it describes; None when the fingerprint is off (nothing is read then)."""
+    if not _state.enabled:
+        return None
+    try:
+        block = block_of(kwargs)
+    except Exception:  # a request shape we do not know: no fingerprint, the call goes on
+        log.debug("featurecost: no prompt prefix fingerprint for this request", exc_info=True)
+        return None
+    return block if isinstance(block, str) and block else None
 
 
 def safe_prefix_attributes(block_of: Any, kwargs: Mapping[str, Any]) -> dict[str, AttributeValue]:

@@ -30,7 +30,8 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AttributeValue
 
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._nested import IN_LLM_CALL, server_spans_seen, watch_global_provider
+from featurecost.instrumentation._nested import IN_LLM_CALL, LIVE, server_spans_seen, watch_global_provider
+from featurecost.instrumentation._prefix import prefix_attributes
 from featurecost.instrumentation.attribution import check_attribution, current_attribution, is_attribution_key
 
 # OpenLLMetry's instrumentors read this plain key; setting it stops one of them that
@@ -59,6 +60,76 @@ class TokenUsage:
     cache_creation_1h_tokens: int | None = None
     input_audio_tokens: int = 0
     output_audio_tokens: int = 0
+
+
+@dataclass(slots=True)
+class Request:
+    """What a request says, as every request extractor reports it (read before the call);
+    only ``request_attributes`` turns it into span attribute names. ``prefix_block`` is the
+    leading instruction block: fingerprinted (``_prefix.py``), never recorded. ``client`` is
+    the SDK client whose base URL places the provider when ``server_address`` is not given."""
+
+    model: str | None = None
+    max_tokens: object = None
+    service_tier: object = None
+    stream: bool = False
+    server_address: str | None = None
+    server_port: int | None = None
+    prefix_block: str | None = None
+    client: object = None
+
+
+def request_attributes(request: Request) -> dict[str, AttributeValue]:
+    """The span attributes of ``request`` (besides the model and the client's address)."""
+    found = clean_attributes(
+        {
+            attrs.GEN_AI_REQUEST_MAX_TOKENS: request.max_tokens,
+            attrs.REQUEST_SERVICE_TIER: request.service_tier,
+            attrs.SERVER_ADDRESS: request.server_address,
+            attrs.SERVER_PORT: request.server_port,
+        }
+    )
+    if request.stream:
+        found[attrs.REQUEST_STREAM] = True
+    if request.prefix_block:
+        found.update(prefix_attributes(request.prefix_block))
+    return found
+
+
+@dataclass(slots=True)
+class ResponseFacts:
+    """What a response says besides its usage, as every extractor reports it; only
+    ``response_attributes`` turns it into span attribute names. SDK enums and objects are
+    accepted where the SDK gives them (recorded as strings); None means "not reported"."""
+
+    model: object = None
+    response_id: object = None
+    finish_reasons: list[str] | None = None
+    service_tier: object = None
+    error_type: str | None = None
+    # what a gateway reports (OpenRouter's billed cost as a decimal string, the upstream provider)
+    gateway_cost_usd: str | None = None
+    upstream_provider: str | None = None
+    # LiteLLM's own estimate, kept apart by the collector
+    client_cost_usd: str | None = None
+
+
+def response_attributes(facts: ResponseFacts | None) -> dict[str, AttributeValue]:
+    """The span attributes of ``facts``: absent values dropped."""
+    if facts is None:
+        return {}
+    return clean_attributes(
+        {
+            attrs.GEN_AI_RESPONSE_MODEL: facts.model,
+            attrs.GEN_AI_RESPONSE_ID: facts.response_id,
+            attrs.GEN_AI_RESPONSE_FINISH_REASONS: facts.finish_reasons or None,
+            attrs.RESPONSE_SERVICE_TIER: facts.service_tier,
+            attrs.ERROR_TYPE: facts.error_type,
+            attrs.GATEWAY_COST_USD: facts.gateway_cost_usd,
+            attrs.GATEWAY_UPSTREAM_PROVIDER: facts.upstream_provider,
+            attrs.CLIENT_COST_USD: facts.client_cost_usd,
+        }
+    )
 
 
 _hosts: dict[int, tuple[object, str | None, int | None]] = {}
@@ -115,18 +186,33 @@ _FOREIGN_LLM_MARKERS = (
 )
 
 
+def _attributes_of(span: Any) -> Mapping[str, Any] | None:
+    """A span's attributes to look up keys in. The SDK's public ``attributes`` is a proxy of a
+    locked mapping whose misses raise ``KeyError`` inside (~1 µs per absent key); its plain
+    dict answers the same lookups directly. Other spans: their public attributes."""
+    inner = getattr(getattr(span, "_attributes", None), "_dict", None)
+    if isinstance(inner, dict):
+        return inner
+    found = getattr(span, "attributes", None)
+    return found if isinstance(found, Mapping) else None
+
+
+def _marks_llm_call(found: Mapping[str, Any]) -> bool:
+    return any(marker in found for marker in _FOREIGN_LLM_MARKERS) or found.get("openinference.span.kind") in (
+        "LLM",
+        "EMBEDDING",
+    )
+
+
 def is_foreign_llm_span(span: Any) -> bool:
     """Whether ``span`` (still recording) is another instrumentation's LLM span."""
-    found = getattr(span, "attributes", None)
+    found = _attributes_of(span)
     if not found or not span.is_recording():
         return False
     scope = getattr(getattr(span, "instrumentation_scope", None), "name", "") or ""
     if scope.startswith("featurecost."):
         return False
-    return any(marker in found for marker in _FOREIGN_LLM_MARKERS) or found.get("openinference.span.kind") in (
-        "LLM",
-        "EMBEDDING",
-    )
+    return _marks_llm_call(found)
 
 
 def supersede_foreign_llm_spans(spans: list[Any]) -> None:
@@ -145,13 +231,8 @@ def _supersede_enclosing_llm_span(ctx: otel_context.Context) -> None:
     cannot be inspected and are left alone.
     """
     current = trace.get_current_span(ctx)
-    found = getattr(current, "attributes", None)
-    if not found or not current.is_recording():
-        return
-    if any(marker in found for marker in _FOREIGN_LLM_MARKERS) or found.get("openinference.span.kind") in (
-        "LLM",
-        "EMBEDDING",
-    ):
+    found = _attributes_of(current)
+    if found and current.is_recording() and _marks_llm_call(found):
         current.set_attribute(attrs.SUPERSEDED, True)
 
 
@@ -237,6 +318,7 @@ def begin_llm_span(
     """
     ctx = otel_context.get_current()
     span = _start_span(tracer, ctx, operation, provider, request_model, client, attributes)
+    LIVE.add(id(span))
     return span, otel_context.attach(_provider_context(ctx, span))
 
 
@@ -246,6 +328,7 @@ def end_llm_span(span: Span, token: object, error: BaseException | None = None) 
             _record_error(span, error)
     finally:
         otel_context.detach(token)  # type: ignore[arg-type]
+        LIVE.discard(id(span))
         span.end()
 
 
@@ -301,6 +384,7 @@ class LLMCall:
         self._finished = False
         self._lock = threading.Lock()
         self._provider_context: Context | None = None
+        LIVE.add(id(self))
 
     def provider_context(self) -> Context:
         """The context the SDK talks to the provider in (see ``_provider_context``), built once:
@@ -331,7 +415,8 @@ class LLMCall:
             if self._finished:
                 return False
             self._finished = True
-            return True
+        LIVE.discard(id(self))
+        return True
 
     def fail(self, exc: BaseException) -> None:
         if self._claim():
@@ -343,7 +428,7 @@ class LLMCall:
         usage: TokenUsage | None,
         *,
         complete: bool,
-        response: Mapping[str, Any] | None = None,
+        response: ResponseFacts | None = None,
         error: BaseException | None = None,
     ) -> bool:
         """End the span with the usage seen so far; ``complete`` says whether the stream ran to its end.
@@ -365,7 +450,7 @@ class LLMCall:
             late = {k: v for k, v in current_attribution().items() if k not in started_with}
             if late:
                 span.set_attributes(late)
-            span.set_attributes({**clean_attributes(response or {}), **usage_attributes(usage, partial=not complete)})
+            span.set_attributes({**response_attributes(response), **usage_attributes(usage, partial=not complete)})
         span.end()
         return True
 

@@ -27,12 +27,11 @@ from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Span
 from wrapt import ObjectProxy
 
 from featurecost.instrumentation._nested import IN_LLM_CALL
 from featurecost.instrumentation._settle import settle_call
-from featurecost.instrumentation._spans import LLMCall, TokenUsage, clean_attributes, usage_attributes
+from featurecost.instrumentation._spans import LLMCall, ResponseFacts, TokenUsage
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +45,7 @@ class StreamAccumulator(Protocol):
 
     def usage(self) -> TokenUsage | None: ...
 
-    def response_attributes(self) -> dict[str, Any]: ...
+    def response_facts(self) -> ResponseFacts: ...
 
     def saw_end(self) -> bool:
         """Whether the provider's end-of-answer event came (the usage after it is final)."""
@@ -56,8 +55,8 @@ class StreamAccumulator(Protocol):
 class ResponseAccumulator:
     """Base for accumulators that read every item and for which running out is the end.
 
-    The same object reads a whole (non-streamed) response: ``record_accumulated`` puts
-    what it read on a span, so a call and a stream of the same API are recorded alike.
+    The same object reads a whole (non-streamed) response (``_lifecycle.accumulated``), so
+    a call and a stream of the same API are recorded alike.
     """
 
     def on_item(self, item: Any) -> bool:
@@ -66,17 +65,11 @@ class ResponseAccumulator:
     def usage(self) -> TokenUsage | None:
         raise NotImplementedError
 
-    def response_attributes(self) -> dict[str, Any]:
-        return {}
+    def response_facts(self) -> ResponseFacts:
+        return ResponseFacts()
 
     def saw_end(self) -> bool:
         return True
-
-
-def record_accumulated(span: Span, acc: StreamAccumulator) -> None:
-    """Put what ``acc`` read (response facts, then usage) on ``span``."""
-    if span.is_recording():
-        span.set_attributes({**clean_attributes(acc.response_attributes()), **usage_attributes(acc.usage())})
 
 
 def _undo_leaked_context(call: LLMCall) -> None:
@@ -98,10 +91,10 @@ def _finish(call: LLMCall, acc: StreamAccumulator, *, complete: bool, error: Bas
         return
     try:
         complete = complete and acc.saw_end()
-        usage, response = acc.usage(), acc.response_attributes()
+        usage, response = acc.usage(), acc.response_facts()
     except Exception:  # our extractor failed: the stream still ends, the usage is recorded missing
         log.debug("featurecost: could not read a stream's usage", exc_info=True)
-        usage, response, complete = None, {}, False
+        usage, response, complete = None, None, False
     if call.finish(usage, complete=complete, response=response, error=error):
         settle_call(call, usage)
 

@@ -471,7 +471,20 @@ def active_guard() -> Guard | None:
     ``FEATURECOST_BUDGET_API`` is set; None (no cost at all) otherwise."""
     if _default is not None:
         return _default
-    return get_guard() if os.environ.get(ENV_API) else None
+    return get_guard() if _env_api_set() else None
+
+
+# Asked before every LLM call: ``os.environ.get`` encodes the key and goes through the Mapping
+# machinery (a few µs in a real app); the process environment's own dict answers the same.
+_environ = os.environ
+_environ_data: Any = getattr(os.environ, "_data", None)
+_env_api_key: Any = os.environ.encodekey(ENV_API) if hasattr(os.environ, "encodekey") else None
+
+
+def _env_api_set() -> bool:
+    if os.environ is _environ and _environ_data is not None and _env_api_key is not None:
+        return bool(_environ_data.get(_env_api_key))
+    return bool(os.environ.get(ENV_API))
 
 
 def check_call(kwargs: dict[str, Any], provider: str = "") -> Ticket | None:

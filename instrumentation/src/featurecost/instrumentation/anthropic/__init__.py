@@ -27,13 +27,12 @@ from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import _transport
-from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._calls import Endpoint, async_wrapper, provider_by_client_class, sync_wrapper
 from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._lifecycle import open_call, passthrough, start_stream
-from featurecost.instrumentation._nested import STARTED_SPANS, watch_nested_spans
-from featurecost.instrumentation._prefix import leading_instructions, safe_prefix_attributes
-from featurecost.instrumentation._spans import in_llm_call, supersede_foreign_llm_spans
+from featurecost.instrumentation._nested import LIVE, STARTED_SPANS, watch_nested_spans
+from featurecost.instrumentation._prefix import leading_instructions, safe_prefix_block
+from featurecost.instrumentation._spans import Request, in_llm_call, supersede_foreign_llm_spans
 from featurecost.instrumentation._streams import AsyncTracedStream, TracedStream
 from featurecost.instrumentation.anthropic._usage import MessageStreamAccumulator, message_facts, usage_from_anthropic
 from featurecost.instrumentation.attribution import UnattributedCallError
@@ -62,18 +61,18 @@ def _system(kwargs: Mapping[str, Any]) -> str:
     return system if isinstance(system, str) else leading_instructions([{"role": "system", "content": system}])
 
 
-def _request_attributes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        attrs.GEN_AI_REQUEST_MAX_TOKENS: kwargs.get("max_tokens"),
-        attrs.REQUEST_SERVICE_TIER: kwargs.get("service_tier"),
-        **safe_prefix_attributes(_system, kwargs),
-    }
+def _request(kwargs: Mapping[str, Any]) -> Request:
+    return Request(
+        max_tokens=kwargs.get("max_tokens"),
+        service_tier=kwargs.get("service_tier"),
+        prefix_block=safe_prefix_block(_system, kwargs),
+    )
 
 
 MESSAGES = Endpoint(
     operation="chat",
     provider_of=provider_of,
-    request_attributes=_request_attributes,
+    request_facts=_request,
     response_facts=message_facts,
     new_accumulator=MessageStreamAccumulator,
 )
@@ -132,11 +131,13 @@ def _stream_helper_wrapper(tracer: trace.Tracer, is_async: bool) -> Callable[...
         # spans another instrumentation wrapping inside ours starts now.
         call_context = otel_context.get_current()
         started: list[Any] = []
+        LIVE.add(id(started))
         token = otel_context.attach(otel_context.set_value(STARTED_SPANS, started))
         try:
             manager = wrapped(*args, **kwargs)
         finally:
             otel_context.detach(token)
+            LIVE.discard(id(started))
         found = _guarded(_sdk_manager, manager)
         if found is None:
             return manager

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._spans import TokenUsage, int_or_none, int_or_zero
+from featurecost.instrumentation._spans import ResponseFacts, TokenUsage, int_or_none, int_or_zero
 
 _COUNT_FIELDS = ("input_tokens", "output_tokens", "cache_creation_input_tokens", "cache_read_input_tokens")
 
@@ -69,16 +68,15 @@ def usage_from_anthropic(usage: Any) -> TokenUsage | None:
     return usage_from_counts(usage_counts(usage))
 
 
-def message_facts(message: Any) -> tuple[dict[str, Any], TokenUsage | None]:
+def message_facts(message: Any) -> tuple[ResponseFacts, TokenUsage | None]:
     usage = getattr(message, "usage", None)
-    facts: dict[str, Any] = {
-        attrs.GEN_AI_RESPONSE_MODEL: getattr(message, "model", None),
-        attrs.GEN_AI_RESPONSE_ID: getattr(message, "id", None),
-        attrs.RESPONSE_SERVICE_TIER: getattr(usage, "service_tier", None),
-    }
     stop_reason = getattr(message, "stop_reason", None)
-    if stop_reason:
-        facts[attrs.GEN_AI_RESPONSE_FINISH_REASONS] = [str(stop_reason)]
+    facts = ResponseFacts(
+        model=getattr(message, "model", None),
+        response_id=getattr(message, "id", None),
+        service_tier=getattr(usage, "service_tier", None),
+        finish_reasons=[str(stop_reason)] if stop_reason else None,
+    )
     return facts, usage_from_anthropic(usage)
 
 
@@ -114,12 +112,10 @@ class MessageStreamAccumulator:
     def usage(self) -> TokenUsage | None:
         return usage_from_counts(self._counts)
 
-    def response_attributes(self) -> dict[str, Any]:
-        facts: dict[str, Any] = {
-            attrs.GEN_AI_RESPONSE_MODEL: self._model,
-            attrs.GEN_AI_RESPONSE_ID: self._id,
-            attrs.RESPONSE_SERVICE_TIER: self._counts.get("service_tier"),
-        }
-        if self._stop_reason:
-            facts[attrs.GEN_AI_RESPONSE_FINISH_REASONS] = [str(self._stop_reason)]
-        return facts
+    def response_facts(self) -> ResponseFacts:
+        return ResponseFacts(
+            model=self._model,
+            response_id=self._id,
+            service_tier=self._counts.get("service_tier"),
+            finish_reasons=[str(self._stop_reason)] if self._stop_reason else None,
+        )

@@ -30,11 +30,10 @@ from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import _transport
-from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._lifecycle import Facts, Method, Request, passthrough, run_call, run_stream
 from featurecost.instrumentation._nested import watch_nested_spans
-from featurecost.instrumentation._spans import LLMCall, TokenUsage, clean_attributes, int_or_zero
+from featurecost.instrumentation._spans import LLMCall, ResponseFacts, TokenUsage, int_or_zero
 from featurecost.instrumentation._streams import ResponseAccumulator, TracedStream
 from featurecost.instrumentation.guard import Ticket, active_guard, check_call
 from featurecost.instrumentation.version import __version__
@@ -140,10 +139,7 @@ def _service_tier(result: Mapping[str, Any]) -> Any:
 
 def _converse_facts(result: Mapping[str, Any]) -> Facts:
     reason = result.get("stopReason")
-    facts = {
-        attrs.GEN_AI_RESPONSE_FINISH_REASONS: [str(reason)] if reason else None,
-        attrs.RESPONSE_SERVICE_TIER: _service_tier(result),
-    }
+    facts = ResponseFacts(finish_reasons=[str(reason)] if reason else None, service_tier=_service_tier(result))
     return facts, usage_from_converse(result.get("usage"))
 
 
@@ -154,7 +150,7 @@ def _headers(result: Mapping[str, Any]) -> Mapping[str, str]:
 
 def _invoke_facts(result: dict[str, Any]) -> Facts:
     usage = None
-    facts: dict[str, Any] = {}
+    facts = ResponseFacts(service_tier=result.get("serviceTier"))
     body = result.get("body")
     content_type = str(result.get("contentType", ""))
     if body is not None and hasattr(body, "read") and "json" in content_type:
@@ -169,12 +165,11 @@ def _invoke_facts(result: dict[str, Any]) -> Facts:
             parsed = None
         if isinstance(parsed, Mapping):
             usage = usage_from_invoke_body(parsed)
-            facts[attrs.GEN_AI_RESPONSE_MODEL] = parsed.get("model")
-            facts[attrs.GEN_AI_RESPONSE_ID] = parsed.get("id")
+            facts.model = parsed.get("model")
+            facts.response_id = parsed.get("id")
             reason = parsed.get("stop_reason") or parsed.get("stopReason")
             if isinstance(reason, str):
-                facts[attrs.GEN_AI_RESPONSE_FINISH_REASONS] = [reason]
-    facts[attrs.RESPONSE_SERVICE_TIER] = result.get("serviceTier")
+                facts.finish_reasons = [reason]
     return facts, usage or usage_from_headers(_headers(result))
 
 
@@ -195,11 +190,9 @@ class _ConverseStreamAccumulator(ResponseAccumulator):
     def usage(self) -> TokenUsage | None:
         return usage_from_converse(self.usage_seen)
 
-    def response_attributes(self) -> dict[str, Any]:
-        return {
-            attrs.GEN_AI_RESPONSE_FINISH_REASONS: [str(self.stop_reason)] if self.stop_reason else None,
-            attrs.RESPONSE_SERVICE_TIER: self.service_tier,
-        }
+    def response_facts(self) -> ResponseFacts:
+        reasons = [str(self.stop_reason)] if self.stop_reason else None
+        return ResponseFacts(finish_reasons=reasons, service_tier=self.service_tier)
 
 
 class _InvokeStreamAccumulator(ResponseAccumulator):
@@ -236,12 +229,9 @@ class _InvokeStreamAccumulator(ResponseAccumulator):
             return self.metrics
         return usage_from_invoke_body({"usage": self.anthropic_usage}) if self.anthropic_usage else None
 
-    def response_attributes(self) -> dict[str, Any]:
-        return {
-            attrs.GEN_AI_RESPONSE_MODEL: self.model,
-            attrs.GEN_AI_RESPONSE_ID: self.response_id,
-            attrs.GEN_AI_RESPONSE_FINISH_REASONS: [str(self.stop_reason)] if self.stop_reason else None,
-        }
+    def response_facts(self) -> ResponseFacts:
+        reasons = [str(self.stop_reason)] if self.stop_reason else None
+        return ResponseFacts(model=self.model, response_id=self.response_id, finish_reasons=reasons)
 
 
 def _max_tokens_of(params: Mapping[str, Any]) -> Any:
@@ -277,12 +267,12 @@ def _guard_view(params: Mapping[str, Any]) -> dict[str, Any]:
 
 def _request(instance: Any, params: dict[str, Any]) -> Request:
     endpoint_url = getattr(getattr(instance, "meta", None), "endpoint_url", "")
-    attributes = {
-        attrs.SERVER_ADDRESS: urlparse(str(endpoint_url)).hostname,
-        attrs.GEN_AI_REQUEST_MAX_TOKENS: _max_tokens_of(params),
-    }
     model = params.get("modelId")
-    return Request(model if isinstance(model, str) else None, clean_attributes(attributes))
+    return Request(
+        model=model if isinstance(model, str) else None,
+        max_tokens=_max_tokens_of(params),
+        server_address=urlparse(str(endpoint_url)).hostname,
+    )
 
 
 def _check_budget(params: dict[str, Any]) -> Ticket | None:

@@ -19,7 +19,6 @@ from opentelemetry.instrumentation.utils import unwrap
 from wrapt import ObjectProxy, wrap_function_wrapper
 
 from featurecost.instrumentation import _transport
-from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._lifecycle import (
     Facts,
@@ -36,7 +35,7 @@ from featurecost.instrumentation._lifecycle import (
     wrap_targets,
 )
 from featurecost.instrumentation._nested import watch_nested_spans
-from featurecost.instrumentation._spans import TokenUsage, clean_attributes
+from featurecost.instrumentation._spans import ResponseFacts, TokenUsage
 from featurecost.instrumentation._streams import AsyncTracedStream, ResponseAccumulator, TracedStream
 from featurecost.instrumentation.version import __version__
 
@@ -99,21 +98,19 @@ class _ChatAccumulator(ResponseAccumulator):
     def usage(self) -> TokenUsage | None:
         return usage_from_cohere(self.usage_seen)
 
-    def response_attributes(self) -> dict[str, Any]:
-        return {
-            attrs.GEN_AI_RESPONSE_ID: self.response_id,
-            attrs.GEN_AI_RESPONSE_FINISH_REASONS: [str(self.finish_reason)] if self.finish_reason else None,
-        }
+    def response_facts(self) -> ResponseFacts:
+        reasons = [str(self.finish_reason)] if self.finish_reason else None
+        return ResponseFacts(response_id=self.response_id, finish_reasons=reasons)
 
 
 def _chat_facts(response: Any) -> Facts:
     acc = _ChatAccumulator()
     acc.on_response(response)
-    return acc.response_attributes(), acc.usage()
+    return acc.response_facts(), acc.usage()
 
 
 def _embed_facts(response: Any) -> Facts:
-    return {attrs.GEN_AI_RESPONSE_ID: getattr(response, "id", None)}, usage_from_cohere(getattr(response, "meta", None))
+    return ResponseFacts(response_id=getattr(response, "id", None)), usage_from_cohere(getattr(response, "meta", None))
 
 
 def _server_address(instance: Any) -> str | None:
@@ -126,11 +123,11 @@ def _server_address(instance: Any) -> str | None:
 
 def _request(instance: Any, kwargs: Mapping[str, Any]) -> Request:
     model, max_tokens = kwargs.get("model"), kwargs.get("max_tokens")
-    attributes = {
-        attrs.SERVER_ADDRESS: _server_address(instance),
-        attrs.GEN_AI_REQUEST_MAX_TOKENS: max_tokens if isinstance(max_tokens, int) else None,
-    }
-    return Request(model if isinstance(model, str) else None, clean_attributes(attributes))
+    return Request(
+        model=model if isinstance(model, str) else None,
+        max_tokens=max_tokens if isinstance(max_tokens, int) else None,
+        server_address=_server_address(instance),
+    )
 
 
 def _provider(instance: Any) -> str:

@@ -27,7 +27,6 @@ from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import _transport
-from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._lifecycle import (
     Facts,
@@ -40,8 +39,8 @@ from featurecost.instrumentation._lifecycle import (
     wrap_targets,
 )
 from featurecost.instrumentation._nested import watch_nested_spans
-from featurecost.instrumentation._prefix import safe_prefix_attributes, text_of
-from featurecost.instrumentation._spans import TokenUsage, clean_attributes, int_or_zero
+from featurecost.instrumentation._prefix import safe_prefix_block, text_of
+from featurecost.instrumentation._spans import ResponseFacts, TokenUsage, int_or_zero
 from featurecost.instrumentation._streams import (
     AsyncTracedStream,
     BoundAsyncIterator,
@@ -135,12 +134,8 @@ class _GenerationAccumulator(ResponseAccumulator):
     def usage(self) -> TokenUsage | None:
         return usage_from_gemini(self.usage_seen)
 
-    def response_attributes(self) -> dict[str, Any]:
-        return {
-            attrs.GEN_AI_RESPONSE_MODEL: self.model,
-            attrs.GEN_AI_RESPONSE_ID: self.response_id,
-            attrs.GEN_AI_RESPONSE_FINISH_REASONS: self.finish_reasons or None,
-        }
+    def response_facts(self) -> ResponseFacts:
+        return ResponseFacts(model=self.model, response_id=self.response_id, finish_reasons=self.finish_reasons or None)
 
 
 def _generation_facts(response: Any) -> Facts:
@@ -148,7 +143,7 @@ def _generation_facts(response: Any) -> Facts:
 
 
 def _embedding_facts(response: Any) -> Facts:
-    return {}, usage_from_embedding(response)
+    return None, usage_from_embedding(response)
 
 
 def _request(instance: Any, kwargs: Mapping[str, Any]) -> Request:
@@ -156,12 +151,12 @@ def _request(instance: Any, kwargs: Mapping[str, Any]) -> Request:
     max_tokens = (
         config.get("max_output_tokens") if isinstance(config, dict) else getattr(config, "max_output_tokens", None)
     )
-    attributes = {
-        attrs.SERVER_ADDRESS: _server_address(instance),
-        attrs.GEN_AI_REQUEST_MAX_TOKENS: max_tokens,
-        **safe_prefix_attributes(_system_instruction, kwargs),
-    }
-    return Request(_request_model(kwargs), clean_attributes(attributes))
+    return Request(
+        model=_request_model(kwargs),
+        max_tokens=max_tokens,
+        server_address=_server_address(instance),
+        prefix_block=safe_prefix_block(_system_instruction, kwargs),
+    )
 
 
 def _system_instruction(kwargs: Mapping[str, Any]) -> str:

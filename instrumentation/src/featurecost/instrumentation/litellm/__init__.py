@@ -20,19 +20,19 @@ through. No prompt or completion text is recorded.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry import trace
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.instrumentation.utils import unwrap
 from opentelemetry.trace import Tracer
-from opentelemetry.util.types import AttributeValue
 from wrapt import register_post_import_hook, wrap_function_wrapper
 
-from featurecost.instrumentation import attributes as attrs
+from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._lifecycle import (
     Facts,
     Method,
@@ -46,7 +46,7 @@ from featurecost.instrumentation._lifecycle import (
     stream_wrapper,
 )
 from featurecost.instrumentation._nested import watch_nested_spans
-from featurecost.instrumentation._spans import TokenUsage, clean_attributes, int_or_none, int_or_zero
+from featurecost.instrumentation._spans import ResponseFacts, TokenUsage, int_or_none, int_or_zero
 from featurecost.instrumentation._streams import AsyncTracedStream, ResponseAccumulator, StreamAccumulator
 from featurecost.instrumentation.version import __version__
 
@@ -97,18 +97,15 @@ def usage_from_litellm(usage: Any) -> TokenUsage | None:
     )
 
 
-def _response_facts(response: Any) -> dict[str, Any]:
-    facts: dict[str, Any] = {
-        attrs.GEN_AI_RESPONSE_MODEL: _field(response, "model"),
-        attrs.GEN_AI_RESPONSE_ID: _field(response, "id"),
-    }
+def _response_facts(response: Any) -> ResponseFacts:
+    """What one response (or one stream chunk) says: model, id, finish reasons, LiteLLM's cost."""
+    facts = ResponseFacts(model=_field(response, "model"), response_id=_field(response, "id"))
     reasons = [str(r) for c in _field(response, "choices") or () if (r := _field(c, "finish_reason"))]
-    if reasons:
-        facts[attrs.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+    facts.finish_reasons = reasons or None
     hidden = getattr(response, "_hidden_params", None)
     cost = hidden.get("response_cost") if isinstance(hidden, Mapping) else None
     if isinstance(cost, int | float) and not isinstance(cost, bool):
-        facts[attrs.CLIENT_COST_USD] = repr(cost)  # LiteLLM's estimate: kept apart by the collector
+        facts.client_cost_usd = repr(cost)  # LiteLLM's estimate: kept apart by the collector
     return facts
 
 
@@ -117,16 +114,17 @@ class _Accumulator(ResponseAccumulator):
 
     def __init__(self, hide_usage_chunk: bool = False) -> None:
         self._hide_usage_chunk = hide_usage_chunk
-        self._facts: dict[str, Any] = {}
+        self._facts = ResponseFacts()
         self._reasons: list[str] = []
         self._usage: Any = None
 
     def on_item(self, item: Any) -> bool:
-        facts = _response_facts(item)
-        self._reasons += facts.pop(attrs.GEN_AI_RESPONSE_FINISH_REASONS, [])
-        for key, value in facts.items():
-            if value is not None:
-                self._facts.setdefault(key, value)
+        facts, kept = _response_facts(item), self._facts
+        self._reasons += facts.finish_reasons or []
+        # the first chunk that reports a fact sets it
+        kept.model = kept.model if kept.model is not None else facts.model
+        kept.response_id = kept.response_id if kept.response_id is not None else facts.response_id
+        kept.client_cost_usd = kept.client_cost_usd if kept.client_cost_usd is not None else facts.client_cost_usd
         usage = _field(item, "usage")
         if usage is not None:
             self._usage = usage
@@ -137,48 +135,41 @@ class _Accumulator(ResponseAccumulator):
     def usage(self) -> TokenUsage | None:
         return usage_from_litellm(self._usage)
 
-    def response_attributes(self) -> dict[str, Any]:
-        if self._reasons:
-            return {**self._facts, attrs.GEN_AI_RESPONSE_FINISH_REASONS: self._reasons}
-        return self._facts
+    def response_facts(self) -> ResponseFacts:
+        return dataclasses.replace(self._facts, finish_reasons=self._reasons or None)
 
 
 def _call_facts(response: Any) -> Facts:
     return accumulated(_Accumulator)(response)
 
 
-def _placed(kwargs: Mapping[str, Any]) -> tuple[str | None, str, dict[str, AttributeValue]]:
-    """The model without LiteLLM's ``provider/`` prefix, LiteLLM's provider, and request attributes."""
+def _placed(kwargs: Mapping[str, Any]) -> tuple[str, Request]:
+    """LiteLLM's provider, and the request: the model without LiteLLM's ``provider/`` prefix."""
     import litellm
 
     model = kwargs.get("model")
     base = kwargs.get("api_base") or kwargs.get("base_url")
     if not isinstance(model, str) or not model:
-        return None, _UNKNOWN_PROVIDER, {}
+        return _UNKNOWN_PROVIDER, Request()
     try:
         bare, provider, _, resolved_base = litellm.get_llm_provider(
             model=model, custom_llm_provider=kwargs.get("custom_llm_provider"), api_base=base
         )
     except Exception:  # LiteLLM itself will refuse the call with its own error
         log.debug("featurecost: LiteLLM could not place %r", model, exc_info=True)
-        return model, _UNKNOWN_PROVIDER, {}
-    attributes: dict[str, AttributeValue] = {}
+        return _UNKNOWN_PROVIDER, Request(model=model)
+    request = Request(model=bare, stream=bool(kwargs.get("stream")))
     endpoint = base or resolved_base
     if isinstance(endpoint, str) and "://" in endpoint:
         parts = urlsplit(endpoint)
         if parts.hostname:
-            attributes[attrs.SERVER_ADDRESS] = parts.hostname
-            try:
-                if parts.port:
-                    attributes[attrs.SERVER_PORT] = parts.port
-            except ValueError:
-                pass
-    if kwargs.get("stream"):
-        attributes[attrs.REQUEST_STREAM] = True
+            request.server_address = parts.hostname
+            with contextlib.suppress(ValueError):  # a port out of range: no port
+                request.server_port = parts.port or None
     tier = kwargs.get("service_tier")
     if isinstance(tier, str):
-        attributes[attrs.REQUEST_SERVICE_TIER] = tier
-    return bare, str(provider or _UNKNOWN_PROVIDER), clean_attributes(attributes)
+        request.service_tier = tier
+    return str(provider or _UNKNOWN_PROVIDER), request
 
 
 def _positional(args: tuple[Any, ...], kwargs: dict[str, Any], operation: str) -> dict[str, Any]:
@@ -191,20 +182,19 @@ def _positional(args: tuple[Any, ...], kwargs: dict[str, Any], operation: str) -
 
 
 def _wrapper(tracer: Tracer, operation: str, is_async: bool) -> Callable[..., Any]:
-    def sdk_call(model: str | None, provider: str, attributes: dict[str, AttributeValue]) -> Method:
-        request = Request(model, attributes)
+    def sdk_call(provider: str, request: Request) -> Method:
         return Method(operation, lambda _instance: provider, lambda _instance, _kwargs: request)
 
     def prepare(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Method, bool, bool, dict[str, Any]]:
         named = _positional(args, kwargs, operation)
-        model, provider, attributes = _placed(named)
+        provider, request = _placed(named)
         streaming = bool(named.get("stream"))
         hide = False
         if streaming and not (named.get("stream_options") or {}).get("include_usage"):
             # LiteLLM reports a stream's usage only when asked; the extra chunk is hidden again
             kwargs = {**kwargs, "stream_options": {**(named.get("stream_options") or {}), "include_usage": True}}
             hide = True
-        return sdk_call(model, provider, attributes), streaming, hide, kwargs
+        return sdk_call(provider, request), streaming, hide, kwargs
 
     def sync(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if passthrough():  # inside another featurecost call (acompletion → completion): that span bills it
@@ -237,7 +227,7 @@ def _wrapper(tracer: Tracer, operation: str, is_async: bool) -> Callable[..., An
     return asynchronous if is_async else sync
 
 
-class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+class LiteLLMInstrumentor(SafeInstrumentor):
     """Instruments LiteLLM's completion, text_completion and embedding functions, sync and async.
 
     LiteLLM is patched when the app imports it, not by ``instrument()``: importing it costs
@@ -261,9 +251,20 @@ class LiteLLMInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         def patch(_module: Any) -> None:
             if generation != cls._generation or cls._patched:
                 return  # an earlier instrument() was undone, or this one already patched
-            for module in _MODULES:
-                for name, (operation, is_async) in _FUNCTIONS.items():
-                    wrap_function_wrapper(module, name, _wrapper(tracer, operation, is_async))
+            try:
+                for module in _MODULES:
+                    for name, (operation, is_async) in _FUNCTIONS.items():
+                        wrap_function_wrapper(module, name, _wrapper(tracer, operation, is_async))
+            except Exception:
+                # Runs inside the app's ``import litellm``: a LiteLLM we do not know must import
+                # all the same, uninstrumented.
+                log.exception("featurecost: could not instrument LiteLLM; it runs uninstrumented")
+                cls._patched = True
+                try:
+                    self._uninstrument()
+                except Exception:
+                    log.exception("featurecost: could not undo a partial LiteLLM instrumentation")
+                return
             cls._patched = True
 
         register_post_import_hook(patch, "litellm")  # runs now when litellm is already imported

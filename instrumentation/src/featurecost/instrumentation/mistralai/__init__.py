@@ -21,7 +21,6 @@ from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import _transport
-from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._lifecycle import (
     Facts,
@@ -34,8 +33,8 @@ from featurecost.instrumentation._lifecycle import (
     wrap_targets,
 )
 from featurecost.instrumentation._nested import watch_nested_spans
-from featurecost.instrumentation._prefix import leading_instructions, safe_prefix_attributes
-from featurecost.instrumentation._spans import TokenUsage, clean_attributes, in_llm_call, int_or_zero
+from featurecost.instrumentation._prefix import leading_instructions, safe_prefix_block
+from featurecost.instrumentation._spans import ResponseFacts, TokenUsage, in_llm_call, int_or_zero
 from featurecost.instrumentation._streams import AsyncTracedStream, ResponseAccumulator
 from featurecost.instrumentation.version import __version__
 
@@ -96,12 +95,8 @@ class _ResponseAccumulator(ResponseAccumulator):
     def usage(self) -> TokenUsage | None:
         return usage_from_mistral(self.usage_seen)
 
-    def response_attributes(self) -> dict[str, Any]:
-        return {
-            attrs.GEN_AI_RESPONSE_MODEL: self.model,
-            attrs.GEN_AI_RESPONSE_ID: self.response_id,
-            attrs.GEN_AI_RESPONSE_FINISH_REASONS: self.finish_reasons or None,
-        }
+    def response_facts(self) -> ResponseFacts:
+        return ResponseFacts(model=self.model, response_id=self.response_id, finish_reasons=self.finish_reasons or None)
 
 
 def _response_facts(response: Any) -> Facts:
@@ -110,13 +105,13 @@ def _response_facts(response: Any) -> Facts:
 
 def _request(instance: Any, kwargs: Mapping[str, Any]) -> Request:
     model, max_tokens, tier = kwargs.get("model"), kwargs.get("max_tokens"), kwargs.get("service_tier")
-    attributes = {
-        attrs.SERVER_ADDRESS: _server_address(instance),
-        attrs.GEN_AI_REQUEST_MAX_TOKENS: max_tokens if isinstance(max_tokens, int) else None,
-        attrs.REQUEST_SERVICE_TIER: tier if isinstance(tier, str) else None,
-        **safe_prefix_attributes(_instructions, kwargs),
-    }
-    return Request(model if isinstance(model, str) else None, clean_attributes(attributes))
+    return Request(
+        model=model if isinstance(model, str) else None,
+        max_tokens=max_tokens if isinstance(max_tokens, int) else None,
+        service_tier=tier if isinstance(tier, str) else None,
+        server_address=_server_address(instance),
+        prefix_block=safe_prefix_block(_instructions, kwargs),
+    )
 
 
 def _instructions(kwargs: Mapping[str, Any]) -> str:

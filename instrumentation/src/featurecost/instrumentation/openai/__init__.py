@@ -25,11 +25,11 @@ from opentelemetry.instrumentation.utils import unwrap
 from wrapt import wrap_function_wrapper
 
 from featurecost.instrumentation import _transport
-from featurecost.instrumentation import attributes as attrs
 from featurecost.instrumentation._calls import Endpoint, async_wrapper, provider_by_client_class, sync_wrapper
 from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._nested import watch_nested_spans
-from featurecost.instrumentation._prefix import leading_instructions, safe_prefix_attributes
+from featurecost.instrumentation._prefix import leading_instructions, safe_prefix_block
+from featurecost.instrumentation._spans import Request
 from featurecost.instrumentation.openai._usage import (
     ChatStreamAccumulator,
     ResponsesStreamAccumulator,
@@ -66,31 +66,31 @@ def _responses_instructions(kwargs: Mapping[str, Any]) -> str:
     return "\n".join(b for b in blocks if b)
 
 
-def _chat_request(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        attrs.GEN_AI_REQUEST_MAX_TOKENS: kwargs.get("max_completion_tokens") or kwargs.get("max_tokens"),
-        attrs.REQUEST_SERVICE_TIER: kwargs.get("service_tier"),
-        **safe_prefix_attributes(_chat_instructions, kwargs),
-    }
+def _chat_request(kwargs: Mapping[str, Any]) -> Request:
+    return Request(
+        max_tokens=kwargs.get("max_completion_tokens") or kwargs.get("max_tokens"),
+        service_tier=kwargs.get("service_tier"),
+        prefix_block=safe_prefix_block(_chat_instructions, kwargs),
+    )
 
 
-def _responses_request(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        attrs.GEN_AI_REQUEST_MAX_TOKENS: kwargs.get("max_output_tokens"),
-        attrs.REQUEST_SERVICE_TIER: kwargs.get("service_tier"),
-        **safe_prefix_attributes(_responses_instructions, kwargs),
-    }
+def _responses_request(kwargs: Mapping[str, Any]) -> Request:
+    return Request(
+        max_tokens=kwargs.get("max_output_tokens"),
+        service_tier=kwargs.get("service_tier"),
+        prefix_block=safe_prefix_block(_responses_instructions, kwargs),
+    )
 
 
-def _completion_request(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    return {
-        attrs.GEN_AI_REQUEST_MAX_TOKENS: kwargs.get("max_completion_tokens") or kwargs.get("max_tokens"),
-        attrs.REQUEST_SERVICE_TIER: kwargs.get("service_tier"),
-    }
+def _completion_request(kwargs: Mapping[str, Any]) -> Request:
+    return Request(
+        max_tokens=kwargs.get("max_completion_tokens") or kwargs.get("max_tokens"),
+        service_tier=kwargs.get("service_tier"),
+    )
 
 
-def _no_request_attributes(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    return {}
+def _embeddings_request(kwargs: Mapping[str, Any]) -> Request:
+    return Request()
 
 
 # Azure OpenAI accepts ``stream_options`` from this API version on; older versions
@@ -133,7 +133,7 @@ def _endpoints(inject_stream_usage: bool) -> dict[str, Endpoint]:
     chat = Endpoint(
         operation="chat",
         provider_of=provider_of,
-        request_attributes=_chat_request,
+        request_facts=_chat_request,
         response_facts=completion_facts,
         new_accumulator=_chat_accumulator,
         prepare_stream=prepare,
@@ -143,20 +143,20 @@ def _endpoints(inject_stream_usage: bool) -> dict[str, Endpoint]:
         "responses": Endpoint(
             operation="chat",
             provider_of=provider_of,
-            request_attributes=_responses_request,
+            request_facts=_responses_request,
             response_facts=responses_facts,
             new_accumulator=_responses_accumulator,
         ),
         "embeddings": Endpoint(
             operation="embeddings",
             provider_of=provider_of,
-            request_attributes=_no_request_attributes,
+            request_facts=_embeddings_request,
             response_facts=completion_facts,
         ),
         "text_completion": Endpoint(
             operation="text_completion",
             provider_of=provider_of,
-            request_attributes=_completion_request,
+            request_facts=_completion_request,
             response_facts=completion_facts,
             new_accumulator=_chat_accumulator,
             prepare_stream=prepare,

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._spans import TokenUsage, int_or_zero
+from featurecost.instrumentation._spans import ResponseFacts, TokenUsage, int_or_zero
 
 
 def usage_from_openai(usage: Any) -> TokenUsage | None:
@@ -50,43 +49,39 @@ def _extra(model: Any, name: str) -> Any:
     extra = getattr(model, "__pydantic_extra__", None)
     if isinstance(extra, dict):
         found = extra.get(name)
-        if found is not None or name not in getattr(type(model), "model_fields", ()):
+        if found is not None or name not in getattr(type(model), "__pydantic_fields__", ()):
             return found
     return getattr(model, name, None)  # a declared field, or not a pydantic model
 
 
-def gateway_facts(response: Any, usage: Any) -> dict[str, Any]:
+def gateway_facts(facts: ResponseFacts, response: Any, usage: Any) -> None:
     """What a gateway reports beyond OpenAI's fields: the billed cost in USD (OpenRouter's
     ``usage.cost`` number, Perplexity's ``usage.cost.total_cost``) and the upstream ``provider``
     that served the call (OpenRouter). Plain OpenAI responses have neither."""
-    facts: dict[str, Any] = {}
     cost = _extra(usage, "cost")
     if isinstance(cost, dict):
         cost = cost.get("total_cost")
     if isinstance(cost, int | float) and not isinstance(cost, bool):
-        facts[attrs.GATEWAY_COST_USD] = repr(cost)  # a decimal string: the collector keeps it exact
+        facts.gateway_cost_usd = repr(cost)  # a decimal string: the collector keeps it exact
     upstream = _extra(response, "provider")
     if isinstance(upstream, str) and upstream:
-        facts[attrs.GATEWAY_UPSTREAM_PROVIDER] = upstream
-    return facts
+        facts.upstream_provider = upstream
 
 
 def _finish_reasons(choices: Any) -> list[str]:
     return [str(c.finish_reason) for c in choices or () if getattr(c, "finish_reason", None)]
 
 
-def completion_facts(response: Any) -> tuple[dict[str, Any], TokenUsage | None]:
-    """Span attributes and usage of a chat completion, legacy completion or embeddings response."""
-    facts: dict[str, Any] = {
-        attrs.GEN_AI_RESPONSE_MODEL: getattr(response, "model", None),
-        attrs.GEN_AI_RESPONSE_ID: getattr(response, "id", None),
-        attrs.RESPONSE_SERVICE_TIER: getattr(response, "service_tier", None),
-    }
-    reasons = _finish_reasons(getattr(response, "choices", None))
-    if reasons:
-        facts[attrs.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
+def completion_facts(response: Any) -> tuple[ResponseFacts, TokenUsage | None]:
+    """Facts and usage of a chat completion, legacy completion or embeddings response."""
+    facts = ResponseFacts(
+        model=getattr(response, "model", None),
+        response_id=getattr(response, "id", None),
+        service_tier=getattr(response, "service_tier", None),
+        finish_reasons=_finish_reasons(getattr(response, "choices", None)) or None,
+    )
     usage = getattr(response, "usage", None)
-    facts.update(gateway_facts(response, usage))
+    gateway_facts(facts, response, usage)
     return facts, usage_from_openai(usage)
 
 
@@ -99,15 +94,14 @@ def _responses_finish_reason(response: Any) -> str | None:
     return str(status) if status else None
 
 
-def responses_facts(response: Any) -> tuple[dict[str, Any], TokenUsage | None]:
-    facts: dict[str, Any] = {
-        attrs.GEN_AI_RESPONSE_MODEL: getattr(response, "model", None),
-        attrs.GEN_AI_RESPONSE_ID: getattr(response, "id", None),
-        attrs.RESPONSE_SERVICE_TIER: getattr(response, "service_tier", None),
-    }
+def responses_facts(response: Any) -> tuple[ResponseFacts, TokenUsage | None]:
     reason = _responses_finish_reason(response)
-    if reason:
-        facts[attrs.GEN_AI_RESPONSE_FINISH_REASONS] = [reason]
+    facts = ResponseFacts(
+        model=getattr(response, "model", None),
+        response_id=getattr(response, "id", None),
+        service_tier=getattr(response, "service_tier", None),
+        finish_reasons=[reason] if reason else None,
+    )
     return facts, usage_from_responses(getattr(response, "usage", None))
 
 
@@ -156,16 +150,15 @@ class ChatStreamAccumulator:
         # The SDK consumes ``[DONE]``; exhaustion is the end.
         return True
 
-    def response_attributes(self) -> dict[str, Any]:
-        facts = {
-            attrs.GEN_AI_RESPONSE_MODEL: self._model,
-            attrs.GEN_AI_RESPONSE_ID: self._id,
-            attrs.RESPONSE_SERVICE_TIER: self._service_tier,
-        }
-        if self._reasons:
-            facts[attrs.GEN_AI_RESPONSE_FINISH_REASONS] = [self._reasons[i] for i in sorted(self._reasons)]
+    def response_facts(self) -> ResponseFacts:
+        facts = ResponseFacts(
+            model=self._model,
+            response_id=self._id,
+            service_tier=self._service_tier,
+            finish_reasons=[self._reasons[i] for i in sorted(self._reasons)] or None,
+        )
         if self._usage_chunk is not None:
-            facts.update(gateway_facts(self._usage_chunk, self._usage))
+            gateway_facts(facts, self._usage_chunk, self._usage)
         return facts
 
 
@@ -199,13 +192,13 @@ class ResponsesStreamAccumulator:
     def usage(self) -> TokenUsage | None:
         return usage_from_responses(getattr(self._final, "usage", None))
 
-    def response_attributes(self) -> dict[str, Any]:
+    def response_facts(self) -> ResponseFacts:
         response = self._final if self._final is not None else self._started
-        facts: dict[str, Any] = {}
+        facts = ResponseFacts()
         if response is not None:
             facts, _ = responses_facts(response)
             if self._final is None:
-                facts.pop(attrs.GEN_AI_RESPONSE_FINISH_REASONS, None)
+                facts.finish_reasons = None
         if self._error is not None:
-            facts[attrs.ERROR_TYPE] = self._error
+            facts.error_type = self._error
         return facts
