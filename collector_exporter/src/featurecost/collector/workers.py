@@ -69,7 +69,7 @@ def check_leftover_wals(config: CollectorConfig) -> None:
         return
     for child in sorted(root.iterdir()):
         suffix = child.name.removeprefix(_WORKER_DIR)
-        if child.name == suffix or not suffix.isdigit() or int(suffix) < config.workers:
+        if child.name == suffix or not suffix.isdigit() or int(suffix) < config.workers or not child.is_dir():
             continue
         if _has_unstored(child):
             raise StartupError(
