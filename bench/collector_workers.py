@@ -157,11 +157,12 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=40_000)
     parser.add_argument("--senders", type=int, default=2)
     parser.add_argument("--connections", type=int, default=8, help="exporters (connections) per sender")
+    parser.add_argument("--workdir", type=Path, help="keep data and logs here (default: a temporary directory)")
     parser.add_argument("--clickhouse", help="a real ClickHouse server's http(s) URL instead of the chDB fixture")
     args = parser.parse_args()
     runs = []
     with tempfile.TemporaryDirectory(prefix="featurecost-workers-bench-") as tmp:
-        work = Path(tmp)
+        work = args.workdir or Path(tmp)
         for workers in (1, args.workers):
             fixture = None
             if args.clickhouse:
