@@ -97,6 +97,15 @@ def _worker_pids(collector: Collector) -> dict[int, list[int]]:
     return pids
 
 
+def _running(pid: int) -> bool:
+    """``pid`` runs (an exited process nobody reaped yet is a zombie: not running)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
 def _final_count(clickhouse: ClickHouseHttp) -> int:
     client = clickhouse.client()
     try:
@@ -234,3 +243,19 @@ def test_a_wal_left_by_more_workers_with_unstored_data_refuses_fewer(tmp_path: P
     assert "start with --workers 3" in message
     # one worker (the default) strands it just the same
     assert "start with --workers 3" in " ".join(_cli(tmp_path, "--storage", "http://127.0.0.1:1").stderr.split())
+
+
+def test_workers_drain_and_exit_when_the_supervisor_is_killed(tmp_path: Path, clickhouse: ClickHouseHttp) -> None:
+    # orphans would keep the ports and their WALs; the next start's workers would join them
+    collector = _collector(tmp_path, clickhouse)
+    pids = [found[0] for found in _worker_pids(collector).values()]
+    collector.process.kill()  # SIGKILL: no forwarding
+    wait_until(lambda: not any(_running(pid) for pid in pids), 60, "the workers to exit")
+    # they drained (SIGTERM from the kernel), and the next start gets the ports and WALs
+    assert collector.process.log().count("featurecost.collector.server: collector stopped") == 2
+    again = start_collector(
+        tmp_path / "data",
+        tmp_path / "logs",
+        ["--storage", clickhouse.dsn, "--workers", "2", "--otlp-http-port", str(collector.otlp_port)],
+    )
+    assert again.process.stop() == 0, again.process.log()

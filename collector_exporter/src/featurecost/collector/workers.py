@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -136,6 +137,7 @@ class Supervisor:
             "ready_fd": ready_fd,
             "log_level": self.log_level,
             "migrate_lock": str(self.config.data_dir.resolve() / "migrate.lock"),
+            "supervisor": os.getpid(),
         }
 
     async def _start(self, worker: _Worker) -> int | None:
@@ -248,9 +250,22 @@ def supervise(config: CollectorConfig, log_level: str = "INFO") -> int:
     return asyncio.run(Supervisor(config, log_level).run())
 
 
+def _die_with(supervisor: int) -> None:
+    """Have the kernel SIGTERM this worker when its supervisor dies, even by SIGKILL: an
+    orphaned worker would keep its WAL and a share of the ports, and the workers of the next
+    start would join the same ports and open the same WAL directories. SIGTERM drains it."""
+    if not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != supervisor:  # it died before the call above
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def worker_main() -> None:
     """Entry of one worker process; configured by the supervisor through ``_SPEC_ENV``."""
     spec = json.loads(os.environ.pop(_SPEC_ENV))
+    _die_with(int(spec["supervisor"]))
     index = int(spec["index"])
     logging.basicConfig(
         level=str(spec["log_level"]).upper(),
