@@ -5,7 +5,8 @@ rejects).
 It speaks the part of the ClickHouse HTTP interface clickhouse-connect uses:
 
 - ``GET /ping`` → ``Ok.``;
-- ``GET``/``POST /?query=…`` with the statement in the ``query`` parameter, the body,
+- ``GET``/``POST /?query=…`` with the statement in the ``query`` parameter (or a form field: large
+  bind parameters come as a ``multipart/form-data`` body), the body,
   or both (ClickHouse concatenates them); ``param_<name>`` query parameters; the
   result in the statement's trailing ``FORMAT`` (``Native`` for clickhouse-connect's
   selects) or ``default_format``; ``X-ClickHouse-Format``/``-Timezone``/``-Query-Id``/
@@ -23,6 +24,8 @@ Run it as its own process (chDB hosts one data path per process):
 from __future__ import annotations
 
 import argparse
+import email
+import email.policy
 import json
 import os
 import re
@@ -49,6 +52,25 @@ _INSERT_HEAD = re.compile(rb"^\s*(INSERT\s+INTO\s+.*?)\s+FORMAT\s+(\w+)[ \t]*(?:
 _TRAILING_FORMAT = re.compile(r"\s+FORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 _ERROR_CODE = re.compile(r"Code: (\d+)\.")
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _form_fields(content_type: str, body: bytes) -> dict[str, str] | None:
+    """The fields of a ``multipart/form-data`` or urlencoded form body, else None."""
+    kind = content_type.split(";", 1)[0].strip().lower()
+    if kind == "application/x-www-form-urlencoded":
+        return dict(parse_qsl(body.decode(), keep_blank_values=True))
+    if kind != "multipart/form-data":
+        return None
+    message = email.message_from_bytes(
+        b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body, policy=email.policy.HTTP
+    )
+    fields = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        if isinstance(name, str) and isinstance(payload, bytes):
+            fields[name] = payload.decode()
+    return fields
 
 
 def _quote(value: str) -> str:
@@ -122,6 +144,10 @@ class Handler(BaseHTTPRequestHandler):
             self._send(200, b"Ok.\n")
             return
         params = dict(parse_qsl(url.query, keep_blank_values=True))
+        form = _form_fields(self.headers.get("content-type", ""), body)
+        if form is not None:  # clickhouse-connect sends large bind parameters (and the query) as a form
+            params.update(form)
+            body = b""
         query_id = params.get("query_id") or str(uuid.uuid4())
         bind = {k[len("param_") :]: v for k, v in params.items() if k.startswith("param_")}
         settings = {k: v for k, v in params.items() if k not in _TRANSPORT and not k.startswith("param_")}

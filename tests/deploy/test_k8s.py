@@ -111,7 +111,10 @@ def test_resources_security_and_drain(manifests: dict[tuple[str, str], dict[str,
 def test_services_select_the_pods_and_route_named_ports(manifests: dict[tuple[str, str], dict[str, Any]]) -> None:
     labels = statefulset(manifests)["spec"]["template"]["metadata"]["labels"]
     port_names = {p["name"] for p in container(manifests)["ports"]}
-    services = [doc for (kind, _), doc in manifests.items() if kind == "Service"]
+    # the collectors' Services (the OTel gateway has its own: test_the_otel_gateway_...)
+    services = [
+        doc for (kind, name), doc in manifests.items() if kind == "Service" and name.startswith("featurecost-collector")
+    ]
     assert len(services) == 2
     for service in services:
         assert service["spec"]["selector"].items() <= labels.items()
@@ -135,3 +138,54 @@ def test_the_api_requires_tokens_from_a_secret(manifests: dict[tuple[str, str], 
         assert ref["name"] == "featurecost-api"
         assert ref["key"] in secret["stringData"]
         assert not ref.get("optional", False)
+
+
+def test_each_pod_runs_one_worker_per_core_into_a_clickhouse_server(
+    manifests: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    workers = int(env(manifests)["FEATURECOST_WORKERS"])
+    assert workers > 1
+    assert workers == int(container(manifests)["resources"]["limits"]["cpu"])
+    # --workers > 1 needs a ClickHouse server (embedded chDB is refused): the config accepts it
+    dsn = manifests[("Secret", "featurecost-storage")]["stringData"]["FEATURECOST_STORAGE"]
+    assert CollectorConfig(workers=workers, storage_dsn=dsn).workers == workers
+
+
+def test_the_otel_gateway_load_balances_traces_over_the_collector_pods(
+    manifests: dict[tuple[str, str], dict[str, Any]],
+) -> None:
+    config_map = manifests[("ConfigMap", "featurecost-otel-gateway")]
+    config = yaml.safe_load(config_map["data"]["config.yaml"])
+    # the ConfigMap carries the documented example verbatim
+    assert config == yaml.safe_load((K8S.parent / "otel-collector" / "loadbalancing.yaml").read_text())
+    exporter = config["exporters"]["loadbalancing/featurecost"]
+    assert exporter["routing_key"] == "traceID"
+    headless = manifests[("Service", statefulset(manifests)["spec"]["serviceName"])]
+    assert headless["spec"]["clusterIP"] == "None"
+    resolver = exporter["resolver"]["dns"]
+    assert resolver["hostname"] == f"{headless['metadata']['name']}.featurecost.svc.cluster.local"
+    grpc = next(p for p in headless["spec"]["ports"] if p["targetPort"] == "otlp-grpc")
+    assert resolver["port"] == grpc["port"] == int(env(manifests)["FEATURECOST_OTLP_GRPC_PORT"])
+    for pipeline in config["service"]["pipelines"].values():
+        assert pipeline["exporters"] == ["loadbalancing/featurecost"]
+
+    deployment = manifests[("Deployment", "featurecost-otel-gateway")]
+    pod = deployment["spec"]["template"]["spec"]
+    (otelcol,) = pod["containers"]
+    mount = next(m for m in otelcol["volumeMounts"] if m["name"] == "config")
+    volume = next(v for v in pod["volumes"] if v["name"] == "config")
+    assert volume["configMap"]["name"] == config_map["metadata"]["name"]
+    assert otelcol["args"] == [f"--config={mount['mountPath']}/config.yaml"]
+    receivers = config["receivers"]["otlp"]["protocols"]
+    ports = {p["name"]: p["containerPort"] for p in otelcol["ports"]}
+    assert receivers["grpc"]["endpoint"].endswith(f":{ports['otlp-grpc']}")
+    assert receivers["http"]["endpoint"].endswith(f":{ports['otlp-http']}")
+    assert config["extensions"]["health_check"]["endpoint"].endswith(f":{ports['health']}")
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert otelcol[probe]["httpGet"]["port"] == "health"
+    service = manifests[("Service", "featurecost-otel-gateway")]
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert {p["targetPort"] for p in service["spec"]["ports"]} == {"otlp-grpc", "otlp-http"}
+    # the same pinned image as the compose file's OTel Collector
+    compose = yaml.safe_load((K8S.parent / "docker-compose.yml").read_text())
+    assert otelcol["image"] == compose["services"]["otel-collector"]["image"]

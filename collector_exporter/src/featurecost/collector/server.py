@@ -1,18 +1,24 @@
 """Run the collector: storage, write-ahead log, pipeline worker, OTLP/HTTP and OTLP/gRPC
 receivers and the report API in one process, with a graceful drain on SIGTERM/SIGINT:
 stop accepting (receivers close, the WAL refuses appends), store what the WAL holds
-(up to ``drain_timeout``; the rest waits in the WAL for the next start), then exit."""
+(up to ``drain_timeout``; the rest waits in the WAL for the next start), then exit.
+
+With ``--workers N`` this runs in each of N processes (collector/workers.py starts them): every
+worker has its own WAL and pipeline and listens on the shared OTLP ports with SO_REUSEPORT;
+worker 0 also serves the API and evaluates budgets."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import gc
 import ipaddress
 import logging
 import signal
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +47,35 @@ from featurecost.collector.storage.client import Storage
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CollectorConfig", "StartupError", "default_storage_dsn", "serve"]
+__all__ = ["CollectorConfig", "StartupError", "WorkerRole", "default_storage_dsn", "serve"]
+
+
+@dataclass(frozen=True)
+class WorkerRole:
+    """This process is worker ``index`` of a ``--workers N`` collector (collector/workers.py).
+
+    The supervisor holds the OTLP ports; the worker listens on them with SO_REUSEPORT (the
+    kernel spreads connections over the workers). ``api_socket``: the API's listening socket,
+    passed to worker 0 only. ``on_ready`` is called once every server of the worker is up."""
+
+    index: int
+    api_socket: socket.socket | None
+    on_ready: Callable[[], None]
+    migrate_lock: Path  # one worker at a time applies the migrations (the others find them done)
+
+
+class _SerialMigrations(Storage):
+    """Storage whose migrations run under a file lock shared by the workers on this machine:
+    N workers starting on an empty database must not each create tables and record versions."""
+
+    def __init__(self, dsn: str, lock: Path) -> None:
+        super().__init__(dsn, lazy=True)
+        self._migrate_lock = lock
+
+    def migrate(self) -> list[str]:
+        with self._migrate_lock.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)  # released when the file closes
+            return super().migrate()
 
 
 class _Server(uvicorn.Server):
@@ -85,7 +119,11 @@ def _redacted(dsn: str) -> str:
 
 
 async def _announce(
-    config: CollectorConfig, servers: Sequence[uvicorn.Server], ports: tuple[int, int], grpc_port: int | None
+    config: CollectorConfig,
+    servers: Sequence[uvicorn.Server],
+    ports: tuple[int, int | None],
+    grpc_port: int | None,
+    on_ready: Callable[[], None] | None = None,
 ) -> None:
     """Log every listening address and the page URL once all servers are up: the first thing
     a new user looks for in the output, and what an operator checks after a config change."""
@@ -100,10 +138,13 @@ async def _announce(
              scheme, host, http_port)  # fmt: skip
     if grpc_port is not None:
         log.info("OTLP/gRPC on %s:%d", host, grpc_port)
-    api = f"{scheme}://{host}:{api_port}"  # the API is served with the same TLS settings
-    log.info("report API on %s/api/v1, health %s/healthz, Prometheus %s/metrics", api, api, api)
-    log.info("web page: %s/", api)
+    if api_port is not None:
+        api = f"{scheme}://{host}:{api_port}"  # the API is served with the same TLS settings
+        log.info("report API on %s/api/v1, health %s/healthz, Prometheus %s/metrics", api, api, api)
+        log.info("web page: %s/", api)
     log.info("storage %s (WAL %s)", _redacted(config.resolved_storage_dsn), config.resolved_wal_dir)
+    if on_ready is not None:
+        on_ready()
 
 
 def _loopback(host: str) -> bool:
@@ -130,10 +171,25 @@ def _open_wal(config: CollectorConfig) -> WriteAheadLog:
         raise StartupError(f"cannot use the write-ahead log directory {config.resolved_wal_dir}: {exc}") from exc
 
 
-async def serve(config: CollectorConfig, budgets: BudgetsConfig | None = None) -> None:
+async def serve(
+    config: CollectorConfig, budgets: BudgetsConfig | None = None, *, worker: WorkerRole | None = None
+) -> None:
     """Run until SIGTERM/SIGINT. Start-up order: claim the ports, open the WAL, then start
     storage (in the pipeline worker) — a port in use or an unusable directory is a
-    ``StartupError`` before embedded storage is loaded."""
+    ``StartupError`` before embedded storage is loaded. ``worker``: run as one worker of
+    ``--workers N`` (the supervisor already claimed the ports)."""
+    if worker is not None:
+        http_socket = listen(config.host, config.otlp_http_port, "OTLP/HTTP", reuse_port=True)
+        try:
+            wal = _open_wal(config)
+        except BaseException:
+            http_socket.close()
+            raise
+        try:
+            await _serve(config, budgets, wal, http_socket, worker.api_socket, worker)
+        finally:
+            http_socket.close()
+        return
     sockets = [listen(config.host, config.otlp_http_port, "OTLP/HTTP")]
     try:
         sockets.append(listen(config.host, config.api_port, "the API"))
@@ -147,19 +203,27 @@ async def serve(config: CollectorConfig, budgets: BudgetsConfig | None = None) -
             sock.close()
         raise
     try:
-        await _serve(config, budgets, wal, sockets)
+        await _serve(config, budgets, wal, sockets[0], sockets[1])
     finally:
         for sock in sockets:
             sock.close()
 
 
 async def _serve(
-    config: CollectorConfig, budgets: BudgetsConfig | None, wal: WriteAheadLog, sockets: list[socket.socket]
+    config: CollectorConfig,
+    budgets: BudgetsConfig | None,
+    wal: WriteAheadLog,
+    http_socket: socket.socket,
+    api_socket: socket.socket | None,
+    worker: WorkerRole | None = None,
 ) -> None:
-    http_socket, api_socket = sockets
     # Storage connects (and migrates) in the pipeline worker, retrying: an unreachable
     # ClickHouse server must not keep the collector from accepting into its WAL.
-    storage = Storage(config.resolved_storage_dsn, lazy=True)
+    storage = (
+        Storage(config.resolved_storage_dsn, lazy=True)
+        if worker is None
+        else _SerialMigrations(config.resolved_storage_dsn, worker.migrate_lock)
+    )
     metrics = Metrics()
     forwarder = Forwarder(config.forward_endpoint, config.forward_headers) if config.forward_endpoint else None
     pipeline = Pipeline(
@@ -199,7 +263,11 @@ async def _serve(
         address = f"{config.host}:{config.otlp_grpc_port}"
         try:
             grpc_server, grpc_port = create_grpc_server(
-                ingest, address, max_body_bytes=config.max_body_bytes, tls=config.tls_pem()
+                ingest,
+                address,
+                max_body_bytes=config.max_body_bytes,
+                tls=config.tls_pem(),
+                reuse_port=worker is not None,
             )
         except (RuntimeError, OSError) as exc:
             wal.close()
@@ -214,7 +282,10 @@ async def _serve(
     def ingest_ready() -> bool:
         return bool(ingest_http.started)
 
-    evaluator = build_evaluator(storage, budgets, interval=config.budget_interval) if budgets else None
+    # Budgets are evaluated (and alerts sent) by the process serving the API only: one
+    # evaluator per collector, however many workers it runs.
+    serves_api = api_socket is not None
+    evaluator = build_evaluator(storage, budgets, interval=config.budget_interval) if budgets and serves_api else None
     routes = budget_routes(evaluator, AlertStore(storage) if evaluator else None, pipeline.pricer)
     routes = [*routes, *prices_routes(storage, pipeline, config.prices_file)]
     api = create_api_app(
@@ -234,16 +305,17 @@ async def _serve(
         ),
         data_dir=config.data_dir,
     )
-    if config.api_token is None and not _loopback(config.host):
+    if serves_api and config.api_token is None and not _loopback(config.host):
         log.warning(
             "the API on %s:%d has no --api-token: anyone who can reach it reads every tenant's costs",
             config.host,
             config.api_port,
         )
-    servers = [
-        ingest_http,
-        _Server(uvicorn.Config(api, host=config.host, port=config.api_port, log_level="warning", **tls)),
-    ]
+    servers: list[uvicorn.Server] = [ingest_http]
+    listening = [http_socket]
+    if api_socket is not None:
+        servers.append(_Server(uvicorn.Config(api, host=config.host, port=config.api_port, log_level="warning", **tls)))
+        listening.append(api_socket)
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
 
@@ -256,11 +328,15 @@ async def _serve(
         loop.add_signal_handler(sig, request_stop)
     if evaluator:
         evaluator.start()
-    ports = (int(http_socket.getsockname()[1]), int(api_socket.getsockname()[1]))
-    announce = asyncio.create_task(_announce(config, servers, ports, grpc_port))
+    ports = (
+        int(http_socket.getsockname()[1]),
+        int(api_socket.getsockname()[1]) if api_socket is not None else None,
+    )
+    on_ready = worker.on_ready if worker is not None else None
+    announce = asyncio.create_task(_announce(config, servers, ports, grpc_port, on_ready))
     try:
         results = await asyncio.gather(
-            *(server.serve(sockets=[sock]) for server, sock in zip(servers, (http_socket, api_socket), strict=True)),
+            *(server.serve(sockets=[sock]) for server, sock in zip(servers, listening, strict=True)),
             return_exceptions=True,
         )
         for result in results:

@@ -31,6 +31,7 @@ from featurecost.collector.pipeline.records import DEFAULT_ENVIRONMENT
 from featurecost.collector.reports import FeatureCostRow, ReportOptions, feature_costs
 from featurecost.collector.server import StartupError, serve
 from featurecost.collector.version import __version__
+from featurecost.collector.workers import check_leftover_wals, supervise
 
 hide_flag_types()
 app = typer.Typer(help="featurecost: which feature, tenant and user is eating your LLM bill.", no_args_is_help=True)
@@ -156,6 +157,15 @@ def collector(
     budget_interval: Annotated[
         float | None, _opt("BUDGET_INTERVAL", "Seconds between budget evaluations. [default: 60]")
     ] = None,
+    workers: Annotated[
+        int | None,
+        _opt(
+            "WORKERS",
+            "Collector processes sharing the OTLP ports, one per core to use; more than 1 needs a "
+            "ClickHouse server (--storage http(s)://...). [default: 1]",
+            min=1,
+        ),
+    ] = None,
     prices_file: Annotated[
         Path | None,
         typer.Option(
@@ -199,6 +209,7 @@ def collector(
                 "prices_file": prices_file,
                 "budgets_file": budgets_file,
                 "budget_interval": budget_interval,
+                "workers": workers,
             },
         )
     except ConfigError as exc:
@@ -210,7 +221,13 @@ def collector(
             config.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StartupError(f"cannot use the data directory {config.data_dir}: {exc}") from exc
-        asyncio.run(serve(config, budgets=budgets))
+        check_leftover_wals(config)
+        if config.workers > 1:
+            code = supervise(config, log_level)
+            if code:
+                raise typer.Exit(code)
+        else:
+            asyncio.run(serve(config, budgets=budgets))
     except StartupError as exc:  # one line, no traceback: the operator fixes a port or a directory
         console = Console(stderr=True, soft_wrap=True)
         console.print(f"featurecost collector: {exc}", style="red", markup=False, highlight=False)

@@ -92,17 +92,19 @@ def create_grpc_server(
     *,
     max_body_bytes: int = 16 * 1024 * 1024,
     tls: tuple[bytes, bytes] | None = None,
+    reuse_port: bool = False,
 ) -> tuple[grpc.aio.Server, int]:
     """An unstarted gRPC server for ``address`` (``host:port``); returns it and the bound port.
 
-    ``tls`` is (certificate chain PEM, private key PEM)."""
+    ``tls`` is (certificate chain PEM, private key PEM). ``reuse_port``: a worker of
+    ``--workers N``, sharing the port its supervisor holds (ingest/listen.py ``reserve``)."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", max_body_bytes),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
             # gRPC sets SO_REUSEPORT by default: a second collector could then bind the same
             # port and take half the connections. The port must be ours alone.
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
         ]
     )
     service = TraceService(ingest)

@@ -14,11 +14,12 @@ class StartupError(Exception):
     """The collector cannot start; the message is the one line the operator needs."""
 
 
-def listen(host: str, port: int, what: str) -> socket.socket:
+def listen(host: str, port: int, what: str, *, reuse_port: bool = False) -> socket.socket:
     """A listening TCP socket on ``host:port`` (port 0: any free port).
 
-    SO_REUSEADDR only (restarts do not wait for TIME_WAIT), never SO_REUSEPORT: a second
-    process must not be able to bind the same port and take half the connections."""
+    SO_REUSEADDR (restarts do not wait for TIME_WAIT), and SO_REUSEPORT only for the workers
+    of one ``--workers N`` collector: its supervisor holds the port (``reserve``), so no other
+    process can take half the connections; otherwise a second process must not bind it."""
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
@@ -27,10 +28,33 @@ def listen(host: str, port: int, what: str) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         sock.listen(2048)
     except OSError as exc:
         sock.close()
         raise StartupError(f"cannot listen for {what} on {host}:{port}: {exc.strerror or exc}") from exc
     sock.setblocking(False)
+    return sock
+
+
+def reserve(host: str, port: int, what: str) -> socket.socket:
+    """Hold ``host:port`` for the SO_REUSEPORT listeners of the workers (port 0: pick one).
+
+    Bound, never listening, so the kernel hands it no connections; without SO_REUSEADDR, so a
+    plain listener (another collector, or anything else) cannot bind the port while it is
+    held — only sockets with SO_REUSEPORT of the same user, the workers', join it."""
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise StartupError(f"cannot listen for {what} on {host}:{port}: {exc.strerror}") from exc
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise StartupError(f"cannot listen for {what} on {host}:{port}: {exc.strerror or exc}") from exc
     return sock
