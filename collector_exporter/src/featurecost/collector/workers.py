@@ -174,7 +174,9 @@ class Supervisor:
         while True:
             failed = await self._start(worker)
             if failed is not None and self._stopping.is_set():
-                return failed  # stopped while it started
+                # stopped while it started: our SIGTERM may land before its handlers exist;
+                # whatever it acknowledged is in its WAL, replayed by the next start
+                return 0 if failed == -signal.SIGTERM else failed
             if failed is not None:
                 self._fail(f"worker {worker.index} could not start (exit code {failed}); its reason is logged above")
                 return failed
