@@ -311,7 +311,9 @@ class RateCard:
 
     def token_cost(self, r: CallRecord) -> tuple[Decimal, Decimal]:
         """Input and output cost of ``r``'s token usage at these rates, before any discount."""
-        return self.rates(r.input_tokens).cost(
+        rates = self.rates(r.input_tokens) if self.tiered else self.base_rates  # per call: no call when untiered
+        assert rates is not None
+        return rates.cost(
             r.input_tokens, r.cache_read_tokens, r.cache_write_tokens, r.cache_write_1h_tokens, r.output_tokens
         )
 
