@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from featurecost.collector.ingest.wal import Position, WalFullError, WriteAheadLog
+from testsupport.harness import wait_until
 
 
 def _append_all(wal: WriteAheadLog, payloads: list[bytes]) -> list[Position]:
@@ -146,3 +147,36 @@ def test_reads_see_segments_rolled_after_open_without_listing_the_directory(tmp_
     assert on_disk[0] == records[4].end.segment > 1  # consumed segments are gone from disk...
     assert [r.payload for r in wal.iter_from(wal.checkpoint)] == later[2:]  # ...and from the reader
     wal.close()
+
+
+# --- bounds beyond bytes: age of the oldest unstored data and free disk ---
+def test_unstored_data_older_than_max_age_refuses_appends_until_stored(tmp_path: Path) -> None:
+    wal = WriteAheadLog(tmp_path, max_age_seconds=0.05)
+    end = wal.append(b"first").result(10)
+    wait_until(lambda: wal.oldest_unstored_age() > 0.05, 5, "the record to age")
+    with pytest.raises(WalFullError, match="unstored for more than"):
+        wal.append(b"second")
+    wal.commit(end)
+    assert wal.oldest_unstored_age() == 0
+    wal.append(b"second").result(10)
+    wal.close()
+
+
+def test_too_little_free_disk_refuses_appends(tmp_path: Path) -> None:
+    wal = WriteAheadLog(tmp_path, min_free_disk_bytes=1 << 62)
+    with pytest.raises(WalFullError, match="free on the write-ahead log's disk"):
+        wal.append(b"x")
+    wal.close()
+
+
+def test_pending_bytes_survive_reopen_and_shrink_on_commit(tmp_path: Path) -> None:
+    wal = WriteAheadLog(tmp_path, segment_bytes=64)
+    ends = [wal.append(bytes([i]) * 40).result(10) for i in range(6)]
+    assert wal.pending_bytes() == 6 * 48
+    wal.close()
+    reopened = WriteAheadLog(tmp_path, segment_bytes=64)
+    assert reopened.pending_bytes() == 6 * 48
+    assert reopened.oldest_unstored_age() >= 0
+    reopened.commit(ends[2])
+    assert reopened.pending_bytes() == 3 * 48
+    reopened.close()

@@ -226,11 +226,13 @@ async def _serve(
     )
     metrics = Metrics()
     forwarder = Forwarder(config.forward_endpoint, config.forward_headers) if config.forward_endpoint else None
+    # newer genai-prices data a `featurecost prices update` left, else the pinned package's; one
+    # pricer for the pipeline, the API, budgets and prices routes (a reprice or update reaches all)
+    pricer = Pricer.from_file(config.prices_file, saved_price_data(config.data_dir))
     pipeline = Pipeline(
         wal,
         storage,
-        # newer genai-prices data a `featurecost prices update` left, else the pinned package's
-        Pricer.from_file(config.prices_file, saved_price_data(config.data_dir)),
+        pricer,
         batch_rows=config.batch_rows,
         flush_interval=config.flush_interval,
         retention=config.retention,
@@ -286,8 +288,8 @@ async def _serve(
     # evaluator per collector, however many workers it runs.
     serves_api = api_socket is not None
     evaluator = build_evaluator(storage, budgets, interval=config.budget_interval) if budgets and serves_api else None
-    routes = budget_routes(evaluator, AlertStore(storage) if evaluator else None, pipeline.pricer)
-    routes = [*routes, *prices_routes(storage, pipeline, config.prices_file)]
+    routes = budget_routes(evaluator, AlertStore(storage) if evaluator else None, pricer)
+    routes = [*routes, *prices_routes(storage, pricer, config.prices_file)]
     api = create_api_app(
         storage,
         wal,
@@ -304,6 +306,7 @@ async def _serve(
             max_body_bytes=config.api_max_body_bytes,
         ),
         data_dir=config.data_dir,
+        pricer=pricer,
     )
     if serves_api and config.api_token is None and not _loopback(config.host):
         log.warning(

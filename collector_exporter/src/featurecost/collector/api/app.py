@@ -26,7 +26,7 @@ from featurecost.collector.metrics import CONTENT_TYPE, Metrics
 from featurecost.collector.pipeline.records import DEFAULT_ENVIRONMENT
 from featurecost.collector.pipeline.worker import Pipeline
 from featurecost.collector.pricing.price_update import forget_price_data, newly_priced, save_price_data
-from featurecost.collector.pricing.pricer import PriceData, PriceDataError
+from featurecost.collector.pricing.pricer import PriceData, PriceDataError, Pricer
 from featurecost.collector.reports import (
     REPORTS,
     OpenMonthError,
@@ -69,8 +69,17 @@ def create_api_app(
     forward_stats: Any = None,
     access: ApiAccess | None = None,
     data_dir: Path | None = None,
+    pricer: Pricer | None = None,
 ) -> Starlette:
-    """The API app; ``access`` (tokens, body limit) guards every route (api_security.py)."""
+    """The API app; ``access`` (tokens, body limit) guards every route (api_security.py).
+
+    ``pricer``: the one that prices the calls (the server passes the pricer it gave the
+    pipeline): its stats, the reports that price and ``prices update`` use it. ``None``: the
+    pipeline's, for an API built around a pipeline alone.
+    """
+
+    def live_pricer() -> Pricer:
+        return pricer if pricer is not None else pipeline.pricer
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -100,7 +109,7 @@ def create_api_app(
                 "last_error": pipeline.last_error,
                 "blocked": pipeline.blocked,
             },
-            "pricing": pipeline.pricer.stats.to_json(),
+            "pricing": live_pricer().stats.to_json(),
             "receiver": asdict(receiver_stats),
         }
         if forward_stats is not None:
@@ -143,7 +152,7 @@ def create_api_app(
         try:
             window = window_from_query(request.query_params)
             options = ReportOptions.from_query(request.query_params)
-            payload = await run_in_threadpool(run_report, name, storage, window, options, pipeline.pricer)
+            payload = await run_in_threadpool(run_report, name, storage, window, options, live_pricer())
         except (ValueError, ReportError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(payload)
@@ -182,7 +191,7 @@ def create_api_app(
     async def price_data(request: Request) -> Response:
         """``featurecost prices update``: GET the data version, POST a genai-prices data file,
         DELETE to go back to the pinned package data."""
-        pricer = pipeline.pricer
+        pricer = live_pricer()
         if request.method == "GET":
             return JSONResponse({"data_version": pricer.data_version})
         if data_dir is None:

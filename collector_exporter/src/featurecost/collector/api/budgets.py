@@ -20,7 +20,7 @@ from featurecost.collector.budgets.alerts import AlertStore
 from featurecost.collector.budgets.decision import decide
 from featurecost.collector.budgets.evaluator import BudgetEvaluator
 from featurecost.collector.pipeline.records import DEFAULT_ENVIRONMENT
-from featurecost.collector.pricing.pricer import Pricer, token_prices
+from featurecost.collector.pricing.pricer import Pricer
 
 _MILLION = 1_000_000
 _DIMENSIONS = ("feature", "tenant", "user", "environment")
@@ -28,7 +28,7 @@ _DIMENSIONS = ("feature", "tenant", "user", "environment")
 
 def unit_prices(pricer: Pricer, provider: str, model: str) -> dict[str, str | None]:
     """USD per million input and output tokens, as the collector would price them now."""
-    prices = token_prices(pricer, provider, model, datetime.now(UTC).date())
+    prices = pricer.token_prices(provider, model, datetime.now(UTC).date())
     return {
         "provider": provider,
         "model": model,

@@ -17,7 +17,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from featurecost.collector.pipeline.worker import Pipeline
 from featurecost.collector.pricing.overrides import PricesFileError
 from featurecost.collector.pricing.pricer import Pricer
 from featurecost.collector.pricing.restatement import reprice
@@ -40,11 +39,14 @@ def _time(request: Request, name: str, default: datetime | None) -> datetime:
     return default
 
 
-def prices_routes(storage: Storage, pipeline: Pipeline, prices_file: Path | None) -> list[Route]:
+def prices_routes(storage: Storage, pricer: Pricer, prices_file: Path | None) -> list[Route]:
+    """``pricer``: the one that prices the calls; a reprice makes it use the re-read prices file."""
+    live = pricer
+
     def fresh_pricer() -> Pricer:
         # the prices file read again, the genai-prices data the pipeline prices with now
         # (the pinned package's, or what `featurecost prices update` loaded)
-        return Pricer.from_file(prices_file, pipeline.pricer.data)
+        return Pricer.from_file(prices_file, live.data)
 
     def error(exc: Exception) -> Response:
         return JSONResponse({"error": str(exc)}, status_code=400)
@@ -89,7 +91,7 @@ def prices_routes(storage: Storage, pipeline: Pipeline, prices_file: Path | None
             model=params.get("model", ""), reason=params.get("reason", "reprice"), dry_run=dry_run,
         )  # fmt: skip
         if not dry_run:
-            pipeline.pricer.use_overrides(pricer.overrides)
+            live.use_overrides(pricer.overrides)
         return JSONResponse(reprice_result_json(result, dry_run))
 
     return [

@@ -8,9 +8,11 @@ owns the data directory), or straight from storage with ``--storage``. Both path
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 import re
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
@@ -37,6 +39,7 @@ from featurecost.collector.cli.output import month as month_label
 from featurecost.collector.pipeline.records import DEFAULT_ENVIRONMENT as DEFAULT_ENV  # short: one-line signatures
 from featurecost.collector.pricing.pricer import Pricer
 from featurecost.collector.reports import (
+    REPORTS,
     Dimension,
     OpenMonthError,
     ReportError,
@@ -47,6 +50,8 @@ from featurecost.collector.reports import (
     run_report,
 )
 from featurecost.collector.reports.catalog import catalog, empty_hint
+from featurecost.collector.reports.registry import DAYS as DAYS  # the default window, for cli/app.py
+from featurecost.collector.reports.registry import Report
 from featurecost.collector.storage.client import Storage
 
 DEFAULT_API = "http://127.0.0.1:8787"
@@ -61,9 +66,7 @@ class Format(StrEnum):
 Since = Annotated[str | None, typer.Option(help="ISO-8601 start (default: --days before --until).")]
 Until = Annotated[str | None, typer.Option(help="ISO-8601 end, exclusive (default: now).")]
 Days = Annotated[int, typer.Option(min=1, help="Window length in days, ending at --until, when --since is not given.")]
-# One default window: the last 7 days; reports about weeks (weekly, regressions) the last 8 weeks.
-DAYS = 7
-WEEKS = 56
+_REQUIRED = inspect.Parameter.empty  # an option without a default must be given
 Env = Annotated[str, typer.Option(help="deployment.environment.name; 'all' for every environment.")]
 Api = Annotated[str, typer.Option(envvar="FEATURECOST_API", help="Collector report API.")]
 StorageDsn = Annotated[
@@ -319,155 +322,115 @@ def rebuild(month: int, api: str, storage: str | None) -> None:
     collector_api("POST", api, path, params={"month": month}, timeout=600, unreachable_hint="or use --storage")
 
 
-def register(report_app: typer.Typer) -> None:
-    """Add the named reports to ``featurecost report``."""
+# Each report's own options, before the window ones (in --help order); the registry says which
+# reports have a command, their help, title, default window, source and prices file.
+_OWN_OPTIONS: dict[str, list[tuple[str, Any, Any]]] = {
+    "breakdown": [
+        ("by", Annotated[Dimension, typer.Option("--by", help="Dimension to split each feature by.")],
+         Dimension.tenant),
+        ("feature", Annotated[str, typer.Option(help="Only this feature.")], ""),
+    ],
+    "outliers": [("top", Annotated[int, typer.Option("--top", "-n", help="How many actions.", min=1, max=10_000)], 10)],
+    "allocation": [
+        ("shared", Annotated[list[str], typer.Option("--shared", help="A shared feature (repeatable).")], _REQUIRED),
+    ],
+    "drift": [
+        (
+            "rebuild_month",
+            Annotated[
+                list[int] | None,
+                typer.Option(
+                    "--rebuild", help="Re-derive this month (YYYYMM) of the rollups from the raw calls first."
+                ),
+            ],
+            None,
+        ),
+    ],
+    "whatif": [
+        ("feature", Annotated[str, typer.Option(help="The feature whose calls to re-price.")], _REQUIRED),
+        (
+            "model",
+            Annotated[str, typer.Option("--model", help="Target provider/model, e.g. openai/gpt-4o-mini.")],
+            _REQUIRED,
+        ),
+        ("tenant", Annotated[str, typer.Option(help="Only this tenant's calls (at its contract prices).")], ""),
+        (
+            "token_ratio",
+            Annotated[
+                float | None,
+                typer.Option(
+                    "--token-ratio",
+                    help="Target tokens / current tokens for the same text (tokenizers differ); scales every count.",
+                ),
+            ],
+            None,
+        ),
+    ],
+}  # fmt: skip
 
-    def emit(name: str, title: str, since: str | None, until: str | None, days: int, env: str, api: str,
-             storage: str | None, output: Format, options: ReportOptions,
-             prices: Path | None = None, headers: dict[str, str] | None = None) -> None:  # fmt: skip
-        payload = produce(name, api, storage, window(since, until, days, env), options, prices)
+
+def _parameters(name: str, report: Report) -> list[inspect.Parameter]:
+    """The command's parameters: its own options, the window, where to read, the format."""
+    own = [(n, kind, default) for n, kind, default in _OWN_OPTIONS.get(name, [])]
+    window_options = [
+        ("since", Since, None),
+        ("until", Until, None),
+        ("days", Days, report.days),
+        ("env", Env, DEFAULT_ENV),
+    ]
+    common = [*(window_options if report.windowed else []), ("api", Api, DEFAULT_API), ("storage", StorageDsn, None),
+              ("output", Output, Format.table)]  # fmt: skip
+    if report.windowed and report.source is None:
+        common.append(("source", SourceOption, Source.rollup))
+    if report.prices:
+        common.append(("prices", PricesFile, None))
+    return [inspect.Parameter(n, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=default)
+            for n, kind, default in [*own, *common]]  # fmt: skip
+
+
+def _options(report: Report, given: dict[str, Any]) -> ReportOptions:
+    ratio = given.get("token_ratio")
+    return ReportOptions(
+        source=report.source or given.get("source", Source.rollup),
+        dimension=given.get("by", Dimension.tenant),
+        feature=given.get("feature", ""),
+        n=given.get("top", 10),
+        shared=tuple(given.get("shared", ())),
+        model=given.get("model", ""),
+        tenant=given.get("tenant", ""),
+        token_ratio=Decimal(str(ratio)) if ratio is not None else None,
+    )
+
+
+def _command(name: str, report: Report) -> Callable[..., None]:
+    """``featurecost report <name>``: the report's options in, its payload rendered out."""
+
+    def command(**given: Any) -> None:
+        options = _options(report, given)
+        env = given.get("env", "all")
+        since, until, days = given.get("since"), given.get("until"), given.get("days", 1)
+        if not report.windowed:
+            for month in given.get("rebuild_month") or []:
+                rebuild(month, given["api"], given["storage"])
+            until = datetime.now(UTC).isoformat()
+        title = report.title.format(by=options.dimension.value, top=options.n, feature=options.feature,
+                                    model=options.model)  # fmt: skip
+        headers = {"value": options.dimension.value} if name == "breakdown" else None
+        api, storage, output = given["api"], given["storage"], given["output"]
+        payload = produce(name, api, storage, window(since, until, days, env), options, given.get("prices"))
         empty = ""
         if not payload["rows"] and output is Format.table and name not in EMPTY:
             empty = explain_empty(api, storage, env, options.feature)
         render(payload, output, title, headers=headers, empty=empty)
 
-    @report_app.command("weekly")
-    def weekly(
-        since: Since = None, until: Until = None, days: Days = WEEKS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
-        storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
-    ) -> None:  # fmt: skip
-        """The weekly per-feature row: spend, session p50/p95, cost-to-revenue, WoW, anomalies."""
-        emit("weekly", "LLM cost per feature and week", since, until, days, env, api, storage, output,
-             ReportOptions(source=source))  # fmt: skip
+    command.__name__ = name.replace("-", "_")
+    command.__doc__ = report.summary
+    command.__signature__ = inspect.Signature(_parameters(name, report))  # type: ignore[attr-defined]
+    return command
 
-    @report_app.command("breakdown")
-    def breakdown(
-        by: Annotated[Dimension, typer.Option("--by", help="Dimension to split each feature by.")] = Dimension.tenant,
-        feature: Annotated[str, typer.Option(help="Only this feature.")] = "",
-        since: Since = None, until: Until = None, days: Days = DAYS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
-        storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
-    ) -> None:  # fmt: skip
-        """Cost per feature by tenant, user, plan, provider, model or version (A/B cost per action)."""
-        emit("breakdown", f"LLM cost by feature x {by.value}", since, until, days, env, api, storage, output,
-             ReportOptions(source=source, dimension=by, feature=feature), headers={"value": by.value})  # fmt: skip
 
-    @report_app.command("decomposition")
-    def decomposition(
-        since: Since = None, until: Until = None, days: Days = DAYS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
-        storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
-    ) -> None:  # fmt: skip
-        """Per root action: input / output / cache read / cache write / reasoning tokens and turns."""
-        emit("decomposition", "What one user action consumes", since, until, days, env, api, storage, output,
-             ReportOptions(source=source))  # fmt: skip
-
-    @report_app.command("cache")
-    def cache(
-        since: Since = None, until: Until = None, days: Days = DAYS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
-        storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
-        prices: PricesFile = None,
-    ) -> None:  # fmt: skip
-        """Prompt-cache effectiveness per feature: hit ratio and dollars saved (at each tenant's prices)."""
-        emit("cache", "Prompt cache per feature", since, until, days, env, api, storage, output,
-             ReportOptions(source=source), prices)  # fmt: skip
-
-    @report_app.command("outliers")
-    def outliers(
-        top: Annotated[int, typer.Option("--top", "-n", help="How many actions.", min=1, max=10_000)] = 10,
-        since: Since = None, until: Until = None, days: Days = DAYS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
-        storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
-    ) -> None:  # fmt: skip
-        """The costliest user actions, their share of spend, and the unattributed share."""
-        emit("outliers", f"Top {top} user actions by cost", since, until, days, env, api, storage, output,
-             ReportOptions(source=source, n=top))  # fmt: skip
-
-    @report_app.command("regressions")
-    def regressions(
-        since: Since = None, until: Until = None, days: Days = WEEKS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
-        storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
-    ) -> None:  # fmt: skip
-        """Features whose median session cost rose ≥ 5 % week over week for ≥ 2 weeks in a row."""
-        emit("regressions", "Session cost regressions", since, until, days, env, api, storage, output,
-             ReportOptions(source=source))  # fmt: skip
-
-    @report_app.command("margin")
-    def margin(
-        since: Since = None, until: Until = None, days: Days = DAYS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
-        storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
-    ) -> None:  # fmt: skip
-        """Per-tenant margin and cost per active user (needs `featurecost import usage`)."""
-        emit("margin", "Tenant margin", since, until, days, env, api, storage, output,
-             ReportOptions(source=source))  # fmt: skip
-
-    @report_app.command("unit-costs")
-    def unit_costs(
-        since: Since = None, until: Until = None, days: Days = DAYS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
-        storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
-    ) -> None:  # fmt: skip
-        """Per feature: spend per imported product usage unit (usage.<feature> CSV columns)."""
-        emit("unit-costs", "LLM cost per product usage unit", since, until, days, env, api, storage, output,
-             ReportOptions(source=source))  # fmt: skip
-
-    @report_app.command("allocation")
-    def allocation(
-        shared: Annotated[list[str], typer.Option("--shared", help="A shared feature (repeatable).")],
-        since: Since = None, until: Until = None, days: Days = DAYS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
-        storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
-    ) -> None:  # fmt: skip
-        """Spread shared features' spend (e.g. embeddings) over the features that use them."""
-        emit("allocation", "Spend with shared cost allocated", since, until, days, env, api, storage, output,
-             ReportOptions(source=source, shared=tuple(shared)))  # fmt: skip
-
-    @report_app.command("drift")
-    def drift(
-        rebuild_month: Annotated[
-            list[int] | None,
-            typer.Option("--rebuild", help="Re-derive this month (YYYYMM) of the rollups from the raw calls first."),
-        ] = None,
-        api: Api = DEFAULT_API, storage: StorageDsn = None, output: Output = Format.table,
-    ) -> None:  # fmt: skip
-        """Rollups vs raw calls per month: drift > 0 means a span was counted twice."""
-        for month in rebuild_month or []:
-            rebuild(month, api, storage)
-        now = datetime.now(UTC)
-        emit("drift", "Rollup drift (rollup calls - stored calls)", None, now.isoformat(), 1, "all", api, storage,
-             output, ReportOptions())  # fmt: skip
-
-    @report_app.command("whatif")
-    def whatif(
-        feature: Annotated[str, typer.Option(help="The feature whose calls to re-price.")],
-        model: Annotated[str, typer.Option("--model", help="Target provider/model, e.g. openai/gpt-4o-mini.")],
-        tenant: Annotated[str, typer.Option(help="Only this tenant's calls (at its contract prices).")] = "",
-        token_ratio: Annotated[
-            float | None,
-            typer.Option(
-                "--token-ratio",
-                help="Target tokens / current tokens for the same text (tokenizers differ); scales every count.",
-            ),
-        ] = None,
-        since: Since = None, until: Until = None, days: Days = WEEKS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
-        storage: StorageDsn = None, output: Output = Format.table, prices: PricesFile = None,
-    ) -> None:  # fmt: skip
-        """Re-price a feature's actual calls at another model's prices of the same days, per week and user action."""
-        ratio = Decimal(str(token_ratio)) if token_ratio is not None else None
-        emit("whatif", f"{feature} at {model} (what-if)", since, until, days, env, api, storage, output,
-             ReportOptions(source=Source.raw, feature=feature, model=model, tenant=tenant, token_ratio=ratio),
-             prices)  # fmt: skip
-
-    @report_app.command("batch")
-    def batch(
-        since: Since = None, until: Until = None, days: Days = WEEKS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
-        storage: StorageDsn = None, output: Output = Format.table, prices: PricesFile = None,
-    ) -> None:  # fmt: skip
-        """Features whose calls run outside user requests, at the provider's Batch API prices: $ saved per week."""
-        emit("batch", "Batch API opportunity per feature", since, until, days, env, api, storage, output,
-             ReportOptions(source=Source.raw), prices)  # fmt: skip
-
-    @report_app.command("cache-opportunity")
-    def cache_opportunity(
-        since: Since = None, until: Until = None, days: Days = WEEKS, env: Env = DEFAULT_ENV, api: Api = DEFAULT_API,
-        storage: StorageDsn = None, output: Output = Format.table, source: SourceOption = Source.rollup,
-        prices: PricesFile = None,
-    ) -> None:  # fmt: skip
-        """Per feature: uncached input share, cache prices, and $/week saved if repeated prompt prefixes were cached."""
-        emit("cache-opportunity", "Prompt-cache opportunity per feature", since, until, days, env, api, storage,
-             output, ReportOptions(source=source), prices)  # fmt: skip
+def register(report_app: typer.Typer) -> None:
+    """Add a command to ``featurecost report`` for every report the registry gives a summary."""
+    for name, report in REPORTS.items():
+        if report.summary:
+            report_app.command(name)(_command(name, report))

@@ -8,10 +8,15 @@ says why in ``unpriced_reason`` — an unknown model must never look free.
 
 Speed: resolving a model and its price of the day through genai-prices costs tens of
 microseconds, far over the collector's per-span budget, so a resolution is cached per
-(provider, model, tenant scope, tier, UTC day) and the arithmetic for the token prices
-every chat model has (input, output, cache read/write) is done here on the cached rate
-card. Anything else (audio, per-request, per-page prices) goes through genai-prices' own
-calculation. tests/collector/pricing/test_genai_prices_parity.py checks both agree on every model.
+(provider, model, tenant scope, tier, UTC day) as a ``RateCard``, and the arithmetic for the
+token prices every chat model has (input, output, cache read/write) is ``TokenRates.cost`` on
+the card's rates — the one arithmetic path, which the per-call price, the gateway split and
+the estimates (guard prices, cache savings, batch) all use. Anything else (audio,
+per-request, per-page prices) goes through genai-prices' own calculation.
+tests/collector/pricing/test_genai_prices_parity.py checks both agree on every model.
+
+Prices are values: ``Pricer.quote`` returns a frozen ``Price`` and the caller applies it to
+the call (``Pricer.price`` does both and counts it, for the pipeline).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from importlib.metadata import version
 from pathlib import Path
+from typing import NamedTuple
 
 from genai_prices import Usage, data_snapshot
 from genai_prices.types import ModelInfo, ModelPrice, Provider, TieredPrices, TimeOfDateConstraint
@@ -204,6 +210,72 @@ class PricingStats:
 
 
 @dataclass(frozen=True, slots=True)
+class TokenRates:
+    """USD per million tokens of each kind a chat call reports, at one input-size tier, before
+    any discount. A kind the model has no price for is charged as genai-prices charges it:
+    cache reads and writes as plain input, 1-hour cache writes as 5-minute ones."""
+
+    input: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+    cache_write_1h: Decimal
+    output: Decimal
+
+    @classmethod
+    def of(cls, model_price: ModelPrice, total_input: int = 0) -> TokenRates:
+        """The rates of ``model_price`` for a call with ``total_input`` input tokens (cliff
+        tiers on total input, as genai-prices); 0: the base tier."""
+        p = model_price.__dict__
+        input_rate = _rate(p.get("input_mtok"), total_input) or Decimal(0)
+        write_rate = _rate(p.get("cache_write_mtok"), total_input)
+        write_rate = input_rate if write_rate is None else write_rate
+        read_rate = _rate(p.get("cache_read_mtok"), total_input)
+        write_1h_rate = _rate(p.get("cache_write_1h_mtok"), total_input)
+        return cls(
+            input=input_rate,
+            cache_read=input_rate if read_rate is None else read_rate,
+            cache_write=write_rate,
+            cache_write_1h=write_rate if write_1h_rate is None else write_1h_rate,
+            output=_rate(p.get("output_mtok"), total_input) or Decimal(0),
+        )
+
+    def cost(
+        self, input_tokens: int, cache_read_tokens: int, cache_write_tokens: int, cache_write_1h_tokens: int,
+        output_tokens: int,
+    ) -> tuple[Decimal, Decimal]:  # fmt: skip
+        """Input and output cost in USD: cache reads and writes are inside ``input_tokens``,
+        1-hour writes inside ``cache_write_tokens`` (GenAI semconv, as genai-prices)."""
+        cost = (input_tokens - cache_read_tokens - cache_write_tokens) * self.input
+        if cache_read_tokens:
+            cost += cache_read_tokens * self.cache_read
+        if cache_write_tokens:
+            cost += (cache_write_tokens - cache_write_1h_tokens) * self.cache_write
+            if cache_write_1h_tokens:
+                cost += cache_write_1h_tokens * self.cache_write_1h
+        return cost / _MTOK, (output_tokens * self.output) / _MTOK
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPrices:
+    """USD per token (not per million, discount applied) for one model on one day at the base
+    tier: what the estimates (guard prices, cache savings, batch) multiply token counts by."""
+
+    input: Decimal
+    cache_read: Decimal
+    cache_write: Decimal
+    output: Decimal
+    # what they were read from: ``cost`` prices usage with the per-call arithmetic
+    rates: TokenRates = field(compare=False, repr=False)
+    discount: Decimal | None = field(default=None, compare=False, repr=False)
+
+    def cost(self, input_tokens: int, cache_read_tokens: int, cache_write_tokens: int, output_tokens: int) -> Decimal:
+        """What that usage costs at the base tier: the pricer's own arithmetic (``TokenRates.cost``)."""
+        input_cost, output_cost = self.rates.cost(input_tokens, cache_read_tokens, cache_write_tokens, 0, output_tokens)
+        cost = input_cost + output_cost
+        return cost if self.discount is None else cost * (1 - self.discount)
+
+
+@dataclass(frozen=True, slots=True)
 class RateCard:
     """How one call is priced: the resolved prices plus the stamp that says where they came from."""
 
@@ -214,12 +286,79 @@ class RateCard:
     discount: Decimal | None = None
     discount_entry: str = ""
     unpriced_reason: str = ""
-    fast: bool = True  # every price key is one the fast path computes
+    fast: bool = True  # every price key is one TokenRates prices
     time_of_day: bool = False  # the price changes within a day (off-peak pricing)
+    # the base tier's rates, read once; None when unpriced
+    base_rates: TokenRates | None = field(default=None, init=False, compare=False)
+    tiered: bool = field(default=False, init=False, compare=False)  # a rate depends on the input size
+
+    def __post_init__(self) -> None:
+        if self.model_price is not None:
+            # derived from model_price: a value like the rest, computed once per resolution
+            object.__setattr__(self, "base_rates", TokenRates.of(self.model_price))
+            tiered = any(isinstance(v, TieredPrices) for v in self.model_price.__dict__.values())
+            object.__setattr__(self, "tiered", tiered)
 
     @property
     def priced(self) -> bool:
         return self.model_price is not None
+
+    def rates(self, total_input: int) -> TokenRates:
+        """The rates for a call with ``total_input`` input tokens (a priced card only)."""
+        assert self.model_price is not None
+        assert self.base_rates is not None
+        return TokenRates.of(self.model_price, total_input) if self.tiered else self.base_rates
+
+    def token_cost(self, r: CallRecord) -> tuple[Decimal, Decimal]:
+        """Input and output cost of ``r``'s token usage at these rates, before any discount."""
+        rates = self.rates(r.input_tokens) if self.tiered else self.base_rates  # per call: no call when untiered
+        assert rates is not None
+        return rates.cost(
+            r.input_tokens, r.cache_read_tokens, r.cache_write_tokens, r.cache_write_1h_tokens, r.output_tokens
+        )
+
+    def token_prices(self) -> TokenPrices:
+        """USD per token at the base tier, discount applied (a priced card only)."""
+        assert self.base_rates is not None
+        rates = self.base_rates
+        keep = None if self.discount is None else 1 - self.discount
+
+        def per_token(rate: Decimal) -> Decimal:
+            return rate / _MTOK if keep is None else rate / _MTOK * keep
+
+        return TokenPrices(
+            per_token(rates.input),
+            per_token(rates.cache_read),
+            per_token(rates.cache_write),
+            per_token(rates.output),
+            rates,
+            self.discount,
+        )
+
+
+class Price(NamedTuple):
+    """What pricing says about one call: its cost columns and the stamp of where the price came
+    from. A value (a tuple: cheap to make on the hot path); ``apply`` writes it on the call."""
+
+    provider: str  # the provider the call is priced as (its endpoint may place it elsewhere)
+    cost_usd: Decimal | None
+    input_cost_usd: Decimal | None
+    output_cost_usd: Decimal | None
+    price_source: str
+    price_entry: str
+    price_data_version: str
+    unpriced_reason: str
+    cost_delta_vs_client_usd: Decimal | None  # ours minus the client's claim, when both exist
+
+    def apply(self, record: CallRecord) -> CallRecord:
+        record.provider = self.provider
+        record.cost_usd, record.input_cost_usd, record.output_cost_usd = (
+            self.cost_usd, self.input_cost_usd, self.output_cost_usd
+        )  # fmt: skip
+        record.price_source, record.price_entry = self.price_source, self.price_entry
+        record.price_data_version, record.unpriced_reason = self.price_data_version, self.unpriced_reason
+        record.cost_delta_vs_client_usd = self.cost_delta_vs_client_usd
+        return record
 
 
 def _model_price_keys(model_price: ModelPrice) -> set[str]:
@@ -238,30 +377,8 @@ def _rate(price: Decimal | TieredPrices | None, total_input: int) -> Decimal | N
 
 
 def _fast_cost(model_price: ModelPrice, r: CallRecord) -> tuple[Decimal, Decimal]:
-    """Input and output cost with genai-prices' semantics for the token keys every model has."""
-    p = model_price.__dict__
-    total_input = r.input_tokens
-    input_rate = _rate(p.get("input_mtok"), total_input) or Decimal(0)
-    read_rate = _rate(p.get("cache_read_mtok"), total_input)
-    write_rate = _rate(p.get("cache_write_mtok"), total_input)
-    write_1h_rate = _rate(p.get("cache_write_1h_mtok"), total_input)
-    output_rate = _rate(p.get("output_mtok"), total_input) or Decimal(0)
-
-    uncached = total_input
-    cost = Decimal(0)
-    if read_rate is not None:
-        uncached -= r.cache_read_tokens
-        cost += r.cache_read_tokens * read_rate
-    writes_5m = r.cache_write_tokens
-    if write_1h_rate is not None:
-        uncached -= r.cache_write_1h_tokens
-        writes_5m -= r.cache_write_1h_tokens
-        cost += r.cache_write_1h_tokens * write_1h_rate
-    if write_rate is not None:
-        uncached -= writes_5m
-        cost += writes_5m * write_rate
-    cost += uncached * input_rate
-    return cost / _MTOK, (r.output_tokens * output_rate) / _MTOK
+    """Input and output cost of ``r`` at ``model_price`` through ``TokenRates`` (what the parity test pins)."""
+    return RateCard("", "", "", model_price).token_cost(r)
 
 
 def _usage(r: CallRecord) -> Usage:
@@ -278,8 +395,16 @@ def _usage(r: CallRecord) -> Usage:
     return Usage(**{k: v for k, v in values.items() if v})
 
 
+def _delta(cost: Decimal | None, record: CallRecord) -> Decimal | None:
+    """Keep the client's own cost claim apart, and say how far it is from ours."""
+    if record.client_cost_usd is not None and cost is not None:
+        return cost - record.client_cost_usd
+    return None
+
+
 class Pricer:
-    """Prices ``CallRecord``s in place. ``Pricer()`` uses genai-prices alone."""
+    """Prices ``CallRecord``s: ``quote`` a ``Price``, or ``price`` a call (quote, apply, count).
+    ``Pricer()`` uses genai-prices alone."""
 
     def __init__(self, overrides: Overrides | None = None, data: PriceData | None = None) -> None:
         self.overrides = overrides or Overrides.empty()
@@ -327,53 +452,53 @@ class Pricer:
 
     # --- the pipeline stage ---
     def price(self, record: CallRecord) -> CallRecord:
+        """Price ``record`` and count it in the stats: ``quote`` applied to the call."""
         with self._lock:
-            self._price(record)
+            self._price(record).apply(record)
         self.stats.count(record)
         return record
 
-    def quote(self, record: CallRecord) -> CallRecord:
-        """Price ``record`` without counting it in the stats (estimates, probes)."""
+    def quote(self, record: CallRecord) -> Price:
+        """The price of ``record``, without changing it or counting it (estimates, probes)."""
         with self._lock:
             return self._price(record)
 
-    def _price(self, record: CallRecord) -> CallRecord:
+    def _price(self, record: CallRecord) -> Price:
+        provider = record.provider
         if record.usage_source != attrs.USAGE_REPORTED:
             if record.status == "error":
                 # A failed request reports no usage and providers do not bill it.
-                record.cost_usd = record.input_cost_usd = record.output_cost_usd = Decimal(0)
-                record.price_source = NOT_BILLED_SOURCE
-                record.price_entry = f"failed call ({record.error_type or 'error'})"
-                record.price_data_version = self.data_version
-                record.unpriced_reason = ""
-                return self._reconcile(record)
-            return self._unpriced(record, "usage not reported", self.data_version)
+                zero = Decimal(0)
+                entry = f"failed call ({record.error_type or 'error'})"
+                return Price(
+                    provider, zero, zero, zero, NOT_BILLED_SOURCE, entry, self.data_version, "", _delta(zero, record)
+                )
+            return _unpriced(provider, "usage not reported", self.data_version)
         self_hosted = False
         if record.endpoint:
             placement = self._place(record)
-            record.provider, self_hosted = placement.provider, placement.self_hosted
+            provider, self_hosted = placement.provider, placement.self_hosted
             if placement.unplaced_reason:
-                return self._unpriced(
-                    record, f"{placement.unplaced_reason} (model {record.model or '?'})", self._version()
-                )
+                reason = f"{placement.unplaced_reason} (model {record.model or '?'})"
+                return _unpriced(provider, reason, self._version())
         if record.gateway_cost_usd is not None:
-            return self._gateway_priced(record)
+            return self._gateway_priced(record, provider)
         if not record.model:
-            return self._unpriced(record, "model not reported", self.data_version)
-        card = self.rate_card(record)
+            return _unpriced(provider, "model not reported", self.data_version)
+        card = self.rate_card(record, provider)
         if self_hosted and not card.source.startswith(OVERRIDE_SOURCE):
             # a self-hosted server's model has no public price, whatever it is called
             where = f"endpoint {record.endpoint}, " if record.endpoint else ""
             reason = f"self-hosted endpoint: add a prices-file entry ({where}model {record.model})"
-            return self._unpriced(record, reason, self._version())
+            return _unpriced(provider, reason, self._version())
         if not card.priced:
             reason = card.unpriced_reason
-            if record.provider == endpoints.SELF_HOSTED:
+            if provider == endpoints.SELF_HOSTED:
                 reason = f"self-hosted endpoint: add a prices-file entry (model {record.model})"
-            return self._unpriced(record, reason, card.data_version)
+            return _unpriced(provider, reason, card.data_version)
         assert card.model_price is not None
         if card.fast and not (record.input_audio_tokens or record.output_audio_tokens):
-            input_cost, output_cost = _fast_cost(card.model_price, record)
+            input_cost, output_cost = card.token_cost(record)
         else:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -382,14 +507,11 @@ class Pricer:
         if card.discount is not None:
             keep = 1 - card.discount
             input_cost, output_cost = input_cost * keep, output_cost * keep
-        record.input_cost_usd = input_cost
-        record.output_cost_usd = output_cost
-        record.cost_usd = input_cost + output_cost
-        record.price_source = card.source
-        record.price_entry = card.entry + (f" - {card.discount_entry}" if card.discount_entry else "")
-        record.price_data_version = card.data_version
-        record.unpriced_reason = ""
-        return self._reconcile(record)
+        cost = input_cost + output_cost
+        entry = card.entry + (f" - {card.discount_entry}" if card.discount_entry else "")
+        return Price(
+            provider, cost, input_cost, output_cost, card.source, entry, card.data_version, "", _delta(cost, record)
+        )
 
     def _place(self, record: CallRecord) -> endpoints.Placement:
         """The provider the call's endpoint says (cached per endpoint and stated provider)."""
@@ -403,50 +525,72 @@ class Pricer:
             placement = self._placements[key] = endpoints.place(endpoint, record.provider, configured)
         return placement
 
-    def _gateway_priced(self, record: CallRecord) -> CallRecord:
+    def _gateway_priced(self, record: CallRecord, provider: str) -> Price:
         """The cost the gateway reported is what it bills: use it, split like our own estimate."""
         reported = record.gateway_cost_usd
         assert reported is not None
-        estimate = self.rate_card(record) if record.model else None
+        estimate = self.rate_card(record, provider) if record.model else None
         input_cost, output_cost = reported, Decimal(0)
         split = "all on input: no list price to split by"
-        if estimate is not None and estimate.priced and estimate.fast and estimate.model_price is not None:
-            est_input, est_output = _fast_cost(estimate.model_price, record)
+        if estimate is not None and estimate.priced and estimate.fast:
+            est_input, est_output = estimate.token_cost(record)
             if est_input + est_output > 0:
                 # at the stored scale, so input + output is exactly the reported cost
                 input_cost = (reported * est_input / (est_input + est_output)).quantize(_MONEY_QUANTUM)
                 output_cost = reported - input_cost
                 split = f"split as {estimate.entry}"
-        record.input_cost_usd, record.output_cost_usd, record.cost_usd = input_cost, output_cost, reported
-        record.price_source = GATEWAY_SOURCE
-        record.price_entry = f"{record.provider or 'gateway'} reported cost ({split})"
-        record.price_data_version = self.data_version
-        record.unpriced_reason = ""
-        return self._reconcile(record)
+        entry = f"{provider or 'gateway'} reported cost ({split})"
+        return Price(
+            provider, reported, input_cost, output_cost, GATEWAY_SOURCE, entry, self.data_version, "",
+            _delta(reported, record),
+        )  # fmt: skip
 
     # --- resolution (cached) ---
-    def rate_card(self, record: CallRecord) -> RateCard:
-        """The cached resolution for this call's provider, model, tenant scope, tier and UTC day."""
-        start = record.start_time
-        tenant = record.tenant if record.tenant in self.overrides.tenants else ""
-        key = (record.provider, record.model, record.request_model, tenant, record.service_tier, start.date(), None)
+    def rate_card(self, record: CallRecord, provider: str | None = None) -> RateCard:
+        """The cached resolution for this call's provider (``provider`` when its endpoint placed it
+        elsewhere), model, tenant scope, tier and UTC day."""
+        return self._card(
+            record.provider if provider is None else provider,
+            record.model,
+            record.request_model,
+            record.tenant,
+            record.service_tier,
+            record.start_time,
+        )
+
+    def token_prices(
+        self, provider: str, model: str, day: date, tenant: str = "", service_tier: str = ""
+    ) -> TokenPrices | None:
+        """Per-token prices of ``model`` on ``day`` (at noon UTC), read from the same rate card as
+        the calls (overrides, name normalization, genai-prices), so estimates and savings never use
+        a second price source. None when the model has no price. ``service_tier``: that tier's
+        prices (``batch``: the Batch API's), the standard ones where the model has none."""
+        with self._lock:
+            card = self._card(provider, model, model, tenant, service_tier, datetime.combine(day, time(12), UTC))
+        return card.token_prices() if card.priced else None
+
+    def _card(self, provider: str, model: str, request_model: str, tenant: str, tier: str, start: datetime) -> RateCard:
+        tenant = tenant if tenant in self.overrides.tenants else ""
+        key = (provider, model, request_model, tenant, tier, start.date(), None)
         card = self._cards.get(key)
         if card is None:
             if len(self._cards) >= _MAX_CACHED_CARDS:
                 self._cards.clear()
-            card = self._cards[key] = self._resolve(record, tenant)
+            card = self._cards[key] = self._resolve(provider, model, request_model, tenant, tier, start)
         if card.time_of_day:
             # Off-peak prices change within a day: those models resolve per minute.
             minute_key = (*key[:-1], (start.hour, start.minute))
             minute_card = self._cards.get(minute_key)
             if minute_card is None:
-                minute_card = self._cards[minute_key] = self._resolve(record, tenant)
+                minute_card = self._cards[minute_key] = self._resolve(
+                    provider, model, request_model, tenant, tier, start
+                )
             card = minute_card
         return card
 
-    def _resolve(self, record: CallRecord, tenant: str) -> RateCard:
-        provider, model, request_model = record.provider, record.model, record.request_model
-        tier, when = record.service_tier, record.start_time
+    def _resolve(
+        self, provider: str, model: str, request_model: str, tenant: str, tier: str, when: datetime
+    ) -> RateCard:
         day = when.date()
         names = [model] if not request_model or request_model == model else [model, request_model]
         names = [self.overrides.deployment_model(provider, n) or n for n in names]
@@ -579,25 +723,9 @@ class Pricer:
         data_version = self.data_version
         return f"{data_version};{self.overrides.data_version}" if self.overrides.data_version else data_version
 
-    # --- helpers ---
-    @staticmethod
-    def _reconcile(record: CallRecord) -> CallRecord:
-        """Keep the client's own cost claim apart, and say how far it is from ours."""
-        if record.client_cost_usd is not None and record.cost_usd is not None:
-            record.cost_delta_vs_client_usd = record.cost_usd - record.client_cost_usd
-        else:
-            record.cost_delta_vs_client_usd = None
-        return record
 
-    @staticmethod
-    def _unpriced(record: CallRecord, reason: str, data_version: str) -> CallRecord:
-        record.cost_usd = record.input_cost_usd = record.output_cost_usd = None
-        record.price_source = ""
-        record.price_entry = ""
-        record.price_data_version = data_version
-        record.unpriced_reason = reason
-        record.cost_delta_vs_client_usd = None
-        return record
+def _unpriced(provider: str, reason: str, data_version: str) -> Price:
+    return Price(provider, None, None, None, "", "", data_version, reason, None)
 
 
 def _time_of_day(model: ModelInfo) -> bool:
@@ -607,49 +735,8 @@ def _time_of_day(model: ModelInfo) -> bool:
     return any(isinstance(p.constraint, TimeOfDateConstraint) for p in model.prices)
 
 
-@dataclass(frozen=True, slots=True)
-class TokenPrices:
-    """USD per token for one model on one day, as the pricer charges a small call."""
-
-    input: Decimal
-    cache_read: Decimal
-    cache_write: Decimal
-    output: Decimal
-
-
-_PROBE_TOKENS = 1000  # small enough to stay in every model's base price tier
-
-
-def token_prices(
-    pricer: Pricer, provider: str, model: str, day: date, tenant: str = "", service_tier: str = ""
-) -> TokenPrices | None:
-    """Per-token prices found by pricing probe calls: the same lookup (overrides, name
-    normalization, genai-prices) as real calls, so estimates and savings never use a
-    second price source. None when the model has no price. ``service_tier``: that tier's
-    prices (``batch``: the Batch API's), the standard ones where the model has none."""
-    when = datetime.combine(day, time(12), UTC)
-    n = _PROBE_TOKENS
-
-    def cost(input_tokens: int = 0, cache_read: int = 0, cache_write: int = 0, output: int = 0) -> Decimal | None:
-        probe = CallRecord(
-            trace_id="", span_id="", start_time=when, end_time=when, environment="", service_name="",
-            feature="", tenant=tenant, user_id="", plan="", root_id="", session_id="", version="",
-            operation="chat", provider=provider, request_model=model, response_model="",
-            input_tokens=input_tokens, output_tokens=output, cache_read_tokens=cache_read,
-            cache_write_tokens=cache_write, reasoning_tokens=0, usage_source=attrs.USAGE_REPORTED, status="ok",
-            service_tier=service_tier,
-        )  # fmt: skip
-        return pricer.quote(probe).cost_usd
-
-    costs = (cost(input_tokens=n), cost(n, cache_read=n), cost(n, cache_write=n), cost(output=n))
-    if any(c is None for c in costs):
-        return None
-    plain, read, write, out = (c / n for c in costs if c is not None)
-    return TokenPrices(plain, read, write, out)
-
-
 class TokenPriceLookup:
-    """``token_prices`` by (provider, model, day, tenant scope, tier), each resolved once: what a
+    """``Pricer.token_prices`` by (provider, model, day, tenant scope, tier), each resolved once: what a
     report needs for many calls of few models."""
 
     def __init__(self, pricer: Pricer) -> None:
@@ -661,7 +748,7 @@ class TokenPriceLookup:
         scope = tenant if tenant in self.pricer.overrides.tenants else ""
         key = (provider, model, day, scope, tier)
         if key not in self._found:
-            self._found[key] = token_prices(self.pricer, provider, model, day, scope, tier)
+            self._found[key] = self.pricer.token_prices(provider, model, day, scope, tier)
         return self._found[key]
 
 

@@ -84,7 +84,7 @@ def explain_call(storage: Storage, pricer: Pricer, span_id: str, trace_id: str =
         )
     record = stored_call(row)
     card = pricer.rate_card(record) if record.model else None
-    priced = pricer.quote(record)
+    priced = pricer.quote(record).apply(record)  # the lines below name the provider it is priced as
     now: Lines = [[key, value] for key, value in explain_lines(record, card).items()] if card is not None else []
     now.append(["cost", _usd(priced.cost_usd)])
     if priced.unpriced_reason:

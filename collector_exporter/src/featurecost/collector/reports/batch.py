@@ -45,13 +45,8 @@ class BatchRow(Row):
 
 
 def _cost(prices: TokenPrices, r: dict[str, int]) -> Decimal:
-    read, write = int(r["cache_read_tokens"]), int(r["cache_write_tokens"])
-    uncached = int(r["input_tokens"]) - read - write
-    return (
-        uncached * prices.input
-        + read * prices.cache_read
-        + write * prices.cache_write
-        + int(r["output_tokens"]) * prices.output
+    return prices.cost(
+        int(r["input_tokens"]), int(r["cache_read_tokens"]), int(r["cache_write_tokens"]), int(r["output_tokens"])
     )
 
 

@@ -76,6 +76,9 @@ class ReportOptions:
 
 
 Runner = Callable[[Storage, Window, ReportOptions, Pricer | None], dict[str, Any]]
+# The default windows: the last 7 days; reports about weeks (weekly, regressions) the last 8 weeks.
+DAYS = 7
+WEEKS = 56
 
 
 def _rows(rows: list[Any]) -> dict[str, Any]:
@@ -106,26 +109,104 @@ def _whatif(storage: Storage, window: Window, options: ReportOptions, pricer: Pr
         raise ReportError(str(exc)) from exc
 
 
-REPORTS: dict[str, Runner] = {
-    "feature-costs": lambda s, w, o, p: _rows(feature_costs(s, w, o.feature, o.tenant)),
-    "weekly": lambda s, w, o, p: {
-        **_rows(weekly_features(s, w, o.source)),
-        "opportunities": [row.to_json() for row in opportunities(s, w, p)],
-    },
-    "breakdown": lambda s, w, o, p: _rows(breakdown(s, w, o.dimension, o.feature, o.source)),
-    "decomposition": lambda s, w, o, p: _rows(decomposition(s, w, o.source)),
-    "cache": lambda s, w, o, p: _rows(cache_effectiveness(s, w, o.source, p)),
-    "outliers": _outliers,
-    "regressions": lambda s, w, o, p: _rows(regressions(s, w, o.source)),
-    "margin": lambda s, w, o, p: _rows(tenant_margin(s, w, o.source)),
-    "unit-costs": lambda s, w, o, p: _rows(unit_costs(s, w, o.source)),
-    "allocation": _allocation,
-    "whatif": _whatif,
-    "batch": lambda s, w, o, p: _rows(batch_opportunity(s, w, p)),
-    "cache-opportunity": lambda s, w, o, p: _rows(cache_opportunity(s, w, p, o.source)),
-    "opportunities": lambda s, w, o, p: _rows(opportunities(s, w, p, o.n)),
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One report: how to run it, and how a front end offers it (``featurecost report <name>``
+    is built from these; the options a command takes beyond the window are the CLI's)."""
+
+    run: Runner
+    summary: str = ""  # what it answers, one line (the command's help); "": no generic command
+    title: str = ""  # its table's heading; {by}, {top}, {feature}, {model} are the options
+    days: int = DAYS  # the default window: reports about weeks look back 8 of them
+    windowed: bool = True  # False: every month the rollups hold, whatever the window
+    source: Source | None = None  # the source it always reads; None: rollup or raw as asked
+    prices: bool = False  # prices tokens: a read from storage takes the collector's prices file
+
+
+REPORTS: dict[str, Report] = {
+    "feature-costs": Report(lambda s, w, o, p: _rows(feature_costs(s, w, o.feature, o.tenant))),
+    "weekly": Report(
+        lambda s, w, o, p: {
+            **_rows(weekly_features(s, w, o.source)),
+            "opportunities": [row.to_json() for row in opportunities(s, w, p)],
+        },
+        "The weekly per-feature row: spend, session p50/p95, cost-to-revenue, WoW, anomalies.",
+        "LLM cost per feature and week",
+        days=WEEKS,
+    ),
+    "breakdown": Report(
+        lambda s, w, o, p: _rows(breakdown(s, w, o.dimension, o.feature, o.source)),
+        "Cost per feature by tenant, user, plan, provider, model or version (A/B cost per action).",
+        "LLM cost by feature x {by}",
+    ),
+    "decomposition": Report(
+        lambda s, w, o, p: _rows(decomposition(s, w, o.source)),
+        "Per root action: input / output / cache read / cache write / reasoning tokens and turns.",
+        "What one user action consumes",
+    ),
+    "cache": Report(
+        lambda s, w, o, p: _rows(cache_effectiveness(s, w, o.source, p)),
+        "Prompt-cache effectiveness per feature: hit ratio and dollars saved (at each tenant's prices).",
+        "Prompt cache per feature",
+        prices=True,
+    ),
+    "outliers": Report(
+        _outliers,
+        "The costliest user actions, their share of spend, and the unattributed share.",
+        "Top {top} user actions by cost",
+    ),
+    "regressions": Report(
+        lambda s, w, o, p: _rows(regressions(s, w, o.source)),
+        "Features whose median session cost rose ≥ 5 % week over week for ≥ 2 weeks in a row.",
+        "Session cost regressions",
+        days=WEEKS,
+    ),
+    "margin": Report(
+        lambda s, w, o, p: _rows(tenant_margin(s, w, o.source)),
+        "Per-tenant margin and cost per active user (needs `featurecost import usage`).",
+        "Tenant margin",
+    ),
+    "unit-costs": Report(
+        lambda s, w, o, p: _rows(unit_costs(s, w, o.source)),
+        "Per feature: spend per imported product usage unit (usage.<feature> CSV columns).",
+        "LLM cost per product usage unit",
+    ),
+    "allocation": Report(
+        _allocation,
+        "Spread shared features' spend (e.g. embeddings) over the features that use them.",
+        "Spend with shared cost allocated",
+    ),
     # not windowed: every month the rollups hold, against calls FINAL
-    "drift": lambda s, w, o, p: _rows(rollup_drift(s)),
+    "drift": Report(
+        lambda s, w, o, p: _rows(rollup_drift(s)),
+        "Rollups vs raw calls per month: drift > 0 means a span was counted twice.",
+        "Rollup drift (rollup calls - stored calls)",
+        windowed=False,
+    ),
+    "whatif": Report(
+        _whatif,
+        "Re-price a feature's actual calls at another model's prices of the same days, per week and user action.",
+        "{feature} at {model} (what-if)",
+        days=WEEKS,
+        source=Source.raw,
+        prices=True,
+    ),
+    "batch": Report(
+        lambda s, w, o, p: _rows(batch_opportunity(s, w, p)),
+        "Features whose calls run outside user requests, at the provider's Batch API prices: $ saved per week.",
+        "Batch API opportunity per feature",
+        days=WEEKS,
+        source=Source.raw,
+        prices=True,
+    ),
+    "cache-opportunity": Report(
+        lambda s, w, o, p: _rows(cache_opportunity(s, w, p, o.source)),
+        "Per feature: uncached input share, cache prices, and $/week saved if repeated prompt prefixes were cached.",
+        "Prompt-cache opportunity per feature",
+        days=WEEKS,
+        prices=True,
+    ),
+    "opportunities": Report(lambda s, w, o, p: _rows(opportunities(s, w, p, o.n))),
 }
 
 
@@ -137,8 +218,8 @@ def run_report(
     ``pricer``: the one that priced the calls (reports that price, e.g. cache savings, use it);
     ``None`` means list prices only.
     """
-    runner = REPORTS.get(name)
-    if runner is None:
+    report = REPORTS.get(name)
+    if report is None:
         raise KeyError(name)
-    payload = runner(storage, window, options, pricer)
+    payload = report.run(storage, window, options, pricer)
     return {"report": name, "window": window.to_json(), "source": options.source.value, **payload}
