@@ -9,8 +9,10 @@ import subprocess
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
+import httpx
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
@@ -259,3 +261,43 @@ def test_workers_drain_and_exit_when_the_supervisor_is_killed(tmp_path: Path, cl
         ["--storage", clickhouse.dsn, "--workers", "2", "--otlp-http-port", str(collector.otlp_port)],
     )
     assert again.process.stop() == 0, again.process.log()
+
+
+def _contract(input_mtok: str, output_mtok: str) -> str:
+    return f"""
+prices:
+  - model: gpt-4o-mini
+    provider: openai
+    input_mtok: "{input_mtok}"
+    output_mtok: "{output_mtok}"
+"""
+
+
+def test_a_reprice_through_worker_0_reaches_every_worker(tmp_path: Path, clickhouse: ClickHouseHttp) -> None:
+    # only worker 0 serves the API; calls arriving after the reprice must be priced with the
+    # new contract whichever worker their connection lands on
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(_contract("0.10", "0.40"))
+    collector = _collector(tmp_path, clickhouse, "--prices-file", str(prices))
+    try:
+        prices.write_text(_contract("0.20", "0.80"))
+        answer = httpx.post(f"{collector.api_url}/api/v1/prices/reprice", params={"since": "2026-01-01"}, timeout=60)
+        assert answer.status_code == 200, answer.text
+        spans = llm_spans(800)
+        senders = _senders(collector, spans, http=16, grpc=0, size=25)
+        _join(senders, _run(senders))
+        assert not [s.failed for s in senders if s.failed]
+        _wait_stored(clickhouse, collector, span_ids(spans))
+        wal = tmp_path / "data" / "wal"
+        assert _wal_checkpoint(wal / "worker-1") != "0:0", "worker 1 stored a share"
+        client = clickhouse.client()
+        try:
+            rows = client.query("SELECT input_tokens, output_tokens, cost_usd FROM calls FINAL").result_rows
+        finally:
+            client.close()
+        assert len(rows) == len(spans)
+        m = Decimal(1_000_000)
+        wrong = [r for r in rows if Decimal(r[2]) != r[0] * Decimal("0.20") / m + r[1] * Decimal("0.80") / m]
+        assert not wrong, f"{len(wrong)} calls priced with the old contract"
+    finally:
+        assert collector.process.stop() == 0, collector.process.log()

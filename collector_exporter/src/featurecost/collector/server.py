@@ -43,6 +43,7 @@ from featurecost.collector.pipeline.forward import Forwarder
 from featurecost.collector.pipeline.worker import Pipeline
 from featurecost.collector.pricing.price_update import saved_price_data
 from featurecost.collector.pricing.pricer import Pricer
+from featurecost.collector.pricing.sync import PricesSync
 from featurecost.collector.storage.client import Storage
 
 log = logging.getLogger(__name__)
@@ -229,6 +230,8 @@ async def _serve(
     # newer genai-prices data a `featurecost prices update` left, else the pinned package's; one
     # pricer for the pipeline, the API, budgets and prices routes (a reprice or update reaches all)
     pricer = Pricer.from_file(config.prices_file, saved_price_data(config.data_dir))
+    # with --workers, a reprice or update through worker 0's API reaches every worker's pricer
+    prices_sync = PricesSync(config.data_dir, config.prices_file, pricer)
     pipeline = Pipeline(
         wal,
         storage,
@@ -240,6 +243,7 @@ async def _serve(
         observe_insert=metrics.observe_insert,
         on_stored=forwarder.on_stored if forwarder else None,
         prepare_storage=True,
+        before_pricing=prices_sync.refresh,
     )
     ingest = Ingest(
         wal,
@@ -289,7 +293,7 @@ async def _serve(
     serves_api = api_socket is not None
     evaluator = build_evaluator(storage, budgets, interval=config.budget_interval) if budgets and serves_api else None
     routes = budget_routes(evaluator, AlertStore(storage) if evaluator else None, pricer)
-    routes = [*routes, *prices_routes(storage, pricer, config.prices_file)]
+    routes = [*routes, *prices_routes(storage, pricer, config.prices_file, on_change=prices_sync.changed)]
     api = create_api_app(
         storage,
         wal,
@@ -307,6 +311,7 @@ async def _serve(
         ),
         data_dir=config.data_dir,
         pricer=pricer,
+        on_prices_changed=prices_sync.changed,
     )
     if serves_api and config.api_token is None and not _loopback(config.host):
         log.warning(

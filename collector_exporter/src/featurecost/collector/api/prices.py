@@ -9,6 +9,7 @@ with the entry at fault, and nothing changes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,8 +40,11 @@ def _time(request: Request, name: str, default: datetime | None) -> datetime:
     return default
 
 
-def prices_routes(storage: Storage, pricer: Pricer, prices_file: Path | None) -> list[Route]:
-    """``pricer``: the one that prices the calls; a reprice makes it use the re-read prices file."""
+def prices_routes(
+    storage: Storage, pricer: Pricer, prices_file: Path | None, on_change: Callable[[], None] | None = None
+) -> list[Route]:
+    """``pricer``: the one that prices the calls; a reprice makes it use the re-read prices file
+    and then calls ``on_change`` (the other collector processes reload theirs: pricing/sync.py)."""
     live = pricer
 
     def fresh_pricer() -> Pricer:
@@ -92,6 +96,8 @@ def prices_routes(storage: Storage, pricer: Pricer, prices_file: Path | None) ->
         )  # fmt: skip
         if not dry_run:
             live.use_overrides(pricer.overrides)
+            if on_change is not None:
+                await run_in_threadpool(on_change)
         return JSONResponse(reprice_result_json(result, dry_run))
 
     return [

@@ -210,6 +210,7 @@ class Pipeline:
         observe_insert: Callable[[float], None] | None = None,
         on_stored: Callable[[list[Record], list[CallRecord]], None] | None = None,
         prepare_storage: bool = False,
+        before_pricing: Callable[[], object] | None = None,
     ) -> None:
         self.wal = wal
         self.storage = storage
@@ -224,6 +225,8 @@ class Pipeline:
         self.observe_insert = observe_insert
         self.on_stored = on_stored
         self.prepare_storage = prepare_storage
+        # e.g. PricesSync.refresh: prices another collector process changed, applied batch by batch
+        self.before_pricing = before_pricing
         self.storage_ready = not prepare_storage
         self.stats = PipelineStats()
         self.seen = SeenSpans(wal.directory / "seen", window=seen_window)
@@ -394,6 +397,11 @@ class Pipeline:
 
     def _price(self, batch: Batch) -> list[CallRecord]:
         """Bound, price and check each fresh call; a call that fails is dead-lettered alone."""
+        if self.before_pricing is not None:
+            try:
+                self.before_pricing()
+            except Exception:  # the prices stay as they were; the batch is still priced
+                log.exception("checking for changed prices failed")
         priced: list[CallRecord] = []
         for call in self._fresh(batch.calls):
             try:
