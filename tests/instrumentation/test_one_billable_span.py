@@ -143,3 +143,41 @@ def test_with_another_openai_instrumentation_one_span_is_billed(
     billed = [s for s in exported if is_llm_span(dict(s.attributes or {}))]
     assert len(billed) == 2  # the stream's span too: it ends when the stream does, not at GC
     assert all((s.attributes or {})["featurecost.feature"] == "agent" for s in billed)
+
+
+def test_nested_spans_are_still_marked_once_the_marker_rests_between_calls(
+    stand_in: RunningStandIn, spans: Spans
+) -> None:
+    """Between featurecost calls, once the app's first SERVER span was seen, the nested-span
+    marker costs ordinary spans no Python code (issue #15): it must wake for each call all the
+    same — the official openai-v2 span nested inside ours is still marked superseded, and the
+    app's own spans outside our calls are not."""
+    from opentelemetry.trace import SpanKind
+
+    official = _official_openai()
+    official.instrument(tracer_provider=spans.provider)  # applied first: it runs inside ours
+    OpenAIInstrumentor().instrument(tracer_provider=spans.provider)
+    app = spans.provider.get_tracer("app")
+    client = openai.OpenAI(base_url=f"{stand_in.url}/v1", api_key="k", max_retries=0)
+    try:
+        with app.start_as_current_span("POST /answer", kind=SpanKind.SERVER):
+            with featurecost.attribute(feature="agent"):
+                client.chat.completions.create(model="gpt-4o-mini", messages=USER)  # type: ignore[arg-type]
+            with app.start_as_current_span("db query"):
+                pass
+            with featurecost.attribute(feature="agent"):
+                client.chat.completions.create(model="gpt-4o-mini", messages=USER)  # type: ignore[arg-type]
+    finally:
+        OpenAIInstrumentor().uninstrument()
+        official.uninstrument()
+    exported = spans.finished()
+    peers = [
+        s for s in exported if s.instrumentation_scope and s.instrumentation_scope.name.startswith("opentelemetry.")
+    ]
+    assert len(peers) == 2
+    assert all((s.attributes or {}).get("featurecost.superseded") is True for s in peers)
+    app_spans = [s for s in exported if s.name in ("POST /answer", "db query")]
+    assert len(app_spans) == 2
+    assert not any((s.attributes or {}).get("featurecost.superseded") for s in app_spans)
+    billed = [s for s in exported if is_llm_span(dict(s.attributes or {}))]
+    assert len(billed) == 2

@@ -95,26 +95,65 @@ def server_spans_seen() -> bool:
 
 
 # Keys (ids) of the featurecost calls in progress in this process: a span can only start inside
-# one of our calls (or a stream helper's ``STARTED_SPANS`` window) while this is not empty, so
-# an ordinary span of the app costs the marker one global check. ``set.add`` / ``discard`` are
-# atomic under the GIL; a key left behind (a stream never finished nor collected) only costs
-# speed, never a missed mark.
+# one of our calls (or a stream helper's ``STARTED_SPANS`` window) while this is not empty. Only
+# ``call_started`` / ``call_ended`` change it, under ``_live_lock``, together with the markers'
+# mode; a key left behind (a stream never finished nor collected) only costs speed, never a
+# missed mark.
 LIVE: set[int] = set()
+_live_lock = threading.Lock()
+_markers: weakref.WeakSet[NestedSpanMarker] = weakref.WeakSet()
+
+# The marker's ``on_start`` while it has nothing to do: a builtin that takes any arguments and
+# ignores them, so the SDK's call for every span of the app costs no Python frame.
+_QUIET: Any = "".format
+
+
+def call_started(key: int) -> None:
+    """A featurecost call (key: an id unique while it runs) begins: the markers watch."""
+    with _live_lock:
+        LIVE.add(key)
+        if len(LIVE) == 1:
+            for marker in _markers:
+                marker.on_start = marker.watch
+
+
+def call_ended(key: int) -> None:
+    """The call ``key`` is over: with none left, and SERVER spans seen already, the markers rest."""
+    with _live_lock:
+        LIVE.discard(key)
+        _rest_if_idle()
+
+
+def _rest_if_idle() -> None:
+    if not LIVE and _server_spans_seen:
+        for marker in _markers:
+            marker.on_start = _QUIET
 
 
 class NestedSpanMarker(PassiveSpanProcessor):
     """Marks spans started inside a featurecost LLM call superseded (see the module docstring),
-    and notes the first SERVER span (``server_spans_seen``)."""
+    and notes the first SERVER span (``server_spans_seen``).
 
-    # Every span of the app passes through here: outside our calls (``LIVE`` empty) it costs a
-    # global check; the end hooks are a builtin that ignores its argument (the SDK calls them
-    # for every span, and a Python no-op method costs a frame each time).
+    Every span of the app passes through the SDK's calls of ``on_start``, ``_on_ending`` and
+    ``on_end``: the end hooks are a builtin that ignores its argument, and ``on_start`` is one
+    too (``_QUIET``) while no featurecost call is in progress and the first SERVER span has been
+    seen — an ordinary span then costs the marker no Python code at all.
+    """
+
     _on_ending = on_end = staticmethod(id)  # type: ignore[assignment]
 
-    def on_start(self, span: Any, parent_context: otel_context.Context | None = None) -> None:
+    def __init__(self) -> None:
+        self.on_start: Any = self.watch
+        with _live_lock:
+            _markers.add(self)
+            _rest_if_idle()
+
+    def watch(self, span: Any, parent_context: otel_context.Context | None = None) -> None:
         global _server_spans_seen
         if not _server_spans_seen and getattr(span, "kind", None) is SpanKind.SERVER:
             _server_spans_seen = True
+            with _live_lock:
+                _rest_if_idle()
         if not LIVE:
             return
         ctx = parent_context if parent_context is not None else otel_context.get_current()

@@ -30,7 +30,13 @@ from opentelemetry.trace.propagation import _SPAN_KEY
 from opentelemetry.util.types import AttributeValue
 
 from featurecost.instrumentation import attributes as attrs
-from featurecost.instrumentation._nested import IN_LLM_CALL, LIVE, server_spans_seen, watch_global_provider
+from featurecost.instrumentation._nested import (
+    IN_LLM_CALL,
+    call_ended,
+    call_started,
+    server_spans_seen,
+    watch_global_provider,
+)
 from featurecost.instrumentation._prefix import prefix_attributes
 from featurecost.instrumentation.attribution import check_attribution, current_attribution, is_attribution_key
 
@@ -318,7 +324,7 @@ def begin_llm_span(
     """
     ctx = otel_context.get_current()
     span = _start_span(tracer, ctx, operation, provider, request_model, client, attributes)
-    LIVE.add(id(span))
+    call_started(id(span))
     return span, otel_context.attach(_provider_context(ctx, span))
 
 
@@ -328,7 +334,7 @@ def end_llm_span(span: Span, token: object, error: BaseException | None = None) 
             _record_error(span, error)
     finally:
         otel_context.detach(token)  # type: ignore[arg-type]
-        LIVE.discard(id(span))
+        call_ended(id(span))
         span.end()
 
 
@@ -384,7 +390,7 @@ class LLMCall:
         self._finished = False
         self._lock = threading.Lock()
         self._provider_context: Context | None = None
-        LIVE.add(id(self))
+        call_started(id(self))
 
     def provider_context(self) -> Context:
         """The context the SDK talks to the provider in (see ``_provider_context``), built once:
@@ -415,7 +421,7 @@ class LLMCall:
             if self._finished:
                 return False
             self._finished = True
-        LIVE.discard(id(self))
+        call_ended(id(self))
         return True
 
     def fail(self, exc: BaseException) -> None:

@@ -30,7 +30,7 @@ from featurecost.instrumentation import _transport
 from featurecost.instrumentation._calls import Endpoint, async_wrapper, provider_by_client_class, sync_wrapper
 from featurecost.instrumentation._instrumentor import SafeInstrumentor
 from featurecost.instrumentation._lifecycle import open_call, passthrough, start_stream
-from featurecost.instrumentation._nested import LIVE, STARTED_SPANS, watch_nested_spans
+from featurecost.instrumentation._nested import STARTED_SPANS, call_ended, call_started, watch_nested_spans
 from featurecost.instrumentation._prefix import leading_instructions, safe_prefix_block
 from featurecost.instrumentation._spans import Request, in_llm_call, supersede_foreign_llm_spans
 from featurecost.instrumentation._streams import AsyncTracedStream, TracedStream
@@ -131,13 +131,13 @@ def _stream_helper_wrapper(tracer: trace.Tracer, is_async: bool) -> Callable[...
         # spans another instrumentation wrapping inside ours starts now.
         call_context = otel_context.get_current()
         started: list[Any] = []
-        LIVE.add(id(started))
+        call_started(id(started))
         token = otel_context.attach(otel_context.set_value(STARTED_SPANS, started))
         try:
             manager = wrapped(*args, **kwargs)
         finally:
             otel_context.detach(token)
-            LIVE.discard(id(started))
+            call_ended(id(started))
         found = _guarded(_sdk_manager, manager)
         if found is None:
             return manager
