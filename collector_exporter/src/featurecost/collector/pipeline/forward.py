@@ -68,23 +68,42 @@ def cost_attributes(call: CallRecord) -> list[KeyValue]:
     return out
 
 
-def priced_request(payload: bytes, calls: Mapping[str, CallRecord]) -> tuple[ExportTraceServiceRequest, int]:
-    """The stored LLM spans of one WAL record, with cost attributes; and their count."""
-    request = ExportTraceServiceRequest.FromString(payload)
+def priced_request(
+    source: ExportTraceServiceRequest, calls: Mapping[str, CallRecord]
+) -> tuple[ExportTraceServiceRequest, int]:
+    """The stored LLM spans of one WAL record, with cost attributes; and their count.
+
+    ``source`` is left as it is (it may be the receiver's decoded request the WAL still holds):
+    the kept spans, their resource and scope are copied into a new request.
+    """
+    request = ExportTraceServiceRequest()
     kept = 0
-    for resource_spans in request.resource_spans:
+    for resource_spans in source.resource_spans:
+        out_resource = None
         for scope_spans in resource_spans.scope_spans:
-            keep = []
+            out_scope = None
             for span in scope_spans.spans:
                 call = calls.get(span.trace_id.hex() + span.span_id.hex())
                 if call is None or not is_llm_span(attribute_map(span.attributes)):
                     continue
-                span.attributes.extend(cost_attributes(call))
-                keep.append(span)
-            del scope_spans.spans[:]
-            scope_spans.spans.extend(keep)
-            kept += len(keep)
+                if out_resource is None:
+                    out_resource = request.resource_spans.add(schema_url=resource_spans.schema_url)
+                    out_resource.resource.CopyFrom(resource_spans.resource)
+                if out_scope is None:
+                    out_scope = out_resource.scope_spans.add(schema_url=scope_spans.schema_url)
+                    out_scope.scope.CopyFrom(scope_spans.scope)
+                copy = out_scope.spans.add()
+                copy.CopyFrom(span)
+                copy.attributes.extend(cost_attributes(call))
+                kept += 1
     return request, kept
+
+
+def _decoded(record: Record) -> ExportTraceServiceRequest:
+    """Parsed once: the receiver's decoded request while the WAL holds it, else the payload."""
+    if isinstance(record.decoded, ExportTraceServiceRequest):
+        return record.decoded
+    return ExportTraceServiceRequest.FromString(record.payload)
 
 
 class Forwarder:
@@ -114,7 +133,7 @@ class Forwarder:
             return
         by_key = {call.trace_id + call.span_id: call for call in calls}
         for record in records:
-            request, count = priced_request(record.payload, by_key)
+            request, count = priced_request(_decoded(record), by_key)
             if not count:
                 continue
             try:
