@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from featurecost.collector.storage.client import Storage
+from testsupport.collector import ClickHouseHttp, start_clickhouse_http
 from testsupport.servers import serve_in_thread
 from testsupport.stand_ins.openai_anthropic import StandIn
 
@@ -65,3 +66,29 @@ def chdb_storage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storage]:
         yield store
     finally:
         store.close()
+
+
+# what a test's inserts reach: calls, their restatements, and the rollups their views feed
+_TABLES = ("calls", "cost_restatements", "rollup_hourly", "rollup_actions", "rollup_sessions")
+
+
+@pytest.fixture(scope="module")
+def clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseHttp]:
+    """A migrated ClickHouse server (chDB behind its HTTP interface, its own process) per test module."""
+    base = tmp_path_factory.mktemp("clickhouse")
+    server = start_clickhouse_http(base / "ch", base / "logs")
+    storage = Storage(server.dsn)
+    storage.migrate()
+    storage.close()
+    yield server
+    server.process.stop()
+
+
+@pytest.fixture
+def storage(clickhouse: ClickHouseHttp) -> Iterator[Storage]:
+    """The module's server, emptied for this test."""
+    store = Storage(clickhouse.dsn)
+    for table in _TABLES:
+        store.client.command(f"TRUNCATE TABLE {table}")
+    yield store
+    store.close()

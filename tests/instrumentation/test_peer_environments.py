@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -25,33 +24,12 @@ from featurecost.collector.pipeline.worker import Pipeline
 from featurecost.collector.storage.client import Storage
 from featurecost.instrumentation.attribution import is_attribution_key
 from tests.conftest import RunningStandIn
-from testsupport.collector import ClickHouseHttp, start_clickhouse_http
 
 _ROOT = Path(__file__).resolve().parents[2]
 _PEERS = ("openllmetry", "openinference", "openai-v2", "logfire", "langfuse", "openlit")
 # OpenLIT pins openai<3 and anthropic<1: its app process runs in its own venv (make openlit-venv)
 _PYTHON = {"openlit": _ROOT / ".venv-openlit" / "bin" / "python"}
 _PROVIDER_CALLS = 9  # what peer_setup._calls makes
-
-
-@pytest.fixture(scope="module")
-def clickhouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseHttp]:
-    base = tmp_path_factory.mktemp("peers-ch")
-    server = start_clickhouse_http(base / "ch", base / "logs")
-    storage = Storage(server.dsn)
-    storage.migrate()
-    storage.close()
-    yield server
-    server.process.stop()
-
-
-@pytest.fixture
-def storage(clickhouse: ClickHouseHttp) -> Iterator[Storage]:
-    store = Storage(clickhouse.dsn)
-    for table in ("calls", "rollup_hourly"):
-        store.client.command(f"TRUNCATE TABLE {table}")
-    yield store
-    store.close()
 
 
 def _run_app(peer: str, order: str, url: str, out: Path) -> bytes:
