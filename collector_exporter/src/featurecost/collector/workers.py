@@ -200,6 +200,8 @@ class Supervisor:
             )
             # a worker that dies right after starting would spin: wait a little more each time
             await asyncio.sleep(min(0.2 * 2 ** (len(recent) - 1), 5.0))
+            if self._stopping.is_set():
+                return code
 
     def _fail(self, reason: str) -> None:
         if self._failure is None:
