@@ -20,6 +20,7 @@ not how the collector scales: the core count is printed next to it.
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing as mp
 import os
 import tempfile
@@ -36,10 +37,18 @@ from testsupport.collector import start_clickhouse_http
 from testsupport.harness import ManagedProcess, start_collector, wait_until
 
 
-def _sender(endpoint: str, count: int, connections: int, ready: EventType, go: EventType, done: mp.Queue[int]) -> None:
+def _sender(
+    endpoint: str, count: int, connections: int, first: int, ready: EventType, go: EventType, done: mp.Queue[int]
+) -> None:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import SpanExportResult
 
+    import bench.span_corpus
+
+    # The corpus numbers its calls (response ids among them) from a counter every forked sender
+    # would start at the same value: the same response id from two senders is one provider call
+    # reported twice to the collector, which stores it once. Each sender numbers its own range.
+    bench.span_corpus._counter = itertools.count(first)
     spans = traffic_spans("llm", count)
     exporters = [OTLPSpanExporter(endpoint=endpoint, timeout=60) for _ in range(connections)]
     ready.set()
@@ -52,6 +61,21 @@ def _sender(endpoint: str, count: int, connections: int, ready: EventType, go: E
     for exporter in exporters:
         exporter.shutdown()
     done.put(calls)
+
+
+def _drained(data_dir: Path) -> bool:
+    """Every worker's WAL is checkpointed to its end: all it acknowledged is stored (or was
+    recognised as already stored). Row counts cannot tell: the reconciler keeps one row for a
+    provider call two instrumentations both reported, and the corpus has such twins."""
+    root = data_dir / "wal"
+    for wal in [root, *sorted(root.glob("worker-*"))]:
+        text = (wal / "checkpoint").read_text() if (wal / "checkpoint").exists() else "0:0"
+        segment, offset = (int(part) for part in text.split(":"))
+        for path in wal.glob("*.wal"):
+            size = path.stat().st_size
+            if (int(path.stem) > segment and size) or (int(path.stem) == segment and size > offset):
+                return False
+    return True
 
 
 def _tree(pid: int) -> list[int]:
@@ -80,7 +104,8 @@ def _cpu_seconds(pids: list[int]) -> float:
 @dataclass
 class Run:
     workers: int
-    spans: int
+    spans: int  # LLM calls acknowledged
+    rows: int  # rows they became (twins of one provider call are one row)
     seconds: float
     collector_cpu: float
     storage_cpu: float | None
@@ -114,29 +139,33 @@ def run(workers: int, load: Load, dsn: str, work: Path, storage: ManagedProcess 
     try:
         endpoint = f"{collector.otlp_endpoint}/v1/traces"
         # warm up every worker (first insert, lazy imports): steady state is timed
-        warm = _send(endpoint, BATCH * 4 * workers, 1, 4 * workers)[1]
-        wait_until(lambda: stored() >= warm, 600, "warm-up stored", interval=0.05)
+        _send(endpoint, BATCH * 4 * workers, 1, 4 * workers, first=1 << 40)
+        wait_until(lambda: stored() > 0 and _drained(collector.data_dir), 600, "warm-up stored", interval=0.05)
+        rows_before = stored()
         pids = _tree(collector.process.popen.pid)
         cpu_before = _cpu_seconds(pids)
         storage_before = _cpu_seconds([storage.popen.pid]) if storage else 0.0
         start, acked = _send(endpoint, load.spans, load.senders, load.connections)
-        wait_until(lambda: stored() >= warm + acked, 3600, "every span stored", interval=0.05)
+        wait_until(lambda: _drained(collector.data_dir), 3600, "every span stored", interval=0.05)
         seconds = time.perf_counter() - start
+        rows = stored() - rows_before
         collector_cpu = _cpu_seconds(pids) - cpu_before
         storage_cpu = _cpu_seconds([storage.popen.pid]) - storage_before if storage else None
     finally:
         collector.process.stop()
         client.close()
-    return Run(workers, acked, seconds, collector_cpu, storage_cpu)
+    return Run(workers, acked, rows, seconds, collector_cpu, storage_cpu)
 
 
-def _send(endpoint: str, total: int, senders: int, connections: int) -> tuple[float, int]:
+def _send(endpoint: str, total: int, senders: int, connections: int, first: int = 0) -> tuple[float, int]:
     """Start senders, release them together; (start time, calls among the spans acknowledged)."""
     ready = [mp.Event() for _ in range(senders)]
     go = mp.Event()
     done: mp.Queue[int] = mp.Queue()
     procs = [
-        mp.Process(target=_sender, args=(endpoint, total // senders, connections, ready[i], go, done))
+        mp.Process(
+            target=_sender, args=(endpoint, total // senders, connections, first + (i << 32), ready[i], go, done)
+        )
         for i in range(senders)
     ]
     for p in procs:
@@ -186,7 +215,8 @@ def main() -> None:
     for r in runs:
         storage = f", storage CPU {r.storage_cpu:.1f}s" if r.storage_cpu is not None else ""
         print(
-            f"--workers {r.workers}: {r.per_second:,.0f} stored calls/s ({r.seconds:.1f}s), "
+            f"--workers {r.workers}: {r.per_second:,.0f} calls/s acked+stored "
+            f"({r.seconds:.1f}s, {r.rows} rows), "
             f"collector CPU {r.collector_cpu:.1f}s = {r.spans / r.collector_cpu:,.0f} calls per collector CPU-s"
             f"{storage}"
         )

@@ -38,6 +38,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import chdb
 from clickhouse_connect.driver._backend.chdb_backend import _decompress
+from clickhouse_connect.driver.compression import _require_lz4, _require_zstd
 
 # URL parameters that are transport, not ClickHouse settings.
 _TRANSPORT = frozenset(
@@ -52,6 +53,23 @@ _INSERT_HEAD = re.compile(rb"^\s*(INSERT\s+INTO\s+.*?)\s+FORMAT\s+(\w+)[ \t]*(?:
 _TRAILING_FORMAT = re.compile(r"\s+FORMAT\s+(\w+)\s*;?\s*$", re.IGNORECASE)
 _ERROR_CODE = re.compile(r"Code: (\d+)\.")
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _decompress_frames(body: bytes, encoding: str) -> bytes:
+    """The whole body: clickhouse-connect compresses each Native block of an insert as its own
+    lz4/zstd frame, and a one-shot decompress stops after the first frame — only the first
+    block (a few thousand rows) of a large insert would reach the table."""
+    if encoding not in ("lz4", "zstd"):
+        return _decompress(body, encoding)
+    out = []
+    while body:
+        if encoding == "lz4":
+            decompressor: Any = _require_lz4().LZ4FrameDecompressor()  # type: ignore[no-untyped-call]
+        else:
+            decompressor = _require_zstd().ZstdDecompressor()  # type: ignore[no-untyped-call]
+        out.append(decompressor.decompress(body))
+        body = decompressor.unused_data
+    return b"".join(out)
 
 
 def _form_fields(content_type: str, body: bytes) -> dict[str, str] | None:
@@ -122,7 +140,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             body = self.rfile.read(int(self.headers.get("content-length") or 0))
         encoding = self.headers.get("content-encoding", "").strip().lower()
-        return _decompress(body, encoding) if encoding and encoding != "identity" else body
+        return _decompress_frames(body, encoding) if encoding and encoding != "identity" else body
 
     def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)

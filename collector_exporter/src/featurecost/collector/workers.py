@@ -92,6 +92,7 @@ class _Worker:
     index: int
     process: asyncio.subprocess.Process | None = None
     starts: list[float] = field(default_factory=list)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)  # it served once
 
 
 class Supervisor:
@@ -166,6 +167,7 @@ class Supervisor:
             os.close(read_fd)
         if ready:
             log.info("worker %d running (pid %d)", worker.index, process.pid)
+            worker.ready.set()
             return None
         return await process.wait()
 
@@ -202,6 +204,12 @@ class Supervisor:
             )
             # a worker that dies right after starting would spin: wait a little more each time
             await asyncio.sleep(min(0.2 * 2 ** (len(recent) - 1), 5.0))
+            if self._stopping.is_set():
+                return code
+
+    async def _others_ready(self) -> None:
+        for worker in self.workers[1:]:
+            await worker.ready.wait()
 
     def _fail(self, reason: str) -> None:
         if self._failure is None:
@@ -228,9 +236,18 @@ class Supervisor:
             f", OTLP/gRPC port {grpc_port}" if grpc_port >= 0 else "",
             self.config.api_port if self._api_socket is None else self._api_socket.getsockname()[1],
         )
-        keepers = [asyncio.create_task(self._keep(worker)) for worker in self.workers]
+        # Worker 0 (the API, so /readyz) starts once the others listen: a ready collector has
+        # every worker taking connections. Connections stay on the worker that accepted them, so
+        # an exporter connecting while only some workers listened would stay on those.
+        keepers = [asyncio.create_task(self._keep(worker)) for worker in self.workers[1:]]
         try:
-            await self._stopping.wait()
+            others_ready = asyncio.create_task(self._others_ready())
+            stopping = asyncio.create_task(self._stopping.wait())
+            await asyncio.wait([others_ready, stopping], return_when=asyncio.FIRST_COMPLETED)
+            if not self._stopping.is_set():
+                keepers.append(asyncio.create_task(self._keep(self.workers[0])))
+            others_ready.cancel()
+            await stopping
             log.info("stopping: every worker drains its write-ahead log")
             for worker in self.workers:
                 self._terminate(worker)
