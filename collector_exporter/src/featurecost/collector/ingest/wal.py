@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
 from featurecost.collector.durable import atomic_write, fsync_dir
 
 _HEADER = struct.Struct("<II")
@@ -71,6 +73,14 @@ class Record:
     payload: bytes
     # what ``payload`` decodes to, when its appender handed it over and the log still holds it
     decoded: Any = None
+
+
+def trace_request(record: Record) -> ExportTraceServiceRequest:
+    """The record's OTLP request: the appender's decoded object while the log holds it, else
+    parsed from the payload (``DecodeError`` when the bytes on disk are not one)."""
+    if isinstance(record.decoded, ExportTraceServiceRequest):
+        return record.decoded
+    return ExportTraceServiceRequest.FromString(record.payload)
 
 
 def _segment_path(directory: Path, segment: int) -> Path:

@@ -20,7 +20,7 @@ import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from featurecost.collector.ingest.wal import Record
+from featurecost.collector.ingest.wal import Record, trace_request
 from featurecost.collector.pipeline.normalize import attribute_map, is_llm_span
 from featurecost.collector.pipeline.records import CallRecord
 
@@ -99,13 +99,6 @@ def priced_request(
     return request, kept
 
 
-def _decoded(record: Record) -> ExportTraceServiceRequest:
-    """Parsed once: the receiver's decoded request while the WAL holds it, else the payload."""
-    if isinstance(record.decoded, ExportTraceServiceRequest):
-        return record.decoded
-    return ExportTraceServiceRequest.FromString(record.payload)
-
-
 class Forwarder:
     def __init__(
         self,
@@ -133,7 +126,7 @@ class Forwarder:
             return
         by_key = {call.trace_id + call.span_id: call for call in calls}
         for record in records:
-            request, count = priced_request(_decoded(record), by_key)
+            request, count = priced_request(trace_request(record), by_key)
             if not count:
                 continue
             try:

@@ -56,7 +56,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Sp
 
 from featurecost.collector.durable import atomic_write
 from featurecost.collector.ingest.seen_spans import SeenSpans
-from featurecost.collector.ingest.wal import Position, Record, WriteAheadLog
+from featurecost.collector.ingest.wal import Position, Record, WriteAheadLog, trace_request
 from featurecost.collector.pipeline.normalize import normalize_request
 from featurecost.collector.pipeline.reconcile import Reconciler
 from featurecost.collector.pipeline.records import CallRecord
@@ -355,10 +355,7 @@ class Pipeline:
 
         for record in records:
             try:
-                # parsed once: the receiver's decoded request, while the WAL still holds it
-                request = record.decoded
-                if not isinstance(request, ExportTraceServiceRequest):
-                    request = ExportTraceServiceRequest.FromString(record.payload)
+                request = trace_request(record)  # parsed once, by the receiver, while the WAL holds it
             except DecodeError:
                 # The receiver validated every payload before acking: this is disk corruption.
                 self._dead_letter([record], "undecodable WAL record")
