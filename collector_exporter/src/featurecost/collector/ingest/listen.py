@@ -14,12 +14,9 @@ class StartupError(Exception):
     """The collector cannot start; the message is the one line the operator needs."""
 
 
-def listen(host: str, port: int, what: str, *, reuse_port: bool = False) -> socket.socket:
-    """A listening TCP socket on ``host:port`` (port 0: any free port).
-
-    SO_REUSEADDR (restarts do not wait for TIME_WAIT), and SO_REUSEPORT only for the workers
-    of one ``--workers N`` collector: its supervisor holds the port (``reserve``), so no other
-    process can take half the connections; otherwise a second process must not bind it."""
+def _bound(host: str, port: int, what: str, options: tuple[int, ...], backlog: int | None) -> socket.socket:
+    """A TCP socket on ``host:port`` with the SOL_SOCKET ``options`` set, bound, and listening
+    when ``backlog`` is given; any failure is one ``StartupError`` line."""
     try:
         infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
@@ -27,14 +24,25 @@ def listen(host: str, port: int, what: str, *, reuse_port: bool = False) -> sock
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        for option in options:
+            sock.setsockopt(socket.SOL_SOCKET, option, 1)
         sock.bind(address)
-        sock.listen(2048)
+        if backlog is not None:
+            sock.listen(backlog)
     except OSError as exc:
         sock.close()
         raise StartupError(f"cannot listen for {what} on {host}:{port}: {exc.strerror or exc}") from exc
+    return sock
+
+
+def listen(host: str, port: int, what: str, *, reuse_port: bool = False) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: any free port).
+
+    SO_REUSEADDR (restarts do not wait for TIME_WAIT), and SO_REUSEPORT only for the workers
+    of one ``--workers N`` collector: its supervisor holds the port (``reserve``), so no other
+    process can take half the connections; otherwise a second process must not bind it."""
+    options = (socket.SO_REUSEADDR, socket.SO_REUSEPORT) if reuse_port else (socket.SO_REUSEADDR,)
+    sock = _bound(host, port, what, options, backlog=2048)
     sock.setblocking(False)
     return sock
 
@@ -45,16 +53,4 @@ def reserve(host: str, port: int, what: str) -> socket.socket:
     Bound, never listening, so the kernel hands it no connections; without SO_REUSEADDR, so a
     plain listener (another collector, or anything else) cannot bind the port while it is
     held — only sockets with SO_REUSEPORT of the same user, the workers', join it."""
-    try:
-        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as exc:
-        raise StartupError(f"cannot listen for {what} on {host}:{port}: {exc.strerror}") from exc
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        sock.bind(address)
-    except OSError as exc:
-        sock.close()
-        raise StartupError(f"cannot listen for {what} on {host}:{port}: {exc.strerror or exc}") from exc
-    return sock
+    return _bound(host, port, what, (socket.SO_REUSEPORT,), backlog=None)
