@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from featurecost.collector.pricing.pricer import Pricer
-from featurecost.collector.pricing.sync import PricesSync
+from featurecost.collector.pricing.sync import MARKER_FILE, PricesSync
 
 
 def _contract(input_mtok: str) -> str:
@@ -52,3 +52,15 @@ def test_a_change_in_one_process_is_reloaded_by_the_other_once(
     assert not other_sync.refresh()
     assert _input_rate(other) == "0.20"
     assert "reloading them failed" in caplog.text
+
+
+def test_a_marker_that_cannot_be_written_is_reported_not_swallowed(tmp_path: Path) -> None:
+    prices = tmp_path / "prices.yaml"
+    prices.write_text(_contract("0.10"))
+    (tmp_path / MARKER_FILE / "in-the-way").mkdir(parents=True)  # the rename over it fails
+    api, other = Pricer.from_file(prices), Pricer.from_file(prices)
+    api_sync, other_sync = PricesSync(tmp_path, prices, api), PricesSync(tmp_path, prices, other)
+    problem = api_sync.changed()
+    assert problem is not None
+    assert "could not be told" in problem
+    assert not other_sync.refresh()

@@ -70,14 +70,15 @@ def create_api_app(
     access: ApiAccess | None = None,
     data_dir: Path | None = None,
     pricer: Pricer | None = None,
-    on_prices_changed: Callable[[], None] | None = None,
+    on_prices_changed: Callable[[], str | None] | None = None,
 ) -> Starlette:
     """The API app; ``access`` (tokens, body limit) guards every route (api_security.py).
 
     ``pricer``: the one that prices the calls (the server passes the pricer it gave the
     pipeline): its stats, the reports that price and ``prices update`` use it. ``None``: the
     pipeline's, for an API built around a pipeline alone. ``on_prices_changed``: called after
-    ``prices update`` changed the pricer, so other collector processes reload theirs.
+    ``prices update`` changed the pricer, so other collector processes reload theirs; the
+    reason they could not be told, if any, is a 503.
     """
 
     def live_pricer() -> Pricer:
@@ -190,6 +191,9 @@ def create_api_app(
             return JSONResponse({"error": str(exc)}, status_code=409)
         return JSONResponse({"rebuilt": month})
 
+    async def prices_changed() -> str | None:
+        return await run_in_threadpool(on_prices_changed) if on_prices_changed is not None else None
+
     async def price_data(request: Request) -> Response:
         """``featurecost prices update``: GET the data version, POST a genai-prices data file,
         DELETE to go back to the pinned package data."""
@@ -201,8 +205,8 @@ def create_api_app(
         if request.method == "DELETE":
             await run_in_threadpool(forget_price_data, data_dir)
             pricer.use_data(PriceData.bundled())
-            if on_prices_changed is not None:
-                await run_in_threadpool(on_prices_changed)
+            if problem := await prices_changed():
+                return JSONResponse({"error": problem}, status_code=503)
             return JSONResponse({"data_version": pricer.data_version, "newly_priced": []})
         content = await request.body()
         try:
@@ -211,8 +215,8 @@ def create_api_app(
             return JSONResponse({"error": str(exc)}, status_code=400)
         await run_in_threadpool(save_price_data, data_dir, content)
         pricer.use_data(data)
-        if on_prices_changed is not None:
-            await run_in_threadpool(on_prices_changed)
+        if problem := await prices_changed():
+            return JSONResponse({"error": problem}, status_code=503)
         newly = await run_in_threadpool(newly_priced, storage, pricer)
         return JSONResponse({"data_version": data.version, "newly_priced": [n.to_json() for n in newly]})
 

@@ -41,10 +41,11 @@ def _time(request: Request, name: str, default: datetime | None) -> datetime:
 
 
 def prices_routes(
-    storage: Storage, pricer: Pricer, prices_file: Path | None, on_change: Callable[[], None] | None = None
+    storage: Storage, pricer: Pricer, prices_file: Path | None, on_change: Callable[[], str | None] | None = None
 ) -> list[Route]:
     """``pricer``: the one that prices the calls; a reprice makes it use the re-read prices file
-    and then calls ``on_change`` (the other collector processes reload theirs: pricing/sync.py)."""
+    and then calls ``on_change`` (the other collector processes reload theirs: pricing/sync.py);
+    its problem, if any, is a 503 (a repeated reprice restates nothing twice and retries)."""
     live = pricer
 
     def fresh_pricer() -> Pricer:
@@ -96,8 +97,9 @@ def prices_routes(
         )  # fmt: skip
         if not dry_run:
             live.use_overrides(pricer.overrides)
-            if on_change is not None:
-                await run_in_threadpool(on_change)
+            problem = await run_in_threadpool(on_change) if on_change is not None else None
+            if problem:
+                return JSONResponse({"error": problem}, status_code=503)
         return JSONResponse(reprice_result_json(result, dry_run))
 
     return [

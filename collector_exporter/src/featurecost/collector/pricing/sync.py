@@ -21,9 +21,9 @@ import time
 from pathlib import Path
 
 from featurecost.collector.durable import atomic_write
-from featurecost.collector.pricing.overrides import Overrides, PricesFileError
+from featurecost.collector.pricing.overrides import PricesFileError
 from featurecost.collector.pricing.price_update import saved_price_data
-from featurecost.collector.pricing.pricer import PriceData, Pricer
+from featurecost.collector.pricing.pricer import Pricer
 
 log = logging.getLogger(__name__)
 
@@ -47,14 +47,24 @@ class PricesSync:
             return None
         return st.st_mtime_ns, st.st_ino
 
-    def changed(self) -> None:
-        """This process has just changed its prices: the others reload theirs."""
+    def changed(self) -> str | None:
+        """This process has just changed its prices: the others reload theirs. None, or why they
+        cannot be told (a full disk): the caller says so, and repeating the change retries."""
         with self._lock:
-            self.marker.parent.mkdir(parents=True, exist_ok=True)
-            # a new inode every time (written then renamed), so two bumps within the
-            # file system's timestamp granularity still differ
-            atomic_write(self.marker, f"{time.time_ns()} {os.getpid()}\n")
+            try:
+                self.marker.parent.mkdir(parents=True, exist_ok=True)
+                # a new inode every time (written then renamed), so two bumps within the
+                # file system's timestamp granularity still differ
+                atomic_write(self.marker, f"{time.time_ns()} {os.getpid()}\n")
+            except OSError as exc:
+                log.error("cannot tell the other collector processes that prices changed: %s", exc)
+                return (
+                    f"prices changed in the process serving the API, but the other collector processes "
+                    f"could not be told ({exc.strerror or exc}): they price new calls with the old prices "
+                    f"until this is repeated successfully or the collector restarts"
+                )
             self._seen = self._stamp()
+            return None
 
     def refresh(self) -> bool:
         """Reload the prices if another process changed them since the last look; True if so."""
@@ -66,13 +76,12 @@ class PricesSync:
                 return False
             self._seen = stamp
             try:
-                overrides = Overrides.load(self.prices_file) if self.prices_file else None
-                data = saved_price_data(self.marker.parent) or PriceData.bundled()
+                # what a restart would load: the server builds its pricer the same way
+                fresh = Pricer.from_file(self.prices_file, saved_price_data(self.marker.parent))
             except (PricesFileError, OSError, ValueError) as exc:
                 log.error("prices changed by another collector process, but reloading them failed: %s", exc)
                 return False
-            if overrides is not None:
-                self.pricer.use_overrides(overrides)
-            self.pricer.use_data(data)
-            log.info("prices reloaded (changed by another collector process): data %s", data.version)
+            self.pricer.use_overrides(fresh.overrides)
+            self.pricer.use_data(fresh.data)
+            log.info("prices reloaded (changed by another collector process): data %s", fresh.data_version)
             return True
