@@ -66,3 +66,24 @@ def test_a_second_collector_cannot_share_the_grpc_port(tmp_path: Path) -> None:
         assert not (tmp_path / "second" / "clickhouse").exists()
     finally:
         assert first.process.stop() == 0, first.process.log()
+
+
+def test_storage_routes_answer_503_until_storage_is_ready(tmp_path: Path) -> None:
+    # storage unreachable: OTLP is accepted into the WAL, the stored-call routes say why they wait
+    collector = start_collector(tmp_path / "data", tmp_path / "logs", ["--storage", f"http://127.0.0.1:{free_port()}"])
+    try:
+        with collector.api() as client:
+            for method, path in (
+                ("GET", "/api/v1/reports/weekly"),
+                ("GET", "/api/v1/catalog"),
+                ("GET", "/api/v1/prices/unpriced"),
+                ("POST", "/api/v1/prices/reprice?since=2026-01-01"),
+            ):
+                answer = client.request(method, path, timeout=10)
+                assert answer.status_code == 503, (path, answer.text)
+                assert answer.headers["retry-after"] == "1"
+                assert "storage is not ready yet" in answer.json()["error"]
+            assert client.get("/healthz").status_code == 200
+            assert client.get("/api/v1/status").json()["pipeline"]["storage_ready"] is False
+    finally:
+        assert collector.process.stop() == 0, collector.process.log()

@@ -282,6 +282,8 @@ def test_a_reprice_through_worker_0_reaches_every_worker(tmp_path: Path, clickho
     prices.write_text(_contract("0.10", "0.40"))
     collector = _collector(tmp_path, clickhouse, "--prices-file", str(prices))
     try:
+        # the stored-call routes answer 503 until worker 0 finds the migrations applied
+        wait_until(lambda: collector.status()["pipeline"]["storage_ready"], 60, "storage ready")
         prices.write_text(_contract("0.20", "0.80"))
         answer = httpx.post(f"{collector.api_url}/api/v1/prices/reprice", params={"since": "2026-01-01"}, timeout=60)
         assert answer.status_code == 200, answer.text

@@ -18,6 +18,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from featurecost.collector.api.security import ApiAccess, ApiSecurity
 from featurecost.collector.api.web import web_routes
@@ -56,6 +57,37 @@ def window_from_query(params: Any) -> Window:
     if window.since >= window.until:
         raise ValueError("since must be before until")
     return window
+
+
+# Routes that read or write the stored calls: until the pipeline has connected to storage and
+# applied the migrations they would query a half-made schema (a 500, or a reprice that fails
+# halfway), so they answer a retryable 503 instead. Status, health, metrics, the page and the
+# budget decisions (held in memory) stay up.
+_STORAGE_ROUTES = (
+    "/api/v1/reports/",
+    "/api/v1/catalog",
+    "/api/v1/import/",
+    "/api/v1/rollups/",
+    "/api/v1/prices/",
+)
+
+
+class _StorageGate:
+    def __init__(self, app: ASGIApp, pipeline: Pipeline) -> None:
+        self.app = app
+        self.pipeline = pipeline
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not self.pipeline.storage_ready and scope["path"].startswith(_STORAGE_ROUTES):
+            error = self.pipeline.last_error or "connecting to storage and applying migrations"
+            response = JSONResponse(
+                {"error": f"storage is not ready yet ({error}); retry shortly"},
+                status_code=503,
+                headers={"Retry-After": "1"},
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def create_api_app(
@@ -221,7 +253,7 @@ def create_api_app(
         return JSONResponse({"data_version": data.version, "newly_priced": [n.to_json() for n in newly]})
 
     return Starlette(
-        middleware=[Middleware(ApiSecurity, access=access or ApiAccess())],
+        middleware=[Middleware(ApiSecurity, access=access or ApiAccess()), Middleware(_StorageGate, pipeline=pipeline)],
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
