@@ -21,6 +21,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from featurecost.collector.api.security import ApiAccess, ApiSecurity
+from featurecost.collector.api.stored_count import StoredCallsCount
 from featurecost.collector.api.web import web_routes
 from featurecost.collector.ingest.wal import WriteAheadLog
 from featurecost.collector.metrics import CONTENT_TYPE, Metrics
@@ -116,6 +117,8 @@ def create_api_app(
     def live_pricer() -> Pricer:
         return pricer if pricer is not None else pipeline.pricer
 
+    stored_calls = StoredCallsCount(storage.stored_calls, lambda: pipeline.stats.calls_stored)
+
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")
 
@@ -150,7 +153,7 @@ def create_api_app(
         if forward_stats is not None:
             body["forward"] = asdict(forward_stats)
         try:
-            body["stored_calls"] = await run_in_threadpool(storage.stored_calls)
+            body["stored_calls"] = await stored_calls.get()
         except Exception as exc:  # storage down: the WAL spools; say so instead of failing opaquely
             body["stored_calls"] = None
             body["storage_error"] = f"{type(exc).__name__}: {exc}"
