@@ -9,7 +9,7 @@ import itertools
 import sys
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import clickhouse_connect
@@ -18,7 +18,7 @@ from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from featurecost.collector.ingest.admission import Ingest
@@ -35,6 +35,28 @@ from featurecost.collector.pipeline.records import CallRecord
 from testsupport.harness import ManagedProcess, free_port, spawn_ready
 
 _counter = itertools.count()
+
+
+@dataclass
+class Sender:
+    """Exports its batches one after another on its own exporter (its own connection), from a
+    thread, like an SDK's batch processor; ``stop_on_failure``: stop at the first refused batch
+    (a collector being killed) instead of going on (a load test counting failures)."""
+
+    exporter: SpanExporter
+    batches: list[list[ReadableSpan]]
+    stop_on_failure: bool = False
+    acked: list[int] = field(default_factory=list)
+    failed: list[int] = field(default_factory=list)
+
+    def run(self) -> None:
+        for index, batch in enumerate(self.batches):
+            if self.exporter.export(batch) is SpanExportResult.SUCCESS:
+                self.acked.append(index)
+                continue
+            self.failed.append(index)
+            if self.stop_on_failure:
+                return
 
 
 def llm_spans(

@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -26,7 +25,7 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 from featurecost.collector.ingest.admission import Ingest
 from featurecost.collector.ingest.http_receiver import create_receiver_app
 from featurecost.collector.ingest.wal import WriteAheadLog
-from testsupport.collector import ClickHouseHttp, llm_spans, span_ids, start_clickhouse_http
+from testsupport.collector import ClickHouseHttp, Sender, llm_spans, span_ids, start_clickhouse_http
 from testsupport.harness import Collector, free_port, start_collector, wait_until
 from testsupport.servers import serve_in_thread
 
@@ -50,31 +49,14 @@ def _batches(spans: Sequence[ReadableSpan], size: int) -> list[list[ReadableSpan
     return [list(spans[i : i + size]) for i in range(0, len(spans), size)]
 
 
-@dataclass
-class Sender:
-    """Exports batches one after another from a thread, like an SDK's batch processor."""
-
-    exporter: HttpExporter
-    batches: list[list[ReadableSpan]]
-    acked: list[int] = field(default_factory=list)
-    failed: list[int] = field(default_factory=list)
-
-    def run(self) -> None:
-        for index, batch in enumerate(self.batches):
-            if self.exporter.export(batch) is SpanExportResult.SUCCESS:
-                self.acked.append(index)
-            else:
-                self.failed.append(index)
-                return
-
-
 def test_kill_9_mid_ingest_then_restart_stores_every_acked_span_once(
     tmp_path: Path, clickhouse: ClickHouseHttp
 ) -> None:
     spans = llm_spans(8000)
     batches = _batches(spans, 100)
     collector = _collector(tmp_path, clickhouse)
-    sender = Sender(HttpExporter(endpoint=f"{collector.otlp_endpoint}/v1/traces", timeout=2), batches)
+    exporter = HttpExporter(endpoint=f"{collector.otlp_endpoint}/v1/traces", timeout=2)
+    sender = Sender(exporter, batches, stop_on_failure=True)
     thread = threading.Thread(target=sender.run)
     thread.start()
     try:
@@ -129,7 +111,8 @@ def test_kill_9_with_embedded_chdb_then_restart_stores_every_span_once(tmp_path:
     spans = llm_spans(6000)
     batches = _batches(spans, 50)
     collector = start_collector(tmp_path / "data", tmp_path / "logs", FAST)
-    sender = Sender(HttpExporter(endpoint=f"{collector.otlp_endpoint}/v1/traces", timeout=2), batches)
+    exporter = HttpExporter(endpoint=f"{collector.otlp_endpoint}/v1/traces", timeout=2)
+    sender = Sender(exporter, batches, stop_on_failure=True)
     thread = threading.Thread(target=sender.run)
     thread.start()
     try:

@@ -8,7 +8,6 @@ import re
 import subprocess
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from featurecost.collector.ingest.wal import WriteAheadLog
-from testsupport.collector import ClickHouseHttp, llm_spans, span_ids, start_clickhouse_http
+from testsupport.collector import ClickHouseHttp, Sender, llm_spans, span_ids, start_clickhouse_http
 from testsupport.harness import Collector, _bin, free_port, start_collector, wait_until
 
 FAST = ["--batch-rows", "400", "--flush-interval", "0.05"]
@@ -40,23 +39,6 @@ def _collector(tmp_path: Path, clickhouse: ClickHouseHttp, *extra: str) -> Colle
     # /readyz answers once worker 0 serves; worker 1 may still be starting
     wait_until(lambda: sorted(_worker_pids(collector)) == [0, 1], 60, "both workers running")
     return collector
-
-
-@dataclass
-class Sender:
-    """Exports batches one after another on its own exporter (its own connection)."""
-
-    exporter: SpanExporter
-    batches: list[list[ReadableSpan]]
-    acked: list[int] = field(default_factory=list)
-    failed: list[int] = field(default_factory=list)
-
-    def run(self) -> None:
-        for index, batch in enumerate(self.batches):
-            if self.exporter.export(batch) is SpanExportResult.SUCCESS:
-                self.acked.append(index)
-            else:
-                self.failed.append(index)
 
 
 def _senders(collector: Collector, spans: Sequence[ReadableSpan], http: int, grpc: int, size: int) -> list[Sender]:
