@@ -3,7 +3,8 @@
 Each contender is ``featurecost collector --workers N`` inserting into a ClickHouse HTTP
 endpoint: by default the chDB-backed fixture (testsupport/clickhouse_http.py, a fresh data
 directory per contender), or ``--clickhouse URL`` for a real server (a fresh database per
-contender is created there). Senders are processes running the real OTLP/HTTP exporter; each
+contender is created there), or with ``--embedded`` into the collector's own chDB (worker 0
+owns the engine; the other workers store through it). Senders are processes running the real OTLP/HTTP exporter; each
 round-robins its batches over ``--connections`` exporters (connections), because the kernel
 spreads *connections* over the workers (SO_REUSEPORT), not requests.
 
@@ -122,19 +123,23 @@ class Load:
     connections: int  # per sender
 
 
-def run(workers: int, load: Load, dsn: str, work: Path, storage: ManagedProcess | None) -> Run:
-    client = clickhouse_connect.get_client(dsn=dsn)
+def run(workers: int, load: Load, dsn: str | None, work: Path, storage: ManagedProcess | None) -> Run:
+    """``dsn`` None: the collector's embedded chDB, counted through its API."""
+    client = clickhouse_connect.get_client(dsn=dsn) if dsn is not None else None
 
     def stored() -> int:
         try:
+            if client is None:
+                return int(collector.status()["stored_calls"] or 0)
             return int(client.query("SELECT count() FROM calls").result_rows[0][0])
         except Exception:  # the workers have not created the table yet
             return 0
 
+    storage_args = ["--storage", dsn] if dsn is not None else []
     collector = start_collector(
         work / f"data-{workers}",
         work / f"logs-{workers}",
-        ["--storage", dsn, "--workers", str(workers), "--batch-rows", "50000", "--log-level", "WARNING"],
+        [*storage_args, "--workers", str(workers), "--batch-rows", "50000", "--log-level", "WARNING"],
     )
     try:
         endpoint = f"{collector.otlp_endpoint}/v1/traces"
@@ -153,7 +158,8 @@ def run(workers: int, load: Load, dsn: str, work: Path, storage: ManagedProcess 
         storage_cpu = _cpu_seconds([storage.popen.pid]) - storage_before if storage else None
     finally:
         collector.process.stop()
-        client.close()
+        if client is not None:
+            client.close()
     return Run(workers, acked, rows, seconds, collector_cpu, storage_cpu)
 
 
@@ -188,13 +194,17 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8, help="exporters (connections) per sender")
     parser.add_argument("--workdir", type=Path, help="keep data and logs here (default: a temporary directory)")
     parser.add_argument("--clickhouse", help="a real ClickHouse server's http(s) URL instead of the chDB fixture")
+    parser.add_argument("--embedded", action="store_true", help="the collector's own chDB instead of the fixture")
     args = parser.parse_args()
     runs = []
     with tempfile.TemporaryDirectory(prefix="featurecost-workers-bench-") as tmp:
         work = args.workdir or Path(tmp)
         for workers in (1, args.workers):
             fixture = None
-            if args.clickhouse:
+            dsn: str | None = None
+            if args.embedded:
+                pass
+            elif args.clickhouse:
                 database = f"featurecost_bench_{uuid.uuid4().hex[:8]}"
                 admin = clickhouse_connect.get_client(dsn=args.clickhouse)
                 admin.command(f"CREATE DATABASE {database}")
@@ -211,7 +221,11 @@ def main() -> None:
                     fixture.process.stop()
     one = runs[0]
     print(f"cores: {os.cpu_count()}; senders: {args.senders} x {args.connections} connections; LLM spans: {args.spans}")
-    print(f"storage: {'ClickHouse ' + args.clickhouse if args.clickhouse else 'chDB ClickHouse-HTTP fixture'}")
+    if args.embedded:
+        where = "the collector's embedded chDB (worker 0 owns it)"
+    else:
+        where = f"ClickHouse {args.clickhouse}" if args.clickhouse else "chDB ClickHouse-HTTP fixture"
+    print(f"storage: {where}")
     for r in runs:
         storage = f", storage CPU {r.storage_cpu:.1f}s" if r.storage_cpu is not None else ""
         print(

@@ -19,6 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from featurecost.collector.ingest.wal import WriteAheadLog
+from featurecost.collector.storage.client import Storage
 from testsupport.collector import ClickHouseHttp, Sender, llm_spans, span_ids, start_clickhouse_http
 from testsupport.harness import Collector, _bin, free_port, start_collector, wait_until
 
@@ -196,13 +197,41 @@ def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 
 
-def test_workers_with_embedded_chdb_are_refused_with_the_way_out(tmp_path: Path) -> None:
-    result = _cli(tmp_path, "--workers", "2")
-    assert result.returncode == 2
-    message = " ".join(result.stderr.split())
-    assert "needs a ClickHouse server" in message
-    assert "embedded chDB is owned by one process" in message
-    assert not (tmp_path / "data" / "wal").exists(), "nothing was started"
+def test_two_workers_on_embedded_chdb_store_every_span_once_through_worker_0(tmp_path: Path) -> None:
+    spans = llm_spans(4000)
+    collector = start_collector(tmp_path / "data", tmp_path / "logs", ["--workers", "2", *FAST])
+    try:
+        wait_until(lambda: sorted(_worker_pids(collector)) == [0, 1], 60, "both workers running")
+        found = re.search(r"the other workers store through it \(127\.0\.0\.1:(\d+)\)", collector.process.log())
+        assert found, collector.process.log()
+        engine = f"http://127.0.0.1:{found.group(1)}"
+        # the engine's port answers only this run's workers (a secret made per run)
+        for auth in (None, ("featurecost", "guess")):
+            refused = httpx.post(engine, content=b"SELECT count() FROM calls", auth=auth, timeout=10)
+            assert refused.status_code == 401
+            assert refused.headers["X-ClickHouse-Exception-Code"] == "516"
+        senders = _senders(collector, spans, http=12, grpc=4, size=50)
+        _join(senders, _run(senders))
+        assert not [s.failed for s in senders if s.failed]
+        wait_until(lambda: collector.status()["stored_calls"] == len(spans), 120, "every span stored")
+        wal = tmp_path / "data" / "wal"
+        # worker 1 received a share and stored it through worker 0's engine
+        assert _wal_checkpoint(wal / "worker-1") != "0:0"
+        assert _wal_checkpoint(wal) != "0:0"
+    finally:
+        assert collector.process.stop() == 0, collector.process.log()
+    log = collector.process.log()
+    # the other worker drained (through worker 0's engine) before worker 0 stopped
+    assert log.index("worker-1 featurecost.collector.server: collector stopped") < log.index(
+        "worker-0 featurecost.collector.server: collector stopped"
+    )
+    storage = Storage(f"chdb://{tmp_path / 'data' / 'clickhouse'}")
+    try:
+        rows = storage.query_text("SELECT trace_id, span_id, count() AS n FROM calls GROUP BY trace_id, span_id")
+    finally:
+        storage.close()
+    assert {(r["trace_id"], r["span_id"]) for r in rows} == span_ids(spans)
+    assert {r["n"] for r in rows} == {1}, "a span was inserted twice"
 
 
 def test_a_worker_that_cannot_start_stops_the_collector_with_the_reason(

@@ -146,7 +146,7 @@ def test_each_pod_runs_one_worker_per_core_into_a_clickhouse_server(
     workers = int(env(manifests)["FEATURECOST_WORKERS"])
     assert workers > 1
     assert workers == int(container(manifests)["resources"]["limits"]["cpu"])
-    # --workers > 1 needs a ClickHouse server (embedded chDB is refused): the config accepts it
+    # the manifests point the workers at a ClickHouse server: the config accepts it
     dsn = manifests[("Secret", "featurecost-storage")]["stringData"]["FEATURECOST_STORAGE"]
     assert CollectorConfig(workers=workers, storage_dsn=dsn).workers == workers
 

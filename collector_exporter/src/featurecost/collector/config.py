@@ -58,7 +58,8 @@ class CollectorConfig(BaseModel):
     prices_file: Path | None = None  # docs/pricing.md
     budgets_file: Path | None = None  # docs/budgets.md
     budget_interval: float = Field(60.0, gt=0)
-    # Collector processes sharing the OTLP ports (collector/workers.py); > 1 needs a ClickHouse server
+    # Collector processes sharing the OTLP ports (collector/workers.py); on embedded chDB worker 0
+    # owns the engine and the others store through it
     workers: int = Field(1, ge=1, le=256)
 
     @field_validator("auth_token", "api_token", "admin_token", mode="before")
@@ -80,17 +81,6 @@ class CollectorConfig(BaseModel):
     def _tls_pair(self) -> CollectorConfig:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("tls_cert and tls_key go together")
-        return self
-
-    @model_validator(mode="after")
-    def _workers_need_a_server(self) -> CollectorConfig:
-        # Embedded chDB is one engine in one process owning its data directory: N processes
-        # cannot all write it. Refused rather than half-supported (docs/deploy.md).
-        if self.workers > 1 and self.resolved_storage_dsn.startswith("chdb:"):
-            raise ValueError(
-                f"workers = {self.workers} needs a ClickHouse server (--storage http(s)://user:pass@host:8123/db): "
-                "embedded chDB is owned by one process; run one worker with chDB, or point the workers at ClickHouse"
-            )
         return self
 
     @property

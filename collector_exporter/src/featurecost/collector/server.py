@@ -45,6 +45,7 @@ from featurecost.collector.pricing.price_update import saved_price_data
 from featurecost.collector.pricing.pricer import Pricer
 from featurecost.collector.pricing.sync import PricesSync
 from featurecost.collector.storage.client import Storage
+from featurecost.collector.storage.engine_http import EngineServer
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,10 @@ class WorkerRole:
     api_socket: socket.socket | None
     on_ready: Callable[[], None]
     migrate_lock: Path  # one worker at a time applies the migrations (the others find them done)
+    # embedded chDB with N > 1: worker 0 serves its engine to the others on this loopback socket,
+    # to requests presenting the secret (storage/engine_http.py)
+    engine_socket: socket.socket | None = None
+    engine_secret: str | None = None
 
 
 class _SerialMigrations(Storage):
@@ -281,6 +286,9 @@ async def _serve(
         grpc_server.add_generic_rpc_handlers(signal_grpc_handlers(ingest))
     # every port is ours: now load storage (chDB in-process) and start serving
     tune_gc()
+    engine = None
+    if worker is not None and worker.engine_socket is not None:
+        engine = EngineServer(storage, worker.engine_socket, worker.engine_secret).start()
     pipeline.start()
     if grpc_server is not None:
         await grpc_server.start()
@@ -363,5 +371,7 @@ async def _serve(
             log.warning("pipeline did not drain in %.0fs; the rest stays in the WAL", config.drain_timeout)
         if forwarder is not None:
             await asyncio.to_thread(forwarder.close)
+        if engine is not None:
+            await asyncio.to_thread(engine.close)
         storage.close()
         log.info("collector stopped (checkpoint %s)", wal.checkpoint)

@@ -18,8 +18,13 @@ a whole collector pipeline (server.py) with:
 The supervisor restarts a worker that dies (its WAL is replayed on start: nothing it
 acknowledged is lost; what a killed worker had not yet acknowledged the exporter retries),
 forwards SIGTERM/SIGINT so every worker drains, and exits non-zero with the reason when a
-worker cannot start. Embedded chDB is owned by one process, so ``--workers > 1`` requires a
-ClickHouse server (config.py refuses it otherwise).
+worker cannot start.
+
+Storage: with a ClickHouse server every worker inserts into it. Embedded chDB is one engine
+owned by one process, so worker 0 owns it and serves it to the others on a loopback port the
+supervisor holds, to requests presenting a secret made for this run (storage/engine_http.py):
+the other workers receive, normalize and price in parallel and store through worker 0 like
+clients of a ClickHouse server. On stop the other workers drain first, then worker 0.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import ctypes
 import json
 import logging
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -107,6 +113,10 @@ class Supervisor:
         self._held: list[socket.socket] = []
         self._api_socket: socket.socket | None = None
         self._ports = (config.otlp_http_port, config.otlp_grpc_port)
+        # embedded chDB: worker 0's engine, served to the other workers (module doc)
+        self._engine_socket: socket.socket | None = None
+        self._engine_secret = secrets.token_urlsafe(32)
+        self._shares_engine = config.workers > 1 and config.resolved_storage_dsn.startswith("chdb:")
 
     def _claim_ports(self) -> None:
         config = self.config
@@ -120,21 +130,28 @@ class Supervisor:
             self._held.append(grpc)
             grpc_port = int(grpc.getsockname()[1])
         self._ports = (int(http.getsockname()[1]), grpc_port)
+        if self._shares_engine:
+            self._engine_socket = listen("127.0.0.1", 0, "the embedded engine (for the workers)")
+            self._held.append(self._engine_socket)
 
     def _spec(self, index: int, ready_fd: int) -> dict[str, Any]:
         http_port, grpc_port = self._ports
-        config = self.config.model_copy(
-            update={
-                "otlp_http_port": http_port,
-                "otlp_grpc_port": grpc_port,
-                "wal_dir": wal_dir_for(self.config, index),
-            }
-        )
+        update: dict[str, Any] = {
+            "otlp_http_port": http_port,
+            "otlp_grpc_port": grpc_port,
+            "wal_dir": wal_dir_for(self.config, index),
+        }
+        engine = self._engine_socket
+        if engine is not None and index > 0:
+            update["storage_dsn"] = f"http://featurecost:{self._engine_secret}@127.0.0.1:{engine.getsockname()[1]}"
+        config = self.config.model_copy(update=update)
         api_fd = self._api_socket.fileno() if index == 0 and self._api_socket is not None else None
         return {
             "index": index,
             "config": config.model_dump(mode="json"),
             "api_fd": api_fd,
+            "engine_fd": engine.fileno() if engine is not None and index == 0 else None,
+            "engine_secret": self._engine_secret if engine is not None and index == 0 else None,
             "ready_fd": ready_fd,
             "log_level": self.log_level,
             "migrate_lock": str(self.config.data_dir.resolve() / "migrate.lock"),
@@ -145,7 +162,7 @@ class Supervisor:
         """Start ``worker``; None once it serves, else its exit code (it could not start)."""
         read_fd, write_fd = os.pipe()
         spec = self._spec(worker.index, write_fd)
-        fds = [write_fd] if spec["api_fd"] is None else [write_fd, spec["api_fd"]]
+        fds = [fd for fd in (write_fd, spec["api_fd"], spec["engine_fd"]) if fd is not None]
         env = {**os.environ, _SPEC_ENV: json.dumps(spec)}
         try:
             process = await asyncio.create_subprocess_exec(
@@ -236,6 +253,11 @@ class Supervisor:
             f", OTLP/gRPC port {grpc_port}" if grpc_port >= 0 else "",
             self.config.api_port if self._api_socket is None else self._api_socket.getsockname()[1],
         )
+        if self._engine_socket is not None:
+            log.info(
+                "embedded chDB: worker 0 owns the engine, the other workers store through it (127.0.0.1:%d)",
+                self._engine_socket.getsockname()[1],
+            )
         # Worker 0 (the API, so /readyz) starts once the others listen: a ready collector has
         # every worker taking connections. Connections stay on the worker that accepted them, so
         # an exporter connecting while only some workers listened would stay on those.
@@ -249,9 +271,16 @@ class Supervisor:
             others_ready.cancel()
             await stopping
             log.info("stopping: every worker drains its write-ahead log")
+            deadline = time.monotonic() + self.config.drain_timeout + _STOP_GRACE
+            if self._shares_engine:
+                # the others store through worker 0's engine: they drain first, then worker 0
+                for worker in self.workers[1:]:
+                    self._terminate(worker)
+                others = keepers[: len(self.workers) - 1]
+                await asyncio.wait(others, timeout=max(deadline - time.monotonic(), 0.1))
             for worker in self.workers:
                 self._terminate(worker)
-            await asyncio.wait(keepers, timeout=self.config.drain_timeout + _STOP_GRACE)
+            await asyncio.wait(keepers, timeout=max(deadline - time.monotonic(), 0.1))
             for worker in self.workers:
                 if worker.process is not None and worker.process.returncode is None:
                     log.error("worker %d did not stop in time; killing it (its WAL keeps the rest)", worker.index)
@@ -295,6 +324,10 @@ def worker_main() -> None:
     if spec["api_fd"] is not None:
         api_socket = socket.socket(fileno=int(spec["api_fd"]))
         api_socket.setblocking(False)
+    engine_socket = None
+    if spec.get("engine_fd") is not None:
+        engine_socket = socket.socket(fileno=int(spec["engine_fd"]))
+        engine_socket.setblocking(True)  # served by a thread per connection (http.server)
     ready_fd = int(spec["ready_fd"])
 
     def on_ready() -> None:
@@ -302,7 +335,7 @@ def worker_main() -> None:
         os.close(ready_fd)
 
     budgets = load_budgets(config.budgets_file) if index == 0 and config.budgets_file is not None else None
-    role = WorkerRole(index, api_socket, on_ready, Path(spec["migrate_lock"]))
+    role = WorkerRole(index, api_socket, on_ready, Path(spec["migrate_lock"]), engine_socket, spec.get("engine_secret"))
     try:
         asyncio.run(serve(config, budgets, worker=role))
     except StartupError as exc:

@@ -117,7 +117,7 @@ def create_api_app(
     def live_pricer() -> Pricer:
         return pricer if pricer is not None else pipeline.pricer
 
-    stored_calls = StoredCallsCount(storage.stored_calls, lambda: pipeline.stats.calls_stored)
+    stored_calls = StoredCallsCount(lambda: storage.stored_calls(), lambda: pipeline.stats.calls_stored)
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok")

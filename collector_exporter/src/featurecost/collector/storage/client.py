@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -116,7 +117,7 @@ def _arrow_column(values: list[Any], arrow: pa.DataType, money_column: bool) -> 
 
 
 @contextlib.contextmanager
-def _in_memory_file(data: pa.Buffer) -> Iterator[str]:
+def _in_memory_file(data: pa.Buffer | bytes) -> Iterator[str]:
     """A path the engine can read ``data`` from: an anonymous in-memory file on Linux (memfd),
     a temporary file elsewhere (macOS has no memfd)."""
     if hasattr(os, "memfd_create"):
@@ -137,6 +138,13 @@ def _in_memory_file(data: pa.Buffer) -> Iterator[str]:
 
 def _sql_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _sql_identifier(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+_SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 def load_sql(package: str, name: str) -> str:
@@ -315,6 +323,49 @@ class Storage:
         settings = {**(settings or {}), **({"insert_deduplication_token": dedup_token} if dedup_token else {})}
         with self._lock:
             self.client.insert(table, [list(r) for r in rows], column_names=list(columns), settings=settings or None)
+
+    # --- the embedded engine, served to other processes (storage/engine_http.py) ---
+    def engine_query(self, sql: str, fmt: str, parameters: Mapping[str, str], database: str = "default") -> bytes:
+        """Run ``sql`` in the embedded engine; the result as ClickHouse format ``fmt``."""
+        with self._lock, self._in_database(database):
+            try:
+                result = self._embedded_engine().query(sql, fmt, params=dict(parameters))
+            except RuntimeError as exc:  # chDB's errors: "Code: N. DB::Exception: ..."
+                raise DatabaseError(str(exc)) from exc
+        data = result.bytes() if result is not None else b""
+        return data or b""
+
+    def engine_insert(
+        self, head: str, fmt: str, data: bytes, settings: Mapping[str, str], database: str = "default"
+    ) -> None:
+        """``head`` (``INSERT INTO t (cols)``) with ``data`` in format ``fmt``; ``settings``
+        (``insert_deduplication_token`` …) as the insert's own, as a server applies them."""
+        clause = ", ".join(f"{k} = {_sql_string(v)}" for k, v in settings.items() if _SETTING_NAME.match(k))
+        with _in_memory_file(data) as path:
+            sql = f"{head} FROM INFILE {_sql_string(path)}{' SETTINGS ' + clause if clause else ''} FORMAT {fmt}"
+            self.engine_query(sql, "TabSeparated", {}, database)
+
+    def _embedded_engine(self) -> Any:
+        if not self._embedded:
+            raise ValueError(f"storage {_redacted(self.dsn)} is not an embedded engine")
+        self._connect()
+        return self._engine
+
+    @contextlib.contextmanager
+    def _in_database(self, database: str) -> Iterator[None]:
+        # the engine's session is shared with this storage's own statements (default database)
+        if database == "default":
+            yield
+            return
+        engine = self._embedded_engine()
+        try:
+            engine.query(f"USE {_sql_identifier(database)}")
+        except RuntimeError as exc:
+            raise DatabaseError(str(exc)) from exc
+        try:
+            yield
+        finally:
+            engine.query("USE default")
 
     # --- reads ---
     def query_named(self, package: str, name: str, parameters: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
