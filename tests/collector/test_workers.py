@@ -225,13 +225,47 @@ def test_two_workers_on_embedded_chdb_store_every_span_once_through_worker_0(tmp
     assert log.index("worker-1 featurecost.collector.server: collector stopped") < log.index(
         "worker-0 featurecost.collector.server: collector stopped"
     )
-    storage = Storage(f"chdb://{tmp_path / 'data' / 'clickhouse'}")
+    counts = _embedded_rows(tmp_path / "data")
+    assert set(counts) == span_ids(spans)
+    assert set(counts.values()) == {1}, "a span was inserted twice"
+
+
+def _embedded_rows(data_dir: Path) -> dict[tuple[str, str], int]:
+    """Raw rows per span identity in a stopped collector's embedded chDB, and ``calls FINAL``'s."""
+    storage = Storage(f"chdb://{data_dir / 'clickhouse'}")
     try:
         rows = storage.query_text("SELECT trace_id, span_id, count() AS n FROM calls GROUP BY trace_id, span_id")
     finally:
         storage.close()
-    assert {(r["trace_id"], r["span_id"]) for r in rows} == span_ids(spans)
-    assert {r["n"] for r in rows} == {1}, "a span was inserted twice"
+    return {(r["trace_id"], r["span_id"]): int(r["n"]) for r in rows}
+
+
+def test_kill_9_of_the_engine_owning_worker_0_mid_load_loses_nothing_acknowledged(tmp_path: Path) -> None:
+    spans = llm_spans(6000)
+    collector = start_collector(tmp_path / "data", tmp_path / "logs", ["--workers", "2", *FAST])
+    try:
+        wait_until(lambda: sorted(_worker_pids(collector)) == [0, 1], 60, "both workers running")
+        victim = _worker_pids(collector)[0][0]
+        senders = _senders(collector, spans, http=8, grpc=0, size=50)
+        threads = _run(senders)
+        # worker 1 stores through worker 0's engine: kill the owner while both are busy
+        wait_until(lambda: sum(len(s.acked) for s in senders) >= 30, 60, "ingest")
+        subprocess.run(["kill", "-9", str(victim)], check=True)
+        assert any(thread.is_alive() for thread in threads), "the kill must land mid-load"
+        wait_until(lambda: len(_worker_pids(collector).get(0, [])) == 2, 60, "worker 0 restarted")
+        _join(senders, threads)
+        acked = _acked_ids(senders)
+        retry = [span for s in senders for i in s.failed for span in s.batches[i]]
+        exporter = HttpExporter(endpoint=f"{collector.otlp_endpoint}/v1/traces", timeout=10)
+        for start in range(0, len(retry), 100):
+            assert exporter.export(retry[start : start + 100]) is SpanExportResult.SUCCESS
+        exporter.shutdown()
+        wait_until(lambda: collector.status()["stored_calls"] == len(spans), 120, "every span stored")
+    finally:
+        assert collector.process.stop() == 0, collector.process.log()
+    counts = _embedded_rows(tmp_path / "data")
+    assert acked <= set(counts), "an acknowledged span was lost"
+    assert set(counts) == span_ids(spans)
 
 
 def test_a_worker_that_cannot_start_stops_the_collector_with_the_reason(
