@@ -255,3 +255,55 @@ def test_a_marker_key_on_an_event_keeps_the_span_for_the_normalizer_to_drop() ->
     assert llm_span_candidates(body) == {0}  # the byte scan cannot tell an event's key from the span's
     request = ExportTraceServiceRequest.FromString(body)
     assert list(normalize_request(request)) == []  # the span's own keys decide in the worker
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes, *, overlong_tag: bool = False, overlong_length: bool = False) -> bytes:
+    """A length-delimited field; ``overlong_*``: its tag or length as a varint one byte longer
+    than needed — legal protobuf (every parser reads it), though no common encoder writes it."""
+    tag = _varint(number << 3 | 2)
+    length = _varint(len(payload))
+    if overlong_tag:
+        tag = bytes((tag[0] | 0x80, 0x00))
+    if overlong_length:
+        length = bytes((length[0] | 0x80, 0x00))
+    return tag + length + payload
+
+
+def test_spans_and_keys_in_legal_but_unusual_encodings_are_never_dropped_as_not_llm() -> None:
+    # every span of these bodies is an LLM call: the walk must not lose one to an encoding it
+    # did not expect (it would be acknowledged and dropped: a lost call)
+    def span(n: int, *, overlong_key: bool = False) -> bytes:
+        value = _field(2, _field(1, b"chat"))  # AnyValue.string_value
+        key = _field(1, b"gen_ai.operation.name", overlong_length=overlong_key)
+        attribute = _field(9, key + value)  # Span.attributes
+        ids = _field(1, bytes([n + 1]) * 16) + _field(2, bytes([n + 1]) * 8) + _field(5, b"chat")
+        times = b"\x39" + (10**18).to_bytes(8, "little") + b"\x41" + (10**18 + 1).to_bytes(8, "little")
+        return ids + times + attribute
+
+    def body(*spans: bytes, overlong_span_tag: int | None = None) -> bytes:
+        scope = b"".join(_field(2, s, overlong_tag=i == overlong_span_tag) for i, s in enumerate(spans))
+        return _field(1, _field(2, scope))
+
+    bodies = [
+        body(span(0), span(1), span(2), overlong_span_tag=1),  # a span's tag in two bytes
+        body(span(0), span(1, overlong_key=True), span(2)),  # a marker key's length in two bytes
+    ]
+    for raw in bodies:
+        request = ExportTraceServiceRequest.FromString(raw)
+        assert sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans) == 3
+        assert [kv.key for kv in request.resource_spans[0].scope_spans[0].spans[1].attributes] == [
+            "gen_ai.operation.name"
+        ]
+        assert _screened_payload(raw, walk=True)[1:] == (3, 0, 0)

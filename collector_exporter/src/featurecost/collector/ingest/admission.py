@@ -113,10 +113,15 @@ _LLM_MARKERS = frozenset(aliases.LLM_SPAN_MARKERS)
 # bytes holds no span that can be an LLM call (a body with them may still hold none: the
 # per-span check decides).
 _LLM_MARKER_BYTES = tuple(marker.encode() for marker in aliases.LLM_SPAN_MARKERS)
-# ... and encoded as a KeyValue key: field 1, length-delimited, one length byte (every marker is < 128 bytes)
+# ... and encoded as a KeyValue key: field 1 (tag 0x0A), then its length in one byte (every
+# marker is < 128 bytes), then the name
 _LLM_MARKER_KEY_PATTERN = re.compile(
     b"|".join(re.escape(bytes((0x0A, len(marker))) + marker) for marker in _LLM_MARKER_BYTES)
 )
+# A length written in more bytes than needed (legal protobuf no common encoder writes) ends in
+# 0x00: a marker after one may be a key the pattern above misses. A second pass, searched
+# separately because one pattern with both costs ~6x (0x00 is everywhere in protobuf).
+_LLM_MARKER_AFTER_ZERO = re.compile(b"\x00(?:" + b"|".join(re.escape(marker) for marker in _LLM_MARKER_BYTES) + b")")
 
 
 def may_hold_llm_spans(body: bytes) -> bool:
@@ -174,6 +179,13 @@ def _span_bounds(body: bytes, start: int, end: int, starts: list[int], ends: lis
             pos += length
             ends.append(pos)
             continue
+        tag, after = _varint(body, pos)
+        if tag == 0x12:  # a span whose tag was written in more bytes than needed: still a span
+            length, pos = _varint(body, after)
+            starts.append(pos)
+            pos += length
+            ends.append(pos)
+            continue
         pos = _skip(body, pos)  # another field (the scope, schema_url, unknown ones)
     if pos != end:
         raise ValueError("span runs past its ScopeSpans")
@@ -195,16 +207,26 @@ def _skip(body: bytes, pos: int) -> int:
     raise ValueError(f"wire type {wire}")  # groups: not in OTLP; the caller falls back
 
 
+def _marker_keys(body: bytes) -> list[int] | None:
+    """Where a marker is written as a key, in body order; None when one may be a key whose
+    length was written in more bytes than needed: the caller then checks every span's keys. A
+    marker's name anywhere else is inside a value (a URL, a prompt), not a key."""
+    if _LLM_MARKER_AFTER_ZERO.search(body) is not None:
+        return None
+    return [match.start() for match in _LLM_MARKER_KEY_PATTERN.finditer(body)]
+
+
 def llm_span_candidates(body: bytes) -> set[int] | None:
     """Which spans of the encoded ``body`` (numbered in request order) have an LLM marker key,
-    without decoding any span: one regular-expression pass finds the markers encoded as a
-    ``KeyValue`` key (tag, one-byte length, the name — how every protobuf encoder writes a key
-    under 128 bytes), and walking the three levels of length prefixes (request → ResourceSpans →
-    ScopeSpans → Span) places them on spans. A name spelled inside a value is not a key and does
-    not count. At worst a span whose *event* has such a key is kept: the worker's normalizer,
-    which decides on the span's own attributes, then drops it. None when the walk meets anything
+    without decoding any span: ``_marker_keys`` finds the markers encoded as a ``KeyValue`` key,
+    and walking the three levels of length prefixes (request → ResourceSpans → ScopeSpans →
+    Span) places them on spans. A name spelled inside a value is not a key and does not count.
+    At worst a span whose *event* has such a key is kept: the worker's normalizer, which decides
+    on the span's own attributes, then drops it. None when the scan or the walk meets anything
     unexpected: the caller checks every span's keys."""
-    keyed = [match.start() for match in _LLM_MARKER_KEY_PATTERN.finditer(body)]
+    keyed = _marker_keys(body)
+    if keyed is None:
+        return None
     if not keyed:
         return set()
     try:
