@@ -366,6 +366,46 @@ def wal_read_stages(workdir: Path, records: int = 2000, repeat: int = 5) -> dict
         wal.close()
 
 
+def protobuf_input_stages(count: int, repeat: int = 5) -> tuple[int, dict[str, float]]:
+    """µs per LLM span (best of ``repeat``): chDB's Protobuf input decoding the requests to one
+    row per span with the attributes as arrays (``bench/otlp_protobuf_input.py``), next to the
+    collector's upb parse plus the normalizer's attribute loop (what the engine would replace), and
+    the whole normalize for scale. A reference row: the product does not use the engine's decoder."""
+    from bench.otlp_protobuf_input import ProtobufInput
+    from featurecost.collector.pipeline.normalize import _decode, layout_of, normalize_request
+
+    spans = corpus_spans(count, llm_only=True)
+    payloads = [request_for(spans[i : i + BATCH]).SerializeToString() for i in range(0, count, BATCH)]
+
+    def upb_attributes() -> None:
+        for p in payloads:
+            for rs in ExportTraceServiceRequest.FromString(p).resource_spans:
+                for ss in rs.scope_spans:
+                    for span in ss.spans:  # as _normalize_one: layout by keys, then the values it reads
+                        key_values = list(span.attributes)
+                        _decode(key_values, layout_of(tuple([kv.key for kv in key_values])).read)
+
+    def upb_normalize() -> None:
+        for p in payloads:
+            for _ in normalize_request(ExportTraceServiceRequest.FromString(p)):
+                pass
+
+    engine = ProtobufInput()
+    try:
+        decoded = engine.spans(payloads)  # warm: schema parse, first-query set-up
+        if decoded.num_rows != len(spans):
+            raise AssertionError(f"engine decoded {decoded.num_rows} spans of {len(spans)}")
+        seconds = {
+            "upb parse + attribute loop (now)": _best(upb_attributes, repeat),
+            "upb parse + whole normalize (now)": _best(upb_normalize, repeat),
+            "engine Protobuf → Arrow columns": _best(lambda: engine.spans(payloads), repeat),
+            "  + columns back to Python values": _best(lambda: engine.spans(payloads).to_pydict(), repeat),
+        }
+    finally:
+        engine.close()
+    return len(spans), {name: took / len(spans) * 1e6 for name, took in seconds.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="featurecost collector throughput vs a decode-only baseline")
     parser.add_argument("--spans", type=int, default=40_000)
@@ -429,6 +469,11 @@ def print_stages(count: int, work: Path) -> None:
             )
     for stage, micros in wal_read_stages(work).items():
         print(f"  {stage:<39} {micros:>6.1f} µs per read of one record")
+    spans, micros = protobuf_input_stages(count)
+    print(f"reference: chDB's Protobuf input decoding OTLP (one thread, best of 5), {spans} LLM spans:")
+    floor = micros["upb parse + attribute loop (now)"]
+    for stage, took in micros.items():
+        print(f"  {stage:<39} {took:>6.2f} µs/span {took / floor:>5.2f}x the upb + Python loop")
 
 
 if __name__ == "__main__":
