@@ -33,6 +33,7 @@ HTTP/DB spans, as µs per LLM call and as a multiple of the decode-only time.
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing as mp
 import os
 import sys
@@ -89,11 +90,24 @@ def _calls_in(spans: Sequence[ReadableSpan]) -> int:
 
 
 def _sender(
-    endpoint: str, count: int, traffic: str, ready: EventType, go: EventType, done: mp.Queue[tuple[int, int]]
+    endpoint: str,
+    count: int,
+    traffic: str,
+    first: int,
+    ready: EventType,
+    go: EventType,
+    done: mp.Queue[tuple[int, int]],
 ) -> None:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import SpanExportResult
 
+    import bench.span_corpus
+
+    # The corpus numbers its calls (response ids among them) from a counter every forked sender
+    # would start at the same value: the same response id from two senders is one provider call
+    # reported twice, which the collector reconciles (a storage query per batch, superseded rows).
+    # Each sender, and each run, numbers its own range, as bench/collector_workers.py does.
+    bench.span_corpus._counter = itertools.count(first)
     spans = traffic_spans(traffic, count)
     exporter = OTLPSpanExporter(endpoint=endpoint, timeout=60)
     ready.set()
@@ -108,13 +122,21 @@ def _sender(
     done.put((sent, calls))
 
 
+_numbered = 0  # the corpus numbers handed out to senders so far
+
+
 def _send(endpoint: str, total: int, senders: int, traffic: str = "llm") -> tuple[float, int, int, float]:
     """Start senders, release them together; returns (start time, spans acked, calls among them, end time)."""
     ready = [mp.Event() for _ in range(senders)]
     go = mp.Event()
     done: mp.Queue[tuple[int, int]] = mp.Queue()
+    global _numbered
+    first, _numbered = _numbered, _numbered + 10 * total  # 10x: app traffic numbers more than its spans
     procs = [
-        mp.Process(target=_sender, args=(endpoint, total // senders, traffic, ready[i], go, done))
+        mp.Process(
+            target=_sender,
+            args=(endpoint, total // senders, traffic, first + i * 10 * total // senders, ready[i], go, done),
+        )
         for i in range(senders)
     ]
     for p in procs:
