@@ -33,6 +33,7 @@ HTTP/DB spans, as µs per LLM call and as a multiple of the decode-only time.
 from __future__ import annotations
 
 import argparse
+import itertools
 import multiprocessing as mp
 import os
 import sys
@@ -89,11 +90,24 @@ def _calls_in(spans: Sequence[ReadableSpan]) -> int:
 
 
 def _sender(
-    endpoint: str, count: int, traffic: str, ready: EventType, go: EventType, done: mp.Queue[tuple[int, int]]
+    endpoint: str,
+    count: int,
+    traffic: str,
+    first: int,
+    ready: EventType,
+    go: EventType,
+    done: mp.Queue[tuple[int, int]],
 ) -> None:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import SpanExportResult
 
+    import bench.span_corpus
+
+    # The corpus numbers its calls (response ids among them) from a counter every forked sender
+    # would start at the same value: the same response id from two senders is one provider call
+    # reported twice, which the collector reconciles (a storage query per batch, superseded rows).
+    # Each sender, and each run, numbers its own range, as bench/collector_workers.py does.
+    bench.span_corpus._counter = itertools.count(first)
     spans = traffic_spans(traffic, count)
     exporter = OTLPSpanExporter(endpoint=endpoint, timeout=60)
     ready.set()
@@ -108,13 +122,21 @@ def _sender(
     done.put((sent, calls))
 
 
+_numbered = 0  # the corpus numbers handed out to senders so far
+
+
 def _send(endpoint: str, total: int, senders: int, traffic: str = "llm") -> tuple[float, int, int, float]:
     """Start senders, release them together; returns (start time, spans acked, calls among them, end time)."""
     ready = [mp.Event() for _ in range(senders)]
     go = mp.Event()
     done: mp.Queue[tuple[int, int]] = mp.Queue()
+    global _numbered
+    first, _numbered = _numbered, _numbered + 10 * total  # 10x: app traffic numbers more than its spans
     procs = [
-        mp.Process(target=_sender, args=(endpoint, total // senders, traffic, ready[i], go, done))
+        mp.Process(
+            target=_sender,
+            args=(endpoint, total // senders, traffic, first + i * 10 * total // senders, ready[i], go, done),
+        )
         for i in range(senders)
     ]
     for p in procs:
@@ -366,6 +388,46 @@ def wal_read_stages(workdir: Path, records: int = 2000, repeat: int = 5) -> dict
         wal.close()
 
 
+def protobuf_input_stages(count: int, repeat: int = 5) -> tuple[int, dict[str, float]]:
+    """µs per LLM span (best of ``repeat``): chDB's Protobuf input decoding the requests to one
+    row per span with the attributes as arrays (``bench/otlp_protobuf_input.py``), next to the
+    collector's upb parse plus the normalizer's attribute loop (what the engine would replace), and
+    the whole normalize for scale. A reference row: the product does not use the engine's decoder."""
+    from bench.otlp_protobuf_input import ProtobufInput
+    from featurecost.collector.pipeline.normalize import _decode, layout_of, normalize_request
+
+    spans = corpus_spans(count, llm_only=True)
+    payloads = [request_for(spans[i : i + BATCH]).SerializeToString() for i in range(0, count, BATCH)]
+
+    def upb_attributes() -> None:
+        for p in payloads:
+            for rs in ExportTraceServiceRequest.FromString(p).resource_spans:
+                for ss in rs.scope_spans:
+                    for span in ss.spans:  # as _normalize_one: layout by keys, then the values it reads
+                        key_values = list(span.attributes)
+                        _decode(key_values, layout_of(tuple([kv.key for kv in key_values])))
+
+    def upb_normalize() -> None:
+        for p in payloads:
+            for _ in normalize_request(ExportTraceServiceRequest.FromString(p)):
+                pass
+
+    engine = ProtobufInput()
+    try:
+        decoded = engine.spans(payloads)  # warm: schema parse, first-query set-up
+        if decoded.num_rows != len(spans):
+            raise AssertionError(f"engine decoded {decoded.num_rows} spans of {len(spans)}")
+        seconds = {
+            "upb parse + attribute loop (now)": _best(upb_attributes, repeat),
+            "upb parse + whole normalize (now)": _best(upb_normalize, repeat),
+            "engine Protobuf → Arrow columns": _best(lambda: engine.spans(payloads), repeat),
+            "  + columns back to Python values": _best(lambda: engine.spans(payloads).to_pydict(), repeat),
+        }
+    finally:
+        engine.close()
+    return len(spans), {name: took / len(spans) * 1e6 for name, took in seconds.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="featurecost collector throughput vs a decode-only baseline")
     parser.add_argument("--spans", type=int, default=40_000)
@@ -429,6 +491,11 @@ def print_stages(count: int, work: Path) -> None:
             )
     for stage, micros in wal_read_stages(work).items():
         print(f"  {stage:<39} {micros:>6.1f} µs per read of one record")
+    spans, micros = protobuf_input_stages(count)
+    print(f"reference: chDB's Protobuf input decoding OTLP (one thread, best of 5), {spans} LLM spans:")
+    floor = micros["upb parse + attribute loop (now)"]
+    for stage, took in micros.items():
+        print(f"  {stage:<39} {took:>6.2f} µs/span {took / floor:>5.2f}x the upb + Python loop")
 
 
 if __name__ == "__main__":

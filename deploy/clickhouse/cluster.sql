@@ -647,3 +647,84 @@ GROUP BY week, environment, feature, session_id;
 
 INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 70, '0070_rollup_priced_later.sql' WHERE 70 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
 
+DROP VIEW IF EXISTS featurecost.rollup_hourly_supersessions_local ON CLUSTER '{cluster}' SYNC;
+
+DROP VIEW IF EXISTS featurecost.rollup_hourly_from_calls_local ON CLUSTER '{cluster}' SYNC;
+
+DROP VIEW IF EXISTS featurecost.rollup_actions_supersessions_local ON CLUSTER '{cluster}' SYNC;
+
+DROP VIEW IF EXISTS featurecost.rollup_actions_from_calls_local ON CLUSTER '{cluster}' SYNC;
+
+DROP VIEW IF EXISTS featurecost.rollup_sessions_supersessions_local ON CLUSTER '{cluster}' SYNC;
+
+DROP VIEW IF EXISTS featurecost.rollup_sessions_from_calls_local ON CLUSTER '{cluster}' SYNC;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS featurecost.rollup_hourly_signed_local ON CLUSTER '{cluster}' TO featurecost.rollup_hourly_local
+AS
+SELECT
+    toStartOfHour(src.start_time) AS hour,
+    src.environment AS environment,
+    src.feature AS feature,
+    src.tenant AS tenant,
+    src.provider AS provider,
+    if(src.response_model != '', src.response_model AS response_model, src.request_model) AS model,
+    src.version AS version,
+    sum(toInt64(src.rollup_sign)) AS calls,
+    sumIf(toInt64(src.rollup_sign), src.cost_usd IS NULL) AS unpriced_calls,
+    sum(toInt64(src.rollup_sign) * toInt64(src.input_tokens)) AS input_tokens,
+    sum(toInt64(src.rollup_sign) * toInt64(src.output_tokens)) AS output_tokens,
+    sum(toInt64(src.rollup_sign) * toInt64(src.cache_read_tokens)) AS cache_read_tokens,
+    sum(toInt64(src.rollup_sign) * toInt64(src.cache_write_tokens)) AS cache_write_tokens,
+    sum(toInt64(src.rollup_sign) * toInt64(src.reasoning_tokens)) AS reasoning_tokens,
+    sum(ifNull(src.cost_usd, toDecimal128(0, 18)) * toInt64(src.rollup_sign)) AS cost_usd,
+    sum(ifNull(src.input_cost_usd, toDecimal128(0, 18)) * toInt64(src.rollup_sign)) AS input_cost_usd,
+    sum(ifNull(src.output_cost_usd, toDecimal128(0, 18)) * toInt64(src.rollup_sign)) AS output_cost_usd,
+    toDecimal128(0, 18) AS restated_usd,
+    toUInt64(0) AS restatements
+FROM featurecost.calls_local AS src
+GROUP BY hour, environment, feature, tenant, provider, model, version;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS featurecost.rollup_actions_signed_local ON CLUSTER '{cluster}' TO featurecost.rollup_actions_local
+AS
+SELECT
+    toStartOfHour(src.start_time) AS hour,
+    src.environment AS environment,
+    src.feature AS feature,
+    src.session_id AS session_id,
+    src.root_id AS root_id,
+    src.tenant AS tenant,
+    src.user_id AS user_id,
+    src.plan AS plan,
+    src.version AS version,
+    src.provider AS provider,
+    if(src.response_model != '', src.response_model AS response_model, src.request_model) AS model,
+    sum(toInt64(src.rollup_sign)) AS calls,
+    sumIf(toInt64(src.rollup_sign), src.cost_usd IS NULL) AS unpriced_calls,
+    sum(toInt64(src.rollup_sign) * toInt64(src.input_tokens)) AS input_tokens,
+    sum(toInt64(src.rollup_sign) * toInt64(src.output_tokens)) AS output_tokens,
+    sum(toInt64(src.rollup_sign) * toInt64(src.cache_read_tokens)) AS cache_read_tokens,
+    sum(toInt64(src.rollup_sign) * toInt64(src.cache_write_tokens)) AS cache_write_tokens,
+    sum(toInt64(src.rollup_sign) * toInt64(src.reasoning_tokens)) AS reasoning_tokens,
+    sum(ifNull(src.cost_usd, toDecimal128(0, 18)) * toInt64(src.rollup_sign)) AS cost_usd,
+    toDecimal128(0, 18) AS restated_usd,
+    min(src.start_time) AS first_call,
+    max(src.start_time) AS last_call
+FROM featurecost.calls_local AS src
+GROUP BY hour, environment, feature, session_id, root_id, tenant, user_id, plan, version, provider, model;
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS featurecost.rollup_sessions_signed_local ON CLUSTER '{cluster}' TO featurecost.rollup_sessions_local
+AS
+SELECT
+    toMonday(src.start_time) AS week,
+    src.environment AS environment,
+    src.feature AS feature,
+    src.session_id AS session_id,
+    sum(toInt64(src.rollup_sign)) AS calls,
+    sumIf(toInt64(src.rollup_sign), src.cost_usd IS NULL) AS unpriced_calls,
+    sum(ifNull(src.cost_usd, toDecimal128(0, 18)) * toInt64(src.rollup_sign)) AS cost_usd,
+    toDecimal128(0, 18) AS restated_usd
+FROM featurecost.calls_local AS src
+GROUP BY week, environment, feature, session_id;
+
+INSERT INTO featurecost.featurecost_migrations (version, name) SELECT 80, '0080_rollup_signed_views.sql' WHERE 80 NOT IN (SELECT version FROM featurecost.featurecost_migrations);
+

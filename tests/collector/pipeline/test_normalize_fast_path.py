@@ -19,7 +19,10 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 
 from featurecost.collector.pipeline.normalize import (
     ResourceFacts,
+    _decode,
+    layout_of,
     normalize_request,
+    read_attributes,
 )
 from featurecost.collector.pipeline.records import CallRecord
 from tests.collector.pipeline.test_normalize import record_spans
@@ -169,3 +172,34 @@ def test_resource_facts_match_the_resource_attributes() -> None:
     facts = ResourceFacts.of({"deployment.environment": "staging", "service.name": "svc"})
     assert (facts.environment, facts.service_name) == ("staging", "svc")
     assert ResourceFacts.of({}).environment == "production"
+
+
+def test_values_that_change_kind_under_one_layout_decode_as_the_general_path() -> None:
+    # _decode first reads each position as the kind it held last time: spans of one layout whose
+    # values switch kind (and defaults: "", 0, False) must still decode exactly as read_attributes.
+    values: list[Any] = ["t", "", 7, 0, False, True, 1.5, 0.0, ["a", "b"], "again", 3]
+    spans = [
+        (
+            "chat",
+            {
+                "gen_ai.operation.name": "chat",
+                "gen_ai.provider.name": "openai",
+                "gen_ai.request.model": "gpt-4o",
+                "featurecost.tenant": value,
+                "gen_ai.usage.input_tokens": values[-1 - n],
+            },
+        )
+        for n, value in enumerate(values)
+    ]
+    request = record_spans(*spans)
+    decoded = []
+    for span in request.resource_spans[0].scope_spans[0].spans:
+        key_values = list(span.attributes)
+        decoded.append(_decode(key_values, layout_of(tuple(kv.key for kv in key_values))))
+    expected = [read_attributes(span.attributes) for span in request.resource_spans[0].scope_spans[0].spans]
+    assert decoded == expected
+    assert [{k: type(v) for k, v in d.items()} for d in decoded] == [
+        {k: type(v) for k, v in d.items()} for d in expected
+    ]
+    fast, general = _both(request)
+    assert _as_dicts(fast) == _as_dicts(general)

@@ -21,6 +21,7 @@ the call (``Pricer.price`` does both and counts it, for the pipeline).
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import json
 import re
@@ -291,13 +292,20 @@ class RateCard:
     # the base tier's rates, read once; None when unpriced
     base_rates: TokenRates | None = field(default=None, init=False, compare=False)
     tiered: bool = field(default=False, init=False, compare=False)  # a rate depends on the input size
+    # Tiered cards: every tier start of every price, sorted; a call's rates depend only on how many
+    # of them its input exceeds (``_rate`` takes the last tier whose start it exceeds), so the rates
+    # are built once per count (``_tier_rates``) instead of per call.
+    tier_starts: tuple[int, ...] = field(default=(), init=False, compare=False)
+    _tier_rates: dict[int, TokenRates] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.model_price is not None:
             # derived from model_price: a value like the rest, computed once per resolution
             object.__setattr__(self, "base_rates", TokenRates.of(self.model_price))
-            tiered = any(isinstance(v, TieredPrices) for v in self.model_price.__dict__.values())
-            object.__setattr__(self, "tiered", tiered)
+            tiered = [v for v in self.model_price.__dict__.values() if isinstance(v, TieredPrices)]
+            object.__setattr__(self, "tiered", bool(tiered))
+            starts = sorted({tier.start for prices in tiered for tier in prices.tiers})
+            object.__setattr__(self, "tier_starts", tuple(starts))
 
     @property
     def priced(self) -> bool:
@@ -307,7 +315,13 @@ class RateCard:
         """The rates for a call with ``total_input`` input tokens (a priced card only)."""
         assert self.model_price is not None
         assert self.base_rates is not None
-        return TokenRates.of(self.model_price, total_input) if self.tiered else self.base_rates
+        if not self.tiered:
+            return self.base_rates
+        exceeded = bisect.bisect_left(self.tier_starts, total_input)  # starts below total_input
+        rates = self._tier_rates.get(exceeded)
+        if rates is None:
+            rates = self._tier_rates[exceeded] = TokenRates.of(self.model_price, total_input)
+        return rates
 
     def token_cost(self, r: CallRecord) -> tuple[Decimal, Decimal]:
         """Input and output cost of ``r``'s token usage at these rates, before any discount."""
