@@ -142,10 +142,10 @@ class ChatStreamAccumulator:
             if self._hide_usage_chunk and not choices:
                 return False
         if choices:
+            # runs per chunk: most chunks carry one choice and no finish reason
             for choice in choices:
-                reason = choice.finish_reason
-                if reason:
-                    self._reasons[choice.index] = str(reason)
+                if choice.finish_reason:
+                    self._reasons[choice.index] = str(choice.finish_reason)
         return True
 
     def usage(self) -> TokenUsage | None:
