@@ -200,7 +200,8 @@ def _attributes_of(span: Any) -> Mapping[str, Any] | None:
     if isinstance(inner, dict):
         return inner
     found = getattr(span, "attributes", None)
-    return found if isinstance(found, Mapping) else None
+    # no current span (INVALID_SPAN has no attributes) is the common case: no ABC check for None
+    return found if found is not None and isinstance(found, Mapping) else None
 
 
 def _marks_llm_call(found: Mapping[str, Any]) -> bool:
