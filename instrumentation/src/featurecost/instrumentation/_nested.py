@@ -161,7 +161,8 @@ class NestedSpanMarker(PassiveSpanProcessor):
         self.on_start: Any = self.watch
         with _live_lock:
             _markers.add(self)
-            if not _watching:
+            # the others rest (and nothing can need this one yet): join them
+            if not _watching and _server_spans_seen and not LIVE:
                 self.on_start = _QUIET
             _rest_if_idle()
 
