@@ -34,6 +34,12 @@ includes that span, which featurecost replaces with its own (hence negative figu
 Memory: each worker's RSS once set up and warmed (idle), and its growth over ``--growth-calls``
 more attributed calls, read at the half and at the end (a plateau shows as ~0 in the second half).
 
+Floors (openai chat only): ``floor-sdk-span`` and ``floor-readable`` are minimal instrumentations
+that emit featurecost's exact attribute set, precomputed (no extraction, no attribution), through
+(a) an SDK span and (b) one ``ReadableSpan`` handed to the processors' ``on_end`` at the end, a
+NonRecordingSpan current during the call; the same two are also timed alone in the bare worker
+(``reference (a)``/``(b)``). Their ratio to the best peer says how far any design of that kind can go.
+
 Target (issue #15): featurecost's added CPU per call ≤ 1/3 of the best peer's, ≤ 1 µs per chunk.
 """
 
@@ -67,7 +73,12 @@ CONTENDERS: dict[str, tuple[str, bool, bool]] = {
     "openai-v2": ("official opentelemetry-instrumentation-openai-v2", True, False),
     "openllmetry": ("OpenLLMetry", True, True),
     "openinference": ("OpenInference", True, True),
+    # What any span-per-call design costs end to end, our attribute set precomputed (no extraction,
+    # no attribution): the reachable floor under featurecost, openai chat only (see FLOOR_SDK/_READABLE).
+    "floor-sdk-span": ("floor (a): SDK span, our attributes, nothing else", True, False),
+    "floor-readable": ("floor (b): ReadableSpan at the end, no SDK Span", True, False),
 }
+FLOOR_CONTENDERS = ("floor-sdk-span", "floor-readable")
 PEERS = ("openai-v2", "openllmetry", "openinference")
 CASES = ("openai chat", "openai stream", "anthropic message", "anthropic stream", "app span")
 # What the OpenTelemetry SDK itself takes for one span with an LLM span's ~20 attributes (12 at
@@ -76,7 +87,16 @@ CASES = ("openai chat", "openai stream", "anthropic message", "anthropic stream"
 FLOOR = "otel span floor"
 _START_ATTRIBUTES = {f"start.attribute.{i}": "value" for i in range(12)}
 _END_ATTRIBUTES = {f"end.attribute.{i}": i for i in range(10)}
+# The same with featurecost's exact attribute set for the bench's chat call (request attributes at
+# start, response and usage at the end), its span current while the call runs: (a) an SDK ``Span``
+# through the BatchSpanProcessor; (b) no SDK ``Span``: a NonRecordingSpan with a fresh SpanContext
+# current during the call, one ``ReadableSpan`` built at the end and handed to the provider's
+# processors' ``on_end`` (their ``on_start`` never runs). Measured alone in the bare worker.
+FLOOR_SDK = "floor (a) SDK span"
+FLOOR_READABLE = "floor (b) ReadableSpan"
+FLOORS = (FLOOR, FLOOR_SDK, FLOOR_READABLE)
 _FLUSH_EVERY = 500
+_PROXY_STREAMS = 4  # streams per timing of the stream proxy alone
 
 
 # --- canned provider responses ---
@@ -209,6 +229,17 @@ def _instrument(name: str, provider: Any) -> None:
 
         OIOpenAI().instrument(tracer_provider=provider)
         OIAnthropic().instrument(tracer_provider=provider)
+    elif name in FLOOR_CONTENDERS:
+        import openai.resources.chat.completions.completions as chat_module
+        from wrapt import wrap_function_wrapper
+
+        floor = SpanFloor(provider)
+        emit = floor.sdk_span if name == "floor-sdk-span" else floor.readable_span
+
+        def wrapper(wrapped: Callable[..., Any], instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+            return emit(lambda: wrapped(*args, **kwargs))
+
+        wrap_function_wrapper(chat_module, "Completions.create", wrapper)
     elif not name.startswith("bare"):
         raise SystemExit(f"unknown contender {name!r}")
 
@@ -216,6 +247,97 @@ def _instrument(name: str, provider: Any) -> None:
 def _rss_kb() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
+
+
+class SpanFloor:
+    """The span of one chat call with featurecost's exact attributes, two ways (see FLOOR_SDK)."""
+
+    def __init__(self, provider: Any) -> None:
+        from opentelemetry import context as otel_context
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import ReadableSpan
+        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+        from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+        from opentelemetry.trace.status import Status
+
+        import featurecost
+        from featurecost.instrumentation._spans import _start_attributes, end_attributes
+        from featurecost.instrumentation.openai._usage import completion_facts
+        from featurecost.instrumentation.version import __version__
+
+        self.provider = provider
+        self.tracer = provider.get_tracer("featurecost.instrumentation.openai", __version__)
+        with featurecost.attribute(**ATTRIBUTION):
+            attribution = featurecost.current_attribution()
+        self.start_attributes = _start_attributes("chat", "openai", CHAT_MODEL, _BenchClient(), attribution, {})
+        import openai
+
+        parsed = openai.types.chat.ChatCompletion.model_validate_json(_chat_json())
+        self.end_attributes = end_attributes(*completion_facts(parsed))
+        self.name = f"chat {CHAT_MODEL}"
+        self._otel_context, self._trace = otel_context, trace
+        self._readable, self._non_recording, self._span_context = ReadableSpan, NonRecordingSpan, SpanContext
+        self._sampled = TraceFlags(TraceFlags.SAMPLED)
+        self._client = SpanKind.CLIENT
+        self._unset = Status()
+        self._scope = InstrumentationScope("featurecost.instrumentation.openai", __version__)
+
+    def sdk_span(self, call: Callable[[], Any]) -> Any:
+        otel_context, trace = self._otel_context, self._trace
+        span = self.tracer.start_span(self.name, kind=self._client, attributes=self.start_attributes)
+        token = otel_context.attach(trace.set_span_in_context(span))
+        try:
+            result = call()
+        finally:
+            otel_context.detach(token)
+        span.set_attributes(self.end_attributes)
+        span.end()
+        return result
+
+    def readable_span(self, call: Callable[[], Any]) -> Any:
+        """(b): what the span costs without an SDK ``Span``. The sampler is still asked (a real
+        implementation must honour it); processors' ``on_start`` is not called (there is no
+        ``Span`` to hand them), and ``get_current_span().is_recording()`` is False in the call."""
+        otel_context, trace, provider = self._otel_context, self._trace, self.provider
+        ctx = otel_context.get_current()
+        parent = trace.get_current_span(ctx).get_span_context()
+        ids = provider.id_generator
+        trace_id = parent.trace_id if parent.is_valid else ids.generate_trace_id()
+        sampled = provider.sampler.should_sample(
+            ctx, trace_id, self.name, self._client, self.start_attributes
+        ).decision.is_sampled()
+        span_context = self._span_context(trace_id, ids.generate_span_id(), False, self._sampled)
+        token = otel_context.attach(trace.set_span_in_context(self._non_recording(span_context), ctx))
+        start = time.time_ns()
+        try:
+            result = call()
+        finally:
+            otel_context.detach(token)
+        if sampled:
+            provider._active_span_processor.on_end(
+                self._readable(
+                    self.name,
+                    context=span_context,
+                    parent=parent if parent.is_valid else None,
+                    resource=provider.resource,
+                    attributes={**self.start_attributes, **self.end_attributes},
+                    kind=self._client,
+                    status=self._unset,
+                    start_time=start,
+                    end_time=time.time_ns(),
+                    instrumentation_scope=self._scope,
+                )
+            )
+        return result
+
+
+class _BenchClient:
+    """What ``_start_attributes`` reads of an SDK client: its base URL."""
+
+    def __init__(self) -> None:
+        import httpx2
+
+        self._base_url = httpx2.URL("http://bench.invalid/v1")
 
 
 class Worker:
@@ -261,6 +383,7 @@ class Worker:
         )
         self.tracer = self.provider.get_tracer("app")
         self._parsed: tuple[list[Any], list[Any]] | None = None
+        self._span_floor_: SpanFloor | None = None
         self.per_call: Callable[[], AbstractContextManager[Any]] = attribute if per_call else nullcontext
         self.per_batch: Callable[[], AbstractContextManager[Any]] = attribute if outer else nullcontext
 
@@ -297,8 +420,21 @@ class Worker:
         span.set_attributes(_END_ATTRIBUTES)
         span.end()
 
+    def _floor(self) -> SpanFloor:
+        if self._span_floor_ is None:
+            self._span_floor_ = SpanFloor(self.provider)
+        return self._span_floor_
+
+    def _sdk_span_floor(self) -> None:
+        self._floor().sdk_span(_nothing)
+
+    def _readable_span_floor(self) -> None:
+        self._floor().readable_span(_nothing)
+
     def case(self, case: str) -> Callable[[], None]:
         return {
+            FLOOR_SDK: self._sdk_span_floor,
+            FLOOR_READABLE: self._readable_span_floor,
             "openai chat": self._openai_chat,
             "openai stream": self._openai_stream,
             "anthropic message": self._anthropic_message,
@@ -337,23 +473,33 @@ class Worker:
                 ),
             )
         tracer = self.provider.get_tracer("bench")
+
+        def traced(items: list[Any], new: Callable[[], Any]) -> None:
+            call = start_llm_call(tracer, operation="chat", provider="bench", request_model=CHAT_MODEL)
+            for _ in TracedStream(iter(items), call, new()):
+                pass
+
         added = []
         for items, new in (
             (self._parsed[0], lambda: ChatStreamAccumulator(True)),
             (self._parsed[1], MessageStreamAccumulator),
         ):
             gc.collect()
+            # One stream untimed first: right after a collection the allocator's first requests
+            # fault freed pages back in (~150 µs, measured), a cost of the collection that the
+            # plain loop (which allocates nothing) would not pay. Then a few streams per timing
+            # and one flush, as an app runs them.
+            traced(items, new)
             start = time.process_time()
-            for _ in iter(items):
-                pass
+            for _ in range(_PROXY_STREAMS):
+                for _ in iter(items):
+                    pass
             plain = time.process_time() - start
-            gc.collect()
             start = time.process_time()
-            call = start_llm_call(tracer, operation="chat", provider="bench", request_model=CHAT_MODEL)
-            for _ in TracedStream(iter(items), call, new()):
-                pass
+            for _ in range(_PROXY_STREAMS):
+                traced(items, new)
             self.provider.force_flush()
-            added.append((time.process_time() - start - plain) / len(items) * 1e6)
+            added.append((time.process_time() - start - plain) / (_PROXY_STREAMS * len(items)) * 1e6)
         return added
 
     def growth(self, calls: int) -> list[int]:
@@ -370,6 +516,10 @@ class Worker:
             gc.collect()
             sizes.append(_rss_kb())
         return sizes
+
+
+def _nothing() -> None:
+    pass
 
 
 def worker_main(name: str, chunks: int) -> None:
@@ -431,10 +581,12 @@ def _rotated(items: list[Remote], by: int) -> Iterator[Remote]:
 
 def _applies(name: str, case: str) -> bool:
     _, openai_, anthropic_ = CONTENDERS[name]
-    if case == FLOOR:
+    if case in FLOORS:
         return name == "bare"
     if case == "app span":
         return True
+    if name in FLOOR_CONTENDERS:
+        return case == "openai chat"
     return openai_ if case.startswith("openai") else anthropic_
 
 
@@ -443,12 +595,12 @@ def compare(args: argparse.Namespace) -> None:
     workers = [Remote(name, args.chunks) for name in names]
     spans = 1000  # app spans per batch: below the span queue's 2048, so none is dropped
     repeat = {"openai chat": args.calls, "anthropic message": args.calls, "openai stream": 1, "anthropic stream": 1}
-    repeat.update({"app span": spans, FLOOR: args.calls})
+    repeat.update({"app span": spans, **dict.fromkeys(FLOORS, args.calls)})
     per_op = {"openai chat": args.calls, "anthropic message": args.calls, "openai stream": args.chunks}
-    per_op.update({"anthropic stream": args.chunks, "app span": spans, FLOOR: args.calls})
+    per_op.update({"anthropic stream": args.chunks, "app span": spans, **dict.fromkeys(FLOORS, args.calls)})
     try:
         for worker in workers:  # warm up: imports, pools, caches
-            for case in (*CASES, FLOOR):
+            for case in (*CASES, *FLOORS):
                 if _applies(worker.name, case):
                     worker.ask(op="run", case=case, repeat=max(1, repeat[case] // 10))
         idle = {w.name: w.ask(op="rss") for w in workers}
@@ -456,13 +608,13 @@ def compare(args: argparse.Namespace) -> None:
         proxy: list[list[float]] = []
         bare_us: dict[str, list[float]] = {}
         for round_ in range(args.rounds):
-            for case in (*CASES, FLOOR):
+            for case in (*CASES, *FLOORS):
                 times: dict[str, float] = {}
                 for worker in _rotated(workers, round_):
                     if _applies(worker.name, case):
                         times[worker.name] = worker.ask(op="run", case=case, repeat=repeat[case]) / per_op[case] * 1e6
                 base = times["bare"]
-                if case == FLOOR:
+                if case in FLOORS:
                     bare_us.setdefault(case, []).append(base)
                     continue
                 bare_us.setdefault(case, []).append(base)
@@ -497,6 +649,14 @@ def compare(args: argparse.Namespace) -> None:
         print(f"{CONTENDERS[name][0]:48}" + "".join(cells))
     floor = statistics.median(bare_us[FLOOR])
     print(f"reference: the OTel SDK alone, one span with ~20 attributes started and ended: {floor:.2f} µs")
+    print(
+        f"reference (a): featurecost's exact attributes on an SDK span, current during the call: "
+        f"{statistics.median(bare_us[FLOOR_SDK]):.2f} µs"
+    )
+    print(
+        f"reference (b): the same delivered as one ReadableSpan at the end (NonRecordingSpan current, "
+        f"no SDK Span, no on_start): {statistics.median(bare_us[FLOOR_READABLE]):.2f} µs"
+    )
     print()
     for case in CASES[:4]:
         peers = {p: medians[p, case] for p in PEERS if (p, case) in medians}
@@ -509,6 +669,11 @@ def compare(args: argparse.Namespace) -> None:
         print(
             f"{case:20} featurecost {ours:8.2f} / best peer ({best}) {peers[best]:8.2f} = {ratio:6.3f}  target {target}"
         )
+        for name in FLOOR_CONTENDERS:
+            if (name, case) in medians:
+                floor_ratio = medians[name, case] / peers[best]
+                ours = medians[name, case]
+                print(f"{'':20} {name:11} {ours:8.2f} / the same peer = {floor_ratio:6.3f}  (a floor: reachable?)")
     print()
     if proxy:
         openai_chunk = statistics.median(p[0] for p in proxy)

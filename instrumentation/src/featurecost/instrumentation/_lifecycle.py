@@ -30,10 +30,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
+from opentelemetry import context as otel_context
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
+from opentelemetry.instrumentation.utils import _SUPPRESS_INSTRUMENTATION_KEY_PLAIN, unwrap
 from opentelemetry.trace import Span, Tracer
 from wrapt import wrap_function_wrapper
 
+from featurecost.instrumentation._nested import IN_LLM_CALL
 from featurecost.instrumentation._settle import settle_usage
 from featurecost.instrumentation._spans import (
     LLMCall,
@@ -41,12 +44,10 @@ from featurecost.instrumentation._spans import (
     ResponseFacts,
     TokenUsage,
     begin_llm_span,
+    end_attributes,
     end_llm_span,
-    in_llm_call,
     request_attributes,
-    response_attributes,
     start_llm_call,
-    usage_attributes,
 )
 from featurecost.instrumentation._streams import AsyncTracedStream, ResponseAccumulator, StreamAccumulator, TracedStream
 from featurecost.instrumentation.attribution import UnattributedCallError
@@ -118,7 +119,12 @@ class Opened:
 
 def passthrough() -> bool:
     """Rule 1: suppressed, or inside a featurecost LLM call already (it bills this one)."""
-    return in_llm_call() or not is_instrumentation_enabled()
+    # ``in_llm_call() or not is_instrumentation_enabled()`` in one read of the current context:
+    # this runs before every call.
+    ctx = otel_context.get_current()
+    return bool(
+        ctx.get(IN_LLM_CALL) or ctx.get(_SUPPRESS_INSTRUMENTATION_KEY) or ctx.get(_SUPPRESS_INSTRUMENTATION_KEY_PLAIN)
+    )
 
 
 def _provider(method: Method, instance: Any) -> str:
@@ -206,7 +212,7 @@ def finish(started: tuple[Span, object], opened: Opened, facts: Facts | None) ->
     response, usage = facts if facts is not None else NO_FACTS
     try:
         if span.is_recording():
-            span.set_attributes({**response_attributes(response), **usage_attributes(usage)})
+            span.set_attributes(end_attributes(response, usage))
     except Exception:
         log.debug("featurecost: could not record a response", exc_info=True)
     end_llm_span(span, token)

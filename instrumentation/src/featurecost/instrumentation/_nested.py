@@ -95,13 +95,13 @@ def server_spans_seen() -> bool:
 
 
 # Keys (ids) of the featurecost calls in progress in this process: a span can only start inside
-# one of our calls (or a stream helper's ``STARTED_SPANS`` window) while this is not empty. Only
-# ``call_started`` / ``call_ended`` change it, under ``_live_lock``, together with the markers'
-# mode; a key left behind (a stream never finished nor collected) only costs speed, never a
-# missed mark.
+# one of our calls (or a stream helper's ``STARTED_SPANS`` window) while this is not empty. A key
+# left behind (a stream never finished nor collected) only costs speed, never a missed mark.
 LIVE: set[int] = set()
 _live_lock = threading.Lock()
 _markers: weakref.WeakSet[NestedSpanMarker] = weakref.WeakSet()
+# Whether the markers watch (``on_start`` is ``watch``): only changed under ``_live_lock``.
+_watching = True
 
 # The marker's ``on_start`` while it has nothing to do: a builtin that takes any arguments and
 # ignores them, so the SDK's call for every span of the app costs no Python frame.
@@ -109,25 +109,40 @@ _QUIET: Any = "".format
 
 
 def call_started(key: int) -> None:
-    """A featurecost call (key: an id unique while it runs) begins: the markers watch."""
-    with _live_lock:
-        LIVE.add(key)
-        if len(LIVE) == 1:
-            for marker in _markers:
-                marker.on_start = marker.watch
+    """A featurecost call (key: an id unique while it runs) begins: the markers watch.
+
+    Runs on every call, so the lock is only taken to wake resting markers. ``set.add`` is atomic;
+    a marker put to rest concurrently is woken again by ``_rest_if_idle`` itself, which looks at
+    ``LIVE`` once more after resting them (this call's key is in by then, or it saw
+    ``_watching`` False and wakes them here).
+    """
+    LIVE.add(key)
+    if not _watching:
+        with _live_lock:
+            _set_watching(True)
 
 
 def call_ended(key: int) -> None:
     """The call ``key`` is over: with none left, and SERVER spans seen already, the markers rest."""
-    with _live_lock:
-        LIVE.discard(key)
-        _rest_if_idle()
+    LIVE.discard(key)
+    if not LIVE and _server_spans_seen and _watching:
+        with _live_lock:
+            _rest_if_idle()
+
+
+def _set_watching(watching: bool) -> None:
+    global _watching
+    _watching = watching
+    for marker in _markers:
+        marker.on_start = marker.watch if watching else _QUIET
 
 
 def _rest_if_idle() -> None:
-    if not LIVE and _server_spans_seen:
-        for marker in _markers:
-            marker.on_start = _QUIET
+    """Under ``_live_lock``: rest the markers when no call runs and SERVER spans were seen."""
+    if _watching and not LIVE and _server_spans_seen:
+        _set_watching(False)
+        if LIVE:  # a call started meanwhile and saw the markers watching: wake them again
+            _set_watching(True)
 
 
 class NestedSpanMarker(PassiveSpanProcessor):
@@ -146,6 +161,9 @@ class NestedSpanMarker(PassiveSpanProcessor):
         self.on_start: Any = self.watch
         with _live_lock:
             _markers.add(self)
+            # the others rest (and nothing can need this one yet): join them
+            if not _watching and _server_spans_seen and not LIVE:
+                self.on_start = _QUIET
             _rest_if_idle()
 
     def watch(self, span: Any, parent_context: otel_context.Context | None = None) -> None:

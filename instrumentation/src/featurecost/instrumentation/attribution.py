@@ -41,15 +41,6 @@ R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
-_NAMED_KEYS: dict[str, str] = {
-    "feature": attrs.FEATURE,
-    "tenant": attrs.TENANT,
-    "user": attrs.USER,
-    "plan": attrs.PLAN,
-    "root_id": attrs.ROOT_ID,
-    "session": attrs.SESSION,
-    "version": attrs.VERSION,
-}
 # featurecost.latency travels and is copied like the named keys (never subject to the extras allow-list)
 _NAMED_KEY_SET = frozenset((*attrs.ATTRIBUTION_KEYS, attrs.LATENCY))
 _LATENCIES = (attrs.LATENCY_BATCH, attrs.LATENCY_INTERACTIVE)
@@ -360,16 +351,21 @@ def attribute(
     """
     if latency is not None and latency not in _LATENCIES:
         raise ValueError(f"latency must be 'batch' or 'interactive', not {latency!r}")
-    named = {
-        "feature": feature,
-        "tenant": tenant,
-        "user": user,
-        "plan": plan,
-        "session": session,
-        "version": version,
-        "root_id": root_id,
-    }
-    values = {_NAMED_KEYS[name]: _clip(str(value)) for name, value in named.items() if value is not None}
+    values: dict[str, str] = {}
+    limit = settings.max_value_length
+    # one pass over the named values, str and clipped: this runs per request, often per call
+    for key, value in (
+        (attrs.FEATURE, feature),
+        (attrs.TENANT, tenant),
+        (attrs.USER, user),
+        (attrs.PLAN, plan),
+        (attrs.SESSION, session),
+        (attrs.VERSION, version),
+        (attrs.ROOT_ID, root_id),
+    ):
+        if value is not None:
+            text = value if type(value) is str else str(value)
+            values[key] = text if len(text) <= limit else text[:limit]
     if latency is not None:
         values[attrs.LATENCY] = latency
     kept = 0
