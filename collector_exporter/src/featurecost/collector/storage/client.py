@@ -345,6 +345,8 @@ class Storage:
     ) -> None:
         """``head`` (``INSERT INTO t (cols)``) with ``data`` in format ``fmt``; ``settings``
         (``insert_deduplication_token`` …) as the insert's own, as a server applies them."""
+        # one engine thread unless asked otherwise: see _insert_calls_arrow (the engine shares the cores)
+        settings = {"max_threads": "1", "max_insert_threads": "1", **settings}
         clause = ", ".join(f"{k} = {_sql_string(v)}" for k, v in settings.items() if _SETTING_NAME.match(k))
         with _in_memory_file(data) as path:
             sql = f"{head} FROM INFILE {_sql_string(path)}{' SETTINGS ' + clause if clause else ''} FORMAT {fmt}"
