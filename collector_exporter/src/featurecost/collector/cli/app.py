@@ -161,8 +161,8 @@ def collector(
         int | None,
         _opt(
             "WORKERS",
-            "Collector processes sharing the OTLP ports, one per core to use; more than 1 needs a "
-            "ClickHouse server (--storage http(s)://...). [default: 1]",
+            "Collector processes sharing the OTLP ports, one per core to use; on embedded chDB "
+            "worker 0 owns the engine and the others store through it. [default: 1]",
             min=1,
         ),
     ] = None,
