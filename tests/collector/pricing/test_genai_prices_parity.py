@@ -119,3 +119,31 @@ def test_off_peak_prices_are_resolved_within_the_day() -> None:
         assert pricer.price(record).cost_usd == expected
         costs.append(expected)
     assert len(set(costs)) == 2  # peak and off-peak
+
+
+def test_one_tiered_rate_card_prices_every_size_as_the_library_does_in_any_order() -> None:
+    # A rate card keeps the rates of each tier bracket it has met: calls crossing tier starts
+    # (and landing exactly on one) in any order must still be priced at their own tier.
+    from featurecost.collector.pricing.pricer import RateCard
+
+    snapshot = data_snapshot.get_snapshot()
+    cards = 0
+    for provider in snapshot.providers:
+        for model in provider.models:
+            model_price = model.get_prices(WHEN)
+            card = RateCard("", "", "", model_price)
+            if not Pricer._fast(model_price) or not card.tier_starts:
+                continue
+            sizes = [s + d for s in card.tier_starts for d in (-1, 0, 1)]
+            for total in [*sizes, *reversed(sizes)]:
+                usage = {"input_tokens": total, "output_tokens": 100}
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    expected = model_price.calc_price(Usage(**usage))
+                assert card.token_cost(_record(usage)) == (expected["input_price"], expected["output_price"]), (
+                    provider.id,
+                    model.id,
+                    total,
+                )
+            cards += 1
+    assert cards > 3
