@@ -30,13 +30,10 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from opentelemetry import context as otel_context
-from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
-from opentelemetry.instrumentation.utils import _SUPPRESS_INSTRUMENTATION_KEY_PLAIN, unwrap
+from opentelemetry.instrumentation.utils import is_instrumentation_enabled, unwrap
 from opentelemetry.trace import Span, Tracer
 from wrapt import wrap_function_wrapper
 
-from featurecost.instrumentation._nested import IN_LLM_CALL
 from featurecost.instrumentation._settle import settle_usage
 from featurecost.instrumentation._spans import (
     LLMCall,
@@ -46,6 +43,7 @@ from featurecost.instrumentation._spans import (
     begin_llm_span,
     end_attributes,
     end_llm_span,
+    in_llm_call,
     request_attributes,
     start_llm_call,
 )
@@ -119,12 +117,7 @@ class Opened:
 
 def passthrough() -> bool:
     """Rule 1: suppressed, or inside a featurecost LLM call already (it bills this one)."""
-    # ``in_llm_call() or not is_instrumentation_enabled()`` in one read of the current context:
-    # this runs before every call.
-    ctx = otel_context.get_current()
-    return bool(
-        ctx.get(IN_LLM_CALL) or ctx.get(_SUPPRESS_INSTRUMENTATION_KEY) or ctx.get(_SUPPRESS_INSTRUMENTATION_KEY_PLAIN)
-    )
+    return in_llm_call() or not is_instrumentation_enabled()
 
 
 def _provider(method: Method, instance: Any) -> str:

@@ -553,6 +553,8 @@ def set_if(span: Span, key: str, value: object) -> None:
 
 
 def int_or_zero(value: object) -> int:
+    if type(value) is int:  # the SDKs' plain counts: one check (runs several times per call)
+        return value
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 

@@ -186,7 +186,6 @@ class TracedStream(_CallStream):
                 otel_context.detach(token)
 
     def __next__(self) -> Any:
-        # Runs per chunk: ``_take`` inlined, the accumulator's ``on_item`` looked up once per step.
         on_item = self._self_acc.on_item
         while True:
             try:
@@ -198,11 +197,7 @@ class TracedStream(_CallStream):
             except BaseException as exc:
                 _finish(self._self_call, self._self_acc, complete=False, error=exc)
                 raise
-            try:
-                if on_item(item):
-                    return item
-            except Exception:  # a surprise in a chunk must not break the caller's stream
-                log.debug("featurecost: could not read a stream item", exc_info=True)
+            if _take(on_item, item):
                 return item
 
     def close(self) -> Any:

@@ -352,7 +352,6 @@ def attribute(
     if latency is not None and latency not in _LATENCIES:
         raise ValueError(f"latency must be 'batch' or 'interactive', not {latency!r}")
     values: dict[str, str] = {}
-    limit = settings.max_value_length
     # one pass over the named values, str and clipped: this runs per request, often per call
     for key, value in (
         (attrs.FEATURE, feature),
@@ -364,8 +363,7 @@ def attribute(
         (attrs.ROOT_ID, root_id),
     ):
         if value is not None:
-            text = value if type(value) is str else str(value)
-            values[key] = text if len(text) <= limit else text[:limit]
+            values[key] = _clip(value if type(value) is str else str(value))
     if latency is not None:
         values[attrs.LATENCY] = latency
     kept = 0

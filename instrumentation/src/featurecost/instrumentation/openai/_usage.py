@@ -12,11 +12,6 @@ from typing import Any
 from featurecost.instrumentation._spans import ResponseFacts, TokenUsage, int_or_zero
 
 
-def _count(value: object) -> int:
-    # ``int_or_zero`` with the SDK's plain ints answered by one type check: runs six times per call
-    return value if type(value) is int else int_or_zero(value)  # type: ignore[return-value]
-
-
 def usage_from_openai(usage: Any) -> TokenUsage | None:
     """Chat completions, legacy completions and embeddings (``prompt_tokens`` / ``completion_tokens``)."""
     if usage is None:
@@ -24,12 +19,12 @@ def usage_from_openai(usage: Any) -> TokenUsage | None:
     prompt_details = getattr(usage, "prompt_tokens_details", None)
     completion_details = getattr(usage, "completion_tokens_details", None)
     return TokenUsage(
-        _count(getattr(usage, "prompt_tokens", 0)),
-        _count(getattr(usage, "completion_tokens", 0)),
-        cache_read_tokens=_count(getattr(prompt_details, "cached_tokens", 0)),
-        reasoning_tokens=_count(getattr(completion_details, "reasoning_tokens", 0)),
-        input_audio_tokens=_count(getattr(prompt_details, "audio_tokens", 0)),
-        output_audio_tokens=_count(getattr(completion_details, "audio_tokens", 0)),
+        input_tokens=int_or_zero(getattr(usage, "prompt_tokens", 0)),
+        output_tokens=int_or_zero(getattr(usage, "completion_tokens", 0)),
+        cache_read_tokens=int_or_zero(getattr(prompt_details, "cached_tokens", 0)),
+        reasoning_tokens=int_or_zero(getattr(completion_details, "reasoning_tokens", 0)),
+        input_audio_tokens=int_or_zero(getattr(prompt_details, "audio_tokens", 0)),
+        output_audio_tokens=int_or_zero(getattr(completion_details, "audio_tokens", 0)),
     )
 
 
