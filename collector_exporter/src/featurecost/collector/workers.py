@@ -116,7 +116,6 @@ class Supervisor:
         # embedded chDB: worker 0's engine, served to the other workers (module doc)
         self._engine_socket: socket.socket | None = None
         self._engine_secret = secrets.token_urlsafe(32)
-        self._shares_engine = config.workers > 1 and config.resolved_storage_dsn.startswith("chdb:")
 
     def _claim_ports(self) -> None:
         config = self.config
@@ -130,7 +129,7 @@ class Supervisor:
             self._held.append(grpc)
             grpc_port = int(grpc.getsockname()[1])
         self._ports = (int(http.getsockname()[1]), grpc_port)
-        if self._shares_engine:
+        if config.workers > 1 and config.resolved_storage_dsn.startswith("chdb:"):
             self._engine_socket = listen("127.0.0.1", 0, "the embedded engine (for the workers)")
             self._held.append(self._engine_socket)
 
@@ -272,7 +271,7 @@ class Supervisor:
             await stopping
             log.info("stopping: every worker drains its write-ahead log")
             deadline = time.monotonic() + self.config.drain_timeout + _STOP_GRACE
-            if self._shares_engine:
+            if self._engine_socket is not None:
                 # the others store through worker 0's engine: they drain first, then worker 0
                 for worker in self.workers[1:]:
                     self._terminate(worker)
