@@ -93,6 +93,7 @@ def _sender(
     endpoint: str,
     count: int,
     traffic: str,
+    connections: int,
     first: int,
     ready: EventType,
     go: EventType,
@@ -106,27 +107,33 @@ def _sender(
     # The corpus numbers its calls (response ids among them) from a counter every forked sender
     # would start at the same value: the same response id from two senders is one provider call
     # reported twice, which the collector reconciles (a storage query per batch, superseded rows).
-    # Each sender, and each run, numbers its own range, as bench/collector_workers.py does.
+    # Each sender, and each run, numbers its own range.
     bench.span_corpus._counter = itertools.count(first)
     spans = traffic_spans(traffic, count)
-    exporter = OTLPSpanExporter(endpoint=endpoint, timeout=60)
+    # batches round-robin over ``connections`` exporters: the kernel spreads connections, not
+    # requests, over the workers of a ``--workers N`` collector (bench/collector_workers.py)
+    exporters = [OTLPSpanExporter(endpoint=endpoint, timeout=60) for _ in range(connections)]
     ready.set()
     go.wait()
     sent = calls = 0
-    for i in range(0, len(spans), BATCH):
+    for n, i in enumerate(range(0, len(spans), BATCH)):
         batch = spans[i : i + BATCH]
-        if exporter.export(batch) is SpanExportResult.SUCCESS:
+        if exporters[n % connections].export(batch) is SpanExportResult.SUCCESS:
             sent += len(batch)
             calls += _calls_in(batch)
-    exporter.shutdown()
+    for exporter in exporters:
+        exporter.shutdown()
     done.put((sent, calls))
 
 
 _numbered = 0  # the corpus numbers handed out to senders so far
 
 
-def _send(endpoint: str, total: int, senders: int, traffic: str = "llm") -> tuple[float, int, int, float]:
-    """Start senders, release them together; returns (start time, spans acked, calls among them, end time)."""
+def _send(
+    endpoint: str, total: int, senders: int, traffic: str = "llm", connections: int = 1
+) -> tuple[float, int, int, float]:
+    """Start senders (``connections`` exporters each), release them together; returns (start
+    time, spans acked, calls among them, end time)."""
     ready = [mp.Event() for _ in range(senders)]
     go = mp.Event()
     done: mp.Queue[tuple[int, int]] = mp.Queue()
@@ -135,7 +142,16 @@ def _send(endpoint: str, total: int, senders: int, traffic: str = "llm") -> tupl
     procs = [
         mp.Process(
             target=_sender,
-            args=(endpoint, total // senders, traffic, first + i * 10 * total // senders, ready[i], go, done),
+            args=(
+                endpoint,
+                total // senders,
+                traffic,
+                connections,
+                first + i * 10 * total // senders,
+                ready[i],
+                go,
+                done,
+            ),
         )
         for i in range(senders)
     ]

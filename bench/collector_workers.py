@@ -21,47 +21,18 @@ not how the collector scales: the core count is printed next to it.
 from __future__ import annotations
 
 import argparse
-import itertools
-import multiprocessing as mp
 import os
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass
-from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 
 import clickhouse_connect
 
-from bench.collector_throughput import BATCH, _calls_in, traffic_spans
+from bench.collector_throughput import BATCH, _send
 from testsupport.collector import start_clickhouse_http
 from testsupport.harness import ManagedProcess, start_collector, wait_until
-
-
-def _sender(
-    endpoint: str, count: int, connections: int, first: int, ready: EventType, go: EventType, done: mp.Queue[int]
-) -> None:
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.trace.export import SpanExportResult
-
-    import bench.span_corpus
-
-    # The corpus numbers its calls (response ids among them) from a counter every forked sender
-    # would start at the same value: the same response id from two senders is one provider call
-    # reported twice to the collector, which stores it once. Each sender numbers its own range.
-    bench.span_corpus._counter = itertools.count(first)
-    spans = traffic_spans("llm", count)
-    exporters = [OTLPSpanExporter(endpoint=endpoint, timeout=60) for _ in range(connections)]
-    ready.set()
-    go.wait()
-    calls = 0  # the corpus' Vercel AI SDK parent spans are not calls: stored rows count calls
-    for n, i in enumerate(range(0, len(spans), BATCH)):
-        batch = spans[i : i + BATCH]
-        if exporters[n % connections].export(batch) is SpanExportResult.SUCCESS:
-            calls += _calls_in(batch)
-    for exporter in exporters:
-        exporter.shutdown()
-    done.put(calls)
 
 
 def _drained(data_dir: Path) -> bool:
@@ -144,13 +115,13 @@ def run(workers: int, load: Load, dsn: str | None, work: Path, storage: ManagedP
     try:
         endpoint = f"{collector.otlp_endpoint}/v1/traces"
         # warm up every worker (first insert, lazy imports): steady state is timed
-        _send(endpoint, BATCH * 4 * workers, 1, 4 * workers, first=1 << 40)
+        _send(endpoint, BATCH * 4 * workers, 1, connections=4 * workers)
         wait_until(lambda: stored() > 0 and _drained(collector.data_dir), 600, "warm-up stored", interval=0.05)
         rows_before = stored()
         pids = _tree(collector.process.popen.pid)
         cpu_before = _cpu_seconds(pids)
         storage_before = _cpu_seconds([storage.popen.pid]) if storage else 0.0
-        start, acked = _send(endpoint, load.spans, load.senders, load.connections)
+        start, _, acked, _ = _send(endpoint, load.spans, load.senders, connections=load.connections)
         wait_until(lambda: _drained(collector.data_dir), 3600, "every span stored", interval=0.05)
         seconds = time.perf_counter() - start
         rows = stored() - rows_before
@@ -161,29 +132,6 @@ def run(workers: int, load: Load, dsn: str | None, work: Path, storage: ManagedP
         if client is not None:
             client.close()
     return Run(workers, acked, rows, seconds, collector_cpu, storage_cpu)
-
-
-def _send(endpoint: str, total: int, senders: int, connections: int, first: int = 0) -> tuple[float, int]:
-    """Start senders, release them together; (start time, calls among the spans acknowledged)."""
-    ready = [mp.Event() for _ in range(senders)]
-    go = mp.Event()
-    done: mp.Queue[int] = mp.Queue()
-    procs = [
-        mp.Process(
-            target=_sender, args=(endpoint, total // senders, connections, first + (i << 32), ready[i], go, done)
-        )
-        for i in range(senders)
-    ]
-    for p in procs:
-        p.start()
-    for event in ready:
-        event.wait(300)
-    start = time.perf_counter()
-    go.set()
-    acked = sum(done.get(timeout=1800) for _ in procs)
-    for p in procs:
-        p.join()
-    return start, acked
 
 
 def main() -> None:
