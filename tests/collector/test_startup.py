@@ -85,5 +85,7 @@ def test_storage_routes_answer_503_until_storage_is_ready(tmp_path: Path) -> Non
                 assert "storage is not ready yet" in answer.json()["error"]
             assert client.get("/healthz").status_code == 200
             assert client.get("/api/v1/status").json()["pipeline"]["storage_ready"] is False
+            # the price data version is the pricer's, not storage's: `prices update` reads it at once
+            assert client.get("/api/v1/prices/data").json()["data_version"].startswith("genai-prices==")
     finally:
         assert collector.process.stop() == 0, collector.process.log()

@@ -71,6 +71,13 @@ _STORAGE_ROUTES = (
     "/api/v1/rollups/",
     "/api/v1/prices/",
 )
+# ... except these, which read or change only the pricer in memory (``prices update`` asks the
+# data version first: right after a start it must not wait for storage)
+_PRICER_ONLY = frozenset({("GET", "/api/v1/prices/data"), ("DELETE", "/api/v1/prices/data")})
+
+
+def _needs_storage(method: str, path: str) -> bool:
+    return path.startswith(_STORAGE_ROUTES) and (method, path) not in _PRICER_ONLY
 
 
 class _StorageGate:
@@ -79,7 +86,8 @@ class _StorageGate:
         self.pipeline = pipeline
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not self.pipeline.storage_ready and scope["path"].startswith(_STORAGE_ROUTES):
+        waiting = scope["type"] == "http" and not self.pipeline.storage_ready
+        if waiting and _needs_storage(scope["method"], scope["path"]):
             error = self.pipeline.last_error or "connecting to storage and applying migrations"
             response = JSONResponse(
                 {"error": f"storage is not ready yet ({error}); retry shortly"},
